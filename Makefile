@@ -1,0 +1,110 @@
+# torch-pjrt build. `make demo` and `make test` bootstrap everything on a fresh
+# machine: the .venv with pinned dependencies, libtpj, the Python extension.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+VPY := $(VENV)/bin/python
+STAMP := $(VENV)/.tpj-installed
+CC ?= cc
+
+WARN := -Wall -Wextra -Werror -Wno-unused-parameter
+CFLAGS_BASE := -std=c11 -D_GNU_SOURCE $(WARN) -Iinclude -Isrc -fPIC -g
+REL_CFLAGS := $(CFLAGS_BASE) -O2
+SAN := -fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer
+ASAN_CFLAGS := $(CFLAGS_BASE) -O1 $(SAN)
+
+SRCS := $(shell find src -name '*.c' | sort)
+INCS := $(shell find include src -name '*.h' -o -name '*.inc')
+TEST_SRCS := $(sort $(wildcard tests/c/test_*.c))
+FAKE_SRCS := $(sort $(wildcard tests/fake_plugin/*.c))
+TOOL_SRCS := $(sort $(wildcard tools/*.c))
+
+REL := build/release
+ASAN := build/asan
+REL_OBJS := $(SRCS:%.c=$(REL)/obj/%.o)
+ASAN_OBJS := $(SRCS:%.c=$(ASAN)/obj/%.o)
+
+# Where the C tests and tools look for plugins ("cpu" -> xla-cpu-pjrt's .so).
+SITE = $(shell $(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+export TORCH_PJRT_PLUGIN_PATH ?= $(SITE)
+
+.PHONY: all lib venv demo test test-c test-c-asan test-py test-full bench clean
+all: lib
+
+# ----------------------------------------------------------------- bootstrap --
+venv: $(STAMP)
+$(STAMP): requirements.txt pyproject.toml setup.py $(SRCS) $(INCS) $(shell find python -name '*.c' -o -name '*.h' 2>/dev/null)
+	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
+	$(VPY) -m pip install -q --upgrade pip setuptools wheel
+	$(VPY) -m pip install -q -r requirements.txt
+	$(VPY) -m pip install -q --no-build-isolation --no-deps -e .
+	@touch $@
+
+# --------------------------------------------------------------------- C lib --
+lib: $(REL)/libtpj.a $(REL)/libtpj.so
+
+$(REL)/obj/%.o: %.c $(INCS)
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) -c $< -o $@
+$(ASAN)/obj/%.o: %.c $(INCS)
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -c $< -o $@
+
+$(REL)/libtpj.a: $(REL_OBJS)
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+$(REL)/libtpj.so: $(REL_OBJS)
+	$(CC) -shared -o $@ $^ -ldl -lm -lpthread
+$(ASAN)/libtpj.a: $(ASAN_OBJS)
+	@mkdir -p $(dir $@); rm -f $@; ar rcs $@ $^
+
+# The fault-injecting fake plugin, built only for tests.
+$(REL)/libfake_pjrt.so: $(FAKE_SRCS) $(INCS)
+	$(CC) $(REL_CFLAGS) -shared -o $@ $(FAKE_SRCS)
+$(ASAN)/libfake_pjrt.so: $(FAKE_SRCS) $(INCS)
+	$(CC) $(REL_CFLAGS) -shared -o $@ $(FAKE_SRCS)
+
+$(REL)/tests/%: tests/c/%.c $(REL)/libtpj.a tests/c/tpj_test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) -Itests/c $< $(REL)/libtpj.a -o $@ -ldl -lm -lpthread
+$(ASAN)/tests/%: tests/c/%.c $(ASAN)/libtpj.a tests/c/tpj_test.h
+	@mkdir -p $(dir $@)
+	$(CC) $(ASAN_CFLAGS) -Itests/c $< $(ASAN)/libtpj.a -o $@ -ldl -lm -lpthread
+
+$(REL)/tools/%: tools/%.c $(REL)/libtpj.a
+	@mkdir -p $(dir $@)
+	$(CC) $(REL_CFLAGS) $< $(REL)/libtpj.a -o $@ -ldl -lm -lpthread
+
+REL_TESTS := $(TEST_SRCS:tests/c/%.c=$(REL)/tests/%)
+ASAN_TESTS := $(TEST_SRCS:tests/c/%.c=$(ASAN)/tests/%)
+TOOLS := $(TOOL_SRCS:tools/%.c=$(REL)/tools/%)
+
+# ---------------------------------------------------------------------- tests --
+test-c: $(STAMP) $(REL_TESTS) $(REL)/libfake_pjrt.so
+	@set -e; for t in $(REL_TESTS); do TPJ_FAKE_PLUGIN=$(CURDIR)/$(REL)/libfake_pjrt.so $$t; done
+
+# ASan + UBSan + LSan. The XLA plugin itself is not instrumented; its own
+# process-lifetime allocations are suppressed in tests/lsan.supp.
+test-c-asan: $(STAMP) $(ASAN_TESTS) $(ASAN)/libfake_pjrt.so
+	@set -e; for t in $(ASAN_TESTS); do \
+	  TPJ_FAKE_PLUGIN=$(CURDIR)/$(ASAN)/libfake_pjrt.so \
+	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
+	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
+	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $$t; done
+
+test-py: $(STAMP) $(REL)/libfake_pjrt.so
+	TPJ_FAKE_PLUGIN=$(CURDIR)/$(REL)/libfake_pjrt.so $(VPY) -m pytest -q tests/python -m "not full"
+
+test: test-c test-c-asan test-py
+
+test-full: $(STAMP) $(REL)/libfake_pjrt.so
+	TPJ_FAKE_PLUGIN=$(CURDIR)/$(REL)/libfake_pjrt.so $(VPY) -m pytest -q tests/python
+
+demo: $(STAMP) $(TOOLS)
+	$(VPY) -m torch_pjrt.demo
+
+bench: $(STAMP)
+	$(VPY) -m pip install -q -r requirements-bench.txt
+	$(VPY) -m torch_pjrt.bench --quick
+
+clean:
+	rm -rf build python/torch_pjrt/*.so *.egg-info python/*.egg-info

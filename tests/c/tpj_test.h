@@ -1,0 +1,85 @@
+/* tpj_test.h: the plain-C unit-test harness. Each test file is one binary:
+ *   TPJ_TEST(name) { TPJ_EXPECT(cond); TPJ_EXPECT_OK(status_expr); }
+ *   int main(void) { return tpj_test_run_all(); }  -- via TPJ_TEST_MAIN()
+ * It prints one line per test and closes with "N passed, N failed". */
+#ifndef TPJ_TEST_H_
+#define TPJ_TEST_H_
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "tpj/base.h"
+
+typedef void (*tpj_test_fn)(int* failed);
+typedef struct { const char* name; tpj_test_fn fn; } tpj_test_case_t;
+
+#define TPJ_MAX_TESTS 256
+static tpj_test_case_t tpj_tests_[TPJ_MAX_TESTS];
+static int tpj_num_tests_ = 0;
+
+#define TPJ_TEST(name)                                                   \
+  static void tpj_test_##name(int* failed);                              \
+  __attribute__((constructor)) static void tpj_register_##name(void) {   \
+    if (tpj_num_tests_ < TPJ_MAX_TESTS)                                  \
+      tpj_tests_[tpj_num_tests_++] = (tpj_test_case_t){#name, tpj_test_##name}; \
+  }                                                                      \
+  static void tpj_test_##name(int* failed)
+
+#define TPJ_EXPECT(cond)                                                     \
+  do {                                                                       \
+    if (!(cond)) {                                                           \
+      fprintf(stderr, "  %s:%d: expected %s\n", __FILE__, __LINE__, #cond);  \
+      *failed = 1;                                                           \
+    }                                                                        \
+  } while (0)
+
+/* Fails (and returns from the test) if the status is not OK; frees it. */
+#define TPJ_EXPECT_OK(expr)                                                    \
+  do {                                                                         \
+    tpj_status_t s_ = (expr);                                                  \
+    if (s_) {                                                                  \
+      fprintf(stderr, "  %s:%d: %s failed: [%s] %s\n", __FILE__, __LINE__,     \
+              #expr, tpj_status_code_name(tpj_status_code(s_)),                \
+              tpj_status_message(s_));                                         \
+      tpj_status_free(s_);                                                     \
+      *failed = 1;                                                             \
+      return;                                                                  \
+    }                                                                          \
+  } while (0)
+
+/* Expects an error of the given code whose message contains `needle`. */
+#define TPJ_EXPECT_ERROR(expr, code, needle)                                     \
+  do {                                                                           \
+    tpj_status_t s_ = (expr);                                                    \
+    if (!s_) {                                                                   \
+      fprintf(stderr, "  %s:%d: %s unexpectedly succeeded\n", __FILE__, __LINE__, #expr); \
+      *failed = 1;                                                               \
+    } else {                                                                     \
+      if (tpj_status_code(s_) != TPJ_STATUS_##code ||                            \
+          !strstr(tpj_status_message(s_), (needle))) {                           \
+        fprintf(stderr, "  %s:%d: %s: got [%s] \"%s\", expected [%s] containing \"%s\"\n", \
+                __FILE__, __LINE__, #expr, tpj_status_code_name(tpj_status_code(s_)), \
+                tpj_status_message(s_), #code, (needle));                        \
+        *failed = 1;                                                             \
+      }                                                                          \
+      tpj_status_free(s_);                                                       \
+    }                                                                            \
+  } while (0)
+
+static inline int tpj_test_run_all(const char* suite) {
+  int passed = 0, nfailed = 0;
+  for (int i = 0; i < tpj_num_tests_; ++i) {
+    int failed = 0;
+    tpj_tests_[i].fn(&failed);
+    printf("%s %s.%s\n", failed ? "FAIL" : "ok  ", suite, tpj_tests_[i].name);
+    if (failed) ++nfailed; else ++passed;
+  }
+  printf("%s: %d passed, %d failed\n", suite, passed, nfailed);
+  return nfailed ? 1 : 0;
+}
+
+#define TPJ_TEST_MAIN(suite) \
+  int main(void) { return tpj_test_run_all(suite); }
+
+#endif /* TPJ_TEST_H_ */
