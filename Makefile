@@ -28,16 +28,25 @@ ASAN_OBJS := $(SRCS:%.c=$(ASAN)/obj/%.o)
 SITE = $(shell $(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 export TORCH_PJRT_PLUGIN_PATH ?= $(SITE)
 
-.PHONY: all lib venv demo test test-c test-c-asan test-py test-full bench clean
+.PHONY: all lib ext venv demo test test-c test-c-asan test-py test-full bench clean
 all: lib
 
 # ----------------------------------------------------------------- bootstrap --
 venv: $(STAMP)
-$(STAMP): requirements.txt pyproject.toml setup.py $(SRCS) $(INCS) $(shell find python -name '*.c' -o -name '*.h' 2>/dev/null)
+$(STAMP): requirements.txt pyproject.toml setup.py
 	@test -x $(VPY) || $(PYTHON) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip setuptools wheel
 	$(VPY) -m pip install -q -r requirements.txt
 	$(VPY) -m pip install -q --no-build-isolation --no-deps -e .
+	@touch $@
+
+# Rebuilds the extension in place whenever any C source changes.
+PYEXT_SRCS := $(shell find python -name '*.c' -o -name '*.h' 2>/dev/null)
+EXT := build/.ext-built
+ext: $(EXT)
+$(EXT): $(STAMP) $(SRCS) $(INCS) $(PYEXT_SRCS) setup.py
+	@mkdir -p build
+	$(VPY) setup.py -q build_ext --inplace -j 2 >/dev/null
 	@touch $@
 
 # --------------------------------------------------------------------- C lib --
@@ -91,18 +100,18 @@ test-c-asan: $(STAMP) $(ASAN_TESTS) $(ASAN)/libfake_pjrt.so
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $$t; done
 
-test-py: $(STAMP) $(REL)/libfake_pjrt.so
+test-py: $(EXT) $(REL)/libfake_pjrt.so
 	TPJ_FAKE_PLUGIN=$(CURDIR)/$(REL)/libfake_pjrt.so $(VPY) -m pytest -q tests/python -m "not full"
 
 test: test-c test-c-asan test-py
 
-test-full: $(STAMP) $(REL)/libfake_pjrt.so
+test-full: $(EXT) $(REL)/libfake_pjrt.so
 	TPJ_FAKE_PLUGIN=$(CURDIR)/$(REL)/libfake_pjrt.so $(VPY) -m pytest -q tests/python
 
-demo: $(STAMP) $(TOOLS)
+demo: $(EXT) $(TOOLS)
 	$(VPY) -m torch_pjrt.demo
 
-bench: $(STAMP)
+bench: $(EXT)
 	$(VPY) -m pip install -q -r requirements-bench.txt
 	$(VPY) -m torch_pjrt.bench --quick
 
