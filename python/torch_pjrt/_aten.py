@@ -1,0 +1,192 @@
+"""ATen schema helpers shared by the FX walker and the single-op runner.
+
+`encode_args` turns the (args, kwargs) of one ATen OpOverload call into the
+argument list `torch_pjrt._C.Graph.lower` takes: one entry per schema argument,
+in schema order, defaults filled in, keyword-only arguments included. Entries:
+
+    None                      absent optional / None
+    bool, int, float, str     plain values (Scalar keeps its Python type)
+    ("tensor", id)            Tensor / Tensor? (id from the `tensor_id` callback)
+    ("tensors", [id|None,..]) Tensor[] / Tensor?[]
+    ("dtype", code)           ScalarType (code = tpj_dtype_t number)
+    ("ints", [...])           int[] / SymInt[] (a bare int fills all N slots)
+    ("floats", [...])         float[]
+    ("bools", [...])          bool[]
+    ("other",)                Device / Layout / MemoryFormat / Generator
+
+A Python number passed where the schema wants a Tensor (FX graphs do this for
+wrapped scalars, e.g. aten.add.Tensor(x, 2)) is encoded as that number.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Dict, List, Optional, Sequence
+
+import torch
+
+# torch dtype <-> tpj_dtype_t code (== PJRT_Buffer_Type).
+DTYPE_TO_CODE: Dict[torch.dtype, int] = {
+    torch.bool: 1,
+    torch.int8: 2,
+    torch.int16: 3,
+    torch.int32: 4,
+    torch.int64: 5,
+    torch.uint8: 6,
+    torch.uint16: 7,
+    torch.uint32: 8,
+    torch.uint64: 9,
+    torch.float16: 10,
+    torch.float32: 11,
+    torch.float64: 12,
+    torch.bfloat16: 13,
+    torch.complex64: 14,
+    torch.complex128: 15,
+}
+CODE_TO_DTYPE: Dict[int, torch.dtype] = {v: k for k, v in DTYPE_TO_CODE.items()}
+
+_OTHER_TYPES = ("Device", "Layout", "MemoryFormat", "Generator")
+
+
+def dtype_code(dtype: torch.dtype) -> int:
+    """tpj_dtype_t code of a torch dtype; TypeError for unsupported dtypes."""
+    try:
+        return DTYPE_TO_CODE[dtype]
+    except KeyError:
+        raise TypeError(f"torch_pjrt: unsupported dtype {dtype}") from None
+
+
+def code_dtype(code: int) -> torch.dtype:
+    """torch dtype of a tpj_dtype_t code; TypeError for unknown codes."""
+    try:
+        return CODE_TO_DTYPE[int(code)]
+    except KeyError:
+        raise TypeError(f"torch_pjrt: unknown dtype code {code}") from None
+
+
+def target_name(op: torch._ops.OpOverload) -> str:
+    """'aten::add.Tensor'; the default overload gives 'aten::relu.default'."""
+    schema = op._schema
+    overload = schema.overload_name or "default"
+    return f"{schema.name}.{overload}"
+
+
+def normalize_args(op: torch._ops.OpOverload, args: Sequence[Any],
+                   kwargs: Optional[Dict[str, Any]]) -> List[Any]:
+    """Values for every schema argument in schema order, defaults filled."""
+    kwargs = dict(kwargs or {})
+    schema_args = op._schema.arguments
+    positional = [a for a in schema_args if not a.kwarg_only]
+    if len(args) > len(positional):
+        raise TypeError(f"{target_name(op)}: too many positional arguments "
+                        f"(got {len(args)}, expected at most {len(positional)})")
+    values = []
+    for i, arg in enumerate(schema_args):
+        if not arg.kwarg_only and i < len(args):
+            if arg.name in kwargs:
+                raise TypeError(f"{target_name(op)}: argument '{arg.name}' given twice")
+            values.append(args[i])
+        elif arg.name in kwargs:
+            values.append(kwargs.pop(arg.name))
+        elif arg.has_default_value():
+            values.append(arg.default_value)
+        elif str(arg.real_type).startswith("Optional["):
+            values.append(None)
+        else:
+            raise TypeError(f"{target_name(op)}: missing argument '{arg.name}'")
+    if kwargs:
+        raise TypeError(f"{target_name(op)}: unexpected keyword arguments "
+                        f"{sorted(kwargs)}")
+    return values
+
+
+def _concrete(value: Any, what: str) -> Any:
+    """A plain int/float/bool for Python numbers, concrete SymInts and FX nodes
+    whose example value is concrete; TypeError for symbolic values."""
+    if isinstance(value, (bool, int, float)):
+        return value
+    node_val = getattr(value, "meta", {}).get("val") if hasattr(value, "meta") else None
+    if node_val is not None:
+        value = node_val
+    if isinstance(value, torch.SymBool):
+        value = value.node.maybe_as_bool() if hasattr(value.node, "maybe_as_bool") else None
+    elif isinstance(value, torch.SymInt):
+        value = value.node.maybe_as_int()
+    elif isinstance(value, torch.SymFloat):
+        value = value.node.maybe_as_float() if hasattr(value.node, "maybe_as_float") else None
+    if isinstance(value, (bool, int, float)):
+        return value
+    raise TypeError(f"{what}: expected a concrete number, got {value!r}")
+
+
+def _encode_scalar_list(values: Any, elem: str, n: Optional[int], what: str) -> Any:
+    if not isinstance(values, (list, tuple)):
+        values = [values] * (n or 1)
+    items = [_concrete(v, what) for v in values]
+    if elem in ("int", "SymInt"):
+        return ("ints", [int(v) for v in items])
+    if elem == "float":
+        return ("floats", [float(v) for v in items])
+    if elem == "bool":
+        return ("bools", [bool(v) for v in items])
+    raise TypeError(f"{what}: unsupported list element type {elem}")
+
+
+def _encode_one(ty: str, value: Any, n: Optional[int], tensor_id: Callable[[Any], int],
+                what: str) -> Any:
+    if value is None:
+        return None
+    if ty.startswith("Optional[") and ty.endswith("]"):
+        return _encode_one(ty[len("Optional["):-1], value, n, tensor_id, what)
+    if ty == "Tensor":
+        if isinstance(value, (bool, int, float)):
+            return value
+        return ("tensor", int(tensor_id(value)))
+    if ty in ("List[Tensor]", "List[Optional[Tensor]]"):
+        return ("tensors", [None if v is None else int(tensor_id(v)) for v in value])
+    if ty.startswith("List[") and ty.endswith("]"):
+        return _encode_scalar_list(value, ty[5:-1], n, what)
+    if ty in ("int", "SymInt"):
+        return int(_concrete(value, what))
+    if ty in ("float", "SymFloat"):
+        return float(_concrete(value, what))
+    if ty in ("bool", "SymBool"):
+        return bool(_concrete(value, what))
+    if ty in ("Scalar", "number"):
+        return _concrete(value, what)
+    if ty == "ScalarType":
+        if isinstance(value, int):
+            return ("dtype", dtype_code(_int_to_dtype(value)))
+        return ("dtype", dtype_code(value))
+    if ty == "str":
+        return str(value)
+    if ty in _OTHER_TYPES:
+        return ("other",)
+    raise TypeError(f"{what}: unsupported schema type {ty}")
+
+
+# c10::ScalarType enum numbers (how TorchScript defaults spell a dtype).
+_SCALAR_TYPE_ENUM = {0: torch.uint8, 1: torch.int8, 2: torch.int16, 3: torch.int32,
+                     4: torch.int64, 5: torch.float16, 6: torch.float32,
+                     7: torch.float64, 9: torch.complex64, 10: torch.complex128,
+                     11: torch.bool, 15: torch.bfloat16}
+
+
+def _int_to_dtype(value: int) -> torch.dtype:
+    try:
+        return _SCALAR_TYPE_ENUM[value]
+    except KeyError:
+        raise TypeError(f"unsupported ScalarType number {value}") from None
+
+
+def encode_args(op: torch._ops.OpOverload, args: Sequence[Any],
+                kwargs: Optional[Dict[str, Any]],
+                tensor_id: Callable[[Any], int]) -> List[Any]:
+    """Normalizes (args, kwargs) against op._schema and encodes every argument
+    for `_C.Graph.lower`. `tensor_id(t)` maps a Tensor (or fx.Node) argument to
+    its graph value id."""
+    values = normalize_args(op, args, kwargs)
+    encoded = []
+    name = target_name(op)
+    for arg, value in zip(op._schema.arguments, values):
+        what = f"{name} argument '{arg.name}'"
+        encoded.append(_encode_one(str(arg.real_type), value, arg.N, tensor_id, what))
+    return encoded
