@@ -63,7 +63,7 @@ static tpj_status_t demo_execute(tpj_client_t* client, const char* text, size_t 
   if (!s) {
     printf("main(a, b) = a * b + 1 -> [");
     for (int i = 0; i < 6; ++i) printf("%s%g", i ? ", " : "", y[i]);
-    printf("], sum = %g (expected 22.5)\n", total);
+    printf("], sum = %g (expected 6)\n", total);
   }
   for (int i = 0; i < 2; ++i) { tpj_buffer_destroy(args[i]); tpj_buffer_destroy(outs[i]); }
   tpj_executable_destroy(exe);
