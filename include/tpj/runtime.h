@@ -1,0 +1,99 @@
+/* tpj/runtime.h: the process-wide compile cache and runtime metrics.
+ *
+ * Compile cache. Compiling StableHLO is slow (tens to hundreds of ms), and the
+ * same graph is compiled again and again (re-traces, the eager single-op
+ * runner, tests). tpj_runtime_compile_cached keys every compile by a 64-bit
+ * FNV-1a hash of (program text, compile options, plugin path), then confirms a
+ * hit by comparing the client and the full text, so a hash collision can never
+ * hand back the wrong program. Compiles run outside the cache lock; when two
+ * threads compile the same program at once, the first to finish wins and the
+ * other's executable is dropped.
+ *
+ * Ownership: cached executables are reference counted through an opaque handle,
+ * tpj_cached_executable_t. The cache holds one reference per entry; every handle
+ * returned to a caller carries one more reference, dropped with
+ * tpj_cached_executable_release. The underlying tpj_executable_t is destroyed
+ * when the last reference goes. A handle's client must outlive the handle:
+ * call tpj_runtime_cache_evict_client(client) before tpj_client_destroy(client)
+ * and release every handle of that client first.
+ *
+ * Metrics are lock-free process-wide counters; every function here is
+ * thread-safe.
+ */
+#ifndef TPJ_RUNTIME_H_
+#define TPJ_RUNTIME_H_
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tpj/base.h"
+#include "tpj/pjrt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* ---------------------------------------------------------- compile cache -- */
+
+typedef struct tpj_cached_executable_s tpj_cached_executable_t;
+
+/* The cache key of a program: FNV-1a over the text, the options (NULL = one
+ * replica, one partition, no SPMD) and the plugin path of `client`. */
+uint64_t tpj_runtime_cache_key(const tpj_client_t* client, const char* program,
+                               size_t program_len, const tpj_compile_options_t* options);
+
+/* Returns the executable for `program` on `client`, compiling it on a miss
+ * (metrics: one compile and its seconds) or reusing the cached one (metrics:
+ * one cache hit). *out_executable carries a reference owned by the caller.
+ * out_hit (may be NULL) tells whether the cache answered. Compile errors are
+ * returned as they come from the plugin, annotated with "compile". */
+tpj_status_t tpj_runtime_compile_cached(tpj_client_t* client, const char* program,
+                                        size_t program_len,
+                                        const tpj_compile_options_t* options,
+                                        tpj_cached_executable_t** out_executable,
+                                        bool* out_hit);
+
+/* The executable behind a handle (borrowed: lives as long as the handle). */
+tpj_executable_t* tpj_cached_executable_get(const tpj_cached_executable_t* handle);
+uint64_t tpj_cached_executable_key(const tpj_cached_executable_t* handle);
+void tpj_cached_executable_retain(tpj_cached_executable_t* handle);
+/* Drops one reference; accepts NULL. */
+void tpj_cached_executable_release(tpj_cached_executable_t* handle);
+
+/* Drops the cache's references to every entry compiled for `client`. */
+void tpj_runtime_cache_evict_client(const tpj_client_t* client);
+/* Drops the cache's references to every entry. */
+void tpj_runtime_cache_clear(void);
+size_t tpj_runtime_cache_size(void);
+
+/* ---------------------------------------------------------------- metrics -- */
+
+typedef struct tpj_metrics_s {
+  uint64_t compiles;        /* graphs compiled by tpj_runtime_compile_cached */
+  uint64_t cache_hits;      /* compiles answered by the cache */
+  double compile_seconds;   /* wall time spent compiling (misses only) */
+  uint64_t executions;      /* executable launches */
+  uint64_t bytes_h2d;       /* bytes copied host -> device */
+  uint64_t bytes_d2h;       /* bytes copied device -> host */
+  uint64_t fallbacks;       /* ops or graphs that ran on the fallback path */
+  uint64_t cache_entries;   /* executables in the cache now (not reset) */
+} tpj_metrics_t;
+
+void tpj_runtime_metrics_get(tpj_metrics_t* out_metrics);
+/* Zeroes every counter except cache_entries. */
+void tpj_runtime_metrics_reset(void);
+
+void tpj_runtime_metrics_add_execution(void);
+void tpj_runtime_metrics_add_bytes_h2d(uint64_t bytes);
+void tpj_runtime_metrics_add_bytes_d2h(uint64_t bytes);
+void tpj_runtime_metrics_add_fallback(void);
+/* Used by the cache; exposed for callers that compile without it. */
+void tpj_runtime_metrics_add_compile(double seconds);
+void tpj_runtime_metrics_add_cache_hit(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TPJ_RUNTIME_H_ */

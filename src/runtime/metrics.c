@@ -1,0 +1,51 @@
+/* metrics.c: process-wide runtime counters (compiles, cache hits, executions,
+ * transfer bytes, fallbacks). Plain C11 atomics, so the extension can bump them
+ * from any thread without a lock; compile time is kept in nanoseconds. */
+#include <stdatomic.h>
+
+#include "tpj/runtime.h"
+
+static atomic_uint_fast64_t g_compiles;
+static atomic_uint_fast64_t g_cache_hits;
+static atomic_uint_fast64_t g_compile_ns;
+static atomic_uint_fast64_t g_executions;
+static atomic_uint_fast64_t g_bytes_h2d;
+static atomic_uint_fast64_t g_bytes_d2h;
+static atomic_uint_fast64_t g_fallbacks;
+
+void tpj_runtime_metrics_get(tpj_metrics_t* out_metrics) {
+  if (!out_metrics) return;
+  out_metrics->compiles = atomic_load(&g_compiles);
+  out_metrics->cache_hits = atomic_load(&g_cache_hits);
+  out_metrics->compile_seconds = (double)atomic_load(&g_compile_ns) * 1e-9;
+  out_metrics->executions = atomic_load(&g_executions);
+  out_metrics->bytes_h2d = atomic_load(&g_bytes_h2d);
+  out_metrics->bytes_d2h = atomic_load(&g_bytes_d2h);
+  out_metrics->fallbacks = atomic_load(&g_fallbacks);
+  out_metrics->cache_entries = tpj_runtime_cache_size();
+}
+
+void tpj_runtime_metrics_reset(void) {
+  atomic_store(&g_compiles, 0);
+  atomic_store(&g_cache_hits, 0);
+  atomic_store(&g_compile_ns, 0);
+  atomic_store(&g_executions, 0);
+  atomic_store(&g_bytes_h2d, 0);
+  atomic_store(&g_bytes_d2h, 0);
+  atomic_store(&g_fallbacks, 0);
+}
+
+void tpj_runtime_metrics_add_execution(void) { atomic_fetch_add(&g_executions, 1); }
+void tpj_runtime_metrics_add_bytes_h2d(uint64_t bytes) {
+  atomic_fetch_add(&g_bytes_h2d, bytes);
+}
+void tpj_runtime_metrics_add_bytes_d2h(uint64_t bytes) {
+  atomic_fetch_add(&g_bytes_d2h, bytes);
+}
+void tpj_runtime_metrics_add_fallback(void) { atomic_fetch_add(&g_fallbacks, 1); }
+void tpj_runtime_metrics_add_cache_hit(void) { atomic_fetch_add(&g_cache_hits, 1); }
+
+void tpj_runtime_metrics_add_compile(double seconds) {
+  atomic_fetch_add(&g_compiles, 1);
+  if (seconds > 0) atomic_fetch_add(&g_compile_ns, (uint_fast64_t)(seconds * 1e9));
+}
