@@ -89,4 +89,15 @@ tpj_status_t tpj_lower_reduce_body(tpj_graph_t* g, tpj_dtype_t dtype,
 #define TPJ_LOWER_UNSUPPORTED(call, ...) \
   tpj_status_annotate(TPJ_STATUS(UNIMPLEMENTED, __VA_ARGS__), "%s", (call)->target)
 
+/* ------------------------------------------------- additions (elementwise) -- */
+
+/* "tensor", "int", "float", "None", ... for error messages. */
+const char* tpj_lower_arg_kind_name(tpj_arg_kind_t kind);
+/* A DTYPE (or INT code) argument; `dflt` when None/absent. INVALID_ARGUMENT for
+ * an unknown code. */
+tpj_status_t tpj_lower_arg_dtype_or(const tpj_lower_call_t* call, size_t i, tpj_dtype_t dflt,
+                                    tpj_dtype_t* out_dtype);
+/* true if argument i is an INT, FLOAT or BOOL scalar (not a tensor). */
+bool tpj_lower_arg_is_scalar(const tpj_lower_call_t* call, size_t i);
+
 #endif /* TPJ_LOWER_UTIL_H_ */
