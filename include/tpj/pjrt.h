@@ -133,6 +133,9 @@ size_t tpj_buffer_rank(const tpj_buffer_t* buffer);
 const int64_t* tpj_buffer_dims(const tpj_buffer_t* buffer); /* (rank) borrowed */
 tpj_status_t tpj_buffer_on_device_size(tpj_buffer_t* buffer, size_t* out_size);
 size_t tpj_buffer_device_index(const tpj_buffer_t* buffer);
+/* Frees the device memory now (PJRT_Buffer_Delete); the handle stays valid
+ * for is_deleted / destroy, every other use fails. */
+tpj_status_t tpj_buffer_delete(tpj_buffer_t* buffer);
 /* true once the buffer was donated to an execution or deleted. */
 bool tpj_buffer_is_deleted(tpj_buffer_t* buffer);
 void tpj_buffer_destroy(tpj_buffer_t* buffer);
