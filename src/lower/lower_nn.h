@@ -1,0 +1,108 @@
+/* lower_nn.h: the nn lowering family (internal): convolution, pooling,
+ * resampling, random ops and sorting. The rows of the op table are in
+ * ops_nn.inc; shared helpers of the family are declared at the end.
+ *
+ * Random ops take one extra trailing tensor<2xui64> state argument after the
+ * schema arguments (fed fresh per call by the Python layer).
+ */
+#ifndef TPJ_LOWER_NN_H_
+#define TPJ_LOWER_NN_H_
+
+#include "lower/lower_util.h"
+
+/* conv.c / conv_backward.c */
+TPJ_LOWERING(tpj_lower_nn_convolution);
+TPJ_LOWERING(tpj_lower_nn_convolution_backward);
+
+/* pool_max.c */
+TPJ_LOWERING(tpj_lower_nn_max_pool_with_indices);
+TPJ_LOWERING(tpj_lower_nn_max_pool_with_indices_backward);
+
+/* pool_avg.c */
+TPJ_LOWERING(tpj_lower_nn_avg_pool);
+TPJ_LOWERING(tpj_lower_nn_avg_pool_backward);
+
+/* pool_adaptive.c */
+TPJ_LOWERING(tpj_lower_nn_adaptive_avg_pool);
+TPJ_LOWERING(tpj_lower_nn_adaptive_avg_pool_backward);
+TPJ_LOWERING(tpj_lower_nn_adaptive_max_pool);
+
+/* upsample.c */
+TPJ_LOWERING(tpj_lower_nn_upsample_nearest);
+TPJ_LOWERING(tpj_lower_nn_upsample_nearest_backward);
+TPJ_LOWERING(tpj_lower_nn_upsample_linear);
+TPJ_LOWERING(tpj_lower_nn_upsample_linear_backward);
+
+/* random.c */
+TPJ_LOWERING(tpj_lower_nn_rand);
+TPJ_LOWERING(tpj_lower_nn_randn);
+TPJ_LOWERING(tpj_lower_nn_uniform);
+TPJ_LOWERING(tpj_lower_nn_normal);
+TPJ_LOWERING(tpj_lower_nn_bernoulli_p);
+TPJ_LOWERING(tpj_lower_nn_bernoulli_tensor);
+TPJ_LOWERING(tpj_lower_nn_randint);
+TPJ_LOWERING(tpj_lower_nn_native_dropout);
+TPJ_LOWERING(tpj_lower_nn_native_dropout_backward);
+
+/* sort.c */
+TPJ_LOWERING(tpj_lower_nn_sort);
+TPJ_LOWERING(tpj_lower_nn_sort_stable);
+TPJ_LOWERING(tpj_lower_nn_argsort);
+TPJ_LOWERING(tpj_lower_nn_argsort_stable);
+TPJ_LOWERING(tpj_lower_nn_topk);
+TPJ_LOWERING(tpj_lower_nn_kthvalue);
+
+/* ------------------------------------------------- shared helpers (conv_util.c) */
+
+/* Reads int-list argument i as exactly n entries: a 1-entry list is repeated,
+ * an empty/None list gives `dflt` (dflt NULL: error). Errors name the op. */
+tpj_status_t tpj_nn_ints(const tpj_lower_call_t* call, size_t i, size_t n,
+                         const int64_t* dflt, int64_t* out_ints /* (n) */);
+
+/* Computes the pooling output size of one spatial dim the PyTorch way
+ * (pooling_output_shape), INVALID_ARGUMENT when it would be < 1. */
+tpj_status_t tpj_nn_pool_out_size(const tpj_lower_call_t* call, int64_t in, int64_t k,
+                                  int64_t pad, int64_t stride, int64_t dil, bool ceil_mode,
+                                  int64_t* out_size);
+
+/* Spatial rank from the op name: 1, 2 or 3 for "1d"/"2d"/"3d", else 0. */
+size_t tpj_nn_target_nsp(const char* target);
+
+/* Splits x of rank nsp+1 or nsp+2 into a flat batch: out_batch = product of
+ * the leading dims; `x2` is x reshaped to (batch, spatial...). */
+tpj_status_t tpj_nn_flatten_batch(tpj_graph_t* g, const tpj_lower_call_t* call, tpj_value_t x,
+                                  size_t nsp, tpj_value_t* out_x2);
+
+/* Float dtype used to accumulate: f32 for f16/bf16, else the dtype itself. */
+tpj_dtype_t tpj_nn_acc_dtype(tpj_dtype_t dtype);
+
+/* Applies, for each of the last `count` dims of x (in order), the matrix
+ * mats[d] of shape (out_d, in_d) (row-major host doubles, converted to the
+ * dtype of x): y[.., o_0, .., o_n] = sum_i prod_d mats[d][o_d][i_d] x[.., i..].
+ * `x` must be a float tensor. */
+tpj_status_t tpj_nn_separable_matmul(tpj_graph_t* g, tpj_value_t x, size_t count,
+                                     const double* const* mats, const int64_t* out_sizes,
+                                     tpj_value_t* out);
+
+/* Constant of `type` (float or integer dtype) from host doubles (numel entries). */
+tpj_status_t tpj_nn_constant(tpj_graph_t* g, const tpj_type_t* type, const double* data,
+                             tpj_value_t* out);
+
+/* Reshapes rank-(r) x to `type.dims` / sums all dims except `keep` etc. */
+tpj_status_t tpj_nn_reshape(tpj_graph_t* g, tpj_value_t x, const int64_t* dims, size_t rank,
+                            tpj_value_t* out);
+
+/* Core of a transposed convolution (PyTorch conv_transpose semantics): input
+ * (N, Cin, sp...), weight (Cin, Cout/groups, k...), output spatial sizes given
+ * explicitly (out_padding is implied). */
+tpj_status_t tpj_nn_conv_transposed(tpj_graph_t* g, tpj_value_t input, tpj_value_t weight,
+                                    size_t nsp, const int64_t* stride, const int64_t* padding,
+                                    const int64_t* dilation, int64_t groups,
+                                    const int64_t* out_spatial, tpj_value_t* out);
+
+/* Forward (non-transposed) convolution with symmetric padding `padding`. */
+tpj_status_t tpj_nn_conv_forward(tpj_graph_t* g, tpj_value_t input, tpj_value_t weight,
+                                 size_t nsp, const int64_t* stride, const int64_t* padding,
+                                 const int64_t* dilation, int64_t groups, tpj_value_t* out);
+
+#endif /* TPJ_LOWER_NN_H_ */
