@@ -150,7 +150,7 @@ static tpj_status_t tpj_reduce_var_core(tpj_graph_t* g, const tpj_lower_call_t* 
 
 static tpj_status_t tpj_reduce_var_like(tpj_graph_t* g, const tpj_lower_call_t* call,
                                         bool take_sqrt, bool with_mean, tpj_value_t* out) {
-  tpj_value_t v, m;
+  tpj_value_t v = TPJ_VALUE_NONE, m = TPJ_VALUE_NONE;
   TPJ_RETURN_IF_ERROR(tpj_reduce_var_core(g, call, &v, &m));
   if (take_sqrt) TPJ_RETURN_IF_ERROR(tpj_build_unary(g, TPJ_UNARY_OP_SQRT, v, &v));
   TPJ_RETURN_IF_ERROR(tpj_reduce_finish(g, v, tpj_lower_out_type(call, 0), &out[0]));
