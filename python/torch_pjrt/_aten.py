@@ -190,3 +190,82 @@ def encode_args(op: torch._ops.OpOverload, args: Sequence[Any],
         what = f"{name} argument '{arg.name}'"
         encoded.append(_encode_one(str(arg.real_type), value, arg.N, tensor_id, what))
     return encoded
+
+
+# ------------------------------------------------------------- single op --
+
+class UnsupportedOpError(NotImplementedError):
+    """An ATen op has no C lowering (see torch_pjrt._C.lower_ops())."""
+
+
+def _fake_outputs(op: torch._ops.OpOverload, args: Sequence[Any],
+                  kwargs: Dict[str, Any]) -> Any:
+    """The op's output structure with fake tensors (dtype and shape only)."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    from torch.utils._pytree import tree_map_only
+
+    with FakeTensorMode(allow_non_fake_inputs=False) as mode:
+        fake_args, fake_kwargs = tree_map_only(torch.Tensor, mode.from_tensor,
+                                               (tuple(args), dict(kwargs)))
+        return op(*fake_args, **fake_kwargs)
+
+
+def _flatten_outputs(out: Any, name: str) -> List[Optional[torch.Tensor]]:
+    if isinstance(out, torch.Tensor) or out is None:
+        return [out]
+    if isinstance(out, (tuple, list)):
+        flat: List[Optional[torch.Tensor]] = []
+        for o in out:
+            flat.extend(_flatten_outputs(o, name))
+        return flat
+    raise TypeError(f"run_aten {name}: unsupported output {type(out).__name__}")
+
+
+def _rebuild(out: Any, results: List[Optional[torch.Tensor]]) -> Any:
+    if isinstance(out, torch.Tensor) or out is None:
+        return results.pop(0)
+    rebuilt = [_rebuild(o, results) for o in out]
+    return tuple(rebuilt) if isinstance(out, tuple) else rebuilt
+
+
+def build_single_op_graph(op: torch._ops.OpOverload, args: Sequence[Any],
+                          kwargs: Dict[str, Any]):
+    """(graph, input tensors, fake output structure, flat fake outputs) for one op
+    lowered through the C table; raises UnsupportedOpError if it has no lowering."""
+    from . import _C
+
+    name = target_name(op)
+    if not _C.lower_supported(name):
+        raise UnsupportedOpError(f"torch_pjrt: no lowering for {name}")
+    fake_out = _fake_outputs(op, args, kwargs)
+    flat = _flatten_outputs(fake_out, name)
+    graph = _C.Graph()
+    inputs: List[torch.Tensor] = []
+    ids: Dict[int, int] = {}
+
+    def tensor_id(t: Any) -> int:
+        if not isinstance(t, torch.Tensor):
+            raise TypeError(f"run_aten {name}: expected a tensor, got {type(t).__name__}")
+        if id(t) not in ids:
+            ids[id(t)] = graph.param(dtype_code(t.dtype), tuple(t.shape))
+            inputs.append(t)
+        return ids[id(t)]
+
+    encoded = encode_args(op, args, kwargs, tensor_id)
+    out_types = [None if o is None else (dtype_code(o.dtype), tuple(int(d) for d in o.shape))
+                 for o in flat]
+    values = graph.lower(name, encoded, out_types)
+    graph.set_results([v for v in values if v is not None])
+    return graph, inputs, fake_out, values
+
+
+def run_aten(op: torch._ops.OpOverload, *args: Any, **kwargs: Any) -> Any:
+    """Runs ONE ATen op through the C lowering table on the default device and
+    returns CPU tensors structured like the op's own output (None stays None)."""
+    from . import _device
+
+    graph, inputs, fake_out, values = build_single_op_graph(op, args, kwargs)
+    outs = _device.run_stablehlo(graph.to_stablehlo(), inputs)
+    it = iter(outs)
+    results = [None if v is None else next(it) for v in values]
+    return _rebuild(fake_out, results)

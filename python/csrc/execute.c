@@ -1,0 +1,219 @@
+/* execute.c: Executable.execute / execute_sharded. Checks the argument
+ * buffers, launches without the GIL, waits for completion (so errors surface
+ * here and zero-copy host memory is never read after the call), and wraps the
+ * outputs as Buffers. */
+#include "tpj_py.h"
+
+#include <stdlib.h>
+
+typedef struct {
+  size_t num_devices;
+  size_t num_args;
+  tpj_buffer_t** args;  /* (num_devices, num_args) borrowed from the Buffers */
+  bool* donate;         /* (num_args) or NULL */
+} exec_request_t;
+
+/* Borrowed C buffer of args[i] (a live Buffer of this executable's client). */
+static tpj_buffer_t* arg_buffer(tpj_py_executable_t* self, PyObject* obj, size_t device,
+                                size_t index) {
+  if (!PyObject_TypeCheck(obj, &tpj_py_buffer_type)) {
+    tpj_py_raise(TPJ_STATUS(INVALID_ARGUMENT,
+                            "execute: argument %zu on device %zu is not a Buffer (got %s)",
+                            index, device, Py_TYPE(obj)->tp_name));
+    return NULL;
+  }
+  tpj_py_buffer_t* b = (tpj_py_buffer_t*)obj;
+  if (!b->buffer || tpj_buffer_is_deleted(b->buffer)) {
+    tpj_py_raise(TPJ_STATUS(FAILED_PRECONDITION,
+                            "execute: argument %zu on device %zu was deleted or donated",
+                            index, device));
+    return NULL;
+  }
+  if (b->client != self->client) {
+    tpj_py_raise(TPJ_STATUS(INVALID_ARGUMENT,
+                            "execute: argument %zu belongs to another client", index));
+    return NULL;
+  }
+  return b->buffer;
+}
+
+/* Fills row `device` of req->args from a list of Buffers. */
+static int fill_row(tpj_py_executable_t* self, exec_request_t* req, size_t device,
+                    PyObject* list) {
+  PyObject* fast = PySequence_Fast(list, "execute: args must be a list of Buffers");
+  if (!fast) return -1;
+  size_t n = (size_t)PySequence_Fast_GET_SIZE(fast);
+  if (n != req->num_args) {
+    Py_DECREF(fast);
+    tpj_py_raise(TPJ_STATUS(INVALID_ARGUMENT,
+                            "execute: wrong argument count on device %zu (got %zu, "
+                            "expected %zu)", device, n, req->num_args));
+    return -1;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    tpj_buffer_t* b = arg_buffer(self, PySequence_Fast_GET_ITEM(fast, (Py_ssize_t)i),
+                                 device, i);
+    if (!b) {
+      Py_DECREF(fast);
+      return -1;
+    }
+    req->args[device * req->num_args + i] = b;
+  }
+  Py_DECREF(fast);
+  return 0;
+}
+
+/* Launches and awaits; on success *out_buffers holds (num_devices, num_outputs). */
+static tpj_status_t launch(tpj_executable_t* exe, const exec_request_t* req,
+                           tpj_buffer_t** out_buffers) {
+  size_t nd = req->num_devices, nout = tpj_executable_num_outputs(exe);
+  tpj_event_t** events = calloc(nd ? nd : 1, sizeof(*events));
+  if (!events) return TPJ_STATUS(RESOURCE_EXHAUSTED, "execute: out of memory");
+  tpj_execute_args_t ea = {.args = req->args, .num_args = req->num_args,
+                           .num_devices = nd, .donate = req->donate,
+                           .out_buffers = out_buffers, .out_events = events};
+  tpj_status_t s = tpj_executable_execute(exe, &ea);
+  for (size_t d = 0; d < nd && !s; ++d) {
+    if (events[d]) s = tpj_event_await(events[d]);
+  }
+  for (size_t d = 0; d < nd; ++d) tpj_event_destroy(events[d]);
+  free(events);
+  if (s && out_buffers) {
+    for (size_t i = 0; i < nd * nout; ++i) {
+      tpj_buffer_destroy(out_buffers[i]);
+      out_buffers[i] = NULL;
+    }
+  }
+  return s;
+}
+
+/* Runs req and returns a list (per device) of lists of Buffers. */
+static PyObject* run_request(tpj_py_executable_t* self, const exec_request_t* req) {
+  tpj_executable_t* exe = tpj_cached_executable_get(self->handle);
+  size_t nd = req->num_devices, nout = tpj_executable_num_outputs(exe);
+  tpj_buffer_t** outs = calloc(nd * nout + 1, sizeof(*outs));
+  if (!outs) return PyErr_NoMemory();
+  tpj_status_t s;
+  Py_BEGIN_ALLOW_THREADS
+  s = launch(exe, req, outs);
+  Py_END_ALLOW_THREADS
+  if (s) {
+    free(outs);
+    return tpj_py_raise(s);
+  }
+  tpj_runtime_metrics_add_execution();
+  PyObject* result = PyList_New((Py_ssize_t)nd);
+  bool ok = result != NULL;
+  for (size_t d = 0; d < nd; ++d) {
+    PyObject* row = ok ? PyList_New((Py_ssize_t)nout) : NULL;
+    if (!row) ok = false;
+    else PyList_SET_ITEM(result, (Py_ssize_t)d, row);
+    for (size_t o = 0; o < nout; ++o) {
+      tpj_buffer_t* b = outs[d * nout + o];
+      if (!ok) {
+        tpj_buffer_destroy(b);
+        continue;
+      }
+      PyObject* w = tpj_py_buffer_wrap(self->client, b, NULL); /* destroys b on failure */
+      if (!w) ok = false;
+      else PyList_SET_ITEM(row, (Py_ssize_t)o, w);
+    }
+  }
+  if (!ok) Py_CLEAR(result);
+  free(outs);
+  return result;
+}
+
+static int check_devices(tpj_py_executable_t* self, size_t got) {
+  size_t want = tpj_executable_num_devices(tpj_cached_executable_get(self->handle));
+  if (got == want) return 0;
+  return tpj_py_raise_int(TPJ_STATUS(INVALID_ARGUMENT,
+                                     "execute: wrong device count (got %zu argument lists, "
+                                     "expected %zu)", got, want));
+}
+
+/* Parses `donate` (None or a list of bools, one per argument). */
+static int parse_donate(PyObject* obj, exec_request_t* req) {
+  if (!obj || obj == Py_None) return 0;
+  PyObject* fast = PySequence_Fast(obj, "execute: donate must be a list of bools");
+  if (!fast) return -1;
+  size_t n = (size_t)PySequence_Fast_GET_SIZE(fast);
+  if (n != req->num_args) {
+    Py_DECREF(fast);
+    return tpj_py_raise_int(TPJ_STATUS(INVALID_ARGUMENT,
+                                       "execute: donate has %zu entries, expected %zu", n,
+                                       req->num_args));
+  }
+  req->donate = calloc(n + 1, sizeof(bool));
+  if (!req->donate) {
+    Py_DECREF(fast);
+    PyErr_NoMemory();
+    return -1;
+  }
+  for (size_t i = 0; i < n; ++i) {
+    int v = PyObject_IsTrue(PySequence_Fast_GET_ITEM(fast, (Py_ssize_t)i));
+    if (v < 0) {
+      Py_DECREF(fast);
+      return -1;
+    }
+    req->donate[i] = v != 0;
+  }
+  Py_DECREF(fast);
+  return 0;
+}
+
+PyObject* tpj_py_executable_execute(tpj_py_executable_t* self, PyObject* args,
+                                    PyObject* kwargs) {
+  static char* kwlist[] = {"args", "donate", NULL};
+  PyObject *list = NULL, *donate = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "O|O:execute", kwlist, &list, &donate)) {
+    return NULL;
+  }
+  if (check_devices(self, 1) < 0) return NULL;
+  Py_ssize_t n = PySequence_Size(list);
+  if (n < 0) return NULL;
+  exec_request_t req = {.num_devices = 1, .num_args = (size_t)n};
+  req.args = calloc((size_t)n + 1, sizeof(*req.args));
+  if (!req.args) return PyErr_NoMemory();
+  PyObject* rows = NULL;
+  if (parse_donate(donate, &req) == 0 && fill_row(self, &req, 0, list) == 0) {
+    rows = run_request(self, &req);
+  }
+  free(req.args);
+  free(req.donate);
+  if (!rows) return NULL;
+  PyObject* first = PyList_GET_ITEM(rows, 0);
+  Py_INCREF(first);
+  Py_DECREF(rows);
+  return first;
+}
+
+PyObject* tpj_py_executable_execute_sharded(tpj_py_executable_t* self, PyObject* args) {
+  PyObject* lists = NULL;
+  if (!PyArg_ParseTuple(args, "O:execute_sharded", &lists)) return NULL;
+  PyObject* fast = PySequence_Fast(lists, "execute_sharded: args must be a list of lists");
+  if (!fast) return NULL;
+  size_t nd = (size_t)PySequence_Fast_GET_SIZE(fast);
+  if (check_devices(self, nd) < 0 || nd == 0) {
+    Py_DECREF(fast);
+    return nd == 0 && !PyErr_Occurred() ? PyList_New(0) : NULL;
+  }
+  Py_ssize_t na = PySequence_Size(PySequence_Fast_GET_ITEM(fast, 0));
+  if (na < 0) {
+    Py_DECREF(fast);
+    return NULL;
+  }
+  exec_request_t req = {.num_devices = nd, .num_args = (size_t)na};
+  req.args = calloc(nd * (size_t)na + 1, sizeof(*req.args));
+  PyObject* rows = NULL;
+  if (!req.args) {
+    PyErr_NoMemory();
+  } else {
+    size_t d = 0;
+    while (d < nd && fill_row(self, &req, d, PySequence_Fast_GET_ITEM(fast, d)) == 0) ++d;
+    if (d == nd) rows = run_request(self, &req);
+  }
+  free(req.args);
+  Py_DECREF(fast);
+  return rows;
+}

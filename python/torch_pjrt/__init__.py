@@ -1,0 +1,33 @@
+"""torch_pjrt: a native PyTorch backend for OpenXLA PJRT plugins, with a C core.
+
+Quick use:
+    torch_pjrt.devices()                 # the default client's devices
+    torch_pjrt.plugin_info()             # plugin path, PJRT API / StableHLO versions
+    torch_pjrt.run_stablehlo(text, [t])  # compile (cached) and run a module
+    torch_pjrt.run_aten(torch.ops.aten.add.Tensor, a, b, alpha=2)  # one op, C lowering
+    torch_pjrt.metrics()                 # compile / cache / transfer counters
+The default plugin is $TORCH_PJRT_PLUGIN ("cpu" | "cuda" | "tpu" | a path).
+"""
+from . import _C, config
+from ._C import Error
+from ._aten import UnsupportedOpError, code_dtype, dtype_code, encode_args, run_aten, target_name
+from ._device import (default_client, devices, plugin_info, plugin_path, run_stablehlo,
+                      set_client_options, to_buffer, to_tensor)
+
+__all__ = [
+    "Error", "UnsupportedOpError", "config", "default_client", "devices", "plugin_info",
+    "plugin_path", "run_stablehlo", "run_aten", "set_client_options", "metrics",
+    "metrics_reset", "to_buffer", "to_tensor", "encode_args", "target_name", "dtype_code",
+    "code_dtype",
+]
+
+
+def metrics() -> dict:
+    """Runtime counters from the C core: compiles, cache_hits, compile_seconds,
+    executions, bytes_h2d, bytes_d2h, fallbacks, cache_entries."""
+    return _C.metrics()
+
+
+def metrics_reset() -> None:
+    """Zeroes the counters (cache_entries is a level, not a counter)."""
+    _C.metrics_reset()
