@@ -1,0 +1,146 @@
+"""The `torch.compile(backend="pjrt")` Dynamo backend.
+
+AOTAutograd (with Core-ATen decompositions) splits each Dynamo graph into a
+functional forward and backward graph; each is lowered to one StableHLO
+module per input signature and compiled through the C compile cache. Ops with
+no device lowering either run eagerly on the CPU between device subgraphs
+(config.fallback == "cpu", the default) or raise UnsupportedOpError
+(config.fallback == "error").
+"""
+from __future__ import annotations
+
+import functools
+import logging
+from typing import Any, Callable, Dict, List, Sequence
+
+import torch
+import torch.fx as fx
+
+from . import compiled as _compiled
+from . import fx_lower
+
+log = logging.getLogger("torch_pjrt")
+
+
+class UnsupportedOpError(RuntimeError):
+    """An op has no device lowering and config.fallback == "error"."""
+
+
+def _fallback_mode() -> str:
+    try:
+        from . import config
+    except ImportError:
+        return "cpu"
+    return str(getattr(config, "fallback", "cpu"))
+
+
+def _C():
+    from . import _C as c
+    return c
+
+
+# Decompositions beyond Core ATen: ops Core ATen keeps but that are easier to
+# lower (or only lowerable) in decomposed form.
+_EXTRA_DECOMP_OPS: List[Any] = []
+
+
+@functools.lru_cache(maxsize=None)
+def decompositions() -> Dict[Any, Callable[..., Any]]:
+    from torch._decomp import core_aten_decompositions, get_decompositions
+    table = dict(core_aten_decompositions())
+    table.update(get_decompositions(_EXTRA_DECOMP_OPS))
+    return table
+
+
+def _tolerable(exc: BaseException) -> bool:
+    """Errors that mean "no lowering for this case" rather than a bug."""
+    if isinstance(exc, (fx_lower.UnsupportedNodeError, TypeError)):
+        return True
+    return getattr(exc, "code", None) in ("UNIMPLEMENTED", "NOT_FOUND")
+
+
+def find_unsupported(gm: fx.GraphModule) -> Dict[fx.Node, str]:
+    """node -> reason for every node that cannot run on the device: no
+    lowering by name, or (static graphs) a lowering that rejects the case."""
+    c = _C()
+    out: Dict[fx.Node, str] = {}
+    for node in gm.graph.nodes:
+        ok, why = fx_lower.node_is_lowerable(node, c.lower_supported)
+        if not ok:
+            out[node] = why
+    values = fx_lower.meta_values(gm)
+    if values is None:
+        return out
+    lowered = fx_lower.lower_graph(gm, values, c.Graph, tolerate_failures=True)
+    for node, exc in lowered.failed.items():
+        if node in out:
+            continue
+        if not _tolerable(exc):
+            raise fx_lower.annotate(exc, node, fx_lower.op_name(node), values) from exc
+        out[node] = str(exc)
+    return out
+
+
+def _raise_unsupported(gm: fx.GraphModule, unsupported: Dict[fx.Node, str]) -> None:
+    node, why = next(iter(unsupported.items()))
+    names = sorted({fx_lower.op_name(n) for n in unsupported})
+    raise UnsupportedOpError(
+        f"torch_pjrt: op {fx_lower.op_name(node)} (node {node.name}, inputs "
+        f"{fx_lower.describe_inputs(node, {})}) is not supported on the device: {why}; "
+        f"unsupported ops in this graph: {', '.join(names)} "
+        f"(set torch_pjrt.config.fallback = 'cpu' to run them eagerly)")
+
+
+def compile_graph(gm: fx.GraphModule, name: str,
+                  donate_args: Sequence[int] = ()) -> Callable[..., Any]:
+    """A callable running `gm` on the device (partitioned when needed)."""
+    unsupported = find_unsupported(gm)
+    if not unsupported:
+        return _compiled.CompiledGraph(gm, name=name, donate_args=donate_args)
+    if _fallback_mode() == "error":
+        _raise_unsupported(gm, unsupported)
+    return _compiled.PartitionedGraph(gm, unsupported, name)
+
+
+_graph_counter = [0]
+
+
+def _compiler(kind: str) -> Callable[[fx.GraphModule, Sequence[Any]], Any]:
+    def compile_fn(gm: fx.GraphModule, example_inputs: Sequence[Any]) -> Any:
+        _graph_counter[0] += 1
+        fn = compile_graph(gm, f"{kind}_{_graph_counter[0]}")
+
+        def run(*args: Any) -> Any:
+            return fn(*args)
+
+        run._torch_pjrt_compiled = fn  # type: ignore[attr-defined]
+        return run
+
+    return compile_fn
+
+
+@functools.lru_cache(maxsize=None)
+def _aot_backend() -> Any:
+    from torch._dynamo.backends.common import aot_autograd
+    return aot_autograd(fw_compiler=_compiler("forward"),
+                        bw_compiler=_compiler("backward"),
+                        inference_compiler=_compiler("inference"),
+                        decompositions=decompositions())
+
+
+def pjrt_backend(gm: fx.GraphModule, example_inputs: Sequence[Any], **kwargs: Any) -> Any:
+    """Dynamo backend: torch.compile(model, backend="pjrt")."""
+    return _aot_backend()(gm, example_inputs, **kwargs)
+
+
+def _register() -> None:
+    from torch._dynamo.backends import registry
+    # When Dynamo already knows "pjrt" (our entry point, or an earlier import),
+    # it registers the function itself on first lookup; registering here too
+    # would be a duplicate.
+    if "pjrt" in registry._COMPILER_FNS or registry._BACKENDS.get("pjrt") is not None:
+        return
+    registry.register_backend(pjrt_backend, name="pjrt")
+
+
+_register()
