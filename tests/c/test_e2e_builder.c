@@ -266,4 +266,150 @@ TPJ_TEST(compare_select_clamp_convert) {
   }
 }
 
+/* Constants must round-trip bit-exactly through the text. */
+TPJ_TEST(constants_bit_exact) {
+  tpj_graph_t* g;
+  TPJ_EXPECT_OK(tpj_graph_create(&g));
+  tpj_status_t s = NULL;
+  float f[5] = {0.1f, -0.0f, INFINITY, NAN, 1e-45f};
+  int64_t i64[3] = {INT64_MIN, -1, INT64_MAX};
+  uint8_t pr[4] = {1, 0, 0, 1};
+  uint16_t bf[3] = {0x3F80, 0x7FC0, 0x0001};
+  tpj_type_t tf = T(TPJ_DTYPE_F32, 1, 5, 0, 0, 0), ti = T(TPJ_DTYPE_S64, 1, 3, 0, 0, 0);
+  tpj_type_t tp = T(TPJ_DTYPE_PRED, 2, 2, 2, 0, 0), tb = T(TPJ_DTYPE_BF16, 1, 3, 0, 0, 0);
+  tpj_type_t te = T(TPJ_DTYPE_F32, 2, 2, 0, 0, 0);
+  tpj_value_t c[10];
+  B(tpj_build_constant(g, &tf, f, sizeof(f), &c[0]));
+  B(tpj_build_constant(g, &ti, i64, sizeof(i64), &c[1]));
+  B(tpj_build_constant(g, &tp, pr, sizeof(pr), &c[2]));
+  B(tpj_build_constant(g, &tb, bf, sizeof(bf), &c[3]));
+  B(tpj_build_splat(g, TPJ_DTYPE_F32, (int64_t[]){2}, 1, 0.1, &c[4]));
+  B(tpj_build_splat(g, TPJ_DTYPE_F64, NULL, 0, -NAN, &c[5]));
+  B(tpj_build_splat_int(g, TPJ_DTYPE_U64, NULL, 0, -3, &c[6]));
+  B(tpj_build_splat(g, TPJ_DTYPE_F16, NULL, 0, 65504.0, &c[7]));
+  B(tpj_build_splat(g, TPJ_DTYPE_S8, NULL, 0, -128, &c[8]));
+  B(tpj_build_constant(g, &te, NULL, 0, &c[9]));
+  B(tpj_graph_set_results(g, c, 10));
+  float of[5], o4[2];
+  int64_t oi[3];
+  uint8_t op[4];
+  uint16_t ob[3], oh;
+  double od;
+  uint64_t ou;
+  int8_t o8;
+  float oe[1];
+  void* outs[10] = {of, oi, op, ob, o4, &od, &ou, &oh, &o8, oe};
+  size_t sizes[10] = {20, 24, 4, 6, 8, 8, 8, 2, 1, 0};
+  B(e2e_run(g, NULL, 0, outs, sizes, 10));
+  tpj_graph_destroy(g);
+  TPJ_EXPECT_OK(s);
+  TPJ_EXPECT(memcmp(of, f, sizeof(f)) == 0 || (memcmp(of, f, 12) == 0 && isnan(of[3]) && of[4] == f[4]));
+  TPJ_EXPECT(memcmp(oi, i64, sizeof(i64)) == 0);
+  TPJ_EXPECT(memcmp(op, pr, sizeof(pr)) == 0);
+  TPJ_EXPECT(memcmp(ob, bf, sizeof(bf)) == 0);
+  TPJ_EXPECT(o4[0] == 0.1f && o4[1] == 0.1f);
+  TPJ_EXPECT(isnan(od));
+  TPJ_EXPECT(ou == UINT64_MAX - 2);
+  TPJ_EXPECT(oh == 0x7BFF);
+  TPJ_EXPECT(o8 == -128);
+}
+
+TPJ_TEST(shape_ops) {
+  tpj_graph_t* g;
+  TPJ_EXPECT_OK(tpj_graph_create(&g));
+  tpj_status_t s = NULL;
+  tpj_type_t t = T(TPJ_DTYPE_S32, 2, 2, 3, 0, 0), ti = T(TPJ_DTYPE_S32, 1, 3, 0, 0, 0);
+  tpj_value_t a, io, bc, rs, tr, sl, i1, ds, dus, cat, pv, pd, rv, i0;
+  B(tpj_graph_add_param(g, &t, &a));
+  B(tpj_build_iota(g, &ti, 0, &io));                                         /* [0 1 2] */
+  B(tpj_build_broadcast_in_dim(g, io, (int64_t[]){2, 3}, 2, (int64_t[]){1}, &bc));
+  B(tpj_build_reshape(g, a, (int64_t[]){3, 2}, 2, &rs));
+  B(tpj_build_transpose(g, a, (int64_t[]){1, 0}, 2, &tr));
+  B(tpj_build_slice(g, a, (int64_t[]){0, 0}, (int64_t[]){2, 3}, (int64_t[]){1, 2}, 2, &sl));
+  B(tpj_build_splat(g, TPJ_DTYPE_S32, NULL, 0, 1, &i1));
+  B(tpj_build_splat(g, TPJ_DTYPE_S32, NULL, 0, 0, &i0));
+  B(tpj_build_dynamic_slice(g, a, (tpj_value_t[]){i1, i1}, (int64_t[]){1, 2}, 2, &ds));
+  B(tpj_build_dynamic_update_slice(g, a, ds, (tpj_value_t[]){i0, i0}, 2, &dus));
+  B(tpj_build_concatenate(g, (tpj_value_t[]){a, bc}, 2, 0, &cat));
+  B(tpj_build_splat(g, TPJ_DTYPE_S32, NULL, 0, -9, &pv));
+  B(tpj_build_pad(g, a, pv, (int64_t[]){1, -1}, (int64_t[]){0, 1}, (int64_t[]){0, 1}, 2, &pd));
+  B(tpj_build_reverse(g, a, (int64_t[]){1}, 1, &rv));
+  tpj_value_t res[9] = {bc, rs, tr, sl, ds, dus, cat, pd, rv};
+  B(tpj_graph_set_results(g, res, 9));
+  int32_t x[6] = {1, 2, 3, 4, 5, 6};
+  int32_t o_bc[6], o_rs[6], o_tr[6], o_sl[4], o_ds[2], o_dus[6], o_cat[12], o_pd[15], o_rv[6];
+  void* outs[9] = {o_bc, o_rs, o_tr, o_sl, o_ds, o_dus, o_cat, o_pd, o_rv};
+  size_t sizes[9] = {24, 24, 24, 16, 8, 24, 48, 15 * 4, 24};
+  e2e_in_t ins[1] = {{a, x}};
+  B(e2e_run(g, ins, 1, outs, sizes, 9));
+  tpj_graph_destroy(g);
+  TPJ_EXPECT_OK(s);
+  int32_t w_bc[6] = {0, 1, 2, 0, 1, 2}, w_tr[6] = {1, 4, 2, 5, 3, 6}, w_sl[4] = {1, 3, 4, 6};
+  int32_t w_ds[2] = {5, 6}, w_dus[6] = {5, 6, 3, 4, 5, 6}, w_rv[6] = {3, 2, 1, 6, 5, 4};
+  /* pad: low (1, -1), high (0, 1), interior (0, 1): rows [-9 row, row0, row1], cols
+   * interior-padded [a -9 b -9 c] cropped left by 1, plus one -9 on the right. */
+  int32_t w_pd[15] = {-9, -9, -9, -9, -9, -9, 2, -9, 3, -9, -9, 5, -9, 6, -9};
+  TPJ_EXPECT(memcmp(o_bc, w_bc, 24) == 0);
+  TPJ_EXPECT(memcmp(o_rs, x, 24) == 0);
+  TPJ_EXPECT(memcmp(o_tr, w_tr, 24) == 0);
+  TPJ_EXPECT(memcmp(o_sl, w_sl, 16) == 0);
+  TPJ_EXPECT(memcmp(o_ds, w_ds, 8) == 0);
+  TPJ_EXPECT(memcmp(o_dus, w_dus, 24) == 0);
+  TPJ_EXPECT(memcmp(o_cat, x, 24) == 0 && memcmp(o_cat + 6, w_bc, 24) == 0);
+  TPJ_EXPECT(memcmp(o_pd, w_pd, sizeof(w_pd)) == 0);
+  TPJ_EXPECT(memcmp(o_rv, w_rv, 24) == 0);
+}
+
+TPJ_TEST(dot_general_and_convolution) {
+  tpj_graph_t* g;
+  TPJ_EXPECT_OK(tpj_graph_create(&g));
+  tpj_status_t s = NULL;
+  /* batched matmul: (2, 2, 3) x (2, 3, 2) -> (2, 2, 2) */
+  tpj_type_t tl = T(TPJ_DTYPE_F32, 3, 2, 2, 3, 0), tr = T(TPJ_DTYPE_F32, 3, 2, 3, 2, 0);
+  /* conv: input (1, 2, 4, 4), kernel (2, 1, 3, 3) groups 2, pad 1, stride 2 */
+  tpj_type_t tin = T(TPJ_DTYPE_F32, 4, 1, 2, 4, 4), tk = T(TPJ_DTYPE_F32, 4, 2, 1, 3, 3);
+  tpj_value_t l, r, in, k, dot, conv;
+  B(tpj_graph_add_param(g, &tl, &l));
+  B(tpj_graph_add_param(g, &tr, &r));
+  B(tpj_graph_add_param(g, &tin, &in));
+  B(tpj_graph_add_param(g, &tk, &k));
+  int64_t b0 = 0, c2 = 2, c1 = 1;
+  tpj_dot_dims_t dd = {&b0, 1, &b0, 1, &c2, 1, &c1, 1};
+  B(tpj_build_dot_general(g, l, r, &dd, TPJ_DTYPE_INVALID, &dot));
+  int64_t strides[2] = {2, 2}, pad[4] = {1, 1, 1, 1};
+  tpj_conv_params_t cp = {2, strides, pad, NULL, NULL, 2, 1};
+  B(tpj_build_convolution(g, in, k, &cp, &conv));
+  tpj_value_t res[2] = {dot, conv};
+  B(tpj_graph_set_results(g, res, 2));
+  float L[12], R[12], IN[32], K[18], o_dot[8], o_conv[8];
+  for (int i = 0; i < 12; ++i) L[i] = (float)(i % 5) - 1.5f, R[i] = (float)(i % 4) * 0.5f;
+  for (int i = 0; i < 32; ++i) IN[i] = (float)((i * 7) % 11) - 5;
+  for (int i = 0; i < 18; ++i) K[i] = (float)((i * 3) % 5) - 2;
+  void* outs[2] = {o_dot, o_conv};
+  size_t sizes[2] = {sizeof(o_dot), sizeof(o_conv)};
+  e2e_in_t ins[4] = {{l, L}, {r, R}, {in, IN}, {k, K}};
+  B(e2e_run(g, ins, 4, outs, sizes, 2));
+  tpj_graph_destroy(g);
+  TPJ_EXPECT_OK(s);
+  for (int b = 0; b < 2; ++b)
+    for (int i = 0; i < 2; ++i)
+      for (int j = 0; j < 2; ++j) {
+        float acc = 0;
+        for (int q = 0; q < 3; ++q) acc += L[b * 6 + i * 3 + q] * R[b * 6 + q * 2 + j];
+        TPJ_EXPECT(near(o_dot[b * 4 + i * 2 + j], acc));
+      }
+  for (int o = 0; o < 2; ++o) /* group o uses input channel o */
+    for (int y = 0; y < 2; ++y)
+      for (int x = 0; x < 2; ++x) {
+        float acc = 0;
+        for (int ky = 0; ky < 3; ++ky)
+          for (int kx = 0; kx < 3; ++kx) {
+            int iy = y * 2 - 1 + ky, ix = x * 2 - 1 + kx;
+            if (iy < 0 || iy >= 4 || ix < 0 || ix >= 4) continue;
+            acc += IN[o * 16 + iy * 4 + ix] * K[o * 9 + ky * 3 + kx];
+          }
+        TPJ_EXPECT(near(o_conv[o * 4 + y * 2 + x], acc));
+      }
+}
+
 TPJ_TEST_MAIN("e2e_builder")
