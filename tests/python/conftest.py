@@ -1,0 +1,26 @@
+"""Shared pytest setup: import torch_pjrt from the source tree (python/) and seed
+every test deterministically."""
+import os
+import sys
+
+import pytest
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+PYDIR = os.path.join(ROOT, "python")
+if PYDIR not in sys.path:
+    sys.path.insert(0, PYDIR)
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+    yield
+
+
+@pytest.fixture
+def subprocess_env():
+    """Environment for child Pythons that import torch_pjrt from the tree."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([PYDIR] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    return env
