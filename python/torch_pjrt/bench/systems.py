@@ -1,0 +1,169 @@
+"""The systems under comparison. Each turns a workload into a zero-argument
+callable (plus a way to read its result back as torch tensors for the
+correctness guard). Systems that cannot run a workload raise Unsupported."""
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+class Unsupported(Exception):
+    pass
+
+
+def _tree_to_torch(out):
+    if isinstance(out, torch.Tensor):
+        return out.detach().cpu()
+    if isinstance(out, (list, tuple)):
+        return type(out)(_tree_to_torch(o) for o in out)
+    if isinstance(out, dict):
+        return {k: _tree_to_torch(v) for k, v in out.items()}
+    if hasattr(out, "to_tuple"):
+        return _tree_to_torch(out.to_tuple())
+    return out
+
+
+class TorchSystem:
+    """eager / inductor / pjrt: the same torch callable, compiled or not."""
+
+    def __init__(self, name, backend=None):
+        self.name = name
+        self.backend = backend
+
+    def prepare(self, wl):
+        model, inputs = wl.build()
+        fn = wl.torch_callable(model)
+        if self.backend is not None:
+            fn = torch.compile(fn, backend=self.backend)
+        ctx = torch.no_grad if wl.kind == "infer" else torch.enable_grad
+
+        def run():
+            with ctx():
+                return fn(*inputs)
+
+        return run, lambda out: _tree_to_torch(out)
+
+
+_torchax_env = None
+
+
+def _import_torchax():
+    """torchax 0.0.13 names ATen overloads that torch 2.13 removed (the named-
+    tensor ones, e.g. aten.prod.dim_Dimname) while building its tables; give
+    those names inert placeholders during import so the rest of torchax works."""
+    global _torchax_env
+    if _torchax_env is not None:
+        return _torchax_env
+    import torch._ops as ops
+
+    original = ops.OpOverloadPacket.__getattr__
+
+    class _Removed:
+        def __init__(self, name):
+            self._name = name
+
+        def name(self):
+            return self._name
+
+    def lenient(self, key):
+        try:
+            return original(self, key)
+        except AttributeError:
+            if key.startswith("_"):
+                raise
+            return _Removed(f"{self._qualified_op_name}.{key}")
+
+    ops.OpOverloadPacket.__getattr__ = lenient
+    try:
+        import torchax
+        _torchax_env = torchax.default_env()
+    finally:
+        ops.OpOverloadPacket.__getattr__ = original
+    return _torchax_env
+
+
+def torchax_backend_note():
+    """Makes JAX use the very same xla-cpu-pjrt plugin file as torch-pjrt."""
+    import jax
+    from jax._src import xla_bridge
+    import xla_plugins.xla_cpu_pjrt as pkg
+    path = os.path.join(os.path.dirname(pkg.__file__), "xla_cpu_pjrt.so")
+    if "pjrt_cpu_plugin" not in xla_bridge._backend_factories:
+        xla_bridge.register_plugin("pjrt_cpu_plugin", priority=500, library_path=path,
+                                   options={"cpu_device_count": 1})
+    dev = jax.devices("pjrt_cpu_plugin")[0]
+    return dev, path
+
+
+class TorchaxSystem:
+    """torchax: the model's ATen ops mapped to JAX and jitted (jax.jit over
+    torchax.extract_jax), on the same xla-cpu-pjrt plugin when JAX accepts it."""
+
+    name = "torchax"
+
+    def __init__(self, use_same_plugin=True):
+        self.use_same_plugin = use_same_plugin
+        self.device = None
+        self.note = ""
+
+    def _device(self):
+        import jax
+        if self.device is None:
+            if self.use_same_plugin:
+                try:
+                    self.device, path = torchax_backend_note()
+                    self.note = f"JAX loads the same plugin file {path}"
+                except Exception as e:  # fall back to jaxlib's built-in CPU client
+                    self.device = jax.devices("cpu")[0]
+                    self.note = f"JAX could not load xla-cpu-pjrt ({e}); using jaxlib {jax.__version__} CPU"
+            else:
+                self.device = jax.devices("cpu")[0]
+                self.note = f"jaxlib {jax.__version__} built-in CPU client"
+        return self.device
+
+    def prepare(self, wl):
+        import jax
+        import jax.numpy as jnp
+        import numpy as np
+        import torchax
+        _import_torchax()
+        dev = self._device()
+        model, inputs = wl.build()
+        if wl.kind == "train" and getattr(wl, "loss_module", None) is None:
+            raise Unsupported("no loss module")
+        mod = wl.loss_module(model) if wl.kind == "train" else wl.infer_module(model)
+        weights, func = torchax.extract_jax(mod)
+        weights = jax.device_put(weights, dev)
+        jargs = tuple(jax.device_put(jnp.asarray(t.numpy()), dev) for t in inputs)
+        if wl.kind == "infer":
+            jitted = jax.jit(func)
+
+            def run():
+                out = jitted(weights, jargs)
+                jax.block_until_ready(out)
+                return out
+        else:
+            grad_fn = jax.jit(jax.value_and_grad(lambda w, a: func(w, a)))
+
+            def run():
+                out = grad_fn(weights, jargs)
+                jax.block_until_ready(out)
+                return out
+
+        def readback(out):
+            to_t = lambda a: torch.from_numpy(np.asarray(a).copy())
+            if wl.kind == "infer":
+                return _tree_to_torch(jax.tree_util.tree_map(to_t, out))
+            loss, grads = out
+            return {"loss": to_t(loss), "grads": {k: to_t(v) for k, v in grads.items()}}
+
+        return run, readback
+
+
+def all_systems(names=None):
+    systems = [TorchSystem("eager"), TorchSystem("inductor", "inductor"),
+               TorchSystem("pjrt", "pjrt"), TorchaxSystem()]
+    if names:
+        systems = [s for s in systems if s.name in names]
+    return systems
