@@ -412,4 +412,186 @@ TPJ_TEST(dot_general_and_convolution) {
       }
 }
 
+/* Region (a, b) -> op(a, b) on scalars of dt, built in the current block. */
+static tpj_status_t e2e_body(tpj_graph_t* g, tpj_dtype_t dt, tpj_binary_op_t op, int32_t* out) {
+  tpj_type_t st[2] = {tpj_type_scalar(dt), tpj_type_scalar(dt)};
+  tpj_value_t args[2], r;
+  TPJ_RETURN_IF_ERROR(tpj_graph_region_begin(g, st, 2, args));
+  TPJ_RETURN_IF_ERROR(tpj_build_binary(g, op, args[0], args[1], &r));
+  return tpj_graph_region_end(g, &r, 1, out);
+}
+
+static tpj_status_t e2e_cmp_body(tpj_graph_t* g, tpj_dtype_t dt, size_t n, tpj_compare_dir_t dir,
+                                 int32_t* out) {
+  tpj_type_t st[8];
+  tpj_value_t args[8], r;
+  for (size_t i = 0; i < 2 * n; ++i) st[i] = tpj_type_scalar(i < 2 ? dt : TPJ_DTYPE_S32);
+  TPJ_RETURN_IF_ERROR(tpj_graph_region_begin(g, st, 2 * n, args));
+  TPJ_RETURN_IF_ERROR(tpj_build_compare(g, dir, args[0], args[1], &r));
+  return tpj_graph_region_end(g, &r, 1, out);
+}
+
+TPJ_TEST(windows_pool_and_backward) {
+  tpj_graph_t* g;
+  TPJ_EXPECT_OK(tpj_graph_create(&g));
+  tpj_status_t s = NULL;
+  tpj_type_t t = T(TPJ_DTYPE_F32, 2, 4, 4, 0, 0), ts = T(TPJ_DTYPE_F32, 2, 2, 2, 0, 0);
+  tpj_value_t x, src, ninf, zero, pool, sas;
+  int32_t body, sel, sct;
+  B(tpj_graph_add_param(g, &t, &x));
+  B(tpj_graph_add_param(g, &ts, &src));
+  B(tpj_build_splat(g, TPJ_DTYPE_F32, NULL, 0, -INFINITY, &ninf));
+  B(tpj_build_splat(g, TPJ_DTYPE_F32, NULL, 0, 0.0, &zero));
+  int64_t wd[2] = {2, 2}, pad[4] = {0, 0, 0, 0};
+  tpj_window_t w = {2, wd, wd, NULL, NULL, pad};
+  B(e2e_body(g, TPJ_DTYPE_F32, TPJ_BINARY_OP_MAX, &body));
+  B(tpj_build_reduce_window(g, x, ninf, &w, body, &pool));
+  if (!s) {
+    tpj_type_t st[2] = {tpj_type_scalar(TPJ_DTYPE_F32), tpj_type_scalar(TPJ_DTYPE_F32)};
+    tpj_value_t args[2], r;
+    B(tpj_graph_region_begin(g, st, 2, args));
+    B(tpj_build_compare(g, TPJ_COMPARE_DIR_GE, args[0], args[1], &r));
+    B(tpj_graph_region_end(g, &r, 1, &sel));
+  }
+  B(e2e_body(g, TPJ_DTYPE_F32, TPJ_BINARY_OP_ADD, &sct));
+  B(tpj_build_select_and_scatter(g, x, src, zero, &w, sel, sct, &sas));
+  tpj_value_t res[2] = {pool, sas};
+  B(tpj_graph_set_results(g, res, 2));
+  float X[16], S[4] = {10, 20, 30, 40}, o_pool[4], o_sas[16];
+  for (int i = 0; i < 16; ++i) X[i] = (float)((i * 5) % 16);
+  void* outs[2] = {o_pool, o_sas};
+  size_t sizes[2] = {16, 64};
+  e2e_in_t ins[2] = {{x, X}, {src, S}};
+  B(e2e_run(g, ins, 2, outs, sizes, 2));
+  tpj_graph_destroy(g);
+  TPJ_EXPECT_OK(s);
+  float want_sas[16] = {0};
+  for (int by = 0; by < 2; ++by)
+    for (int bx = 0; bx < 2; ++bx) {
+      int best = -1;
+      for (int dy = 0; dy < 2; ++dy)
+        for (int dx = 0; dx < 2; ++dx) {
+          int i = (by * 2 + dy) * 4 + bx * 2 + dx;
+          if (best < 0 || X[i] > X[best]) best = i;
+        }
+      TPJ_EXPECT(o_pool[by * 2 + bx] == X[best]);
+      want_sas[best] += S[by * 2 + bx];
+    }
+  TPJ_EXPECT(memcmp(o_sas, want_sas, sizeof(want_sas)) == 0);
+}
+
+TPJ_TEST(gather_scatter) {
+  tpj_graph_t* g;
+  TPJ_EXPECT_OK(tpj_graph_create(&g));
+  tpj_status_t s = NULL;
+  tpj_type_t to = T(TPJ_DTYPE_F32, 2, 4, 3, 0, 0), ti = T(TPJ_DTYPE_S32, 2, 3, 1, 0, 0);
+  tpj_type_t tu = T(TPJ_DTYPE_F32, 2, 3, 3, 0, 0);
+  tpj_value_t op, idx, upd, ga, sc;
+  int32_t body;
+  B(tpj_graph_add_param(g, &to, &op));
+  B(tpj_graph_add_param(g, &ti, &idx));
+  B(tpj_graph_add_param(g, &tu, &upd));
+  int64_t off = 1, col = 0, map = 0, ss[2] = {1, 3};
+  tpj_gather_dims_t gd = {.offset_dims = &off, .num_offset_dims = 1,
+                          .collapsed_slice_dims = &col, .num_collapsed_slice_dims = 1,
+                          .start_index_map = &map, .num_start_index_map = 1,
+                          .index_vector_dim = 1, .slice_sizes = ss, .num_slice_sizes = 2};
+  B(tpj_build_gather(g, op, idx, &gd, &ga));
+  tpj_scatter_dims_t sd = {.update_window_dims = &off, .num_update_window_dims = 1,
+                           .inserted_window_dims = &col, .num_inserted_window_dims = 1,
+                           .scatter_dims_to_operand_dims = &map,
+                           .num_scatter_dims_to_operand_dims = 1, .index_vector_dim = 1};
+  B(e2e_body(g, TPJ_DTYPE_F32, TPJ_BINARY_OP_ADD, &body));
+  B(tpj_build_scatter(g, op, idx, upd, &sd, body, &sc));
+  tpj_value_t res[2] = {ga, sc};
+  B(tpj_graph_set_results(g, res, 2));
+  float O[12], U[9], o_ga[9], o_sc[12];
+  int32_t I[3] = {2, 0, 2};
+  for (int i = 0; i < 12; ++i) O[i] = (float)i;
+  for (int i = 0; i < 9; ++i) U[i] = (float)(100 * (i + 1));
+  void* outs[2] = {o_ga, o_sc};
+  size_t sizes[2] = {36, 48};
+  e2e_in_t ins[3] = {{op, O}, {idx, I}, {upd, U}};
+  B(e2e_run(g, ins, 3, outs, sizes, 2));
+  tpj_graph_destroy(g);
+  TPJ_EXPECT_OK(s);
+  float want[12];
+  memcpy(want, O, sizeof(O));
+  for (int r = 0; r < 3; ++r)
+    for (int c = 0; c < 3; ++c) {
+      TPJ_EXPECT(o_ga[r * 3 + c] == O[I[r] * 3 + c]);
+      want[I[r] * 3 + c] += U[r * 3 + c];
+    }
+  TPJ_EXPECT(memcmp(o_sc, want, sizeof(want)) == 0);
+}
+
+TPJ_TEST(sort_and_multi_reduce) {
+  tpj_graph_t* g;
+  TPJ_EXPECT_OK(tpj_graph_create(&g));
+  tpj_status_t s = NULL;
+  tpj_type_t tk = T(TPJ_DTYPE_F32, 1, 5, 0, 0, 0), tv = T(TPJ_DTYPE_S32, 1, 5, 0, 0, 0);
+  tpj_value_t k, v, sorted[2], red[2], z0, z1;
+  int32_t cmp, body;
+  B(tpj_graph_add_param(g, &tk, &k));
+  B(tpj_graph_add_param(g, &tv, &v));
+  B(e2e_cmp_body(g, TPJ_DTYPE_F32, 2, TPJ_COMPARE_DIR_LT, &cmp));
+  B(tpj_build_sort(g, (tpj_value_t[]){k, v}, 2, 0, true, cmp, sorted));
+  /* 2-input reduce: (sum of keys, product of values) */
+  B(tpj_build_splat(g, TPJ_DTYPE_F32, NULL, 0, 0, &z0));
+  B(tpj_build_splat(g, TPJ_DTYPE_S32, NULL, 0, 1, &z1));
+  if (!s) {
+    tpj_type_t st[4] = {tpj_type_scalar(TPJ_DTYPE_F32), tpj_type_scalar(TPJ_DTYPE_S32),
+                        tpj_type_scalar(TPJ_DTYPE_F32), tpj_type_scalar(TPJ_DTYPE_S32)};
+    tpj_value_t a[4], r[2];
+    B(tpj_graph_region_begin(g, st, 4, a));
+    B(tpj_build_binary(g, TPJ_BINARY_OP_ADD, a[0], a[2], &r[0]));
+    B(tpj_build_binary(g, TPJ_BINARY_OP_MUL, a[1], a[3], &r[1]));
+    B(tpj_graph_region_end(g, r, 2, &body));
+  }
+  int64_t d0 = 0;
+  B(tpj_build_reduce(g, (tpj_value_t[]){k, v}, (tpj_value_t[]){z0, z1}, 2, &d0, 1, body, red));
+  tpj_value_t res[4] = {sorted[0], sorted[1], red[0], red[1]};
+  B(tpj_graph_set_results(g, res, 4));
+  float K[5] = {3, -1, 3, 0.5f, -1}, o_k[5], o_sum;
+  int32_t V[5] = {1, 2, 3, 4, 5}, o_v[5], o_prod;
+  void* outs[4] = {o_k, o_v, &o_sum, &o_prod};
+  size_t sizes[4] = {20, 20, 4, 4};
+  e2e_in_t ins[2] = {{k, K}, {v, V}};
+  B(e2e_run(g, ins, 2, outs, sizes, 4));
+  tpj_graph_destroy(g);
+  TPJ_EXPECT_OK(s);
+  float wk[5] = {-1, -1, 0.5f, 3, 3};
+  int32_t wv[5] = {2, 5, 4, 1, 3}; /* stable */
+  TPJ_EXPECT(memcmp(o_k, wk, 20) == 0);
+  TPJ_EXPECT(memcmp(o_v, wv, 20) == 0);
+  TPJ_EXPECT(o_sum == 4.5f && o_prod == 120);
+}
+
+TPJ_TEST(rng_bit_generator) {
+  tpj_graph_t* g;
+  TPJ_EXPECT_OK(tpj_graph_create(&g));
+  tpj_status_t s = NULL;
+  tpj_type_t tst = T(TPJ_DTYPE_U64, 1, 2, 0, 0, 0), tb = T(TPJ_DTYPE_U32, 2, 4, 8, 0, 0);
+  tpj_value_t st, ns, bits;
+  B(tpj_graph_add_param(g, &tst, &st));
+  B(tpj_build_rng_bit_generator(g, st, &tb, &ns, &bits));
+  tpj_value_t res[2] = {ns, bits};
+  B(tpj_graph_set_results(g, res, 2));
+  uint64_t S[2] = {42, 7}, o_s[2], o_s2[2];
+  uint32_t o_b[32], o_b2[32];
+  void* outs[2] = {o_s, o_b};
+  void* outs2[2] = {o_s2, o_b2};
+  size_t sizes[2] = {16, 128};
+  e2e_in_t ins[1] = {{st, S}};
+  B(e2e_run(g, ins, 1, outs, sizes, 2));
+  B(e2e_run(g, ins, 1, outs2, sizes, 2));
+  tpj_graph_destroy(g);
+  TPJ_EXPECT_OK(s);
+  TPJ_EXPECT(memcmp(o_b, o_b2, sizeof(o_b)) == 0); /* deterministic for a seed */
+  TPJ_EXPECT(memcmp(o_s, S, sizeof(S)) != 0);      /* the state advances */
+  int distinct = 0;
+  for (int i = 1; i < 32; ++i) distinct += o_b[i] != o_b[0];
+  TPJ_EXPECT(distinct >= 30);
+}
+
 TPJ_TEST_MAIN("e2e_builder")
