@@ -22,8 +22,11 @@ from . import fx_lower
 log = logging.getLogger("torch_pjrt")
 
 
-class UnsupportedOpError(RuntimeError):
-    """An op has no device lowering and config.fallback == "error"."""
+try:  # one exception class for the whole package (defined with run_aten)
+    from ._aten import UnsupportedOpError
+except ImportError:  # pragma: no cover - older _aten
+    class UnsupportedOpError(NotImplementedError):  # type: ignore[no-redef]
+        """An op has no device lowering and config.fallback == "error"."""
 
 
 def _fallback_mode() -> str:

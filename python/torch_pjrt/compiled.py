@@ -41,7 +41,7 @@ def client() -> Any:
     except ImportError:
         _device = None
     if _device is not None:
-        for name in ("client", "get_client", "default_client"):
+        for name in ("default_client", "client", "get_client"):
             fn = getattr(_device, name, None)
             if callable(fn):
                 return fn()

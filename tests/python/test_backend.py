@@ -1,0 +1,264 @@
+"""torch.compile(backend="pjrt"): results against eager, per-signature
+compile caching, parameter buffer reuse, CPU fallback, errors, logging,
+random ops, autocast and integer/bool graphs."""
+import logging
+import warnings
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import torch_pjrt
+from torch_pjrt import _C, backend, compiled, fx_lower
+
+
+@pytest.fixture(autouse=True)
+def _fresh_dynamo():
+    torch._dynamo.reset()
+    yield
+    torch._dynamo.reset()
+
+
+def pjrt(fn, **kw):
+    return torch.compile(fn, backend="pjrt", **kw)
+
+
+def test_backend_registered_by_name():
+    assert "pjrt" in torch._dynamo.list_backends()
+    assert torch._dynamo.lookup_backend("pjrt") is backend.pjrt_backend
+
+
+def test_simple_function():
+    def f(x, y):
+        return torch.relu(x * y + 1.5).sum(dim=1) - y.mean()
+
+    x, y = torch.randn(4, 5), torch.randn(4, 5)
+    torch.testing.assert_close(pjrt(f)(x, y), f(x, y))
+
+
+def test_multiple_outputs_and_structure():
+    def f(x):
+        return {"a": x.exp(), "b": (x.sin(), x.cos() * 2)}, x.shape[0] + 1
+
+    x = torch.randn(3, 2)
+    got, eager = pjrt(f)(x), f(x)
+    torch.testing.assert_close(got, eager)
+
+
+def test_recompile_per_shape_and_cache_reuse():
+    def f(x):
+        return torch.tanh(x) * 3 + x.sum()
+
+    cf = pjrt(f)
+    torch_pjrt.metrics_reset()
+    x = torch.randn(8, 4)
+    torch.testing.assert_close(cf(x), f(x))
+    m1 = torch_pjrt.metrics()
+    assert m1["compiles"] + m1["cache_hits"] >= 1
+    x2 = torch.randn(8, 4)
+    torch.testing.assert_close(cf(x2), f(x2))
+    m2 = torch_pjrt.metrics()
+    # Same signature: no new compile, no compile-cache lookup at all.
+    assert m2["compiles"] == m1["compiles"]
+    assert m2["cache_hits"] == m1["cache_hits"]
+    assert m2["executions"] == m1["executions"] + 1
+    for n in (5, 9, 5):
+        y = torch.randn(n, 4)
+        torch.testing.assert_close(cf(y), f(y))
+    m3 = torch_pjrt.metrics()
+    # Two new shapes -> two new programs (dynamic or re-traced); 5 reused.
+    assert m3["compiles"] + m3["cache_hits"] == m1["compiles"] + m1["cache_hits"] + 2
+
+
+def test_param_buffers_not_resent():
+    model = nn.Sequential(nn.Linear(64, 64), nn.ReLU(), nn.Linear(64, 8))
+    cm = pjrt(model)
+    with torch.no_grad():
+        x1 = torch.randn(4, 64)
+        torch.testing.assert_close(cm(x1), model(x1))
+        torch_pjrt.metrics_reset()
+        x2 = torch.randn(4, 64)
+        torch.testing.assert_close(cm(x2), model(x2))
+        m = torch_pjrt.metrics()
+    assert m["bytes_h2d"] == x2.numel() * x2.element_size()
+    assert m["bytes_d2h"] == 4 * 8 * 4
+    # A changed parameter is sent again.
+    with torch.no_grad():
+        model[2].bias.add_(1.0)
+        torch_pjrt.metrics_reset()
+        torch.testing.assert_close(cm(x2), model(x2))
+        m = torch_pjrt.metrics()
+    assert m["bytes_h2d"] == x2.nbytes + model[2].bias.nbytes
+
+
+def _unsupported_op():
+    """An op with no lowering, for the fallback tests (skips if none left)."""
+    candidates = [
+        (torch.ops.aten.special_bessel_j0.default, torch.special.bessel_j0),
+        (torch.ops.aten.special_modified_bessel_k0.default, torch.special.modified_bessel_k0),
+        (torch.ops.aten.special_airy_ai.default, torch.special.airy_ai),
+    ]
+    for op, fn in candidates:
+        if not _C.lower_supported(torch_pjrt.target_name(op)):
+            return torch_pjrt.target_name(op), fn
+    pytest.skip("every candidate op has a lowering")
+
+
+def test_fallback_warns_once_and_is_correct(monkeypatch):
+    name, op = _unsupported_op()
+    monkeypatch.setattr(torch_pjrt.config, "fallback", "cpu")
+    compiled._warned_ops.discard(name)
+
+    def f(x):
+        return op(x.abs() + 1) * 2 + x
+
+    def g(x):
+        return op(x) - 1
+
+    x = torch.rand(6, 3)
+    torch_pjrt.metrics_reset()
+    before = compiled.fallback_total()
+    with warnings.catch_warnings(record=True) as rec:
+        warnings.simplefilter("always")
+        torch.testing.assert_close(pjrt(f)(x), f(x))
+        torch.testing.assert_close(pjrt(f)(x), f(x))
+        torch.testing.assert_close(pjrt(g)(x), g(x))
+    msgs = [str(w.message) for w in rec if name in str(w.message)]
+    assert len(msgs) == 1, msgs
+    assert compiled.fallback_total() - before >= 3
+    assert torch_pjrt.metrics()["fallbacks"] >= 3
+
+
+def test_fallback_error_names_op_shapes_dtypes(monkeypatch):
+    name, op = _unsupported_op()
+    monkeypatch.setattr(torch_pjrt.config, "fallback", "error")
+
+    def f(x):
+        return op(x * 2)
+
+    with pytest.raises(Exception) as info:
+        pjrt(f)(torch.rand(5, 7))
+    err = info.value
+    # Dynamo wraps backend errors in BackendCompilerFailed(inner_exception=...).
+    err = getattr(err, "inner_exception", err)
+    assert isinstance(err, torch_pjrt.UnsupportedOpError), repr(info.value)
+    assert name in str(err) and "float32[5, 7]" in str(err)
+
+
+def test_lowering_error_names_node_and_op():
+    class FailingGraph:
+        def __init__(self):
+            self.g = _C.Graph()
+
+        def __getattr__(self, item):
+            return getattr(self.g, item)
+
+        def lower(self, target, args, out_types):
+            if target == "aten::sum.dim_IntList":
+                raise _C.Error("sum: broken on purpose")
+            return self.g.lower(target, args, out_types)
+
+    gm = torch.fx.symbolic_trace(lambda x: torch.ops.aten.sum.dim_IntList(
+        torch.ops.aten.permute.default(x, [1, 0]), [0]))
+    from torch.fx.passes.fake_tensor_prop import FakeTensorProp
+    FakeTensorProp(gm).propagate(torch.randn(2, 3))
+    values = fx_lower.meta_values(gm)
+    with pytest.raises(_C.Error) as info:
+        fx_lower.lower_graph(gm, values, FailingGraph)
+    msg = str(info.value)
+    assert "node sum_dim_int_list" in msg and "aten::sum.dim_IntList" in msg
+    assert "float32[3, 2]" in msg
+    assert "broken on purpose" in msg
+
+
+def test_logging_compile_start_and_end(caplog):
+    caplog.set_level(logging.INFO, logger="torch_pjrt")
+    x = torch.randn(3, 4)
+    torch.testing.assert_close(pjrt(lambda x: x.t().sum(0))(x), x.sum(1))
+    text = "\n".join(r.getMessage() for r in caplog.records if r.name == "torch_pjrt")
+    assert "compiling" in text and "ops)" in text
+    assert "compiled" in text and " s" in text
+
+
+def test_random_reproducible_and_varies_between_steps():
+    def f(x):
+        return F.dropout(x, p=0.5, training=True), torch.rand_like(x)
+
+    cf = pjrt(f)
+    x = torch.ones(64, 64)
+    torch.manual_seed(123)
+    a1, r1 = cf(x)
+    a2, r2 = cf(x)
+    torch.manual_seed(123)
+    b1, s1 = cf(x)
+    torch.testing.assert_close(a1, b1)
+    torch.testing.assert_close(r1, s1)
+    assert not torch.equal(a1, a2) and not torch.equal(r1, r2)
+    kept = a1 != 0
+    assert 0.4 < kept.float().mean().item() < 0.6
+    torch.testing.assert_close(a1[kept], torch.full_like(a1[kept], 2.0))
+    assert 0.0 <= r1.min().item() and r1.max().item() < 1.0
+    assert 0.45 < r1.mean().item() < 0.55
+
+
+def test_bf16_autocast_region():
+    model = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Linear(32, 4))
+    x = torch.randn(8, 16)
+
+    def f(x):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            return model(x)
+
+    with torch.no_grad():
+        got, eager = pjrt(f)(x), f(x)
+    assert got.dtype == eager.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), eager.float(), rtol=2e-2, atol=2e-2)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_dtypes(dtype):
+    def f(x, y):
+        return (x * y + x).sum(-1), torch.maximum(x, y)
+
+    x, y = torch.randn(4, 8, dtype=dtype), torch.randn(4, 8, dtype=dtype)
+    torch.testing.assert_close(pjrt(f)(x, y), f(x, y))
+
+
+@pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
+def test_int_and_bool_ops(dtype):
+    def f(a, b, m):
+        c = (a + b) * 3 - torch.div(a, 3, rounding_mode="floor")
+        mask = (a > b) & m | (b == 2)
+        return c, mask, torch.where(mask, a, b), mask.sum()
+
+    a = torch.randint(-10, 10, (5, 6), dtype=dtype)
+    b = torch.randint(-10, 10, (5, 6), dtype=dtype)
+    m = torch.rand(5, 6) > 0.5
+    torch.testing.assert_close(pjrt(f)(a, b, m), f(a, b, m))
+
+
+def test_training_forward_backward():
+    model = nn.Sequential(nn.Linear(10, 16), nn.Tanh(), nn.Linear(16, 3))
+    ref = nn.Sequential(nn.Linear(10, 16), nn.Tanh(), nn.Linear(16, 3))
+    ref.load_state_dict(model.state_dict())
+    x, y = torch.randn(7, 10), torch.randint(0, 3, (7,))
+    loss = pjrt(lambda x, y: F.cross_entropy(model(x), y))(x, y)
+    loss.backward()
+    ref_loss = F.cross_entropy(ref(x), y)
+    ref_loss.backward()
+    torch.testing.assert_close(loss, ref_loss)
+    for p, q in zip(model.parameters(), ref.parameters()):
+        torch.testing.assert_close(p.grad, q.grad)
+
+
+def test_input_mutation_applied():
+    def f(x, buf):
+        buf.add_(x.sum())
+        return x * 2
+
+    x, buf = torch.randn(3), torch.zeros(2)
+    buf_ref = buf.clone()
+    out = pjrt(f)(x, buf)
+    torch.testing.assert_close(out, x * 2)
+    torch.testing.assert_close(buf, buf_ref + x.sum())
