@@ -1,0 +1,228 @@
+"""nn lowerings (convolution, pooling, resampling, random, sort) vs eager."""
+import pytest
+import torch
+
+import torch_pjrt
+
+aten = torch.ops.aten
+
+
+def run(op, *args, **kwargs):
+    return torch_pjrt.run_aten(op, *args, **kwargs)
+
+
+def close(got, exp, rtol=1e-4, atol=1e-4):
+    if isinstance(exp, (tuple, list)):
+        assert len(got) == len(exp)
+        for a, b in zip(got, exp):
+            if b is None:
+                assert a is None
+            else:
+                close(a, b, rtol, atol)
+        return
+    torch.testing.assert_close(got, exp, rtol=rtol, atol=atol, equal_nan=True)
+
+
+def gen(*shape, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return torch.randn(*shape, generator=g).to(dtype)
+
+
+# ----------------------------------------------------------- convolution --
+
+# (input shape, weight shape, stride, padding, dilation, groups)
+CONV = [
+    ((2, 3, 10), (4, 3, 3), [1], [0], [1], 1),
+    ((2, 4, 11), (6, 2, 3), [2], [1], [2], 2),
+    ((2, 3, 9, 9), (5, 3, 3, 3), [1, 1], [1, 1], [1, 1], 1),
+    ((1, 4, 10, 7), (6, 2, 3, 2), [2, 1], [1, 0], [1, 2], 2),
+    ((2, 6, 8, 8), (6, 1, 3, 3), [2, 2], [2, 1], [2, 1], 6),
+    ((1, 2, 5, 6, 7), (3, 2, 2, 3, 2), [1, 2, 1], [1, 0, 1], [1, 1, 2], 1),
+    ((2, 3, 7, 7), (4, 3, 7, 7), [1, 1], [0, 0], [1, 1], 1),
+]
+
+
+@pytest.mark.parametrize("cfg", CONV, ids=[str(i) for i in range(len(CONV))])
+@pytest.mark.parametrize("bias", [True, False])
+def test_convolution(cfg, bias):
+    xs, ws, s, p, d, groups = cfg
+    x, w = gen(*xs), gen(*ws, seed=1)
+    b = gen(ws[0], seed=2) if bias else None
+    args = (x, w, b, s, p, d, False, [0] * len(s), groups)
+    close(run(aten.convolution.default, *args), aten.convolution.default(*args))
+
+
+# (input shape, weight shape (Cin, Cout/g, k..), stride, padding, dilation, out_pad, groups)
+CONV_T = [
+    ((2, 4, 6), (4, 3, 3), [2], [1], [1], [1], 1),
+    ((1, 4, 5, 5), (4, 2, 3, 3), [2, 2], [1, 0], [1, 1], [1, 0], 2),
+    ((2, 2, 4, 5), (2, 3, 3, 2), [1, 3], [2, 1], [2, 1], [0, 2], 1),
+    ((1, 2, 3, 3, 3), (2, 2, 2, 2, 2), [2, 1, 2], [0, 0, 1], [1, 1, 1], [1, 0, 0], 1),
+]
+
+
+@pytest.mark.parametrize("cfg", CONV_T, ids=[str(i) for i in range(len(CONV_T))])
+def test_convolution_transposed(cfg):
+    xs, ws, s, p, d, op, groups = cfg
+    x, w, b = gen(*xs), gen(*ws, seed=1), gen(ws[1] * groups, seed=2)
+    args = (x, w, b, s, p, d, True, op, groups)
+    close(run(aten.convolution.default, *args), aten.convolution.default(*args))
+
+
+def test_convolution_bf16():
+    x, w = gen(2, 3, 8, 8, dtype=torch.bfloat16), gen(4, 3, 3, 3, dtype=torch.bfloat16, seed=1)
+    args = (x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1)
+    close(run(aten.convolution.default, *args), aten.convolution.default(*args),
+          rtol=2e-2, atol=5e-2)
+
+
+@pytest.mark.parametrize("cfg", CONV, ids=[str(i) for i in range(len(CONV))])
+@pytest.mark.parametrize("mask", [[True, True, True], [True, False, False],
+                                  [False, True, False]])
+def test_convolution_backward(cfg, mask):
+    xs, ws, s, p, d, groups = cfg
+    x, w = gen(*xs), gen(*ws, seed=1)
+    y = aten.convolution.default(x, w, None, s, p, d, False, [0] * len(s), groups)
+    go = gen(*y.shape, seed=3)
+    args = (go, x, w, [ws[0]], s, p, d, False, [0] * len(s), groups, mask)
+    close(run(aten.convolution_backward.default, *args),
+          aten.convolution_backward.default(*args), rtol=1e-4, atol=2e-4)
+
+
+@pytest.mark.parametrize("cfg", CONV_T, ids=[str(i) for i in range(len(CONV_T))])
+def test_convolution_backward_transposed(cfg):
+    xs, ws, s, p, d, op, groups = cfg
+    x, w = gen(*xs), gen(*ws, seed=1)
+    y = aten.convolution.default(x, w, None, s, p, d, True, op, groups)
+    go = gen(*y.shape, seed=3)
+    args = (go, x, w, [ws[1] * groups], s, p, d, True, op, groups, [True, True, True])
+    close(run(aten.convolution_backward.default, *args),
+          aten.convolution_backward.default(*args), rtol=1e-4, atol=2e-4)
+
+
+# --------------------------------------------------------------- pooling --
+
+# (shape, kernel, stride, padding, dilation, ceil_mode)
+MAXPOOL2D = [
+    ((2, 3, 8, 8), [2, 2], [], [0, 0], [1, 1], False),
+    ((1, 2, 9, 7), [3, 3], [2, 2], [1, 1], [1, 1], False),
+    ((1, 2, 9, 7), [3, 3], [2, 2], [1, 1], [1, 1], True),
+    ((2, 10, 11), [3, 2], [2, 3], [1, 1], [2, 1], True),
+    ((1, 1, 6, 6), [2, 2], [2, 2], [1, 0], [2, 2], False),
+    ((1, 2, 5, 5), [3, 3], [1, 1], [0, 0], [1, 1], True),
+]
+
+
+@pytest.mark.parametrize("cfg", MAXPOOL2D, ids=[str(i) for i in range(len(MAXPOOL2D))])
+def test_max_pool2d_with_indices(cfg):
+    shape, k, s, p, d, ceil = cfg
+    x = gen(*shape)
+    args = (x, k, s, p, d, ceil)
+    got = run(aten.max_pool2d_with_indices.default, *args)
+    exp = aten.max_pool2d_with_indices.default(*args)
+    close(got[0], exp[0])
+    assert torch.equal(got[1], exp[1])
+    go = gen(*exp[0].shape, seed=5)
+    bargs = (go, x, k, s, p, d, ceil, exp[1])
+    close(run(aten.max_pool2d_with_indices_backward.default, *bargs),
+          aten.max_pool2d_with_indices_backward.default(*bargs))
+
+
+def test_max_pool2d_ties_and_nan():
+    x = torch.tensor([[[[1.0, 1.0, 2.0, 2.0],
+                        [1.0, 1.0, 2.0, 2.0],
+                        [float("nan"), 0.0, -float("inf"), -float("inf")],
+                        [0.0, float("nan"), -float("inf"), -float("inf")]]]])
+    args = (x, [2, 2], [2, 2], [0, 0], [1, 1], False)
+    got = run(aten.max_pool2d_with_indices.default, *args)
+    exp = aten.max_pool2d_with_indices.default(*args)
+    close(got[0], exp[0], rtol=0, atol=0)
+    assert torch.equal(got[1], exp[1])
+
+
+def test_max_pool2d_bf16():
+    x = gen(2, 3, 8, 8, dtype=torch.bfloat16)
+    args = (x, [3, 3], [2, 2], [1, 1], [1, 1], False)
+    got = run(aten.max_pool2d_with_indices.default, *args)
+    exp = aten.max_pool2d_with_indices.default(*args)
+    close(got[0], exp[0], rtol=0, atol=0)
+    assert torch.equal(got[1], exp[1])
+
+
+def test_max_pool1d_3d():
+    x = gen(2, 3, 11)
+    args = (x, [3], [2], [1], [1], True)
+    got = run(aten.max_pool1d_with_indices.default, *args)
+    exp = aten.max_pool1d_with_indices.default(*args)
+    close(got[0], exp[0])
+    assert torch.equal(got[1], exp[1])
+    x = gen(1, 2, 5, 6, 7)
+    args = (x, [2, 3, 2], [2, 2, 1], [1, 1, 0], [1, 1, 2], False)
+    got = run(aten.max_pool3d_with_indices.default, *args)
+    exp = aten.max_pool3d_with_indices.default(*args)
+    close(got[0], exp[0])
+    assert torch.equal(got[1], exp[1])
+    go = gen(*exp[0].shape, seed=5)
+    bargs = (go, x, [2, 3, 2], [2, 2, 1], [1, 1, 0], [1, 1, 2], False, exp[1])
+    close(run(aten.max_pool3d_with_indices_backward.default, *bargs),
+          aten.max_pool3d_with_indices_backward.default(*bargs))
+
+
+# (shape, kernel, stride, padding, ceil_mode, count_include_pad, divisor_override)
+AVGPOOL2D = [
+    ((2, 3, 8, 8), [2, 2], [], [0, 0], False, True, None),
+    ((1, 2, 9, 7), [3, 3], [2, 2], [1, 1], False, True, None),
+    ((1, 2, 9, 7), [3, 3], [2, 2], [1, 1], True, True, None),
+    ((1, 2, 9, 7), [3, 3], [2, 2], [1, 1], True, False, None),
+    ((2, 10, 11), [3, 2], [2, 3], [1, 1], True, False, None),
+    ((1, 2, 6, 6), [3, 2], [1, 2], [1, 0], False, True, 5),
+    ((1, 2, 5, 5), [2, 2], [2, 2], [1, 1], True, False, None),
+]
+
+
+@pytest.mark.parametrize("cfg", AVGPOOL2D, ids=[str(i) for i in range(len(AVGPOOL2D))])
+def test_avg_pool2d(cfg):
+    shape, k, s, p, ceil, cip, div = cfg
+    x = gen(*shape)
+    args = (x, k, s, p, ceil, cip, div)
+    exp = aten.avg_pool2d.default(*args)
+    close(run(aten.avg_pool2d.default, *args), exp)
+    go = gen(*exp.shape, seed=5)
+    bargs = (go, x, k, s, p, ceil, cip, div)
+    close(run(aten.avg_pool2d_backward.default, *bargs),
+          aten.avg_pool2d_backward.default(*bargs))
+
+
+def test_avg_pool1d_3d():
+    x = gen(2, 3, 11)
+    args = (x, [3], [2], [1], True, False)
+    close(run(aten.avg_pool1d.default, *args), aten.avg_pool1d.default(*args))
+    x = gen(1, 2, 5, 6, 7)
+    args = (x, [2, 3, 2], [2, 2, 1], [1, 1, 0], False, True, None)
+    exp = aten.avg_pool3d.default(*args)
+    close(run(aten.avg_pool3d.default, *args), exp)
+    go = gen(*exp.shape, seed=5)
+    bargs = (go, x, [2, 3, 2], [2, 2, 1], [1, 1, 0], False, True, None)
+    close(run(aten.avg_pool3d_backward.default, *bargs),
+          aten.avg_pool3d_backward.default(*bargs))
+
+
+@pytest.mark.parametrize("shape,out", [((2, 3, 8, 8), [4, 4]), ((2, 3, 8, 8), [1, 1]),
+                                       ((1, 2, 7, 10), [3, 4]), ((3, 5, 5), [2, 3]),
+                                       ((1, 2, 6, 6), [6, 6]), ((1, 1, 3, 4), [5, 7])])
+def test_adaptive_avg_pool2d(shape, out):
+    x = gen(*shape)
+    exp = aten._adaptive_avg_pool2d.default(x, out)
+    close(run(aten._adaptive_avg_pool2d.default, x, out), exp)
+    go = gen(*exp.shape, seed=5)
+    close(run(aten._adaptive_avg_pool2d_backward.default, go, x),
+          aten._adaptive_avg_pool2d_backward.default(go, x))
+
+
+def test_adaptive_avg_pool3d():
+    x = gen(1, 2, 5, 6, 4)
+    exp = aten._adaptive_avg_pool3d.default(x, [2, 3, 3])
+    close(run(aten._adaptive_avg_pool3d.default, x, [2, 3, 3]), exp)
+    go = gen(*exp.shape, seed=5)
+    close(run(aten._adaptive_avg_pool3d_backward.default, go, x),
+          aten._adaptive_avg_pool3d_backward.default(go, x))
