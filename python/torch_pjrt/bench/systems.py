@@ -126,8 +126,8 @@ class TorchaxSystem:
         import jax
         import jax.numpy as jnp
         import numpy as np
-        import torchax
         _import_torchax()
+        import torchax
         dev = self._device()
         model, inputs = wl.build()
         if wl.kind == "train" and getattr(wl, "loss_module", None) is None:
