@@ -1,4 +1,6 @@
 """nn lowerings (convolution, pooling, resampling, random, sort) vs eager."""
+import itertools
+
 import pytest
 import torch
 
@@ -226,3 +228,91 @@ def test_adaptive_avg_pool3d():
     go = gen(*exp.shape, seed=5)
     close(run(aten._adaptive_avg_pool3d_backward.default, go, x),
           aten._adaptive_avg_pool3d_backward.default(go, x))
+
+
+# ------------------------------------------------------------------ sort --
+
+def check_sorted(got_v, got_i, exp_v, exp_i, x, dim):
+    """Values must match exactly; indices where the value is unique in its row,
+    and every index must point at its value."""
+    close(got_v, exp_v, rtol=0, atol=0)
+    gathered = torch.take_along_dim(x, got_i, dim=dim) if x.dim() else x
+    close(gathered, got_v, rtol=0, atol=0)
+    xs = x.movedim(dim, -1) if x.dim() else x.reshape(1)
+    ev = exp_v.movedim(dim, -1) if x.dim() else exp_v.reshape(1)
+    gi = got_i.movedim(dim, -1) if x.dim() else got_i.reshape(1)
+    ei = exp_i.movedim(dim, -1) if x.dim() else exp_i.reshape(1)
+    for idx in itertools.product(*[range(n) for n in ev.shape[:-1]]):
+        row = xs[idx]
+        for j in range(ev.shape[-1]):
+            val = ev[idx][j]
+            same = (row == val).sum() if not torch.isnan(val) else torch.isnan(row).sum()
+            if same == 1:
+                assert gi[idx][j] == ei[idx][j]
+
+
+def sample_with_ties(*shape, dtype=torch.float32):
+    g = torch.Generator().manual_seed(7)
+    x = torch.randint(-4, 5, shape, generator=g).to(dtype)
+    if dtype.is_floating_point and x.numel() > 3:
+        flat = x.view(-1)
+        flat[1] = float("nan")
+        flat[-2] = float("inf")
+        flat[2] = -0.0
+    return x
+
+
+@pytest.mark.parametrize("shape,dim", [((5, 7), -1), ((5, 7), 0), ((3, 4, 6), 1), ((9,), 0),
+                                       ((), 0)])
+@pytest.mark.parametrize("descending", [False, True])
+def test_sort(shape, dim, descending):
+    x = sample_with_ties(*shape)
+    gv, gi = run(aten.sort.default, x, dim, descending)
+    ev, ei = aten.sort.default(x, dim, descending)
+    check_sorted(gv, gi, ev, ei, x, dim)
+    gv, gi = run(aten.sort.stable, x, stable=True, dim=dim, descending=descending)
+    ev, ei = aten.sort.stable(x, stable=True, dim=dim, descending=descending)
+    close(gv, ev, rtol=0, atol=0)
+    assert torch.equal(gi, ei)  # stable: ties keep their order
+
+
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bfloat16, torch.bool])
+def test_sort_dtypes(dtype):
+    x = sample_with_ties(4, 9, dtype=dtype)
+    for desc in (False, True):
+        gv, gi = run(aten.sort.stable, x, stable=True, dim=-1, descending=desc)
+        ev, ei = aten.sort.stable(x, stable=True, dim=-1, descending=desc)
+        close(gv, ev, rtol=0, atol=0)
+        assert torch.equal(gi, ei)
+
+
+def test_argsort():
+    x = sample_with_ties(6, 5)
+    assert torch.equal(run(aten.argsort.stable, x, stable=True, dim=0, descending=True),
+                       aten.argsort.stable(x, stable=True, dim=0, descending=True))
+
+
+@pytest.mark.parametrize("k,dim,largest", [(3, -1, True), (3, -1, False), (1, 0, True),
+                                           (5, 1, False), (0, -1, True)])
+def test_topk(k, dim, largest):
+    x = sample_with_ties(5, 8)
+    gv, gi = run(aten.topk.default, x, k, dim, largest, True)
+    ev, ei = aten.topk.default(x, k, dim, largest, True)
+    check_sorted(gv, gi, ev, ei, x, dim)
+
+
+def test_topk_unique_values():
+    x = gen(4, 50)
+    gv, gi = run(aten.topk.default, x, 10)
+    ev, ei = aten.topk.default(x, 10)
+    close(gv, ev, rtol=0, atol=0)
+    assert torch.equal(gi, ei)
+
+
+@pytest.mark.parametrize("keepdim", [False, True])
+def test_kthvalue(keepdim):
+    x = gen(4, 9)
+    gv, gi = run(aten.kthvalue.default, x, 3, 1, keepdim)
+    ev, ei = aten.kthvalue.default(x, 3, 1, keepdim)
+    close(gv, ev, rtol=0, atol=0)
+    assert torch.equal(gi, ei)
