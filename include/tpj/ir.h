@@ -91,7 +91,8 @@ tpj_status_t tpj_graph_set_result_attr(tpj_graph_t* graph, size_t index, const c
 /* Module attribute text, e.g. "mhlo.num_partitions = 2 : i32". */
 tpj_status_t tpj_graph_add_module_attr(tpj_graph_t* graph, const char* attr);
 
-/* Borrowed; NULL if the id is not a value of this graph. */
+/* Borrowed; NULL if the id is not a value of this graph. Stays valid for the
+ * graph's lifetime (builder calls never move stored types). */
 const tpj_type_t* tpj_graph_value_type(const tpj_graph_t* graph, tpj_value_t value);
 size_t tpj_graph_param_count(const tpj_graph_t* graph);
 size_t tpj_graph_result_count(const tpj_graph_t* graph);

@@ -20,8 +20,8 @@ static void tpj_emit_type(tpj_strbuf_t* sb, const tpj_type_t* t) {
 }
 
 static void tpj_emit_value(tpj_strbuf_t* sb, const tpj_graph_t* g, tpj_value_t v) {
-  if (g->values[v].param_index >= 0)
-    tpj_strbuf_printf(sb, "%%arg%d", (int)g->values[v].param_index);
+  if (TPJ_IR_VAL(g, v)->param_index >= 0)
+    tpj_strbuf_printf(sb, "%%arg%d", (int)TPJ_IR_VAL(g, v)->param_index);
   else
     tpj_strbuf_printf(sb, "%%%d", (int)v);
 }
@@ -32,7 +32,7 @@ static void tpj_emit_value_types(tpj_strbuf_t* sb, const tpj_graph_t* g,
   tpj_strbuf_puts(sb, "(");
   for (size_t i = 0; i < n; ++i) {
     if (i) tpj_strbuf_puts(sb, ", ");
-    tpj_emit_type(sb, &g->values[vs[i]].type);
+    tpj_emit_type(sb, &TPJ_IR_VAL(g, vs[i])->type);
   }
   tpj_strbuf_puts(sb, ")");
 }
@@ -165,7 +165,7 @@ static void tpj_emit_region(tpj_strbuf_t* sb, const tpj_graph_t* g, int32_t r, i
     if (i) tpj_strbuf_puts(sb, ", ");
     tpj_emit_value(sb, g, reg->first_arg + i);
     tpj_strbuf_puts(sb, ": ");
-    tpj_emit_type(sb, &g->values[reg->first_arg + i].type);
+    tpj_emit_type(sb, &TPJ_IR_VAL(g, reg->first_arg + i)->type);
   }
   tpj_strbuf_puts(sb, "):\n");
   tpj_emit_block(sb, g, r, depth + 2);
@@ -199,7 +199,7 @@ static void tpj_emit_op(tpj_strbuf_t* sb, const tpj_graph_t* g, const tpj_ir_op_
   }
   if (op->data) {
     tpj_strbuf_puts(sb, " {");
-    tpj_emit_dense(sb, op, &g->values[op->first_result].type);
+    tpj_emit_dense(sb, op, &TPJ_IR_VAL(g, op->first_result)->type);
     tpj_strbuf_puts(sb, "}");
   } else if (op->attrs) {
     tpj_strbuf_printf(sb, " {%s}", op->attrs);
@@ -210,7 +210,7 @@ static void tpj_emit_op(tpj_strbuf_t* sb, const tpj_graph_t* g, const tpj_ir_op_
   if (op->num_results != 1) tpj_strbuf_puts(sb, "(");
   for (int32_t i = 0; i < op->num_results; ++i) {
     if (i) tpj_strbuf_puts(sb, ", ");
-    tpj_emit_type(sb, &g->values[op->first_result + i].type);
+    tpj_emit_type(sb, &TPJ_IR_VAL(g, op->first_result + i)->type);
   }
   if (op->num_results != 1) tpj_strbuf_puts(sb, ")");
   tpj_strbuf_puts(sb, "\n");
@@ -226,13 +226,13 @@ static void tpj_emit_signature(tpj_strbuf_t* sb, const tpj_graph_t* g) {
   for (size_t i = 0; i < g->num_params; ++i) {
     if (i) tpj_strbuf_puts(sb, ", ");
     tpj_strbuf_printf(sb, "%%arg%zu: ", i);
-    tpj_emit_type(sb, &g->values[g->params[i]].type);
+    tpj_emit_type(sb, &TPJ_IR_VAL(g, g->params[i])->type);
     if (g->param_attrs[i]) tpj_strbuf_printf(sb, " {%s}", g->param_attrs[i]);
   }
   tpj_strbuf_puts(sb, ") -> (");
   for (size_t i = 0; i < g->num_results; ++i) {
     if (i) tpj_strbuf_puts(sb, ", ");
-    tpj_emit_type(sb, &g->values[g->results[i]].type);
+    tpj_emit_type(sb, &TPJ_IR_VAL(g, g->results[i])->type);
     if (g->result_attrs[i]) tpj_strbuf_printf(sb, " {%s}", g->result_attrs[i]);
   }
   tpj_strbuf_puts(sb, ") {\n");

@@ -34,7 +34,7 @@ tpj_status_t tpj_graph_create(tpj_graph_t** out_graph) {
 void tpj_graph_destroy(tpj_graph_t* g) {
   if (!g) return;
   tpj_arena_deinit(&g->arena);
-  free(g->values);
+  free(g->value_chunks);
   free(g->ops);
   free(g->regions);
   free(g->params);
@@ -47,12 +47,20 @@ void tpj_graph_destroy(tpj_graph_t* g) {
 static tpj_status_t tpj_ir_new_values(tpj_graph_t* g, const tpj_type_t* types, size_t count,
                                       int32_t block, int32_t op, tpj_value_t* out_first) {
   if (g->num_values + count > (size_t)INT32_MAX) return TPJ_IR_OOM("too many values");
-  if (!tpj_ir_grow((void**)&g->values, &g->cap_values, g->num_values + count,
-                   sizeof(tpj_ir_value_t)))
-    return TPJ_IR_OOM("values");
+  while (g->cap_values < g->num_values + count) {
+    if (!tpj_ir_grow((void**)&g->value_chunks, &g->cap_chunks, g->cap_values / TPJ_IR_CHUNK + 1,
+                     sizeof(tpj_ir_value_t*)))
+      return TPJ_IR_OOM("values");
+    tpj_ir_value_t* chunk =
+        (tpj_ir_value_t*)tpj_arena_alloc(&g->arena, TPJ_IR_CHUNK * sizeof(tpj_ir_value_t));
+    if (!chunk) return TPJ_IR_OOM("values");
+    g->value_chunks[g->cap_values / TPJ_IR_CHUNK] = chunk;
+    g->cap_values += TPJ_IR_CHUNK;
+  }
   *out_first = (tpj_value_t)g->num_values;
   for (size_t i = 0; i < count; ++i) {
-    tpj_ir_value_t* v = &g->values[g->num_values++];
+    tpj_ir_value_t* v = TPJ_IR_VAL(g, g->num_values);
+    g->num_values++;
     v->type = types[i];
     v->block = block;
     v->op = op;
@@ -90,7 +98,7 @@ tpj_status_t tpj_graph_add_param(tpj_graph_t* g, const tpj_type_t* type,
   g->cap_params = cap;
   tpj_value_t v;
   TPJ_RETURN_IF_ERROR(tpj_ir_new_values(g, type, 1, TPJ_IR_MAIN_BLOCK, -1, &v));
-  g->values[v].param_index = (int32_t)g->num_params;
+  TPJ_IR_VAL(g, v)->param_index = (int32_t)g->num_params;
   g->params[g->num_params] = v;
   g->param_attrs[g->num_params] = NULL;
   g->num_params++;
@@ -103,7 +111,7 @@ tpj_status_t tpj_ir_operand(const tpj_graph_t* g, const char* op, const char* wh
   TPJ_CHECK_ARG(v >= 0 && (size_t)v < g->num_values,
                 "%s: %s is not a value of this graph (got %d, expected 0..%zu)", op, what,
                 (int)v, g->num_values ? g->num_values - 1 : 0);
-  const tpj_ir_value_t* val = &g->values[v];
+  const tpj_ir_value_t* val = TPJ_IR_VAL(g, v);
   TPJ_CHECK_ARG(val->block == g->cur_block,
                 "%s: %s (%%%d) is defined outside the current region (defined in block %d, "
                 "used in block %d; region bodies must be self-contained)",
@@ -165,7 +173,7 @@ tpj_status_t tpj_graph_add_module_attr(tpj_graph_t* g, const char* attr) {
 
 const tpj_type_t* tpj_graph_value_type(const tpj_graph_t* g, tpj_value_t v) {
   if (!g || v < 0 || (size_t)v >= g->num_values) return NULL;
-  return &g->values[v].type;
+  return &TPJ_IR_VAL(g, v)->type;
 }
 
 size_t tpj_graph_param_count(const tpj_graph_t* g) { return g ? g->num_params : 0; }
@@ -174,7 +182,7 @@ size_t tpj_graph_op_count(const tpj_graph_t* g) { return g ? g->num_ops : 0; }
 
 const tpj_type_t* tpj_graph_result_type(const tpj_graph_t* g, size_t index) {
   if (!g || index >= g->num_results) return NULL;
-  return &g->values[g->results[index]].type;
+  return &TPJ_IR_VAL(g, g->results[index])->type;
 }
 
 /* ---------------------------------------------------------------- regions -- */
@@ -246,7 +254,7 @@ tpj_status_t tpj_ir_region_check(const tpj_graph_t* g, const char* op, const cha
     bool is_arg = i < num_args;
     tpj_value_t v = is_arg ? r->first_arg + (tpj_value_t)i : r->results[i - num_args];
     tpj_type_t want = tpj_type_scalar(is_arg ? arg_dtypes[i] : result_dtypes[i - num_args]);
-    const tpj_type_t* got = &g->values[v].type;
+    const tpj_type_t* got = &TPJ_IR_VAL(g, v)->type;
     if (!tpj_type_equal(got, &want)) {
       char a[96], b[96];
       tpj_type_format(got, a, sizeof(a));

@@ -11,6 +11,11 @@
 #include "tpj/ir.h"
 
 #define TPJ_IR_MAIN_BLOCK (-1)
+#define TPJ_IR_CHUNK_BITS 8
+#define TPJ_IR_CHUNK ((size_t)1 << TPJ_IR_CHUNK_BITS)
+/* Pointer to value v (must be < num_values). */
+#define TPJ_IR_VAL(g, v) \
+  (&(g)->value_chunks[(size_t)(v) >> TPJ_IR_CHUNK_BITS][(size_t)(v) & (TPJ_IR_CHUNK - 1)])
 
 typedef struct tpj_ir_value_s {
   tpj_type_t type;
@@ -48,7 +53,9 @@ typedef struct tpj_ir_region_s {
 
 struct tpj_graph_s {
   tpj_arena_t arena;
-  tpj_ir_value_t* values; size_t num_values, cap_values;
+  /* Values live in fixed-size chunks that never move, so type pointers handed
+   * out by tpj_graph_value_type stay valid for the graph's lifetime. */
+  tpj_ir_value_t** value_chunks; size_t num_values, cap_values, cap_chunks;
   tpj_ir_op_t* ops; size_t num_ops, cap_ops;
   tpj_ir_region_t* regions; size_t num_regions, cap_regions;
   tpj_value_t* params; const char** param_attrs; size_t num_params, cap_params;

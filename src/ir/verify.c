@@ -59,7 +59,7 @@ static tpj_status_t tpj_ir_verify_use(const tpj_graph_t* g, const char* user, tp
                                       int32_t block, int32_t pos) {
   TPJ_CHECK_ARG(v >= 0 && (size_t)v < g->num_values,
                 "graph verify: %s uses an unknown value (got %d)", user, (int)v);
-  const tpj_ir_value_t* val = &g->values[v];
+  const tpj_ir_value_t* val = TPJ_IR_VAL(g, v);
   TPJ_CHECK_ARG(val->block == block,
                 "graph verify: %s uses %%%d from block %d in block %d (out of scope)", user,
                 (int)v, (int)val->block, (int)block);
