@@ -316,3 +316,103 @@ def test_kthvalue(keepdim):
     ev, ei = aten.kthvalue.default(x, 3, 1, keepdim)
     close(gv, ev, rtol=0, atol=0)
     assert torch.equal(gi, ei)
+
+
+# ---------------------------------------------------------------- random --
+# run_aten does not feed the trailing rng state, so these build the graph with
+# the extra tensor<2xui64> argument themselves.
+
+def run_random(op, seed, *args, **kwargs):
+    from torch_pjrt import _C, _aten
+    fake = _aten._fake_outputs(op, args, kwargs)
+    flat = _aten._flatten_outputs(fake, "random")
+    graph = _C.Graph()
+    inputs = []
+
+    def tensor_id(t):
+        inputs.append(t)
+        return graph.param(_aten.dtype_code(t.dtype), tuple(t.shape))
+
+    encoded = _aten.encode_args(op, args, kwargs, tensor_id)
+    state = torch.tensor([seed, 12345], dtype=torch.uint64)
+    encoded.append(("tensor", tensor_id(state)))
+    out_types = [(_aten.dtype_code(o.dtype), tuple(o.shape)) for o in flat]
+    values = graph.lower(_aten.target_name(op), encoded, out_types)
+    graph.set_results(values)
+    outs = torch_pjrt.run_stablehlo(graph.to_stablehlo(), inputs)
+    return outs[0] if len(outs) == 1 else tuple(outs)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+def test_rand(dtype):
+    x = run_random(aten.rand.default, 1, [200, 100], dtype=dtype)
+    assert x.dtype == dtype and x.shape == (200, 100)
+    assert x.min() >= 0 and x.max() < 1
+    xf = x.double()
+    assert abs(xf.mean() - 0.5) < 0.01 and abs(xf.var() - 1 / 12) < 0.005
+    assert torch.equal(x, run_random(aten.rand.default, 1, [200, 100], dtype=dtype))
+    assert not torch.equal(x, run_random(aten.rand.default, 2, [200, 100], dtype=dtype))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_randn(dtype):
+    x = run_random(aten.randn.default, 3, [300, 100], dtype=dtype).double()
+    assert abs(x.mean()) < 0.02 and abs(x.var() - 1) < 0.03
+    assert torch.isfinite(x).all()
+    # fraction within one sigma ~ 0.6827
+    assert abs((x.abs() < 1).double().mean() - 0.6827) < 0.01
+    like = run_random(aten.randn_like.default, 3, torch.zeros(300, 100, dtype=dtype))
+    assert like.dtype == dtype and like.shape == (300, 100)
+
+
+def test_rand_like_uniform_normal():
+    base = torch.zeros(200, 150)
+    u = run_random(aten.uniform.default, 4, base, -2.0, 3.0)
+    assert u.min() >= -2 and u.max() < 3 and abs(u.mean() - 0.5) < 0.05
+    r = run_random(aten.rand_like.default, 4, base)
+    assert r.shape == base.shape and 0 <= r.min() and r.max() < 1
+    n = run_random(aten.normal.float_float, 5, 2.0, 0.5, [200, 150])
+    assert abs(n.mean() - 2) < 0.01 and abs(n.std() - 0.5) < 0.01
+    mean = torch.linspace(-3, 3, 150).expand(200, 150).contiguous()
+    n = run_random(aten.normal.Tensor_float, 6, mean, 0.1)
+    assert ((n - mean).mean()).abs() < 0.005 and abs((n - mean).std() - 0.1) < 0.005
+    std = torch.full((200, 150), 3.0)
+    n = run_random(aten.normal.Tensor_Tensor, 7, mean, std)
+    assert abs((n - mean).std() - 3) < 0.05
+
+
+def test_bernoulli_randint():
+    base = torch.zeros(200, 100)
+    b = run_random(aten.bernoulli.p, 8, base, 0.3)
+    assert b.dtype == torch.float32 and set(b.unique().tolist()) <= {0.0, 1.0}
+    assert abs(b.mean() - 0.3) < 0.015
+    p = torch.rand(200, 100, generator=torch.Generator().manual_seed(0))
+    b = run_random(aten.bernoulli.default, 9, p)
+    assert abs(b.mean() - p.mean()) < 0.015
+    assert (b[p < 0.01] == 0).float().mean() > 0.97
+    i = run_random(aten.randint.low, 10, -3, 7, [20000])
+    assert i.dtype == torch.int64 and i.min() == -3 and i.max() == 6
+    counts = torch.bincount(i + 3)
+    assert (counts - 2000).abs().max() < 250
+    i = run_random(aten.randint.default, 11, 5, [100], dtype=torch.int32)
+    assert i.dtype == torch.int32 and i.min() >= 0 and i.max() < 5
+
+
+@pytest.mark.parametrize("p", [0.0, 0.2, 0.5, 1.0])
+def test_native_dropout(p):
+    x = gen(100, 200) + 3.0
+    out, mask = run_random(aten.native_dropout.default, 12, x, p, True)
+    assert mask.dtype == torch.bool
+    assert abs(mask.float().mean() - (1 - p)) < 0.02
+    scale = 0.0 if p == 1.0 else 1.0 / (1.0 - p)
+    close(out, x * mask * scale, rtol=1e-6, atol=1e-6)
+    out2, mask2 = run_random(aten.native_dropout.default, 12, x, p, True)
+    assert torch.equal(mask, mask2)
+    if 0 < p < 1:
+        _, mask3 = run_random(aten.native_dropout.default, 13, x, p, True)
+        assert not torch.equal(mask, mask3)
+    out, mask = run_random(aten.native_dropout.default, 12, x, p, False)
+    assert torch.equal(out, x) and mask.all()
+    go = gen(100, 200, seed=4)
+    close(run(aten.native_dropout_backward.default, go, mask2, scale),
+          aten.native_dropout_backward.default(go, mask2, scale))
