@@ -44,8 +44,10 @@ static tpj_status_t tpj_nll_prepare(tpj_graph_t* g, const tpj_lower_call_t* call
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_int(call, xi + 3, &n->reduction));
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_int(call, xi + 4, &ignore_index));
   TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, tgt, TPJ_DTYPE_S64, &tgt));
-  const tpj_type_t* t = tpj_lower_type(g, n->x);
-  const tpj_type_t* tt = tpj_lower_type(g, tgt);
+  const tpj_type_t t_c = *tpj_lower_type(g, n->x);
+  const tpj_type_t* t = &t_c;
+  const tpj_type_t tt_c = *tpj_lower_type(g, tgt);
+  const tpj_type_t* tt = &tt_c;
   n->class_dim = t->rank == 1 ? 0 : 1;
   if (t->rank < 1 || tt->rank != t->rank - 1)
     return TPJ_STATUS(INVALID_ARGUMENT, "%s: target rank %d does not fit input rank %d",
@@ -80,7 +82,8 @@ static tpj_status_t tpj_nll_prepare(tpj_graph_t* g, const tpj_lower_call_t* call
 TPJ_LOWERING(tpj_lower_reduce_nll_loss) {
   tpj_nll_t n;
   TPJ_RETURN_IF_ERROR(tpj_nll_prepare(g, call, 0, &n));
-  const tpj_type_t* t = tpj_lower_type(g, n.x);
+  const tpj_type_t t_c = *tpj_lower_type(g, n.x);
+  const tpj_type_t* t = &t_c;
   tpj_value_t zero, sel, picked, loss, total, r;
   TPJ_RETURN_IF_ERROR(tpj_lower_full(g, t, 0.0, &zero));
   TPJ_RETURN_IF_ERROR(tpj_build_select(g, n.onehot, n.x, zero, &sel));
@@ -105,7 +108,8 @@ TPJ_LOWERING(tpj_lower_reduce_nll_loss) {
 TPJ_LOWERING(tpj_lower_reduce_nll_loss_backward) {
   tpj_nll_t n;
   TPJ_RETURN_IF_ERROR(tpj_nll_prepare(g, call, 1, &n));
-  const tpj_type_t* t = tpj_lower_type(g, n.x);
+  const tpj_type_t t_c = *tpj_lower_type(g, n.x);
+  const tpj_type_t* t = &t_c;
   tpj_value_t go, scale, v, vb, zero, r;
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 0, &go));
   TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, go, t->dtype, &go));
@@ -117,7 +121,8 @@ TPJ_LOWERING(tpj_lower_reduce_nll_loss_backward) {
     TPJ_RETURN_IF_ERROR(tpj_build_binary(g, TPJ_BINARY_OP_DIV, go, tw, &scale));
   }
   if (n.reduction != 0) {
-    const tpj_type_t* wt = tpj_lower_type(g, n.w_eff);
+    const tpj_type_t wt_c = *tpj_lower_type(g, n.w_eff);
+    const tpj_type_t* wt = &wt_c;
     TPJ_RETURN_IF_ERROR(tpj_lower_broadcast_to(g, scale, wt->dims, (size_t)wt->rank, &scale));
   }
   TPJ_RETURN_IF_ERROR(tpj_build_binary(g, TPJ_BINARY_OP_MUL, n.w_eff, scale, &v));
@@ -158,7 +163,8 @@ TPJ_LOWERING(tpj_lower_reduce_mse_loss) {
 /* grad_output (argument 0) broadcast to x's type, divided by numel for mean. */
 static tpj_status_t tpj_loss_grad_scale(tpj_graph_t* g, const tpj_lower_call_t* call,
                                         tpj_value_t x, int64_t red, tpj_value_t* out) {
-  const tpj_type_t* t = tpj_lower_type(g, x);
+  const tpj_type_t t_c = *tpj_lower_type(g, x);
+  const tpj_type_t* t = &t_c;
   tpj_value_t go;
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_as(g, call, 0, t, &go));
   if (red == 1) return tpj_reduce_binc(g, TPJ_BINARY_OP_DIV, go, (double)tpj_type_numel(t), out);
@@ -202,7 +208,8 @@ TPJ_LOWERING(tpj_lower_reduce_bce) {
   TPJ_RETURN_IF_ERROR(tpj_build_binary(g, TPJ_BINARY_OP_MUL, y, l2, &b));
   TPJ_RETURN_IF_ERROR(tpj_build_binary(g, TPJ_BINARY_OP_SUB, a, b, &r));
   if (!tpj_lower_arg_is_none(call, 2)) {
-    TPJ_RETURN_IF_ERROR(tpj_lower_arg_as(g, call, 2, tpj_lower_type(g, x), &w));
+    const tpj_type_t xt = *tpj_lower_type(g, x);
+    TPJ_RETURN_IF_ERROR(tpj_lower_arg_as(g, call, 2, &xt, &w));
     TPJ_RETURN_IF_ERROR(tpj_build_binary(g, TPJ_BINARY_OP_MUL, r, w, &r));
   }
   TPJ_RETURN_IF_ERROR(tpj_loss_reduce(g, call, r, red, &r));
@@ -225,7 +232,8 @@ TPJ_LOWERING(tpj_lower_reduce_bce_backward) {
   TPJ_RETURN_IF_ERROR(tpj_build_binary(g, TPJ_BINARY_OP_DIV, d, den, &r));
   TPJ_RETURN_IF_ERROR(tpj_build_binary(g, TPJ_BINARY_OP_MUL, r, go, &r));
   if (!tpj_lower_arg_is_none(call, 3)) {
-    TPJ_RETURN_IF_ERROR(tpj_lower_arg_as(g, call, 3, tpj_lower_type(g, x), &w));
+    const tpj_type_t xt = *tpj_lower_type(g, x);
+    TPJ_RETURN_IF_ERROR(tpj_lower_arg_as(g, call, 3, &xt, &w));
     TPJ_RETURN_IF_ERROR(tpj_build_binary(g, TPJ_BINARY_OP_MUL, r, w, &r));
   }
   return tpj_reduce_finish(g, r, tpj_lower_out_type(call, 0), &out[0]);

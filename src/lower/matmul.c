@@ -19,8 +19,10 @@ static tpj_status_t tpj_mm_product(tpj_graph_t* g, const tpj_lower_call_t* call,
   tpj_value_t a, b;
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, li, &a));
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, ri, &b));
-  const tpj_type_t* ta = tpj_lower_type(g, a);
-  const tpj_type_t* tb = tpj_lower_type(g, b);
+  const tpj_type_t ta_c = *tpj_lower_type(g, a);
+  const tpj_type_t* ta = &ta_c;
+  const tpj_type_t tb_c = *tpj_lower_type(g, b);
+  const tpj_type_t* tb = &tb_c;
   if (ta->rank != tpj_mm_ranks[kind][0] || tb->rank != tpj_mm_ranks[kind][1])
     return TPJ_STATUS(INVALID_ARGUMENT, "%s: operand ranks (got %d and %d, expected %d and %d)",
                       call->target, (int)ta->rank, (int)tb->rank, (int)tpj_mm_ranks[kind][0],
@@ -62,7 +64,8 @@ static tpj_status_t tpj_mm_add(tpj_graph_t* g, const tpj_lower_call_t* call,
   TPJ_RETURN_IF_ERROR(tpj_mm_product(g, call, 1, 2, kind, &p));
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_float(call, 3, &beta));
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_float(call, 4, &alpha));
-  const tpj_type_t* pt = tpj_lower_type(g, p);
+  const tpj_type_t pt_c = *tpj_lower_type(g, p);
+  const tpj_type_t* pt = &pt_c;
   if (alpha != 1.0) TPJ_RETURN_IF_ERROR(tpj_reduce_binc(g, TPJ_BINARY_OP_MUL, p, alpha, &p));
   if (beta != 0.0) {
     TPJ_RETURN_IF_ERROR(tpj_lower_arg_as(g, call, 0, pt, &s));

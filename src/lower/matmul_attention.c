@@ -35,9 +35,12 @@ static tpj_status_t tpj_attn_load(tpj_graph_t* g, const tpj_lower_call_t* call, 
     if (i == 0) acc = tpj_reduce_acc_dtype(tpj_lower_type(g, a->q)->dtype);
     TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, *vals[i], acc, vals[i]));
   }
-  const tpj_type_t* tq = tpj_lower_type(g, a->q);
-  const tpj_type_t* tk = tpj_lower_type(g, a->k);
-  const tpj_type_t* tv = tpj_lower_type(g, a->v);
+  const tpj_type_t tq_c = *tpj_lower_type(g, a->q);
+  const tpj_type_t* tq = &tq_c;
+  const tpj_type_t tk_c = *tpj_lower_type(g, a->k);
+  const tpj_type_t* tk = &tk_c;
+  const tpj_type_t tv_c = *tpj_lower_type(g, a->v);
+  const tpj_type_t* tv = &tv_c;
   if (tq->rank < 2 || tk->rank != tq->rank || tv->rank != tq->rank)
     return TPJ_STATUS(INVALID_ARGUMENT, "%s: q, k, v ranks (got %d, %d, %d)", call->target,
                       (int)tq->rank, (int)tk->rank, (int)tv->rank);
@@ -61,7 +64,8 @@ static tpj_status_t tpj_attn_scores(tpj_graph_t* g, const tpj_lower_call_t* call
   bool causal;
   TPJ_RETURN_IF_ERROR(tpj_attn_dot(g, a->q, a->k, a->nb, a->nb + 1, a->nb + 1, &s));
   TPJ_RETURN_IF_ERROR(tpj_reduce_binc(g, TPJ_BINARY_OP_MUL, s, a->scale, &s));
-  const tpj_type_t* st = tpj_lower_type(g, s);
+  const tpj_type_t st_c = *tpj_lower_type(g, s);
+  const tpj_type_t* st = &st_c;
   TPJ_RETURN_IF_ERROR(tpj_lower_full(g, st, -INFINITY, &ninf));
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_bool(call, ci, &causal));
   if (causal) {
@@ -91,7 +95,8 @@ static tpj_status_t tpj_attn_scores(tpj_graph_t* g, const tpj_lower_call_t* call
 /* Softmax probabilities over the last dim, and optionally the logsumexp. */
 static tpj_status_t tpj_attn_probs(tpj_graph_t* g, tpj_value_t s, tpj_value_t* out_p,
                                    tpj_value_t* out_lse) {
-  const tpj_type_t* st = tpj_lower_type(g, s);
+  const tpj_type_t st_c = *tpj_lower_type(g, s);
+  const tpj_type_t* st = &st_c;
   tpj_reduce_dims_t rd = {.rank = st->rank, .count = 1};
   rd.dims[0] = st->rank - 1;
   rd.mask[st->rank - 1] = true;
@@ -133,7 +138,8 @@ TPJ_LOWERING(tpj_lower_reduce_sdpa_cpu_backward) {
   int64_t nb = a.nb;
   TPJ_RETURN_IF_ERROR(tpj_attn_dot(g, p, go, nb, nb, nb, &dv));
   TPJ_RETURN_IF_ERROR(tpj_attn_dot(g, go, a.v, nb, nb + 1, nb + 1, &dp));
-  const tpj_type_t* pt = tpj_lower_type(g, p);
+  const tpj_type_t pt_c = *tpj_lower_type(g, p);
+  const tpj_type_t* pt = &pt_c;
   tpj_reduce_dims_t rd = {.rank = pt->rank, .count = 1};
   rd.dims[0] = pt->rank - 1;
   rd.mask[pt->rank - 1] = true;

@@ -79,7 +79,8 @@ static tpj_status_t tpj_bn_stats(tpj_graph_t* g, const tpj_bn_args_t* a, const t
  * two updated running stats as outputs 3 and 4. */
 static tpj_status_t tpj_bn_forward(tpj_graph_t* g, const tpj_lower_call_t* call,
                                    const tpj_bn_args_t* a, bool stats_out, tpj_value_t* out) {
-  const tpj_type_t* t = tpj_lower_type(g, a->x);
+  const tpj_type_t t_c = *tpj_lower_type(g, a->x);
+  const tpj_type_t* t = &t_c;
   if (t->rank < 2)
     return TPJ_STATUS(INVALID_ARGUMENT, "%s: input needs rank >= 2 (got %d)", call->target,
                       (int)t->rank);
@@ -206,7 +207,8 @@ TPJ_LOWERING(tpj_lower_reduce_batch_norm_backward) {
     TPJ_RETURN_IF_ERROR(tpj_reduce_binc(g, TPJ_BINARY_OP_ADD, rstd, eps, &rstd));
     TPJ_RETURN_IF_ERROR(tpj_build_unary(g, TPJ_UNARY_OP_RSQRT, rstd, &rstd));
   }
-  const tpj_type_t* t = tpj_lower_type(g, x);
+  const tpj_type_t t_c = *tpj_lower_type(g, x);
+  const tpj_type_t* t = &t_c;
   tpj_reduce_dims_t rd;
   tpj_bn_dims(t->rank, &rd);
   TPJ_RETURN_IF_ERROR(tpj_bn_channel(g, mean, t, &mb));

@@ -10,7 +10,8 @@
 static tpj_status_t tpj_norm_stats(tpj_graph_t* g, tpj_value_t x, const tpj_reduce_dims_t* rd,
                                    double eps, tpj_value_t* out_mean, tpj_value_t* out_rstd,
                                    tpj_value_t* out_xhat) {
-  const tpj_type_t* t = tpj_lower_type(g, x);
+  const tpj_type_t t_c = *tpj_lower_type(g, x);
+  const tpj_type_t* t = &t_c;
   tpj_value_t mb, d, sq, var, rb;
   TPJ_RETURN_IF_ERROR(tpj_reduce_mean_of(g, x, rd, out_mean));
   TPJ_RETURN_IF_ERROR(tpj_reduce_expand(g, *out_mean, rd, t, &mb));
@@ -27,7 +28,8 @@ static tpj_status_t tpj_norm_stats(tpj_graph_t* g, tpj_value_t x, const tpj_redu
 static tpj_status_t tpj_norm_grad_input(tpj_graph_t* g, tpj_value_t gx, tpj_value_t xhat,
                                         tpj_value_t rstd_full, const tpj_reduce_dims_t* rd,
                                         tpj_value_t* out) {
-  const tpj_type_t* t = tpj_lower_type(g, gx);
+  const tpj_type_t t_c = *tpj_lower_type(g, gx);
+  const tpj_type_t* t = &t_c;
   tpj_value_t m1, m1b, gxh, m2, m2b, a, b;
   TPJ_RETURN_IF_ERROR(tpj_reduce_mean_of(g, gx, rd, &m1));
   TPJ_RETURN_IF_ERROR(tpj_reduce_expand(g, m1, rd, t, &m1b));
@@ -85,7 +87,8 @@ TPJ_LOWERING(tpj_lower_reduce_layer_norm) {
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 0, &x));
   tpj_dtype_t acc = tpj_reduce_acc_dtype(tpj_lower_type(g, x)->dtype);
   TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, x, acc, &x));
-  const tpj_type_t* t = tpj_lower_type(g, x);
+  const tpj_type_t t_c = *tpj_lower_type(g, x);
+  const tpj_type_t* t = &t_c;
   int64_t axis;
   TPJ_RETURN_IF_ERROR(tpj_norm_axis(call, 1, t, &axis));
   TPJ_RETURN_IF_ERROR(tpj_reduce_opt_tensor(g, call, 2, acc, &w));
@@ -131,7 +134,8 @@ TPJ_LOWERING(tpj_lower_reduce_layer_norm_backward) {
   TPJ_RETURN_IF_ERROR(tpj_reduce_opt_tensor(g, call, 3, acc, &mean));
   TPJ_RETURN_IF_ERROR(tpj_reduce_opt_tensor(g, call, 4, acc, &rstd));
   TPJ_RETURN_IF_ERROR(tpj_reduce_opt_tensor(g, call, 5, acc, &w));
-  const tpj_type_t* t = tpj_lower_type(g, x);
+  const tpj_type_t t_c = *tpj_lower_type(g, x);
+  const tpj_type_t* t = &t_c;
   int64_t axis;
   TPJ_RETURN_IF_ERROR(tpj_norm_axis(call, 2, t, &axis));
   tpj_reduce_dims_t rd;

@@ -13,7 +13,8 @@ static tpj_status_t tpj_softmax_parts(tpj_graph_t* g, const tpj_lower_call_t* ca
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 0, &x));
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_int(call, 1, &dim));
   TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, x, tpj_reduce_acc_dtype(ot->dtype), &x));
-  const tpj_type_t* t = tpj_lower_type(g, x);
+  const tpj_type_t t_c = *tpj_lower_type(g, x);
+  const tpj_type_t* t = &t_c;
   TPJ_RETURN_IF_ERROR(tpj_lower_norm_dim(call, dim, t->rank, &dim));
   tpj_reduce_dims_t rd = {.rank = t->rank};
   if (t->rank > 0) {
@@ -60,7 +61,8 @@ static tpj_status_t tpj_softmax_bw_args(tpj_graph_t* g, const tpj_lower_call_t* 
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_int(call, 2, &dim));
   TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, *out_grad, acc, out_grad));
   TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, *out_y, acc, out_y));
-  const tpj_type_t* t = tpj_lower_type(g, *out_y);
+  const tpj_type_t t_c = *tpj_lower_type(g, *out_y);
+  const tpj_type_t* t = &t_c;
   TPJ_RETURN_IF_ERROR(tpj_lower_norm_dim(call, dim, t->rank, &dim));
   tpj_reduce_dims_t rd = {.rank = t->rank};
   if (t->rank > 0) {

@@ -13,7 +13,8 @@ static tpj_status_t tpj_reduce_simple_op(tpj_graph_t* g, const tpj_lower_call_t*
                                          tpj_dtype_t acc_dtype, tpj_value_t* out) {
   tpj_value_t x;
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 0, &x));
-  const tpj_type_t* t = tpj_lower_type(g, x);
+  const tpj_type_t t_c = *tpj_lower_type(g, x);
+  const tpj_type_t* t = &t_c;
   tpj_reduce_dims_t rd;
   if (dim_arg < 0)
     tpj_reduce_dims_all(t->rank, &rd);
@@ -50,7 +51,8 @@ TPJ_LOWERING(tpj_lower_reduce_mean) {
                                  tpj_dtype_name(ot->dtype));
   tpj_value_t x, xc, r;
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 0, &x));
-  const tpj_type_t* t = tpj_lower_type(g, x);
+  const tpj_type_t t_c = *tpj_lower_type(g, x);
+  const tpj_type_t* t = &t_c;
   tpj_reduce_dims_t rd;
   int dim_arg = tpj_reduce_dim_arg(call);
   if (dim_arg < 0)
@@ -95,7 +97,8 @@ TPJ_LOWERING(tpj_lower_reduce_logsumexp) {
   tpj_value_t x, xc, m, inf, zero, isinf, ms, mb, d, e, s, l, r;
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 0, &x));
   TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, x, tpj_reduce_acc_dtype(ot->dtype), &xc));
-  const tpj_type_t* t = tpj_lower_type(g, xc);
+  const tpj_type_t t_c = *tpj_lower_type(g, xc);
+  const tpj_type_t* t = &t_c;
   tpj_reduce_dims_t rd;
   TPJ_RETURN_IF_ERROR(tpj_reduce_dims_parse(call, 1, t->rank, &rd));
   if (tpj_type_numel(t) == 0) {
@@ -105,7 +108,8 @@ TPJ_LOWERING(tpj_lower_reduce_logsumexp) {
     return tpj_reduce_finish(g, l, ot, &out[0]);
   }
   TPJ_RETURN_IF_ERROR(tpj_reduce_apply(g, xc, TPJ_REDUCE_KIND_MAX, &rd, &m));
-  const tpj_type_t* mt = tpj_lower_type(g, m);
+  const tpj_type_t mt_c = *tpj_lower_type(g, m);
+  const tpj_type_t* mt = &mt_c;
   TPJ_RETURN_IF_ERROR(tpj_build_unary(g, TPJ_UNARY_OP_ABS, m, &ms));
   TPJ_RETURN_IF_ERROR(tpj_lower_full(g, mt, INFINITY, &inf));
   TPJ_RETURN_IF_ERROR(tpj_lower_full(g, mt, 0.0, &zero));
@@ -131,7 +135,8 @@ static tpj_status_t tpj_reduce_var_core(tpj_graph_t* g, const tpj_lower_call_t* 
     return TPJ_LOWER_UNSUPPORTED(call, "variance needs a floating dtype (got %s)",
                                  tpj_dtype_name(acc));
   TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, x, acc, &xc));
-  const tpj_type_t* t = tpj_lower_type(g, xc);
+  const tpj_type_t t_c = *tpj_lower_type(g, xc);
+  const tpj_type_t* t = &t_c;
   tpj_reduce_dims_t rd;
   TPJ_RETURN_IF_ERROR(tpj_reduce_dims_parse(call, 1, t->rank, &rd));
   double corr;
@@ -176,7 +181,8 @@ TPJ_LOWERING(tpj_lower_reduce_vector_norm) {
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 0, &x));
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_float(call, 1, &ord));
   TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, x, tpj_reduce_acc_dtype(ot->dtype), &x));
-  const tpj_type_t* t = tpj_lower_type(g, x);
+  const tpj_type_t t_c = *tpj_lower_type(g, x);
+  const tpj_type_t* t = &t_c;
   tpj_reduce_dims_t rd;
   TPJ_RETURN_IF_ERROR(tpj_reduce_dims_parse(call, 2, t->rank, &rd));
   TPJ_RETURN_IF_ERROR(tpj_build_unary(g, TPJ_UNARY_OP_ABS, x, &a));

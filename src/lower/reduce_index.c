@@ -59,7 +59,8 @@ static tpj_status_t tpj_reduce_arg_init(tpj_graph_t* g, tpj_dtype_t dt, bool is_
 static tpj_status_t tpj_reduce_arg_along(tpj_graph_t* g, const tpj_lower_call_t* call,
                                          tpj_value_t x, int64_t dim, bool is_max,
                                          tpj_value_t* out_v, tpj_value_t* out_i) {
-  const tpj_type_t* t = tpj_lower_type(g, x);
+  const tpj_type_t t_c = *tpj_lower_type(g, x);
+  const tpj_type_t* t = &t_c;
   if (t->rank > 0 && t->dims[dim] == 0)
     return TPJ_STATUS(INVALID_ARGUMENT, "%s: cannot reduce an empty dim %lld (no identity)",
                       call->target, (long long)dim);
@@ -103,7 +104,8 @@ static tpj_status_t tpj_reduce_argext(tpj_graph_t* g, const tpj_lower_call_t* ca
                                       bool is_max, tpj_value_t* out) {
   tpj_value_t x, v, i;
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 0, &x));
-  const tpj_type_t* t = tpj_lower_type(g, x);
+  const tpj_type_t t_c = *tpj_lower_type(g, x);
+  const tpj_type_t* t = &t_c;
   int64_t dim = 0;
   if (tpj_lower_arg_is_none(call, 1)) {
     int64_t n = tpj_type_numel(t);
@@ -130,11 +132,12 @@ static tpj_status_t tpj_reduce_scan(tpj_graph_t* g, const tpj_lower_call_t* call
   int64_t dim;
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 0, &x));
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_int(call, 1, &dim));
-  const tpj_type_t* t = tpj_lower_type(g, x);
+  tpj_type_t t_c = *tpj_lower_type(g, x);
+  const tpj_type_t* t = &t_c;
   TPJ_RETURN_IF_ERROR(tpj_lower_norm_dim(call, dim, t->rank, &dim));
   tpj_dtype_t acc = tpj_reduce_acc_dtype(ot->dtype);
   TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, x, acc, &x));
-  t = tpj_lower_type(g, x);
+  t_c = *tpj_lower_type(g, x);
   if (t->rank == 0 || tpj_type_numel(t) == 0) return tpj_reduce_finish(g, x, ot, &out[0]);
   int64_t wdims[TPJ_MAX_RANK], strides[TPJ_MAX_RANK], pad[2 * TPJ_MAX_RANK];
   for (int32_t d = 0; d < t->rank; ++d) {

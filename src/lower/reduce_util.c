@@ -58,12 +58,16 @@ tpj_status_t tpj_reduce_apply(tpj_graph_t* g, tpj_value_t x, tpj_reduce_kind_t k
 }
 
 tpj_status_t tpj_reduce_expand(tpj_graph_t* g, tpj_value_t r, const tpj_reduce_dims_t* rd,
-                               const tpj_type_t* full, tpj_value_t* out) {
+                               const tpj_type_t* full_in, tpj_value_t* out) {
+  /* copy first: full_in may point into the graph, which moves as it grows */
+  const tpj_type_t full_c = *full_in;
+  const tpj_type_t* full = &full_c;
   int64_t bdims[TPJ_MAX_RANK];
   size_t n = 0;
   for (int64_t d = 0; d < full->rank; ++d)
     if (!rd->mask[d]) bdims[n++] = d;
-  const tpj_type_t* rt = tpj_lower_type(g, r);
+  const tpj_type_t rt_c = *tpj_lower_type(g, r);
+  const tpj_type_t* rt = &rt_c;
   if ((size_t)rt->rank != n) {
     /* keepdim-shaped input: drop the reduced unit dims first */
     int64_t dims[TPJ_MAX_RANK];
@@ -77,7 +81,8 @@ tpj_status_t tpj_reduce_finish(tpj_graph_t* g, tpj_value_t v, const tpj_type_t* 
                                tpj_value_t* out) {
   tpj_value_t c;
   TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, v, type->dtype, &c));
-  const tpj_type_t* t = tpj_lower_type(g, c);
+  const tpj_type_t t_c = *tpj_lower_type(g, c);
+  const tpj_type_t* t = &t_c;
   if (tpj_type_equal(t, type)) {
     *out = c;
     return NULL;
@@ -87,7 +92,8 @@ tpj_status_t tpj_reduce_finish(tpj_graph_t* g, tpj_value_t v, const tpj_type_t* 
 
 tpj_status_t tpj_reduce_mean_of(tpj_graph_t* g, tpj_value_t x, const tpj_reduce_dims_t* rd,
                                 tpj_value_t* out) {
-  const tpj_type_t* t = tpj_lower_type(g, x);
+  const tpj_type_t t_c = *tpj_lower_type(g, x);
+  const tpj_type_t* t = &t_c;
   int64_t n = tpj_reduce_dims_numel(rd, t);
   tpj_value_t s;
   TPJ_RETURN_IF_ERROR(tpj_reduce_apply(g, x, TPJ_REDUCE_KIND_ADD, rd, &s));
@@ -96,7 +102,8 @@ tpj_status_t tpj_reduce_mean_of(tpj_graph_t* g, tpj_value_t x, const tpj_reduce_
 
 tpj_status_t tpj_reduce_binc(tpj_graph_t* g, tpj_binary_op_t op, tpj_value_t x, double c,
                              tpj_value_t* out) {
-  const tpj_type_t* t = tpj_lower_type(g, x);
+  const tpj_type_t t_c = *tpj_lower_type(g, x);
+  const tpj_type_t* t = &t_c;
   tpj_value_t k;
   TPJ_RETURN_IF_ERROR(tpj_build_splat(g, t->dtype, t->dims, (size_t)t->rank, c, &k));
   return tpj_build_binary(g, op, x, k, out);
@@ -104,8 +111,10 @@ tpj_status_t tpj_reduce_binc(tpj_graph_t* g, tpj_binary_op_t op, tpj_value_t x, 
 
 tpj_status_t tpj_reduce_binb(tpj_graph_t* g, tpj_binary_op_t op, tpj_value_t a,
                              tpj_value_t b, tpj_value_t* out) {
-  const tpj_type_t* ta = tpj_lower_type(g, a);
-  const tpj_type_t* tb = tpj_lower_type(g, b);
+  const tpj_type_t ta_c = *tpj_lower_type(g, a);
+  const tpj_type_t* ta = &ta_c;
+  const tpj_type_t tb_c = *tpj_lower_type(g, b);
+  const tpj_type_t* tb = &tb_c;
   tpj_type_t bt = *ta;
   if (!tpj_type_equal(ta, tb)) {
     size_t r = (size_t)(ta->rank > tb->rank ? ta->rank : tb->rank);
@@ -124,7 +133,8 @@ tpj_status_t tpj_reduce_binb(tpj_graph_t* g, tpj_binary_op_t op, tpj_value_t a,
 
 tpj_status_t tpj_reduce_reshape(tpj_graph_t* g, tpj_value_t x, const int64_t* dims,
                                 size_t rank, tpj_value_t* out) {
-  const tpj_type_t* t = tpj_lower_type(g, x);
+  const tpj_type_t t_c = *tpj_lower_type(g, x);
+  const tpj_type_t* t = &t_c;
   bool same = (size_t)t->rank == rank;
   for (size_t i = 0; same && i < rank; ++i) same = t->dims[i] == dims[i];
   if (same) {
