@@ -259,8 +259,7 @@ tpj_status_t tpj_build_unary(tpj_graph_t* g, tpj_unary_op_t op, tpj_value_t x,
     TPJ_FMT(tx, a);
     return TPJ_STATUS(INVALID_ARGUMENT, "%s: unsupported operand type (got %s, expected %s)",
                       info->name, a,
-                      tpj_ir_kind_ok(info->kind, TPJ_DTYPE_C64) && !tpj_dtype_is_complex(tx->dtype) &&
-                              info->kind == K_FLOAT && !tpj_dtype_is_float(tx->dtype)
+                      info->kind == K_FLOAT && !ok && tpj_dtype_is_complex(tx->dtype)
                           ? "a floating-point element type"
                           : tpj_ir_kind_desc(info->kind));
   }

@@ -38,13 +38,10 @@ static tpj_status_t tpj_ir_indices(const char* name, const tpj_type_t* ti, int64
   return NULL;
 }
 
-tpj_status_t tpj_build_gather(tpj_graph_t* g, tpj_value_t operand, tpj_value_t indices,
-                              const tpj_gather_dims_t* dn, tpj_value_t* out) {
-  const char* name = "stablehlo.gather";
-  TPJ_CHECK_ARG(g && dn && out, "%s: graph, dims or out is NULL", name);
-  const tpj_type_t *to, *ti;
-  TPJ_RETURN_IF_ERROR(tpj_ir_operand(g, name, "operand", operand, &to));
-  TPJ_RETURN_IF_ERROR(tpj_ir_operand(g, name, "start_indices", indices, &ti));
+/* Validates gather dimension numbers and infers the result type. */
+static tpj_status_t tpj_ir_gather_type(const char* name, const tpj_type_t* to,
+                                       const tpj_type_t* ti, const tpj_gather_dims_t* dn,
+                                       tpj_type_t* out_type) {
   int64_t vec, batch[TPJ_MAX_RANK];
   size_t nb;
   TPJ_RETURN_IF_ERROR(tpj_ir_indices(name, ti, dn->index_vector_dim, &vec, batch, &nb));
@@ -78,24 +75,36 @@ tpj_status_t tpj_build_gather(tpj_graph_t* g, tpj_value_t operand, tpj_value_t i
   TPJ_RETURN_IF_ERROR(tpj_ir_check_dims(name, "offset_dims", dn->offset_dims, n_off, (int64_t)out_rank));
   for (size_t i = 1; i < n_off; ++i)
     TPJ_CHECK_ARG(dn->offset_dims[i] > dn->offset_dims[i - 1], "%s: offset_dims must be sorted", name);
-  tpj_type_t rt = tpj_type_scalar(to->dtype);
-  rt.rank = (int32_t)out_rank;
+  *out_type = tpj_type_scalar(to->dtype);
+  out_type->rank = (int32_t)out_rank;
   size_t bi = 0, oi = 0;
   for (size_t d = 0; d < out_rank; ++d) {
-    if (tpj_ir_has(dn->offset_dims, n_off, (int64_t)d)) {
-      while (tpj_ir_has(dn->collapsed_slice_dims, dn->num_collapsed_slice_dims, (int64_t)oi) ||
-             tpj_ir_has(dn->operand_batching_dims, dn->num_operand_batching_dims, (int64_t)oi))
-        oi++;
-      rt.dims[d] = dn->slice_sizes[oi++];
-    } else {
-      rt.dims[d] = batch[bi++];
+    if (!tpj_ir_has(dn->offset_dims, n_off, (int64_t)d)) {
+      out_type->dims[d] = batch[bi++];
+      continue;
     }
+    while (tpj_ir_has(dn->collapsed_slice_dims, dn->num_collapsed_slice_dims, (int64_t)oi) ||
+           tpj_ir_has(dn->operand_batching_dims, dn->num_operand_batching_dims, (int64_t)oi))
+      oi++;
+    out_type->dims[d] = dn->slice_sizes[oi++];
   }
+  return NULL;
+}
+
+tpj_status_t tpj_build_gather(tpj_graph_t* g, tpj_value_t operand, tpj_value_t indices,
+                              const tpj_gather_dims_t* dn, tpj_value_t* out) {
+  const char* name = "stablehlo.gather";
+  TPJ_CHECK_ARG(g && dn && out, "%s: graph, dims or out is NULL", name);
+  const tpj_type_t *to, *ti;
+  TPJ_RETURN_IF_ERROR(tpj_ir_operand(g, name, "operand", operand, &to));
+  TPJ_RETURN_IF_ERROR(tpj_ir_operand(g, name, "start_indices", indices, &ti));
+  tpj_type_t rt;
+  TPJ_RETURN_IF_ERROR(tpj_ir_gather_type(name, to, ti, dn, &rt));
   tpj_strbuf_t sb;
   tpj_strbuf_init(&sb);
   bool first = true;
   tpj_strbuf_puts(&sb, "dimension_numbers = #stablehlo.gather<");
-  tpj_ir_dn_field(&sb, &first, "offset_dims", dn->offset_dims, n_off, false);
+  tpj_ir_dn_field(&sb, &first, "offset_dims", dn->offset_dims, dn->num_offset_dims, false);
   tpj_ir_dn_field(&sb, &first, "collapsed_slice_dims", dn->collapsed_slice_dims, dn->num_collapsed_slice_dims, false);
   tpj_ir_dn_field(&sb, &first, "operand_batching_dims", dn->operand_batching_dims, dn->num_operand_batching_dims, false);
   tpj_ir_dn_field(&sb, &first, "start_indices_batching_dims", dn->start_indices_batching_dims, dn->num_start_indices_batching_dims, false);
