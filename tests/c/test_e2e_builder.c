@@ -594,4 +594,60 @@ TPJ_TEST(rng_bit_generator) {
   TPJ_EXPECT(distinct >= 30);
 }
 
+TPJ_TEST(low_precision_batched_gather_dilated_conv) {
+  tpj_graph_t* g;
+  TPJ_EXPECT_OK(tpj_graph_create(&g));
+  tpj_status_t s = NULL;
+  tpj_type_t tf = T(TPJ_DTYPE_F32, 1, 2, 0, 0, 0), to = T(TPJ_DTYPE_F32, 3, 2, 3, 4, 0);
+  tpj_type_t ti = T(TPJ_DTYPE_S32, 2, 2, 1, 0, 0), tin = T(TPJ_DTYPE_F32, 3, 1, 1, 3, 0);
+  tpj_type_t tk = T(TPJ_DTYPE_F32, 3, 1, 1, 2, 0);
+  tpj_value_t x, op, idx, in, k, xb, ob, bsum, xh, hm, ga, conv, cplx;
+  B(tpj_graph_add_param(g, &tf, &x));
+  B(tpj_graph_add_param(g, &to, &op));
+  B(tpj_graph_add_param(g, &ti, &idx));
+  B(tpj_graph_add_param(g, &tin, &in));
+  B(tpj_graph_add_param(g, &tk, &k));
+  B(tpj_build_convert(g, x, TPJ_DTYPE_BF16, &xb));
+  B(tpj_build_splat(g, TPJ_DTYPE_BF16, (int64_t[]){2}, 1, 1.0, &ob));
+  B(tpj_build_binary(g, TPJ_BINARY_OP_ADD, xb, ob, &bsum));
+  B(tpj_build_convert(g, x, TPJ_DTYPE_F16, &xh));
+  B(tpj_build_binary(g, TPJ_BINARY_OP_MUL, xh, xh, &hm));
+  /* per-batch row pick: out[b, :] = op[b, idx[b], :] */
+  int64_t off = 1, col = 1, ob0 = 0, map = 1, ss[3] = {1, 1, 4};
+  tpj_gather_dims_t gd = {.offset_dims = &off, .num_offset_dims = 1,
+                          .collapsed_slice_dims = &col, .num_collapsed_slice_dims = 1,
+                          .operand_batching_dims = &ob0, .num_operand_batching_dims = 1,
+                          .start_indices_batching_dims = &ob0, .num_start_indices_batching_dims = 1,
+                          .start_index_map = &map, .num_start_index_map = 1,
+                          .index_vector_dim = 1, .slice_sizes = ss, .num_slice_sizes = 3};
+  B(tpj_build_gather(g, op, idx, &gd, &ga));
+  /* transposed-conv style: lhs_dilation 2, pad 1/1 -> input length (3-1)*2+1+2 = 7, out 6 */
+  int64_t one = 1, pad[2] = {1, 1}, two = 2;
+  tpj_conv_params_t cp = {1, &one, pad, &two, NULL, 1, 1};
+  B(tpj_build_convolution(g, in, k, &cp, &conv));
+  float c64[2] = {1.5f, -2.0f};
+  tpj_type_t tc = T(TPJ_DTYPE_C64, 0, 0, 0, 0, 0);
+  B(tpj_build_constant(g, &tc, c64, sizeof(c64), &cplx));
+  tpj_value_t res[5] = {bsum, hm, ga, conv, cplx};
+  B(tpj_graph_set_results(g, res, 5));
+  float X[2] = {1.5f, 2.0f}, O[24], IN[3] = {1, 2, 3}, K[2] = {10, 1}, o_ga[8], o_conv[6], o_c[2];
+  int32_t I[2] = {2, 1};
+  uint16_t o_b[2], o_h[2];
+  for (int i = 0; i < 24; ++i) O[i] = (float)i;
+  void* outs[5] = {o_b, o_h, o_ga, o_conv, o_c};
+  size_t sizes[5] = {4, 4, 32, 24, 8};
+  e2e_in_t ins[5] = {{x, X}, {op, O}, {idx, I}, {in, IN}, {k, K}};
+  B(e2e_run(g, ins, 5, outs, sizes, 5));
+  tpj_graph_destroy(g);
+  TPJ_EXPECT_OK(s);
+  TPJ_EXPECT(o_b[0] == 0x4020 && o_b[1] == 0x4040); /* bf16 2.5, 3.0 */
+  TPJ_EXPECT(o_h[0] == 0x4080 && o_h[1] == 0x4400); /* f16 2.25, 4.0 */
+  for (int b = 0; b < 2; ++b)
+    for (int j = 0; j < 4; ++j) TPJ_EXPECT(o_ga[b * 4 + j] == O[b * 12 + I[b] * 4 + j]);
+  /* dilated + padded input: [0, 1, 0, 2, 0, 3, 0]; window [10, 1] */
+  float dil[7] = {0, 1, 0, 2, 0, 3, 0};
+  for (int i = 0; i < 6; ++i) TPJ_EXPECT(o_conv[i] == dil[i] * 10 + dil[i + 1]);
+  TPJ_EXPECT(o_c[0] == 1.5f && o_c[1] == -2.0f);
+}
+
 TPJ_TEST_MAIN("e2e_builder")
