@@ -416,3 +416,57 @@ def test_native_dropout(p):
     go = gen(100, 200, seed=4)
     close(run(aten.native_dropout_backward.default, go, mask2, scale),
           aten.native_dropout_backward.default(go, mask2, scale))
+
+
+# -------------------------------------------------------------- upsample --
+
+@pytest.mark.parametrize("shape,size,scales", [
+    ((2, 3, 4, 5), [8, 10], None), ((1, 2, 5, 7), [7, 4], None), ((1, 2, 5, 7), None, [1.7, 0.6]),
+    ((1, 1, 3, 3), [3, 9], None)])
+def test_upsample_nearest2d(shape, size, scales):
+    x = gen(*shape)
+    exp = aten.upsample_nearest2d.vec(x, size, scales)
+    close(run(aten.upsample_nearest2d.vec, x, size, scales), exp, rtol=0, atol=0)
+    go = gen(*exp.shape, seed=2)
+    osz = list(exp.shape[2:])
+    sh, sw = (scales if scales else (None, None))
+    bargs = (go, osz, list(shape), sh, sw)
+    close(run(aten.upsample_nearest2d_backward.default, *bargs),
+          aten.upsample_nearest2d_backward.default(*bargs))
+
+
+@pytest.mark.parametrize("shape,size,align,scales", [
+    ((2, 3, 4, 5), [8, 10], False, None), ((2, 3, 4, 5), [8, 10], True, None),
+    ((1, 2, 7, 6), [3, 4], False, None), ((1, 2, 7, 6), [3, 4], True, None),
+    ((1, 2, 5, 7), None, False, [1.7, 2.5]), ((1, 1, 4, 4), [1, 6], True, None)])
+def test_upsample_bilinear2d(shape, size, align, scales):
+    x = gen(*shape)
+    exp = aten.upsample_bilinear2d.vec(x, size, align, scales)
+    close(run(aten.upsample_bilinear2d.vec, x, size, align, scales), exp)
+    go = gen(*exp.shape, seed=2)
+    osz = list(exp.shape[2:])
+    sh, sw = (scales if scales else (None, None))
+    bargs = (go, osz, list(shape), align, sh, sw)
+    close(run(aten.upsample_bilinear2d_backward.default, *bargs),
+          aten.upsample_bilinear2d_backward.default(*bargs))
+
+
+def test_upsample_1d_3d():
+    x = gen(2, 3, 7)
+    close(run(aten.upsample_nearest1d.vec, x, [12], None),
+          aten.upsample_nearest1d.vec(x, [12], None), rtol=0, atol=0)
+    close(run(aten.upsample_linear1d.vec, x, [12], False, None),
+          aten.upsample_linear1d.vec(x, [12], False, None))
+    x = gen(1, 2, 3, 4, 5)
+    close(run(aten.upsample_trilinear3d.vec, x, [5, 6, 4], True, None),
+          aten.upsample_trilinear3d.vec(x, [5, 6, 4], True, None))
+    close(run(aten.upsample_nearest3d.vec, x, [5, 6, 4], None),
+          aten.upsample_nearest3d.vec(x, [5, 6, 4], None), rtol=0, atol=0)
+
+
+def test_upsample_bf16_default_overload():
+    x = gen(1, 2, 4, 4, dtype=torch.bfloat16)
+    close(run(aten.upsample_bilinear2d.default, x, [7, 9], False),
+          aten.upsample_bilinear2d.default(x, [7, 9], False), rtol=1e-2, atol=1e-2)
+    close(run(aten.upsample_nearest2d.default, x, [7, 9]),
+          aten.upsample_nearest2d.default(x, [7, 9]), rtol=0, atol=0)
