@@ -96,8 +96,8 @@ static void tpj_emit_element(tpj_strbuf_t* sb, tpj_dtype_t dt, const unsigned ch
   }
 }
 
-/* Nested list literal ([[true, false], ...]); used for pred data and empty
- * tensors, where the hex form is ambiguous. */
+/* Nested list literal ([[true, false], ...]) for pred data, whose hex form is
+ * ambiguous (bit-packed vs byte per element across MLIR versions). */
 static void tpj_emit_nested(tpj_strbuf_t* sb, const tpj_type_t* t, int32_t dim,
                             const unsigned char** p) {
   if (dim == t->rank) {
@@ -127,9 +127,11 @@ static void tpj_emit_dense(tpj_strbuf_t* sb, const tpj_ir_op_t* op, const tpj_ty
   int64_t numel = tpj_type_numel(t);
   const unsigned char* p = (const unsigned char*)op->data;
   tpj_strbuf_puts(sb, "value = dense<");
-  if (tpj_emit_is_splat(op, elem, numel)) {
+  if (numel == 0) {
+    /* `dense<>`: a nested [] list would be read as shape [0] */
+  } else if (tpj_emit_is_splat(op, elem, numel)) {
     tpj_emit_element(sb, t->dtype, p);
-  } else if (numel == 0 || t->dtype == TPJ_DTYPE_PRED) {
+  } else if (t->dtype == TPJ_DTYPE_PRED) {
     tpj_emit_nested(sb, t, 0, &p);
   } else {
     static const char kHex[] = "0123456789ABCDEF";
@@ -154,9 +156,13 @@ static void tpj_emit_dense(tpj_strbuf_t* sb, const tpj_ir_op_t* op, const tpj_ty
 
 /* ------------------------------------------------------------------ ops -- */
 
-static void tpj_emit_block(tpj_strbuf_t* sb, const tpj_graph_t* g, int32_t block, int depth);
 
-static void tpj_emit_region(tpj_strbuf_t* sb, const tpj_graph_t* g, int32_t r, int depth) {
+typedef struct tpj_emit_index_s tpj_emit_index_t;
+static void tpj_emit_block(tpj_strbuf_t* sb, const tpj_graph_t* g, const tpj_emit_index_t* ix,
+                           int32_t block, int depth);
+
+static void tpj_emit_region(tpj_strbuf_t* sb, const tpj_graph_t* g, const tpj_emit_index_t* ix,
+                            int32_t r, int depth) {
   const tpj_ir_region_t* reg = &g->regions[r];
   tpj_strbuf_puts(sb, "{\n");
   tpj_emit_indent(sb, depth + 1);
@@ -168,7 +174,7 @@ static void tpj_emit_region(tpj_strbuf_t* sb, const tpj_graph_t* g, int32_t r, i
     tpj_emit_type(sb, &TPJ_IR_VAL(g, reg->first_arg + i)->type);
   }
   tpj_strbuf_puts(sb, "):\n");
-  tpj_emit_block(sb, g, r, depth + 2);
+  tpj_emit_block(sb, g, ix, r, depth + 2);
   tpj_emit_indent(sb, depth + 2);
   tpj_strbuf_puts(sb, "\"stablehlo.return\"(");
   tpj_emit_value_list(sb, g, reg->results, (size_t)reg->num_results);
@@ -179,8 +185,8 @@ static void tpj_emit_region(tpj_strbuf_t* sb, const tpj_graph_t* g, int32_t r, i
   tpj_strbuf_puts(sb, "}");
 }
 
-static void tpj_emit_op(tpj_strbuf_t* sb, const tpj_graph_t* g, const tpj_ir_op_t* op,
-                        int depth) {
+static void tpj_emit_op(tpj_strbuf_t* sb, const tpj_graph_t* g, const tpj_emit_index_t* ix,
+                        const tpj_ir_op_t* op, int depth) {
   tpj_emit_indent(sb, depth);
   for (int32_t i = 0; i < op->num_results; ++i) {
     if (i) tpj_strbuf_puts(sb, ", ");
@@ -193,7 +199,7 @@ static void tpj_emit_op(tpj_strbuf_t* sb, const tpj_graph_t* g, const tpj_ir_op_
     tpj_strbuf_puts(sb, " (");
     for (int32_t i = 0; i < op->num_regions; ++i) {
       if (i) tpj_strbuf_puts(sb, ", ");
-      tpj_emit_region(sb, g, op->regions[i], depth);
+      tpj_emit_region(sb, g, ix, op->regions[i], depth);
     }
     tpj_strbuf_puts(sb, ")");
   }
@@ -216,9 +222,30 @@ static void tpj_emit_op(tpj_strbuf_t* sb, const tpj_graph_t* g, const tpj_ir_op_
   tpj_strbuf_puts(sb, "\n");
 }
 
-static void tpj_emit_block(tpj_strbuf_t* sb, const tpj_graph_t* g, int32_t block, int depth) {
-  for (size_t i = 0; i < g->num_ops; ++i)
-    if (g->ops[i].block == block) tpj_emit_op(sb, g, &g->ops[i], depth);
+/* Per-block op lists, built once per emission: first[block + 1] is the first op
+ * of a block (-1 if none), next[op] the following op of the same block. */
+struct tpj_emit_index_s {
+  int32_t* first; /* (num_regions + 1) */
+  int32_t* next;  /* (num_ops) */
+};
+
+static int tpj_emit_index_build(const tpj_graph_t* g, tpj_emit_index_t* ix) {
+  ix->first = (int32_t*)malloc((g->num_regions + 1) * sizeof(int32_t));
+  ix->next = (int32_t*)malloc((g->num_ops ? g->num_ops : 1) * sizeof(int32_t));
+  if (!ix->first || !ix->next) return 0;
+  for (size_t b = 0; b <= g->num_regions; ++b) ix->first[b] = -1;
+  for (size_t i = g->num_ops; i-- > 0;) { /* build back to front: lists in op order */
+    int32_t b = g->ops[i].block + 1;
+    ix->next[i] = ix->first[b];
+    ix->first[b] = (int32_t)i;
+  }
+  return 1;
+}
+
+static void tpj_emit_block(tpj_strbuf_t* sb, const tpj_graph_t* g, const tpj_emit_index_t* ix,
+                           int32_t block, int depth) {
+  for (int32_t i = ix->first[block + 1]; i >= 0; i = ix->next[i])
+    tpj_emit_op(sb, g, ix, &g->ops[i], depth);
 }
 
 static void tpj_emit_signature(tpj_strbuf_t* sb, const tpj_graph_t* g) {
@@ -252,7 +279,11 @@ tpj_status_t tpj_emit_stablehlo(const tpj_graph_t* g, char** out_text, size_t* o
   }
   tpj_strbuf_puts(&sb, " {\n");
   tpj_emit_signature(&sb, g);
-  tpj_emit_block(&sb, g, TPJ_IR_MAIN_BLOCK, 2);
+  tpj_emit_index_t ix;
+  if (tpj_emit_index_build(g, &ix)) tpj_emit_block(&sb, g, &ix, TPJ_IR_MAIN_BLOCK, 2);
+  else sb.oom = 1;
+  free(ix.first);
+  free(ix.next);
   tpj_strbuf_puts(&sb, "    \"func.return\"(");
   tpj_emit_value_list(&sb, g, g->results, g->num_results);
   tpj_strbuf_puts(&sb, ") : ");

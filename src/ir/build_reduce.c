@@ -82,8 +82,10 @@ static tpj_status_t tpj_ir_reduce_identity(tpj_graph_t* g, tpj_dtype_t dt, tpj_r
       return tpj_build_splat_int(g, dt, NULL, 0, 0, out);
     case TPJ_REDUCE_KIND_MUL:
       return tpj_build_splat_int(g, dt, NULL, 0, 1, out);
-    case TPJ_REDUCE_KIND_AND:
-      return tpj_build_splat_int(g, dt, NULL, 0, dt == TPJ_DTYPE_PRED ? 1 : -1, out);
+    case TPJ_REDUCE_KIND_AND: /* all ones */
+      if (dt == TPJ_DTYPE_PRED) return tpj_build_splat_int(g, dt, NULL, 0, 1, out);
+      if (sgn || bits == 64) return tpj_build_splat_int(g, dt, NULL, 0, -1, out);
+      return tpj_build_splat_int(g, dt, NULL, 0, (int64_t)((1ull << bits) - 1), out);
     case TPJ_REDUCE_KIND_MAX:
       if (fl) return tpj_build_splat(g, dt, NULL, 0, -INFINITY, out);
       if (dt == TPJ_DTYPE_PRED) return tpj_build_splat_int(g, dt, NULL, 0, 0, out);

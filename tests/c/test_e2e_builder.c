@@ -650,4 +650,51 @@ TPJ_TEST(low_precision_batched_gather_dilated_conv) {
   TPJ_EXPECT(o_c[0] == 1.5f && o_c[1] == -2.0f);
 }
 
+/* Reducing an empty dim yields the init value: checks every reduce_simple
+ * identity constant (and its dtype encoding) on the plugin. */
+TPJ_TEST(reduce_simple_identities) {
+  typedef struct { tpj_dtype_t dt; tpj_reduce_kind_t kind; uint64_t want_bits; } id_case_t;
+  static const id_case_t cases[] = {
+      {TPJ_DTYPE_F32, TPJ_REDUCE_KIND_MAX, 0xFF800000u}, {TPJ_DTYPE_F32, TPJ_REDUCE_KIND_MIN, 0x7F800000u},
+      {TPJ_DTYPE_F32, TPJ_REDUCE_KIND_MUL, 0x3F800000u}, {TPJ_DTYPE_BF16, TPJ_REDUCE_KIND_MAX, 0xFF80u},
+      {TPJ_DTYPE_F16, TPJ_REDUCE_KIND_MIN, 0x7C00u},     {TPJ_DTYPE_S64, TPJ_REDUCE_KIND_MAX, 0x8000000000000000ull},
+      {TPJ_DTYPE_S8, TPJ_REDUCE_KIND_MIN, 0x7Fu},        {TPJ_DTYPE_U8, TPJ_REDUCE_KIND_MIN, 0xFFu},
+      {TPJ_DTYPE_U32, TPJ_REDUCE_KIND_AND, 0xFFFFFFFFu}, {TPJ_DTYPE_U64, TPJ_REDUCE_KIND_MIN, UINT64_MAX},
+      {TPJ_DTYPE_S32, TPJ_REDUCE_KIND_OR, 0},            {TPJ_DTYPE_PRED, TPJ_REDUCE_KIND_AND, 1},
+      {TPJ_DTYPE_PRED, TPJ_REDUCE_KIND_ADD, 0},          {TPJ_DTYPE_S16, TPJ_REDUCE_KIND_ADD, 0},
+  };
+  enum { N = sizeof(cases) / sizeof(cases[0]) };
+  tpj_graph_t* g;
+  TPJ_EXPECT_OK(tpj_graph_create(&g));
+  tpj_status_t s = NULL;
+  tpj_value_t res[N];
+  for (int i = 0; i < N; ++i) {
+    tpj_type_t t = T(cases[i].dt, 2, 0, 2, 0, 0);
+    tpj_value_t c;
+    int64_t d0 = 0;
+    B(tpj_build_constant(g, &t, NULL, 0, &c));
+    B(tpj_build_reduce_simple(g, c, cases[i].kind, &d0, 1, &res[i]));
+  }
+  B(tpj_graph_set_results(g, res, N));
+  uint64_t o[N][2];
+  void* outs[N];
+  size_t sizes[N];
+  for (int i = 0; i < N; ++i) outs[i] = o[i], sizes[i] = 2 * tpj_dtype_size(cases[i].dt);
+  memset(o, 0, sizeof(o));
+  B(e2e_run(g, NULL, 0, outs, sizes, N));
+  tpj_graph_destroy(g);
+  TPJ_EXPECT_OK(s);
+  for (int i = 0; i < N; ++i) {
+    size_t sz = tpj_dtype_size(cases[i].dt);
+    for (int k = 0; k < 2; ++k) {
+      uint64_t bits = 0;
+      memcpy(&bits, (const unsigned char*)o[i] + k * sz, sz);
+      if (bits != cases[i].want_bits)
+        fprintf(stderr, "  case %d: got 0x%llx want 0x%llx\n", i, (unsigned long long)bits,
+                (unsigned long long)cases[i].want_bits);
+      TPJ_EXPECT(bits == cases[i].want_bits);
+    }
+  }
+}
+
 TPJ_TEST_MAIN("e2e_builder")
