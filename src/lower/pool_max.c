@@ -1,8 +1,10 @@
-/* pool_max.c: max_pool{1,2,3}d_with_indices and their backward. PyTorch
+/* pool_max.c: max_pool{1,2,3}d_with_indices, adaptive_max_pool{2,3}d and
+ * their backward. PyTorch
  * returns flat in-plane indices of the maximum (first max wins, NaN wins), so
  * the forward walks the kernel offsets in order with a running (value, index)
  * pair; the backward scatter-adds the gradient into the indexed positions.
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "lower/lower_nn.h"
@@ -191,7 +193,8 @@ TPJ_LOWERING(tpj_lower_nn_max_pool_with_indices_backward) {
   tpj_value_t go, x, idx;
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 0, &go));
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 1, &x));
-  TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 7, &idx));
+  bool adaptive = strstr(call->target, "adaptive") != NULL;
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, adaptive ? 2 : 7, &idx));
   const tpj_type_t* xt = tpj_lower_type(g, x);
   const tpj_type_t* gt = tpj_lower_type(g, go);
   const tpj_type_t* ot = tpj_lower_out_type(call, 0);
@@ -212,4 +215,143 @@ TPJ_LOWERING(tpj_lower_nn_max_pool_with_indices_backward) {
   TPJ_RETURN_IF_ERROR(scatter_add_rows(g, src, idx, rows, n_src, n_dst, &y));
   TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, y, ot->dtype, &y));
   return tpj_build_reshape(g, y, ot->dims, (size_t)ot->rank, &out[0]);
+}
+
+/* Gathers x2 (batch, in...) along every spatial dim at the positions of all
+ * bin offsets: result (batch, out_0, kmax_0, out_1, kmax_1, ...). Positions
+ * past a bin's end are clamped (and masked later). */
+static tpj_status_t gather_bins(tpj_graph_t* g, tpj_value_t x2, size_t nsp, const int64_t* in,
+                                const int64_t* outs, const int64_t* kmax, tpj_value_t* out) {
+  tpj_value_t cur = x2;
+  for (size_t i = 0; i < nsp; ++i) {
+    const tpj_type_t* t = tpj_lower_type(g, cur);
+    int64_t dim = (int64_t)(1 + 2 * i), n = outs[i] * kmax[i];
+    double* pos = malloc((size_t)n * sizeof(double));
+    if (pos == NULL) return TPJ_STATUS(RESOURCE_EXHAUSTED, "adaptive_max_pool: out of memory");
+    for (int64_t o = 0; o < outs[i]; ++o) {
+      for (int64_t a = 0; a < kmax[i]; ++a) {
+        int64_t p = (o * in[i]) / outs[i] + a;
+        pos[o * kmax[i] + a] = (double)(p < in[i] ? p : in[i] - 1);
+      }
+    }
+    int64_t id[2] = {n, 1};
+    tpj_type_t it;
+    tpj_value_t iv;
+    tpj_status_t st = tpj_type_init(TPJ_DTYPE_S64, id, 2, &it);
+    if (st == NULL) st = tpj_nn_constant(g, &it, pos, &iv);
+    free(pos);
+    TPJ_RETURN_IF_ERROR(st);
+    int64_t offset[TPJ_MAX_RANK], sizes[TPJ_MAX_RANK], coll[1] = {dim}, map[1] = {dim};
+    size_t no = 0;
+    for (int32_t d = 0; d < t->rank; ++d) {
+      sizes[d] = d == dim ? 1 : t->dims[d];
+      if (d != dim) offset[no++] = d;
+    }
+    tpj_gather_dims_t gd = {offset, no, coll, 1, NULL, 0, NULL, 0, map, 1, 1,
+                            sizes, (size_t)t->rank, false};
+    TPJ_RETURN_IF_ERROR(tpj_build_gather(g, cur, iv, &gd, &cur));
+    int64_t nd[TPJ_MAX_RANK];
+    memcpy(nd, t->dims, (size_t)t->rank * sizeof(int64_t));
+    nd[dim] = outs[i];
+    nd[dim + 1] = kmax[i];
+    for (int32_t d = dim + 1; d < t->rank; ++d) nd[d + 1] = t->dims[d];
+    TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, cur, nd, (size_t)t->rank + 1, &cur));
+  }
+  *out = cur;
+  return NULL;
+}
+
+/* Host constants for one offset tuple: flat index (s64) and validity (pred)
+ * over the output grid. */
+static tpj_status_t bin_positions(tpj_graph_t* g, size_t nsp, const int64_t* in,
+                                  const int64_t* outs, const int64_t* off,
+                                  tpj_value_t* out_flat, tpj_value_t* out_valid) {
+  int64_t n = 1;
+  for (size_t i = 0; i < nsp; ++i) n *= outs[i];
+  double* buf = malloc(2 * (size_t)n * sizeof(double));
+  if (buf == NULL) return TPJ_STATUS(RESOURCE_EXHAUSTED, "adaptive_max_pool: out of memory");
+  for (int64_t e = 0; e < n; ++e) {
+    int64_t rem = e, flat = 0, stride = 1;
+    bool ok = true;
+    for (size_t i = nsp; i-- > 0;) {
+      int64_t o = rem % outs[i];
+      rem /= outs[i];
+      int64_t s = (o * in[i]) / outs[i], end = ((o + 1) * in[i] + outs[i] - 1) / outs[i];
+      int64_t p = s + off[i];
+      if (p >= end) ok = false;
+      flat += (p < in[i] ? p : in[i] - 1) * stride;
+      stride *= in[i];
+    }
+    buf[e] = (double)flat;
+    buf[n + e] = ok ? 1.0 : 0.0;
+  }
+  tpj_type_t t;
+  tpj_value_t zero;
+  tpj_status_t st = tpj_type_init(TPJ_DTYPE_S64, outs, nsp, &t);
+  if (st == NULL) st = tpj_nn_constant(g, &t, buf, out_flat);
+  if (st == NULL) st = tpj_nn_constant(g, &t, buf + n, out_valid);
+  free(buf);
+  TPJ_RETURN_IF_ERROR(st);
+  TPJ_RETURN_IF_ERROR(tpj_lower_full(g, &t, 0.0, &zero));
+  return tpj_build_compare(g, TPJ_COMPARE_DIR_NE, *out_valid, zero, out_valid);
+}
+
+/* Slice of the gathered bins for one offset tuple -> (batch, out...). */
+static tpj_status_t bin_slice(tpj_graph_t* g, tpj_value_t bins, size_t nsp, const int64_t* off,
+                              const int64_t* bdims, tpj_value_t* out) {
+  const tpj_type_t* t = tpj_lower_type(g, bins);
+  int64_t start[TPJ_MAX_RANK] = {0}, limit[TPJ_MAX_RANK], step[TPJ_MAX_RANK];
+  for (int32_t d = 0; d < t->rank; ++d) {
+    limit[d] = t->dims[d];
+    step[d] = 1;
+  }
+  for (size_t i = 0; i < nsp; ++i) {
+    start[2 + 2 * i] = off[i];
+    limit[2 + 2 * i] = off[i] + 1;
+  }
+  tpj_value_t v;
+  TPJ_RETURN_IF_ERROR(tpj_build_slice(g, bins, start, limit, step, (size_t)t->rank, &v));
+  return tpj_build_reshape(g, v, bdims, nsp + 1, out);
+}
+
+TPJ_LOWERING(tpj_lower_nn_adaptive_max_pool) {
+  tpj_value_t x, x2, bins = TPJ_VALUE_NONE;
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 0, &x));
+  const tpj_type_t* xt = tpj_lower_type(g, x);
+  const tpj_type_t* ot = tpj_lower_out_type(call, 0);
+  size_t nsp = tpj_nn_target_nsp(call->target);
+  if (nsp == 0 || ot->rank != xt->rank) return TPJ_LOWER_UNSUPPORTED(call, "bad spatial rank");
+  int64_t in[3], outs[3], kmax[3], total = 1;
+  for (size_t i = 0; i < nsp; ++i) {
+    in[i] = xt->dims[xt->rank - (int32_t)nsp + (int32_t)i];
+    outs[i] = ot->dims[ot->rank - (int32_t)nsp + (int32_t)i];
+    if (in[i] < 1 || outs[i] < 1) return TPJ_STATUS(INVALID_ARGUMENT, "%s: empty size", call->target);
+    kmax[i] = 0;
+    for (int64_t o = 0; o < outs[i]; ++o) {
+      int64_t len = ((o + 1) * in[i] + outs[i] - 1) / outs[i] - (o * in[i]) / outs[i];
+      if (len > kmax[i]) kmax[i] = len;
+    }
+    total *= kmax[i];
+  }
+  TPJ_RETURN_IF_ERROR(tpj_nn_flatten_batch(g, call, x, nsp, &x2));
+  TPJ_RETURN_IF_ERROR(gather_bins(g, x2, nsp, in, outs, kmax, &bins));
+  int64_t bdims[4] = {tpj_lower_type(g, x2)->dims[0]};
+  memcpy(bdims + 1, outs, nsp * sizeof(int64_t));
+  tpj_value_t best, idx, seen;
+  TPJ_RETURN_IF_ERROR(tpj_build_splat(g, xt->dtype, bdims, nsp + 1, 0.0, &best));
+  TPJ_RETURN_IF_ERROR(tpj_build_splat(g, TPJ_DTYPE_S64, bdims, nsp + 1, 0.0, &idx));
+  TPJ_RETURN_IF_ERROR(tpj_build_splat(g, TPJ_DTYPE_PRED, outs, nsp, 0.0, &seen));
+  for (int64_t e = 0; e < total; ++e) {
+    int64_t off[3] = {0}, rem = e;
+    for (size_t i = nsp; i-- > 0;) {
+      off[i] = rem % kmax[i];
+      rem /= kmax[i];
+    }
+    tpj_value_t cand, flat, valid;
+    TPJ_RETURN_IF_ERROR(bin_slice(g, bins, nsp, off, bdims, &cand));
+    TPJ_RETURN_IF_ERROR(bin_positions(g, nsp, in, outs, off, &flat, &valid));
+    TPJ_RETURN_IF_ERROR(max_step(g, bdims, nsp, cand, flat, valid, &seen, &best, &idx));
+  }
+  TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, best, ot->dims, (size_t)ot->rank, &out[0]));
+  return tpj_build_reshape(g, idx, ot->dims, (size_t)ot->rank, &out[1]);
 }

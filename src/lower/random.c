@@ -10,6 +10,7 @@
 
 /* The trailing state argument (last argument of the call). */
 static tpj_status_t state_arg(tpj_graph_t* g, const tpj_lower_call_t* call, tpj_value_t* out) {
+  *out = TPJ_VALUE_NONE;
   if (call->num_args == 0 || call->args[call->num_args - 1].kind != TPJ_ARG_KIND_TENSOR) {
     return TPJ_STATUS(INVALID_ARGUMENT, "%s: missing trailing rng state argument "
                       "(expected a tensor<2xui64> after the schema arguments)", call->target);

@@ -470,3 +470,16 @@ def test_upsample_bf16_default_overload():
           aten.upsample_bilinear2d.default(x, [7, 9], False), rtol=1e-2, atol=1e-2)
     close(run(aten.upsample_nearest2d.default, x, [7, 9]),
           aten.upsample_nearest2d.default(x, [7, 9]), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("shape,out", [((2, 3, 8, 8), [4, 4]), ((1, 2, 7, 10), [3, 4]),
+                                       ((3, 5, 5), [2, 3]), ((1, 1, 3, 4), [5, 7])])
+def test_adaptive_max_pool2d(shape, out):
+    x = gen(*shape)
+    gv, gi = run(aten.adaptive_max_pool2d.default, x, out)
+    ev, ei = aten.adaptive_max_pool2d.default(x, out)
+    close(gv, ev, rtol=0, atol=0)
+    assert torch.equal(gi, ei)
+    go = gen(*ev.shape, seed=5)
+    close(run(aten.adaptive_max_pool2d_backward.default, go, x, ei),
+          aten.adaptive_max_pool2d_backward.default(go, x, ei))
