@@ -94,6 +94,9 @@ TPJ_LOWERING(tpj_lower_reduce_nll_loss) {
   if (n.reduction != 1 && n.reduction != 2) {
     TPJ_RETURN_IF_ERROR(tpj_loss_reduce(g, call, loss, n.reduction, &loss));
     TPJ_RETURN_IF_ERROR(tpj_reduce_finish(g, loss, tpj_lower_out_type(call, 0), &out[0]));
+    /* PyTorch fills total_weight for an unbatched input even without reduction */
+    if (t->rank == 1)
+      return tpj_reduce_finish(g, n.w_eff, tpj_lower_out_type(call, 1), &out[1]);
     return tpj_reduce_const_out(g, call, 1, 0.0, &out[1]);
   }
   TPJ_RETURN_IF_ERROR(tpj_loss_reduce(g, call, loss, 2, &r));

@@ -1,6 +1,8 @@
 /* reduce_util.c: helpers shared by the reduce family (dim-set parsing,
  * reduce + broadcast-back, accumulation dtypes, elementwise shorthands), so the
  * lowerings of reductions, norms and losses read like their formulas. */
+#include <math.h>
+
 #include "lower/lower_reduce.h"
 
 void tpj_reduce_dims_all(int64_t rank, tpj_reduce_dims_t* out_dims) {
@@ -48,13 +50,39 @@ tpj_dtype_t tpj_reduce_acc_dtype(tpj_dtype_t dtype) {
   return (dtype == TPJ_DTYPE_BF16 || dtype == TPJ_DTYPE_F16) ? TPJ_DTYPE_F32 : dtype;
 }
 
+/* max/min body that propagates NaN (PyTorch semantics): if either side is NaN
+ * the result is NaN (a + b), else the plain max/min. */
+static tpj_status_t tpj_reduce_nan_body(tpj_graph_t* g, tpj_dtype_t dt, bool is_max,
+                                        int32_t* out_region) {
+  tpj_type_t ts[2] = {tpj_type_scalar(dt), tpj_type_scalar(dt)};
+  tpj_value_t a[2], m, an, bn, nan, sum, r;
+  TPJ_RETURN_IF_ERROR(tpj_graph_region_begin(g, ts, 2, a));
+  TPJ_RETURN_IF_ERROR(tpj_build_binary(g, is_max ? TPJ_BINARY_OP_MAX : TPJ_BINARY_OP_MIN,
+                                       a[0], a[1], &m));
+  TPJ_RETURN_IF_ERROR(tpj_build_compare(g, TPJ_COMPARE_DIR_NE, a[0], a[0], &an));
+  TPJ_RETURN_IF_ERROR(tpj_build_compare(g, TPJ_COMPARE_DIR_NE, a[1], a[1], &bn));
+  TPJ_RETURN_IF_ERROR(tpj_build_binary(g, TPJ_BINARY_OP_OR, an, bn, &nan));
+  TPJ_RETURN_IF_ERROR(tpj_build_binary(g, TPJ_BINARY_OP_ADD, a[0], a[1], &sum));
+  TPJ_RETURN_IF_ERROR(tpj_build_select(g, nan, sum, m, &r));
+  return tpj_graph_region_end(g, &r, 1, out_region);
+}
+
 tpj_status_t tpj_reduce_apply(tpj_graph_t* g, tpj_value_t x, tpj_reduce_kind_t kind,
                               const tpj_reduce_dims_t* rd, tpj_value_t* out) {
   if (rd->count == 0) {
     *out = x;
     return NULL;
   }
-  return tpj_build_reduce_simple(g, x, kind, rd->dims, rd->count, out);
+  tpj_dtype_t dt = tpj_lower_type(g, x)->dtype;
+  bool minmax = kind == TPJ_REDUCE_KIND_MAX || kind == TPJ_REDUCE_KIND_MIN;
+  if (!minmax || !tpj_dtype_is_float(dt))
+    return tpj_build_reduce_simple(g, x, kind, rd->dims, rd->count, out);
+  bool is_max = kind == TPJ_REDUCE_KIND_MAX;
+  tpj_value_t init;
+  int32_t body;
+  TPJ_RETURN_IF_ERROR(tpj_lower_scalar(g, dt, is_max ? -INFINITY : INFINITY, &init));
+  TPJ_RETURN_IF_ERROR(tpj_reduce_nan_body(g, dt, is_max, &body));
+  return tpj_build_reduce(g, &x, &init, 1, rd->dims, rd->count, body, out);
 }
 
 tpj_status_t tpj_reduce_expand(tpj_graph_t* g, tpj_value_t r, const tpj_reduce_dims_t* rd,
