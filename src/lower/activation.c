@@ -207,13 +207,13 @@ TPJ_LOWERING(tpj_lower_hardswish) {
   return tpj_ew_done(&e, r, out);
 }
 
-/* x < -3 ? 0 : x <= 3 ? dy * (x / 3 + 0.5) : dy */
+/* x <= -3 ? 0 : x < 3 ? dy * (x / 3 + 0.5) : dy */
 TPJ_LOWERING(tpj_lower_hardswish_backward) {
   tpj_ew_t e;
   tpj_value_t dy = tpj_ew_start(&e, g, call, 0), x = tpj_ew_arg(&e, 1);
   tpj_value_t mid = tpj_ew_mul(&e, dy, tpj_ew_addk(&e, tpj_ew_div(&e, x, tpj_ew_k(&e, 3.0)), 0.5));
-  tpj_value_t r = tpj_ew_sel(&e, tpj_ew_cmpk(&e, TPJ_EW_LE, x, 3.0), mid, dy);
-  r = tpj_ew_sel(&e, tpj_ew_cmpk(&e, TPJ_EW_LT, x, -3.0), tpj_ew_k(&e, 0.0), r);
+  tpj_value_t r = tpj_ew_sel(&e, tpj_ew_cmpk(&e, TPJ_EW_LT, x, 3.0), mid, dy);
+  r = tpj_ew_sel(&e, tpj_ew_cmpk(&e, TPJ_EW_LE, x, -3.0), tpj_ew_k(&e, 0.0), r);
   return tpj_ew_done(&e, r, out);
 }
 

@@ -135,30 +135,6 @@ TPJ_LOWERING(tpj_lower_fmod) {
                      out);
 }
 
-/* Integer power by squaring over the bits of the exponent; negative
- * exponents give 1 / base^n in integer arithmetic (0 unless |base| == 1). */
-static tpj_value_t tpj_ew_int_pow(tpj_ew_t* e, tpj_value_t base, tpj_value_t ex) {
-  int bits = (int)tpj_dtype_size(e->ct.dtype) * 8;
-  tpj_value_t neg = tpj_ew_cmpk(e, TPJ_COMPARE_DIR_LT, ex, 0.0);
-  tpj_value_t n = tpj_ew_sel(e, neg, tpj_ew_k(e, 0.0), ex);
-  tpj_value_t acc = tpj_ew_k(e, 1.0), b = base;
-  for (int i = 0; i < bits - 1; ++i) {
-    tpj_value_t bit = tpj_ew_bin(e, TPJ_BINARY_OP_AND, n, tpj_ew_k(e, 1.0));
-    acc = tpj_ew_sel(e, tpj_ew_cmpk(e, TPJ_COMPARE_DIR_NE, bit, 0.0), tpj_ew_mul(e, acc, b), acc);
-    b = tpj_ew_mul(e, b, b);
-    n = tpj_ew_bin(e, TPJ_BINARY_OP_SHR_LOGICAL, n, tpj_ew_k(e, 1.0));
-  }
-  if (tpj_dtype_is_unsigned_int(e->ct.dtype)) return acc;
-  /* negative exponent: 1 for base 1, +-1 for base -1, else 0 */
-  tpj_value_t odd = tpj_ew_cmpk(e, TPJ_COMPARE_DIR_NE,
-                                tpj_ew_bin(e, TPJ_BINARY_OP_AND, ex, tpj_ew_k(e, 1.0)), 0.0);
-  tpj_value_t neg_one = tpj_ew_sel(e, odd, tpj_ew_k(e, -1.0), tpj_ew_k(e, 1.0));
-  tpj_value_t inv = tpj_ew_sel(e, tpj_ew_cmpk(e, TPJ_COMPARE_DIR_EQ, base, 1.0), tpj_ew_k(e, 1.0),
-                               tpj_ew_sel(e, tpj_ew_cmpk(e, TPJ_COMPARE_DIR_EQ, base, -1.0),
-                                          neg_one, tpj_ew_k(e, 0.0)));
-  return tpj_ew_sel(e, neg, inv, acc);
-}
-
 TPJ_LOWERING(tpj_lower_pow) {
   tpj_ew_t e;
   tpj_ew_begin(&e, g, call);
@@ -169,9 +145,8 @@ TPJ_LOWERING(tpj_lower_pow) {
   } else if (tpj_lower_arg_is_scalar(call, 1) && call->args[1].kind != TPJ_ARG_KIND_BOOL &&
              tpj_ew_arg_f(&e, 1) == 2.0) {
     r = tpj_ew_mul(&e, a, a); /* PyTorch special-cases x ** 2 */
-  } else if (tpj_ew_is_int(e.ct.dtype)) {
-    r = tpj_ew_int_pow(&e, a, tpj_ew_arg(&e, 1));
   } else {
+    /* integer power in XLA matches PyTorch, negative exponents included */
     r = tpj_ew_bin(&e, TPJ_BINARY_OP_POW, a, tpj_ew_arg(&e, 1));
   }
   return tpj_ew_done(&e, r, out);
@@ -226,6 +201,8 @@ TPJ_LOWERING(tpj_lower_hypot) {
   tpj_value_t inf = tpj_ew_bin(&e, TPJ_BINARY_OP_OR,
                                tpj_ew_cmpk(&e, TPJ_COMPARE_DIR_EQ, a, INFINITY),
                                tpj_ew_cmpk(&e, TPJ_COMPARE_DIR_EQ, b, INFINITY));
+  tpj_value_t nan = tpj_ew_bin(&e, TPJ_BINARY_OP_OR, tpj_ew_isnan(&e, a), tpj_ew_isnan(&e, b));
+  r = tpj_ew_sel(&e, nan, tpj_ew_k(&e, NAN), r); /* XLA max/min may drop NaN */
   r = tpj_ew_sel(&e, inf, tpj_ew_k(&e, INFINITY), r);
   return tpj_ew_done(&e, r, out);
 }
