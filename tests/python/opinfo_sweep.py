@@ -112,11 +112,6 @@ def _base(name: str) -> str:
     return name.replace("aten::", "").split(".")[0]
 
 
-def _has_decomposition(name: str) -> bool:
-    from torch._decomp import decomposition_table
-    return _overload(name) in decomposition_table
-
-
 def _root_cause(exc: BaseException) -> BaseException:
     seen = 0
     while seen < 8:
@@ -139,10 +134,6 @@ def classify_error(exc: BaseException, stage: str) -> Dict[str, Any]:
         names = [n.strip() for n in m.group(1).split(",")] if m else re.findall(
             r"aten::[\w.]+", str(root))[:1]
         non_core = [n for n in names if not _is_core(n) and _base(n) not in PIPELINE_OPS]
-        decomposable = [n for n in non_core if _has_decomposition(n)]
-        if decomposable:
-            return {"status": "failed", "cause": "not_decomposed", "missing": decomposable,
-                    "detail": first}
         if non_core:
             return {"status": "unsupported", "cause": "no_core_decomposition",
                     "detail": ", ".join(non_core)}
