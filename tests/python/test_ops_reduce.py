@@ -39,8 +39,11 @@ def rand(*shape, dtype=torch.float32):
     return torch.randn(shape).to(dtype)
 
 
-DTYPES = [torch.float32, torch.bfloat16, torch.int64, torch.bool]
-FLOATS = [torch.float32, torch.bfloat16]
+# bf16 variants are slower to compile than they are informative: run with the
+# full suite (pytest -m full or no marker filter).
+BF16 = pytest.param(torch.bfloat16, marks=pytest.mark.full)
+DTYPES = [torch.float32, BF16, torch.int64, torch.bool]
+FLOATS = [torch.float32, BF16]
 
 
 # ---------------------------------------------------------------- reductions --
@@ -286,7 +289,8 @@ def test_batch_norm_bf16():
     # the meta kernel types save_mean/save_invstd bf16, the CPU kernel f32; the
     # lowering must follow the fake-tensor (meta) types
     x, w, b, rm, rv = _bn_inputs(torch.bfloat16)
-    check(aten.native_batch_norm.default, x, w, b, rm, rv, True, 0.1, 1e-5, check_dtype=False)
+    check(aten.native_batch_norm.default, x, w, b, rm, rv, True, 0.1, 1e-5, check_dtype=False,
+          tol=dict(atol=2e-2, rtol=2e-2))
 
 
 # ----------------------------------------------------------------- losses --
