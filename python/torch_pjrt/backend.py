@@ -113,9 +113,14 @@ def _compiler(kind: str) -> Callable[[fx.GraphModule, Sequence[Any]], Any]:
         _graph_counter[0] += 1
         fn = compile_graph(gm, f"{kind}_{_graph_counter[0]}")
 
-        def run(*args: Any) -> Any:
-            return fn(*args)
+        # AOTAutograd's boxed convention: one list argument, which we may clear
+        # so that inputs (saved activations) are freed as early as possible.
+        def run(args: List[Any]) -> Any:
+            flat = list(args)
+            args.clear()
+            return fn(*flat)
 
+        run._boxed_call = True  # type: ignore[attr-defined]
         run._torch_pjrt_compiled = fn  # type: ignore[attr-defined]
         return run
 
