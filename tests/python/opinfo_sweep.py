@@ -67,6 +67,14 @@ def op_key(op: Any) -> str:
 
 
 def load_op_db() -> List[Any]:
+    try:
+        import expecttest  # noqa: F401  (torch.testing._internal imports it)
+    except ImportError:  # not in requirements.txt yet: only its TestCase base is used
+        import types
+        import unittest
+        shim = types.ModuleType("expecttest")
+        shim.TestCase = unittest.TestCase  # type: ignore[attr-defined]
+        sys.modules["expecttest"] = shim
     from torch.testing._internal.common_methods_invocations import op_db
     return list(op_db)
 
@@ -95,7 +103,9 @@ def tolerance(op: Any, dtype: torch.dtype) -> Tuple[float, float]:
 # ------------------------------------------------------------- one sample --
 
 def _is_core(name: str) -> bool:
-    """True when "aten::foo.overload" is tagged Core ATen (or is a view/getitem)."""
+    """True when "aten::foo.overload" is tagged Core ATen (or cannot be resolved)."""
+    if not name.startswith("aten::"):
+        return False  # another namespace (torch_nn::, prims::...): not Core ATen
     overload = _overload(name)
     return overload is None or torch.Tag.core in overload.tags
 
@@ -340,9 +350,9 @@ def run_op(op: Any, dtypes: Iterable[torch.dtype], max_samples: int, with_grad: 
     return records
 
 
-def configure() -> None:
+def configure(quiet: bool = True) -> None:
     """fallback = "error" (missing lowerings become failures) and room for one
-    compile per sample."""
+    compile per sample; quiet silences warnings (worker processes only)."""
     import torch._dynamo
     import torch_pjrt
 
@@ -354,8 +364,9 @@ def configure() -> None:
     if hasattr(torch._dynamo.config, "accumulated_cache_size_limit"):
         torch._dynamo.config.accumulated_cache_size_limit = 1 << 16
     torch._dynamo.config.suppress_errors = False
-    import warnings
-    warnings.filterwarnings("ignore")
+    if quiet:
+        import warnings
+        warnings.filterwarnings("ignore")
 
 
 # --------------------------------------------------------------- drivers --

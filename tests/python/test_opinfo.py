@@ -15,8 +15,6 @@ import torch
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import opinfo_sweep as sweep  # noqa: E402
 
-pytest.importorskip("expecttest")  # torch.testing._internal needs it
-
 FAST_OPS = [
     "add", "mul", "div.no_rounding_mode", "matmul", "addmm", "sum", "mean", "amax",
     "softmax", "log_softmax", "nn.functional.gelu", "nn.functional.relu",
@@ -34,11 +32,14 @@ FULL_FLOOR = 0.0
 
 @pytest.fixture(scope="module")
 def ops():
-    sweep.configure()
+    import torch._dynamo
+    import torch_pjrt
+    saved = (torch_pjrt.config.fallback, torch._dynamo.config.cache_size_limit)
+    sweep.configure(quiet=False)
     by_key = {sweep.op_key(op): op for op in sweep.load_op_db()}
     yield by_key
-    import torch_pjrt
-    torch_pjrt.config.fallback = os.environ.get("TORCH_PJRT_FALLBACK", "cpu")
+    torch_pjrt.config.fallback, torch._dynamo.config.cache_size_limit = saved
+    torch._dynamo.reset()
 
 
 @pytest.mark.parametrize("name", FAST_OPS)
