@@ -95,6 +95,11 @@ TPJ_TEST(mul_add) {
   if (!s) s = tpj_build_splat(g, TPJ_DTYPE_F32, dims, 2, 1.0, &one);
   if (!s) s = tpj_build_binary(g, TPJ_BINARY_OP_ADD, m, one, &r);
   if (!s) s = tpj_graph_set_results(g, &r, 1);
+  /* attribute slots must parse on the plugin too */
+  if (!s) s = tpj_graph_set_param_attr(g, 0, "mhlo.sharding = \"{replicated}\"");
+  if (!s) s = tpj_graph_set_result_attr(g, 0, "mhlo.sharding = \"{replicated}\"");
+  if (!s) s = tpj_graph_add_module_attr(g, "mhlo.num_partitions = 1 : i32");
+  if (!s) s = tpj_graph_add_module_attr(g, "mhlo.num_replicas = 1 : i32");
   float x[6] = {1, 2, 3, 4, 5, 6}, y[6] = {0.5f, -1, 2, 0, 3, -2}, o[6];
   e2e_in_t ins[2] = {{a, x}, {b, y}};
   void* outs[1] = {o};
