@@ -457,6 +457,38 @@ def op_fully_passed(records: List[Dict[str, Any]], key: str) -> bool:
     return all(r["status"] != "failed" for r in records if r["op"] == key)
 
 
+def merge_files(out: str, base: Dict[str, Any], paths: List[str]) -> int:
+    """Merges records (by op: the later file wins) of sweep JSONs or of worker
+    .jsonl streams (finished ops only) into `out`, e.g. after parallel runs."""
+    records = {r["op"]: [] for r in base.get("records", [])}
+    for r in base.get("records", []):
+        records[r["op"]].append(r)
+    seconds, meta = dict(base.get("seconds", {})), dict(base.get("meta", {}))
+    for path in paths:
+        if path.endswith(".jsonl"):
+            lines = _read_lines(path)
+            done = {ln["op"]: ln["seconds"] for ln in lines if ln.get("event") == "done"}
+            data = {"records": [ln for ln in lines if "event" not in ln and ln["op"] in done],
+                    "seconds": done, "meta": {}}
+        else:
+            with open(path) as f:
+                data = json.load(f)
+        fresh: Dict[str, List[Dict[str, Any]]] = {}
+        for r in data["records"]:
+            fresh.setdefault(r["op"], []).append(r)
+        records.update(fresh)
+        seconds.update(data.get("seconds", {}))
+        for k, v in data.get("meta", {}).items():
+            meta.setdefault(k, v)
+    meta["last_run_seconds"] = round(sum(seconds.values()), 1)
+    meta["last_run_ops"] = len(records)
+    with open(out, "w") as f:
+        json.dump({"meta": meta, "seconds": seconds,
+                   "records": [r for rs in records.values() for r in rs]}, f)
+    print(f"merged {len(paths)} files: {len(records)} ops -> {out}", file=sys.stderr)
+    return 0
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", default=os.path.join(ROOT, "build", "opinfo_sweep.json"))
@@ -466,6 +498,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--no-grad", action="store_true")
     p.add_argument("--rerun-failed", action="store_true")
     p.add_argument("--stall", type=int, default=180, help="seconds without progress")
+    p.add_argument("--merge", nargs="+", default=[], metavar="FILE",
+                   help="merge other sweep JSONs (or worker .jsonl streams) into --out")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
     if a.worker:
@@ -475,6 +509,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     if os.path.exists(a.out):
         with open(a.out) as f:
             old = json.load(f)
+    if a.merge:
+        return merge_files(a.out, old, a.merge)
     all_keys = [op_key(op) for op in load_op_db()]
     keys = [k for k in a.ops.split(",") if k] if a.ops else all_keys
     if a.rerun_failed:
