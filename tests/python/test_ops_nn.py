@@ -25,6 +25,16 @@ def close(got, exp, rtol=1e-4, atol=1e-4):
     torch.testing.assert_close(got, exp, rtol=rtol, atol=atol, equal_nan=True)
 
 
+def tiered(items, keep=2, single=True):
+    """The first `keep` cases run by default; the rest only in `make test-full`."""
+    out = []
+    for i, item in enumerate(items):
+        args = (item,) if single else tuple(item)
+        marks = () if i < keep else (pytest.mark.full,)
+        out.append(pytest.param(*args, marks=marks, id=str(i)))
+    return out
+
+
 def gen(*shape, dtype=torch.float32, seed=0):
     g = torch.Generator().manual_seed(seed)
     return torch.randn(*shape, generator=g).to(dtype)
@@ -34,18 +44,18 @@ def gen(*shape, dtype=torch.float32, seed=0):
 
 # (input shape, weight shape, stride, padding, dilation, groups)
 CONV = [
-    ((2, 3, 10), (4, 3, 3), [1], [0], [1], 1),
-    ((2, 4, 11), (6, 2, 3), [2], [1], [2], 2),
-    ((2, 3, 9, 9), (5, 3, 3, 3), [1, 1], [1, 1], [1, 1], 1),
     ((1, 4, 10, 7), (6, 2, 3, 2), [2, 1], [1, 0], [1, 2], 2),
     ((2, 6, 8, 8), (6, 1, 3, 3), [2, 2], [2, 1], [2, 1], 6),
+    ((2, 4, 11), (6, 2, 3), [2], [1], [2], 2),
     ((1, 2, 5, 6, 7), (3, 2, 2, 3, 2), [1, 2, 1], [1, 0, 1], [1, 1, 2], 1),
+    ((2, 3, 10), (4, 3, 3), [1], [0], [1], 1),
+    ((2, 3, 9, 9), (5, 3, 3, 3), [1, 1], [1, 1], [1, 1], 1),
     ((2, 3, 7, 7), (4, 3, 7, 7), [1, 1], [0, 0], [1, 1], 1),
 ]
 
 
-@pytest.mark.parametrize("cfg", CONV, ids=[str(i) for i in range(len(CONV))])
-@pytest.mark.parametrize("bias", [True, False])
+@pytest.mark.parametrize("cfg", tiered(CONV, 4))
+@pytest.mark.parametrize("bias", tiered([True, False], 1))
 def test_convolution(cfg, bias):
     xs, ws, s, p, d, groups = cfg
     x, w = gen(*xs), gen(*ws, seed=1)
@@ -63,7 +73,7 @@ CONV_T = [
 ]
 
 
-@pytest.mark.parametrize("cfg", CONV_T, ids=[str(i) for i in range(len(CONV_T))])
+@pytest.mark.parametrize("cfg", tiered(CONV_T, 2))
 def test_convolution_transposed(cfg):
     xs, ws, s, p, d, op, groups = cfg
     x, w, b = gen(*xs), gen(*ws, seed=1), gen(ws[1] * groups, seed=2)
@@ -78,9 +88,9 @@ def test_convolution_bf16():
           rtol=2e-2, atol=5e-2)
 
 
-@pytest.mark.parametrize("cfg", CONV, ids=[str(i) for i in range(len(CONV))])
-@pytest.mark.parametrize("mask", [[True, True, True], [True, False, False],
-                                  [False, True, False]])
+@pytest.mark.parametrize("cfg", tiered(CONV, 2))
+@pytest.mark.parametrize("mask", tiered([[True, True, True], [True, False, False],
+                                         [False, True, False]], 1))
 def test_convolution_backward(cfg, mask):
     xs, ws, s, p, d, groups = cfg
     x, w = gen(*xs), gen(*ws, seed=1)
@@ -91,7 +101,7 @@ def test_convolution_backward(cfg, mask):
           aten.convolution_backward.default(*args), rtol=1e-4, atol=2e-4)
 
 
-@pytest.mark.parametrize("cfg", CONV_T, ids=[str(i) for i in range(len(CONV_T))])
+@pytest.mark.parametrize("cfg", tiered(CONV_T, 2))
 def test_convolution_backward_transposed(cfg):
     xs, ws, s, p, d, op, groups = cfg
     x, w = gen(*xs), gen(*ws, seed=1)
@@ -115,7 +125,7 @@ MAXPOOL2D = [
 ]
 
 
-@pytest.mark.parametrize("cfg", MAXPOOL2D, ids=[str(i) for i in range(len(MAXPOOL2D))])
+@pytest.mark.parametrize("cfg", tiered(MAXPOOL2D, 2))
 def test_max_pool2d_with_indices(cfg):
     shape, k, s, p, d, ceil = cfg
     x = gen(*shape)
@@ -151,6 +161,7 @@ def test_max_pool2d_bf16():
     assert torch.equal(got[1], exp[1])
 
 
+@pytest.mark.full
 def test_max_pool1d_3d():
     x = gen(2, 3, 11)
     args = (x, [3], [2], [1], [1], True)
@@ -182,7 +193,7 @@ AVGPOOL2D = [
 ]
 
 
-@pytest.mark.parametrize("cfg", AVGPOOL2D, ids=[str(i) for i in range(len(AVGPOOL2D))])
+@pytest.mark.parametrize("cfg", tiered(AVGPOOL2D, 3))
 def test_avg_pool2d(cfg):
     shape, k, s, p, ceil, cip, div = cfg
     x = gen(*shape)
@@ -195,6 +206,7 @@ def test_avg_pool2d(cfg):
           aten.avg_pool2d_backward.default(*bargs))
 
 
+@pytest.mark.full
 def test_avg_pool1d_3d():
     x = gen(2, 3, 11)
     args = (x, [3], [2], [1], True, False)
@@ -209,9 +221,9 @@ def test_avg_pool1d_3d():
           aten.avg_pool3d_backward.default(*bargs))
 
 
-@pytest.mark.parametrize("shape,out", [((2, 3, 8, 8), [4, 4]), ((2, 3, 8, 8), [1, 1]),
+@pytest.mark.parametrize("shape,out", tiered([((2, 3, 8, 8), [4, 4]), ((2, 3, 8, 8), [1, 1]),
                                        ((1, 2, 7, 10), [3, 4]), ((3, 5, 5), [2, 3]),
-                                       ((1, 2, 6, 6), [6, 6]), ((1, 1, 3, 4), [5, 7])])
+                                       ((1, 2, 6, 6), [6, 6]), ((1, 1, 3, 4), [5, 7])], 3, single=False))
 def test_adaptive_avg_pool2d(shape, out):
     x = gen(*shape)
     exp = aten._adaptive_avg_pool2d.default(x, out)
@@ -221,6 +233,7 @@ def test_adaptive_avg_pool2d(shape, out):
           aten._adaptive_avg_pool2d_backward.default(go, x))
 
 
+@pytest.mark.full
 def test_adaptive_avg_pool3d():
     x = gen(1, 2, 5, 6, 4)
     exp = aten._adaptive_avg_pool3d.default(x, [2, 3, 3])
@@ -262,8 +275,8 @@ def sample_with_ties(*shape, dtype=torch.float32):
     return x
 
 
-@pytest.mark.parametrize("shape,dim", [((5, 7), -1), ((5, 7), 0), ((3, 4, 6), 1), ((9,), 0),
-                                       ((), 0)])
+@pytest.mark.parametrize("shape,dim", tiered([((5, 7), -1), ((5, 7), 0), ((3, 4, 6), 1), ((9,), 0),
+                                       ((), 0)], 3, single=False))
 @pytest.mark.parametrize("descending", [False, True])
 def test_sort(shape, dim, descending):
     x = sample_with_ties(*shape)
@@ -276,7 +289,7 @@ def test_sort(shape, dim, descending):
     assert torch.equal(gi, ei)  # stable: ties keep their order
 
 
-@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.bfloat16, torch.bool])
+@pytest.mark.parametrize("dtype", tiered([torch.bfloat16, torch.bool, torch.int64, torch.int32], 2))
 def test_sort_dtypes(dtype):
     x = sample_with_ties(4, 9, dtype=dtype)
     for desc in (False, True):
@@ -292,8 +305,8 @@ def test_argsort():
                        aten.argsort.stable(x, stable=True, dim=0, descending=True))
 
 
-@pytest.mark.parametrize("k,dim,largest", [(3, -1, True), (3, -1, False), (1, 0, True),
-                                           (5, 1, False), (0, -1, True)])
+@pytest.mark.parametrize("k,dim,largest", tiered([(3, -1, True), (3, -1, False), (1, 0, True),
+                                           (5, 1, False), (0, -1, True)], 2, single=False))
 def test_topk(k, dim, largest):
     x = sample_with_ties(5, 8)
     gv, gi = run(aten.topk.default, x, k, dim, largest, True)
@@ -309,7 +322,7 @@ def test_topk_unique_values():
     assert torch.equal(gi, ei)
 
 
-@pytest.mark.parametrize("keepdim", [False, True])
+@pytest.mark.parametrize("keepdim", tiered([True, False], 1))
 def test_kthvalue(keepdim):
     x = gen(4, 9)
     gv, gi = run(aten.kthvalue.default, x, 3, 1, keepdim)
@@ -343,7 +356,7 @@ def run_random(op, seed, *args, **kwargs):
     return outs[0] if len(outs) == 1 else tuple(outs)
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("dtype", tiered([torch.float32, torch.bfloat16, torch.float64, torch.float16], 1))
 def test_rand(dtype):
     x = run_random(aten.rand.default, 1, [200, 100], dtype=dtype)
     assert x.dtype == dtype and x.shape == (200, 100)
@@ -354,7 +367,7 @@ def test_rand(dtype):
     assert not torch.equal(x, run_random(aten.rand.default, 2, [200, 100], dtype=dtype))
 
 
-@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("dtype", tiered([torch.float32, torch.bfloat16], 1))
 def test_randn(dtype):
     x = run_random(aten.randn.default, 3, [300, 100], dtype=dtype).double()
     assert abs(x.mean()) < 0.02 and abs(x.var() - 1) < 0.03
@@ -365,6 +378,7 @@ def test_randn(dtype):
     assert like.dtype == dtype and like.shape == (300, 100)
 
 
+@pytest.mark.full
 def test_rand_like_uniform_normal():
     base = torch.zeros(200, 150)
     u = run_random(aten.uniform.default, 4, base, -2.0, 3.0)
@@ -398,7 +412,7 @@ def test_bernoulli_randint():
     assert i.dtype == torch.int32 and i.min() >= 0 and i.max() < 5
 
 
-@pytest.mark.parametrize("p", [0.0, 0.2, 0.5, 1.0])
+@pytest.mark.parametrize("p", tiered([0.2, 1.0, 0.0, 0.5], 2))
 def test_native_dropout(p):
     x = gen(100, 200) + 3.0
     out, mask = run_random(aten.native_dropout.default, 12, x, p, True)
@@ -420,9 +434,9 @@ def test_native_dropout(p):
 
 # -------------------------------------------------------------- upsample --
 
-@pytest.mark.parametrize("shape,size,scales", [
+@pytest.mark.parametrize("shape,size,scales", tiered([
     ((2, 3, 4, 5), [8, 10], None), ((1, 2, 5, 7), [7, 4], None), ((1, 2, 5, 7), None, [1.7, 0.6]),
-    ((1, 1, 3, 3), [3, 9], None)])
+    ((1, 1, 3, 3), [3, 9], None)], 2, single=False))
 def test_upsample_nearest2d(shape, size, scales):
     x = gen(*shape)
     exp = aten.upsample_nearest2d.vec(x, size, scales)
@@ -435,10 +449,10 @@ def test_upsample_nearest2d(shape, size, scales):
           aten.upsample_nearest2d_backward.default(*bargs))
 
 
-@pytest.mark.parametrize("shape,size,align,scales", [
+@pytest.mark.parametrize("shape,size,align,scales", tiered([
     ((2, 3, 4, 5), [8, 10], False, None), ((2, 3, 4, 5), [8, 10], True, None),
     ((1, 2, 7, 6), [3, 4], False, None), ((1, 2, 7, 6), [3, 4], True, None),
-    ((1, 2, 5, 7), None, False, [1.7, 2.5]), ((1, 1, 4, 4), [1, 6], True, None)])
+    ((1, 2, 5, 7), None, False, [1.7, 2.5]), ((1, 1, 4, 4), [1, 6], True, None)], 3, single=False))
 def test_upsample_bilinear2d(shape, size, align, scales):
     x = gen(*shape)
     exp = aten.upsample_bilinear2d.vec(x, size, align, scales)
@@ -451,6 +465,7 @@ def test_upsample_bilinear2d(shape, size, align, scales):
           aten.upsample_bilinear2d_backward.default(*bargs))
 
 
+@pytest.mark.full
 def test_upsample_1d_3d():
     x = gen(2, 3, 7)
     close(run(aten.upsample_nearest1d.vec, x, [12], None),
@@ -472,8 +487,8 @@ def test_upsample_bf16_default_overload():
           aten.upsample_nearest2d.default(x, [7, 9]), rtol=0, atol=0)
 
 
-@pytest.mark.parametrize("shape,out", [((2, 3, 8, 8), [4, 4]), ((1, 2, 7, 10), [3, 4]),
-                                       ((3, 5, 5), [2, 3]), ((1, 1, 3, 4), [5, 7])])
+@pytest.mark.parametrize("shape,out", tiered([((2, 3, 8, 8), [4, 4]), ((1, 2, 7, 10), [3, 4]),
+                                       ((3, 5, 5), [2, 3]), ((1, 1, 3, 4), [5, 7])], 2, single=False))
 def test_adaptive_max_pool2d(shape, out):
     x = gen(*shape)
     gv, gi = run(aten.adaptive_max_pool2d.default, x, out)
