@@ -29,6 +29,15 @@ module {
 }
 """
 
+DOUBLE = """
+module {
+  func.func @main(%a: tensor<3xf32>) -> tensor<3xf32> {
+    %0 = stablehlo.add %a, %a : tensor<3xf32>
+    return %0 : tensor<3xf32>
+  }
+}
+"""
+
 ALL_DTYPES = [torch.bool, torch.int8, torch.int16, torch.int32, torch.int64, torch.uint8,
               torch.float16, torch.float32, torch.float64, torch.bfloat16]
 
@@ -58,13 +67,24 @@ def test_devices_four_cpu_devices_from_env(subprocess_env):
             "t = torch.arange(6, dtype=torch.float32).reshape(2, 3)\n"
             "b = torch_pjrt.to_buffer(t, device=3)\n"
             "c = b.copy_to_device(1)\n"
-            "print(b.device, c.device, bool(torch.equal(torch_pjrt.to_tensor(c), t)))\n")
+            "print(b.device, c.device, bool(torch.equal(torch_pjrt.to_tensor(c), t)))\n"
+            "exe = torch_pjrt.default_client().compile(DOUBLE, num_replicas=4)\n"
+            "args = [[torch_pjrt.to_buffer(torch.full((3,), float(d)), device=d)] "
+            "for d in range(4)]\n"
+            "outs = exe.execute_sharded(args)\n"
+            "print(exe.num_devices, [(o[0].device, torch_pjrt.to_tensor(o[0]).tolist()[0]) "
+            "for o in outs])\n"
+            "try:\n    exe.execute(args[0])\n"
+            "except torch_pjrt.Error as e:\n    print(e.code)\n")
+    code = "DOUBLE = " + repr(DOUBLE) + "\n" + code
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True,
                          text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     lines = out.stdout.strip().splitlines()
     assert lines[0] == "4 [0, 1, 2, 3] 4"
     assert lines[1] == "3 1 True"
+    assert lines[2] == "4 [(0, 0.0), (1, 2.0), (2, 4.0), (3, 6.0)]"
+    assert lines[3] == "INVALID_ARGUMENT"
 
 
 def test_plugin_info_fields():
