@@ -108,10 +108,29 @@ def compile_graph(gm: fx.GraphModule, name: str,
 _graph_counter = [0]
 
 
+def _mutated_input_positions(gm: fx.GraphModule) -> List[int]:
+    """Graph inputs whose data AOTAutograd overwrites after the call (from its
+    fw_metadata); their device buffers can be donated to the program."""
+    try:
+        from torch._guards import TracingContext
+        ctx = TracingContext.try_get()
+        meta = getattr(ctx, "fw_metadata", None) if ctx is not None else None
+        infos = list(getattr(meta, "input_info", None) or [])
+    except Exception:  # noqa: BLE001 - private API; donation is only an optimisation
+        return []
+    n_inputs = sum(1 for n in gm.graph.nodes if n.op == "placeholder")
+    if not infos or len(infos) > n_inputs or getattr(meta, "num_intermediate_bases", 0):
+        return []
+    return [i for i, info in enumerate(infos)
+            if getattr(info, "mutates_data", False)
+            and not getattr(info, "mutates_metadata", False)]
+
+
 def _compiler(kind: str) -> Callable[[fx.GraphModule, Sequence[Any]], Any]:
     def compile_fn(gm: fx.GraphModule, example_inputs: Sequence[Any]) -> Any:
         _graph_counter[0] += 1
-        fn = compile_graph(gm, f"{kind}_{_graph_counter[0]}")
+        donate = _mutated_input_positions(gm) if kind != "backward" else []
+        fn = compile_graph(gm, f"{kind}_{_graph_counter[0]}", donate_args=donate)
 
         # AOTAutograd's boxed convention: one list argument, which we may clear
         # so that inputs (saved activations) are freed as early as possible.

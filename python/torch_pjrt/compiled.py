@@ -114,6 +114,12 @@ class BufferCache:
     def evict(self, t: torch.Tensor) -> None:
         self._drop(id(t))
 
+    def pop(self, t: torch.Tensor) -> Any:
+        """The valid buffer of `t` (or None), removed from the cache."""
+        buf = self.lookup(t)
+        self._drop(id(t))
+        return buf
+
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
@@ -238,13 +244,19 @@ class CompiledGraph:
         results: List[torch.Tensor] = []
         if prog.executable is not None:
             bufs, donate = [], []
+            arg_uses: Dict[int, int] = {}
+            for src in lowered.inputs:
+                if src[0] == "arg":
+                    arg_uses[id(args[src[1]])] = arg_uses.get(id(args[src[1]]), 0) + 1
             for src in lowered.inputs:
                 if src[0] == "arg":
                     t = args[src[1]]
-                    donated = src[1] in self.donate_args
-                    if donated:
-                        buffer_cache.evict(t)
-                    bufs.append(upload(t, cache=not donated))
+                    # A mutated input is overwritten right after this call, so
+                    # its device buffer is dead afterwards: hand it to the
+                    # program (taken out of the cache) instead of keeping it.
+                    donated = src[1] in self.donate_args and arg_uses[id(t)] == 1
+                    buf = buffer_cache.pop(t) if donated else None
+                    bufs.append(buf if buf is not None else upload(t, cache=not donated))
                     donate.append(donated)
                 elif src[0] == "const":
                     bufs.append(upload(src[1]))
