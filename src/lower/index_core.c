@@ -245,15 +245,75 @@ TPJ_LOWERING(tpj_lower_shape_index) {
   return tpj_shape_reshape_to_out(g, call, res, 0, &out[0]);
 }
 
+/* x[mask] = v (or += v) with one boolean mask at position p is a select: the
+ * result does not depend on how many elements are true as long as v does not
+ * vary along the masked dim. *out_done stays false when the indices are not a
+ * single mask, so the caller goes on with integer indexing. */
+static tpj_status_t tpj_shape_index_put_mask(tpj_graph_t* g, const tpj_lower_call_t* call,
+                                             tpj_value_t x, bool acc, tpj_value_t* out,
+                                             bool* out_done) {
+  const tpj_value_t* list;
+  size_t n, p = 0, count = 0;
+  *out_done = false;
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor_list(call, 1, &list, &n));
+  for (size_t d = 0; d < n; ++d)
+    if (list[d] != TPJ_VALUE_NONE) { p = d; ++count; }
+  if (count != 1) return NULL;
+  tpj_value_t mask = list[p], v, zero;
+  const tpj_type_t* mt = tpj_lower_type(g, mask);
+  if (!mt || (mt->dtype != TPJ_DTYPE_PRED && mt->dtype != TPJ_DTYPE_U8)) return NULL;
+  const tpj_type_t* t = tpj_lower_type(g, x);
+  int64_t m = mt->rank, rank = t->rank, rr = rank - m + 1; /* rr: rank of x[mask] */
+  bool fits = (int64_t)p + m <= rank;
+  for (int64_t i = 0; fits && i < m; ++i) fits = mt->dims[i] == t->dims[(int64_t)p + i];
+  if (!fits) {
+    return TPJ_STATUS(INVALID_ARGUMENT, "%s: boolean mask of rank %lld does not match the "
+                      "indexed dims starting at %zu", call->target, (long long)m, p);
+  }
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 2, &v));
+  const tpj_type_t* vt = tpj_lower_type(g, v);
+  int64_t slot = (int64_t)p - (rr - vt->rank);
+  if (vt->rank > rr || (slot >= 0 && vt->dims[slot] != 1)) {
+    return TPJ_LOWER_UNSUPPORTED(call, "values that vary along the elements selected by a "
+                                 "boolean mask need a data-dependent shape (got values of "
+                                 "rank %d)", vt->rank);
+  }
+  int64_t d1[TPJ_MAX_RANK], dm[TPJ_MAX_RANK], bd[TPJ_MAX_RANK];
+  for (int64_t i = 0, j = 0; i < rank; ++i) {
+    bool in_mask = i >= (int64_t)p && i < (int64_t)p + m;
+    dm[i] = in_mask ? 1 : t->dims[i];
+    if (!in_mask || i == (int64_t)p) d1[j++] = in_mask ? 1 : t->dims[i];
+    if (in_mask) bd[i - (int64_t)p] = i;
+  }
+  if (m == 0) { /* x[True]: insert the nnz dim at p */
+    for (int64_t i = rank; i > (int64_t)p; --i) d1[i] = d1[i - 1];
+    d1[p] = 1;
+  }
+  TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, v, t->dtype, &v));
+  TPJ_RETURN_IF_ERROR(tpj_lower_broadcast_to(g, v, d1, (size_t)rr, &v));
+  TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, v, dm, (size_t)rank, &v));
+  TPJ_RETURN_IF_ERROR(tpj_lower_broadcast_to(g, v, t->dims, (size_t)rank, &v));
+  TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, mask, TPJ_DTYPE_PRED, &mask));
+  TPJ_RETURN_IF_ERROR(tpj_build_broadcast_in_dim(g, mask, t->dims, (size_t)rank, bd, &mask));
+  *out_done = true;
+  if (!acc) return tpj_build_select(g, mask, v, x, out);
+  TPJ_RETURN_IF_ERROR(tpj_lower_full(g, t, 0.0, &zero));
+  TPJ_RETURN_IF_ERROR(tpj_build_select(g, mask, v, zero, &v));
+  return tpj_build_binary(g, t->dtype == TPJ_DTYPE_PRED ? TPJ_BINARY_OP_OR : TPJ_BINARY_OP_ADD,
+                          x, v, out);
+}
+
 /* index_put / _unsafe_index_put (self, indices, values, accumulate). */
 TPJ_LOWERING(tpj_lower_shape_index_put) {
   tpj_value_t x, v;
   tpj_shape_adv_t a;
-  bool acc;
+  bool acc, done;
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 0, &x));
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_bool_or(call, 3, false, &acc));
+  TPJ_RETURN_IF_ERROR(tpj_shape_index_put_mask(g, call, x, acc, &out[0], &done));
+  if (done) return NULL;
   TPJ_RETURN_IF_ERROR(tpj_shape_parse_adv(g, call, x, 1, &a));
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 2, &v));
-  TPJ_RETURN_IF_ERROR(tpj_lower_arg_bool_or(call, 3, false, &acc));
   const tpj_type_t* t = tpj_lower_type(g, x);
   if (a.k == 0) {
     return TPJ_STATUS(INVALID_ARGUMENT, "%s: expects at least one non-None index",

@@ -300,3 +300,55 @@ TPJ_LOWERING(tpj_lower_shape_embedding_dense_backward) {
   out[0] = res;
   return NULL;
 }
+
+/* ------------------------------------------------------------- take, put -- */
+
+/* Flattens x and wraps index by x's element count (take/put allow negatives). */
+static tpj_status_t tpj_shape_flat_index(tpj_graph_t* g, const tpj_lower_call_t* call,
+                                         tpj_value_t* x, tpj_value_t* idx) {
+  int64_t numel = tpj_type_numel(tpj_lower_type(g, *x));
+  int64_t n = tpj_type_numel(tpj_lower_type(g, *idx));
+  TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, *x, &numel, 1, x));
+  TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, *idx, &n, 1, idx));
+  return tpj_shape_wrap_index(g, call, *idx, numel, idx);
+}
+
+/* take(self, index): self.flatten()[index]. */
+TPJ_LOWERING(tpj_lower_shape_take) {
+  tpj_value_t x, idx, res;
+  bool done;
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 0, &x));
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 1, &idx));
+  TPJ_RETURN_IF_ERROR(tpj_shape_flat_index(g, call, &x, &idx));
+  TPJ_RETURN_IF_ERROR(tpj_shape_empty_out(g, call, &out[0], &done));
+  if (done) return NULL;
+  int64_t zero = 0;
+  TPJ_RETURN_IF_ERROR(tpj_shape_gather_adv(g, x, &zero, &idx, 1, &res));
+  return tpj_shape_reshape_to_out(g, call, res, 0, &out[0]);
+}
+
+/* put(self, index, source, accumulate): flat scatter of source into self. */
+TPJ_LOWERING(tpj_lower_shape_put) {
+  tpj_value_t x, idx, src, res;
+  bool acc;
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 0, &x));
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 1, &idx));
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 2, &src));
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_bool_or(call, 3, false, &acc));
+  const tpj_type_t* t = tpj_lower_type(g, x);
+  int64_t n = tpj_type_numel(tpj_lower_type(g, idx));
+  if (tpj_type_numel(tpj_lower_type(g, src)) != n) {
+    return TPJ_STATUS(INVALID_ARGUMENT, "%s: source and index must have the same number of "
+                      "elements (got %lld and %lld)", call->target,
+                      (long long)tpj_type_numel(tpj_lower_type(g, src)), (long long)n);
+  }
+  if (n == 0 || tpj_type_numel(t) == 0) return tpj_shape_reshape_to_out(g, call, x, 0, &out[0]);
+  TPJ_RETURN_IF_ERROR(tpj_shape_flat_index(g, call, &x, &idx));
+  TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, src, &n, 1, &src));
+  TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, src, t->dtype, &src));
+  int64_t zero = 0;
+  TPJ_RETURN_IF_ERROR(tpj_shape_scatter_adv(g, x, &zero, &idx, 1, src,
+                                            acc ? TPJ_SHAPE_COMBINE_ADD
+                                                : TPJ_SHAPE_COMBINE_REPLACE, &res));
+  return tpj_shape_reshape_to_out(g, call, res, 0, &out[0]);
+}

@@ -2,6 +2,8 @@
  * (diagonal, diagonal_scatter, as_strided, unfold) lowered as gathers of
  * computed coordinates, plus the explicit refusal of data-dependent-shape ops
  * (nonzero, masked_select) that static StableHLO cannot express. */
+#include <stdlib.h>
+
 #include "lower/lower_shape.h"
 
 /* s64 vector [n] = base + step * iota. */
@@ -178,3 +180,49 @@ TPJ_LOWERING(tpj_lower_shape_dynamic_unsupported) {
   return TPJ_LOWER_UNSUPPORTED(call, "the output shape depends on tensor values, which static "
                                "StableHLO cannot express (got a data-dependent-shape op)");
 }
+
+/* tril_indices / triu_indices(row, col, offset): a constant [2, N] computed at
+ * lowering time in row-major order, converted to the requested dtype. */
+static tpj_status_t tpj_shape_tri_indices(tpj_graph_t* g, const tpj_lower_call_t* call,
+                                          bool lower, tpj_value_t* out) {
+  int64_t row, col, off;
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_int(call, 0, &row));
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_int(call, 1, &col));
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_int_or(call, 2, 0, &off));
+  if (row < 0 || col < 0) {
+    return TPJ_STATUS(INVALID_ARGUMENT, "%s: row and col must be non-negative (got %lld, %lld)",
+                      call->target, (long long)row, (long long)col);
+  }
+  const tpj_type_t* ot = tpj_lower_out_type(call, 0);
+  int64_t n = ot->rank == 2 ? ot->dims[1] : -1;
+  if (n == 0) return tpj_lower_full(g, ot, 0.0, out);
+  int64_t* data = (int64_t*)malloc(sizeof(int64_t) * (size_t)(2 * (n > 0 ? n : 1)));
+  if (!data) return TPJ_STATUS(RESOURCE_EXHAUSTED, "%s: out of memory", call->target);
+  int64_t k = 0;
+  for (int64_t i = 0; i < row; ++i) {
+    int64_t lo = lower ? 0 : (i + off > 0 ? i + off : 0);
+    int64_t hi = lower ? (i + off + 1 < col ? i + off + 1 : col) : col;
+    for (int64_t j = lo; j < hi; ++j, ++k) {
+      if (k < n) {
+        data[k] = i;
+        data[n + k] = j;
+      }
+    }
+  }
+  tpj_status_t st = NULL;
+  tpj_type_t ct;
+  if (k != n) {
+    st = TPJ_STATUS(INTERNAL, "%s: expected %lld indices, computed %lld", call->target,
+                    (long long)n, (long long)k);
+  } else {
+    int64_t dims[2] = {2, n};
+    st = tpj_type_init(TPJ_DTYPE_S64, dims, 2, &ct);
+    if (!st) st = tpj_build_constant(g, &ct, data, sizeof(int64_t) * (size_t)(2 * n), out);
+    if (!st) st = tpj_lower_convert(g, *out, ot->dtype, out);
+  }
+  free(data);
+  return st;
+}
+
+TPJ_LOWERING(tpj_lower_shape_tril_indices) { return tpj_shape_tri_indices(g, call, true, &out[0]); }
+TPJ_LOWERING(tpj_lower_shape_triu_indices) { return tpj_shape_tri_indices(g, call, false, &out[0]); }

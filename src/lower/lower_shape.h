@@ -103,12 +103,16 @@ TPJ_LOWERING(tpj_lower_shape_scatter_add);
 TPJ_LOWERING(tpj_lower_shape_scatter_reduce_two);
 TPJ_LOWERING(tpj_lower_shape_embedding);
 TPJ_LOWERING(tpj_lower_shape_embedding_dense_backward);
+TPJ_LOWERING(tpj_lower_shape_take);
+TPJ_LOWERING(tpj_lower_shape_put);
 
 /* -------------------------------------------------------- index_strided.c -- */
 TPJ_LOWERING(tpj_lower_shape_diagonal);
 TPJ_LOWERING(tpj_lower_shape_diagonal_scatter);
 TPJ_LOWERING(tpj_lower_shape_as_strided);
 TPJ_LOWERING(tpj_lower_shape_unfold);
+TPJ_LOWERING(tpj_lower_shape_tril_indices);
+TPJ_LOWERING(tpj_lower_shape_triu_indices);
 TPJ_LOWERING(tpj_lower_shape_dynamic_unsupported);  /* nonzero, masked_select */
 
 #endif /* TPJ_LOWER_SHAPE_H_ */

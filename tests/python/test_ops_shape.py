@@ -382,3 +382,44 @@ def test_nonzero_unsupported():
     with pytest.raises(_C.Error) as info:
         g.lower("aten::nonzero.default", [("tensor", p)], [(5, (2, 1))])
     assert info.value.code == "UNIMPLEMENTED"
+
+
+# ------------------------------------------------- masks, take/put, misc --
+
+@pytest.mark.parametrize("accumulate", fast_first([False, True]))
+def test_index_put_bool_mask(accumulate):
+    x = rand((4, 5, 3))
+    m1 = torch.rand(4) > 0.5
+    m2 = torch.rand(4, 5) > 0.5
+    check(aten.index_put.default, x, [m1], rand((5, 3)), accumulate)
+    check(aten.index_put.default, x, [m2], torch.tensor(2.0), accumulate)
+    check(aten.index_put.default, x, [None, torch.rand(5) > 0.5], rand((3,)), accumulate)
+    check(aten.index_put.default, x, [m2], rand((1, 3)), accumulate)
+    check(aten.index_put.default, x.to(torch.int64), [m1], torch.tensor(7), accumulate)
+
+
+def test_index_put_bool_mask_dynamic_values_unsupported():
+    g = _C.Graph()
+    p = g.param(11, (4, 3))
+    m = g.param(1, (4,))
+    v = g.param(11, (2, 3))
+    with pytest.raises(_C.Error) as info:
+        g.lower("aten::index_put.default", [("tensor", p), ("tensors", [m]), ("tensor", v),
+                                            False], [(11, (4, 3))])
+    assert info.value.code == "UNIMPLEMENTED"
+
+
+def test_take_put():
+    x = rand((3, 4))
+    i = torch.tensor([[0, -1], [5, 11]])
+    check(aten.take.default, x, i)
+    check(aten.put.default, x, torch.tensor([0, -1, 5]), rand((3,)))
+    check(aten.put.default, x, torch.tensor([0, 0, 5]), rand((3,)), True)
+
+
+@pytest.mark.parametrize("args", fast_first([(3, 4, 1), (4, 3, 0), (4, 4, -2), (3, 3, 5),
+                                             (0, 3, 0)]))
+def test_tri_indices(args):
+    check(aten.tril_indices.default, *args)
+    check(aten.triu_indices.default, *args)
+    check(aten.triu_indices.default, *args, dtype=torch.int32)
