@@ -33,6 +33,8 @@ def _cell(recs: List[Dict[str, Any]]) -> str:
     """"passed/ran" (+ "u" for unsupported samples), "" when nothing ran."""
     if not recs:
         return ""
+    if all(r.get("cause") == "dtype_not_supported" for r in recs):
+        return "n/a"
     ran = [r for r in recs if r["status"] != "unsupported"]
     p = sum(r["status"] == "passed" for r in ran)
     u = len(recs) - len(ran)
@@ -55,7 +57,8 @@ def totals(records: List[Dict[str, Any]]) -> List[str]:
     out = ["| dtype | pass | samples run | passed | failed | pass % | unsupported samples |",
            "|---|---|---:|---:|---:|---:|---:|"]
     for dtype, which in COLUMNS:
-        recs = [r for r in records if r["dtype"] == dtype and r["pass"] == which]
+        recs = [r for r in records if r["dtype"] == dtype and r["pass"] == which
+                and r.get("cause") != "dtype_not_supported"]
         if not recs:
             continue
         p = sum(r["status"] == "passed" for r in recs)

@@ -330,6 +330,9 @@ def run_op(op: Any, dtypes: Iterable[torch.dtype], max_samples: int, with_grad: 
     records = []
     for dtype in dtypes:
         if dtype not in supported:
+            records.append({"op": key, "dtype": str(dtype)[6:], "pass": "fwd", "sample": None,
+                            "status": "unsupported", "cause": "dtype_not_supported",
+                            "detail": f"OpInfo lists no {str(dtype)[6:]} support on cpu"})
             continue
         grad = with_grad and op.supports_autograd and dtype.is_floating_point
         torch._dynamo.reset()
@@ -458,11 +461,11 @@ def op_fully_passed(records: List[Dict[str, Any]], key: str) -> bool:
 
 
 def merge_files(out: str, base: Dict[str, Any], paths: List[str]) -> int:
-    """Merges records (by op: the later file wins) of sweep JSONs or of worker
+    """Merges records (by op and dtype: the later file wins) of sweep JSONs or of worker
     .jsonl streams (finished ops only) into `out`, e.g. after parallel runs."""
-    records = {r["op"]: [] for r in base.get("records", [])}
+    records: Dict[Tuple[str, Any], List[Dict[str, Any]]] = {}
     for r in base.get("records", []):
-        records[r["op"]].append(r)
+        records.setdefault((r["op"], r["dtype"]), []).append(r)
     seconds, meta = dict(base.get("seconds", {})), dict(base.get("meta", {}))
     for path in paths:
         if path.endswith(".jsonl"):
@@ -473,19 +476,21 @@ def merge_files(out: str, base: Dict[str, Any], paths: List[str]) -> int:
         else:
             with open(path) as f:
                 data = json.load(f)
-        fresh: Dict[str, List[Dict[str, Any]]] = {}
+        fresh: Dict[Tuple[str, Any], List[Dict[str, Any]]] = {}
         for r in data["records"]:
-            fresh.setdefault(r["op"], []).append(r)
+            fresh.setdefault((r["op"], r["dtype"]), []).append(r)
         records.update(fresh)
         seconds.update(data.get("seconds", {}))
         for k, v in data.get("meta", {}).items():
             meta.setdefault(k, v)
+        meta["dtypes"] = sorted(set(meta.get("dtypes", [])) |
+                                set(data.get("meta", {}).get("dtypes", [])))
     meta["last_run_seconds"] = round(sum(seconds.values()), 1)
-    meta["last_run_ops"] = len(records)
+    meta["last_run_ops"] = len({op for op, _ in records})
     with open(out, "w") as f:
         json.dump({"meta": meta, "seconds": seconds,
                    "records": [r for rs in records.values() for r in rs]}, f)
-    print(f"merged {len(paths)} files: {len(records)} ops -> {out}", file=sys.stderr)
+    print(f"merged {len(paths)} files: {meta['last_run_ops']} ops -> {out}", file=sys.stderr)
     return 0
 
 
