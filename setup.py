@@ -1,5 +1,6 @@
 """Builds the CPython extension torch_pjrt._C from the C core (src/) and the
-thin binding layer (python/csrc/). All C; no torch headers are needed."""
+thin binding layer (python/csrc/) -- all C, no torch headers -- and, when torch
+is importable at build time, torch_pjrt._eager (python/csrc/device.cpp)."""
 import glob
 import os
 
@@ -21,4 +22,26 @@ ext = Extension(
     libraries=["dl", "m", "pthread"],
 )
 
-setup(ext_modules=[ext])
+
+def device_extension():
+    """torch_pjrt._eager: the eager pjrt device, one C++ file against the installed
+    torch. Its C core symbols (tpj_*) resolve at load time from torch_pjrt._C,
+    which python/torch_pjrt/device.py loads RTLD_GLOBAL first, so both modules
+    share one client, compile cache and metrics."""
+    try:
+        import torch
+        from torch.utils.cpp_extension import CppExtension
+    except ImportError:  # torch is not installed: build the C extension only
+        return None
+    dev = CppExtension(
+        "torch_pjrt._eager",
+        sources=["python/csrc/device.cpp"],
+        include_dirs=[os.path.join(here, "include"), os.path.join(here, "src")],
+        extra_compile_args=["-std=c++17", "-O2", "-Wall", "-Wno-unused-parameter",
+                            f"-D_GLIBCXX_USE_CXX11_ABI={int(torch.compiled_with_cxx11_abi())}"],
+    )
+    return dev
+
+
+_dev = device_extension()
+setup(ext_modules=[ext] + ([_dev] if _dev else []))

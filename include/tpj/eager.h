@@ -1,0 +1,126 @@
+/* tpj/eager.h: the eager "pjrt" device runtime (one ATen op at a time).
+ *
+ * A storage is a flat 1-D PJRT buffer holding the storage's elements. Tensors
+ * are views (sizes, strides, element offset) into a storage. Each op runs as a
+ * one-op StableHLO program: every tensor input is read out of its storage
+ * buffer inside the program (slice/reshape fast path, else a gather over the
+ * strided index set), the op is lowered through the C lowering table
+ * (tpj/lower.h), and the results come back as new contiguous buffers. A write
+ * into a view (copy_, in-place ops) runs a scatter program and replaces the
+ * storage's buffer, so every view of that storage sees the write.
+ *
+ * Programs are keyed by a signature (op name, argument kinds and scalar
+ * values, input dtypes/sizes/strides/offsets/storage sizes, expected output
+ * types) that is looked up before any StableHLO is built; a miss builds,
+ * emits and compiles through tpj_runtime_compile_cached. Executions are
+ * asynchronous; reading to host waits.
+ *
+ * Thread safety: the signature cache is locked; a storage must not be written
+ * by two threads at once (as for any PyTorch tensor).
+ */
+#ifndef TPJ_EAGER_H_
+#define TPJ_EAGER_H_
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "tpj/base.h"
+#include "tpj/ir.h"
+#include "tpj/lower.h"
+#include "tpj/pjrt.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Sets the client every eager op runs on (borrowed: it must outlive every
+ * storage). Calling again with the same client is a no-op; a different client
+ * is FAILED_PRECONDITION once storages exist. */
+tpj_status_t tpj_eager_init(tpj_client_t* client);
+/* The client set by tpj_eager_init, or NULL. */
+tpj_client_t* tpj_eager_client(void);
+size_t tpj_eager_device_count(void);
+
+/* ---------------------------------------------------------------- storage -- */
+
+typedef struct tpj_eager_storage_s tpj_eager_storage_t;
+
+/* A storage of `nbytes` on addressable device `device`. Its buffer is created
+ * lazily: until the first write its contents read as zeros. */
+tpj_status_t tpj_eager_storage_create(size_t nbytes, size_t device,
+                                      tpj_eager_storage_t** out_storage);
+/* Wraps an existing buffer (takes ownership) as a storage of its bytes. */
+tpj_status_t tpj_eager_storage_wrap(tpj_buffer_t* buffer, tpj_eager_storage_t** out_storage);
+void tpj_eager_storage_destroy(tpj_eager_storage_t* storage);
+size_t tpj_eager_storage_nbytes(const tpj_eager_storage_t* storage);
+size_t tpj_eager_storage_device(const tpj_eager_storage_t* storage);
+/* The element type the buffer is kept in (INVALID before the first write). */
+tpj_dtype_t tpj_eager_storage_dtype(const tpj_eager_storage_t* storage);
+
+/* ------------------------------------------------------------------ views -- */
+
+typedef struct tpj_eager_tensor_s {
+  tpj_eager_storage_t* storage; /* borrowed */
+  tpj_dtype_t dtype;
+  int32_t rank;
+  int64_t sizes[TPJ_MAX_RANK];   /* (rank) */
+  int64_t strides[TPJ_MAX_RANK]; /* (rank) in elements */
+  int64_t offset;                /* storage offset in elements */
+} tpj_eager_tensor_t;
+
+/* Runs one ATen op. `args` follow tpj/lower.h, except that a TENSOR argument's
+ * .tensor (and each entry of a TENSOR_LIST's .tensors) is an index into
+ * `inputs` (or TPJ_VALUE_NONE). `extra_inputs` are appended to the program as
+ * plain parameters after the views (e.g. the RNG seed of random ops) and are
+ * referred to by index num_inputs + i. out_buffers[i] receives a new
+ * 1-D buffer holding out_types[i] in row-major order on `device` (NULL for a
+ * None output); wrap it with tpj_eager_storage_wrap. */
+typedef struct tpj_eager_op_s {
+  const char* target;            /* "aten::add.Tensor" */
+  const tpj_arg_t* args;         /* (num_args) */
+  size_t num_args;
+  const tpj_eager_tensor_t* inputs; /* (num_inputs) */
+  size_t num_inputs;
+  tpj_buffer_t* const* extra_inputs; /* (num_extra) borrowed */
+  size_t num_extra;
+  const tpj_type_t* out_types;   /* (num_outs) */
+  size_t num_outs;
+  size_t device;
+} tpj_eager_op_t;
+tpj_status_t tpj_eager_op_run(const tpj_eager_op_t* op, tpj_buffer_t** out_buffers);
+/* Runs a one-output op and writes its result into the view `dst` (converted
+ * to dst's dtype) in the same program: in-place and out= variants. */
+tpj_status_t tpj_eager_op_run_into(const tpj_eager_op_t* op, const tpj_eager_tensor_t* dst);
+
+/* dst[...] = src (converted to dst's dtype); shapes must be equal (expand src
+ * first to broadcast). Works across devices. */
+tpj_status_t tpj_eager_copy(const tpj_eager_tensor_t* src, const tpj_eager_tensor_t* dst);
+/* dst[...] = buffer (same shape as dst; converted to dst's dtype). */
+tpj_status_t tpj_eager_write_buffer(tpj_buffer_t* buffer, const tpj_eager_tensor_t* dst);
+/* Host row-major data of dst's dtype and shape -> dst. */
+tpj_status_t tpj_eager_write_host(const void* data, size_t nbytes,
+                                  const tpj_eager_tensor_t* dst);
+/* src -> host row-major data (waits). */
+tpj_status_t tpj_eager_read_host(const tpj_eager_tensor_t* src, void* data, size_t nbytes);
+/* The view as a new contiguous buffer (*out_buffer owned by the caller). */
+tpj_status_t tpj_eager_materialize(const tpj_eager_tensor_t* src, tpj_buffer_t** out_buffer);
+
+/* Waits for every storage's pending computation. */
+tpj_status_t tpj_eager_synchronize(void);
+
+typedef struct tpj_eager_stats_s {
+  uint64_t ops;            /* tpj_eager_op_run calls */
+  uint64_t signature_hits; /* programs found by signature, no StableHLO built */
+  uint64_t programs;       /* programs built (signature misses) */
+  uint64_t live_storages;
+} tpj_eager_stats_t;
+void tpj_eager_stats_get(tpj_eager_stats_t* out_stats);
+/* Drops every cached eager program (the runtime compile cache keeps its own). */
+void tpj_eager_cache_clear(void);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* TPJ_EAGER_H_ */

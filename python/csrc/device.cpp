@@ -1,0 +1,719 @@
+// device.cpp: registers the eager "pjrt" device (PrivateUse1) with PyTorch.
+// PyTorch's registration API is C++, so this one file holds the glue: the
+// allocator, device guard and hooks, metadata-only view kernels, copies, and a
+// boxed fallback that turns every other op into a call of the C eager runtime
+// (include/tpj/eager.h), or runs it on CPU when it has no lowering.
+#include <Python.h>
+
+#include <ATen/ATen.h>
+#include <ATen/EmptyTensor.h>
+#include <ATen/detail/PrivateUse1HooksInterface.h>
+#include <ATen/native/CPUFallback.h>
+#include <ATen/native/Resize.h>
+#include <ATen/ops/as_strided_native.h>
+#include <ATen/ops/view_native.h>
+#include <ATen/ops/_reshape_alias_native.h>
+#include <ATen/ops/unfold_native.h>
+#include <ATen/ops/view_as_real_native.h>
+#include <ATen/ops/view_as_complex_native.h>
+#include <c10/core/impl/DeviceGuardImplInterface.h>
+#include <torch/library.h>
+
+#include <ATen/CPUGeneratorImpl.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+#include <deque>
+#include <mutex>
+#include <unordered_map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "tpj/eager.h"
+#include "tpj/runtime.h"
+
+namespace {
+
+constexpr auto kDev = c10::DeviceType::PrivateUse1;
+thread_local c10::DeviceIndex g_current = 0;
+
+// Raises a C status as a c10::Error (consumes it).
+void check(tpj_status_t st) {
+  if (!st) return;
+  std::string msg = std::string(tpj_status_code_name(tpj_status_code(st))) + ": " +
+                    tpj_status_message(st);
+  tpj_status_free(st);
+  TORCH_CHECK(false, "torch_pjrt: ", msg);
+}
+
+c10::DeviceIndex device_count() { return (c10::DeviceIndex)tpj_eager_device_count(); }
+
+// ------------------------------------------------------------------ dtypes --
+
+tpj_dtype_t to_tpj(at::ScalarType t) {
+  switch (t) {
+    case at::kBool: return TPJ_DTYPE_PRED;
+    case at::kChar: return TPJ_DTYPE_S8;
+    case at::kShort: return TPJ_DTYPE_S16;
+    case at::kInt: return TPJ_DTYPE_S32;
+    case at::kLong: return TPJ_DTYPE_S64;
+    case at::kByte: return TPJ_DTYPE_U8;
+    case at::kUInt16: return TPJ_DTYPE_U16;
+    case at::kUInt32: return TPJ_DTYPE_U32;
+    case at::kUInt64: return TPJ_DTYPE_U64;
+    case at::kHalf: return TPJ_DTYPE_F16;
+    case at::kFloat: return TPJ_DTYPE_F32;
+    case at::kDouble: return TPJ_DTYPE_F64;
+    case at::kBFloat16: return TPJ_DTYPE_BF16;
+    case at::kComplexFloat: return TPJ_DTYPE_C64;
+    case at::kComplexDouble: return TPJ_DTYPE_C128;
+    default: return TPJ_DTYPE_INVALID;
+  }
+}
+
+// ------------------------------------------------------ allocator, storage --
+
+void storage_deleter(void* ctx) { tpj_eager_storage_destroy((tpj_eager_storage_t*)ctx); }
+
+struct PjrtAllocator final : at::Allocator {
+  at::DataPtr allocate(size_t nbytes) override {
+    tpj_eager_storage_t* s = nullptr;
+    check(tpj_eager_storage_create(nbytes, (size_t)g_current, &s));
+    return {s, s, &storage_deleter, c10::Device(kDev, g_current)};
+  }
+  at::DeleterFnPtr raw_deleter() const override { return &storage_deleter; }
+  void copy_data(void*, const void*, std::size_t) const override {
+    TORCH_CHECK(false, "torch_pjrt: raw copies of pjrt storage are not supported");
+  }
+};
+PjrtAllocator g_alloc;
+
+tpj_eager_storage_t* storage_of(const at::Tensor& t) {
+  return (tpj_eager_storage_t*)t.storage().data_ptr().get_context();
+}
+
+tpj_eager_tensor_t view_of(const at::Tensor& t) {
+  tpj_eager_tensor_t v;
+  memset(&v, 0, sizeof(v));
+  TORCH_CHECK(t.dim() <= TPJ_MAX_RANK, "torch_pjrt: tensors of rank > ", TPJ_MAX_RANK,
+              " are not supported (got ", t.dim(), ")");
+  v.storage = storage_of(t);
+  v.dtype = to_tpj(t.scalar_type());
+  TORCH_CHECK(v.dtype != TPJ_DTYPE_INVALID, "torch_pjrt: unsupported dtype ", t.scalar_type());
+  v.rank = (int32_t)t.dim();
+  for (int64_t i = 0; i < t.dim(); ++i) {
+    v.sizes[i] = t.size(i);
+    v.strides[i] = t.stride(i);
+  }
+  v.offset = t.storage_offset();
+  return v;
+}
+
+// A new contiguous pjrt tensor owning `buffer` (a flat result buffer).
+at::Tensor wrap_buffer(tpj_buffer_t* buffer, at::IntArrayRef sizes, at::ScalarType dtype) {
+  tpj_eager_storage_t* s = nullptr;
+  check(tpj_eager_storage_wrap(buffer, &s));
+  size_t nbytes = tpj_eager_storage_nbytes(s);
+  c10::Device dev(kDev, (c10::DeviceIndex)tpj_eager_storage_device(s));
+  c10::Storage storage(c10::Storage::use_byte_size_t(), nbytes,
+                       at::DataPtr(s, s, &storage_deleter, dev), &g_alloc, true);
+  auto t = at::detail::make_tensor<c10::TensorImpl>(std::move(storage),
+                                                    c10::DispatchKeySet(c10::DispatchKey::PrivateUse1),
+                                                    caffe2::TypeMeta::fromScalarType(dtype));
+  t.unsafeGetTensorImpl()->set_sizes_contiguous(sizes);
+  return t;
+}
+
+// --------------------------------------------------------- guard and hooks --
+
+struct PjrtGuardImpl final : c10::impl::DeviceGuardImplInterface {
+  c10::DeviceType type() const override { return kDev; }
+  c10::Device exchangeDevice(c10::Device d) const override {
+    c10::Device old(kDev, g_current);
+    if (d.has_index()) g_current = d.index();
+    return old;
+  }
+  c10::Device getDevice() const override { return c10::Device(kDev, g_current); }
+  void setDevice(c10::Device d) const override {
+    TORCH_CHECK(!d.has_index() || d.index() < device_count(), "torch_pjrt: invalid device ", d);
+    if (d.has_index()) g_current = d.index();
+  }
+  void uncheckedSetDevice(c10::Device d) const noexcept override {
+    if (d.has_index()) g_current = d.index();
+  }
+  c10::Stream getStream(c10::Device d) const override {
+    return c10::Stream(c10::Stream::DEFAULT, d);
+  }
+  c10::Stream getDefaultStream(c10::Device d) const override {
+    return c10::Stream(c10::Stream::DEFAULT, d);
+  }
+  c10::Stream exchangeStream(c10::Stream s) const override { return s; }
+  c10::DeviceIndex deviceCount() const noexcept override { return device_count(); }
+  void record(void**, const c10::Stream&, const c10::DeviceIndex, const c10::EventFlag) const override {}
+  void block(void*, const c10::Stream&) const override {}
+  bool queryEvent(void*) const override { return true; }
+  void destroyEvent(void*, const c10::DeviceIndex) const noexcept override {}
+  bool queryStream(const c10::Stream&) const override { return true; }
+  void synchronizeStream(const c10::Stream&) const override { check(tpj_eager_synchronize()); }
+  void synchronizeDevice(const c10::DeviceIndex) const override { check(tpj_eager_synchronize()); }
+};
+C10_REGISTER_GUARD_IMPL(PrivateUse1, PjrtGuardImpl);
+
+struct PjrtHooks final : at::PrivateUse1HooksInterface {
+  bool isBuilt() const override { return true; }
+  bool isAvailable() const override { return device_count() > 0; }
+  bool hasPrimaryContext(c10::DeviceIndex) const override { return true; }
+  at::Device getDeviceFromPtr(void* data) const override {
+    return c10::Device(kDev, (c10::DeviceIndex)tpj_eager_storage_device((tpj_eager_storage_t*)data));
+  }
+  c10::DeviceIndex deviceCount() const override { return device_count(); }
+  c10::DeviceIndex getCurrentDevice() const override { return g_current; }
+  void setCurrentDevice(c10::DeviceIndex d) const override { g_current = d; }
+  c10::DeviceIndex exchangeDevice(c10::DeviceIndex d) const override {
+    auto old = g_current;
+    g_current = d;
+    return old;
+  }
+  c10::DeviceIndex maybeExchangeDevice(c10::DeviceIndex d) const override { return exchangeDevice(d); }
+  const at::Generator& getDefaultGenerator(c10::DeviceIndex) const override {
+    return at::detail::getDefaultCPUGenerator();
+  }
+  void resizePrivateUse1Bytes(const c10::Storage& storage, size_t newsize) const override {
+    TORCH_CHECK(false, "torch_pjrt: storage resize to ", newsize, " bytes is not supported");
+  }
+};
+
+// ------------------------------------------------- factories, views, copies --
+
+c10::DeviceIndex index_of(std::optional<at::Device> d) {
+  return d && d->has_index() ? d->index() : g_current;
+}
+
+at::Tensor empty_memory_format(at::IntArrayRef size, std::optional<at::ScalarType> dtype,
+                               std::optional<at::Layout>, std::optional<at::Device> device,
+                               std::optional<bool>, std::optional<at::MemoryFormat> mf) {
+  c10::DeviceGuard guard(c10::Device(kDev, index_of(device)));
+  return at::detail::empty_generic(size, &g_alloc, c10::DispatchKeySet(c10::DispatchKey::PrivateUse1),
+                                   c10::dtype_or_default(dtype), mf);
+}
+
+at::Tensor empty_strided(at::IntArrayRef size, at::IntArrayRef stride,
+                         std::optional<at::ScalarType> dtype, std::optional<at::Layout>,
+                         std::optional<at::Device> device, std::optional<bool>) {
+  c10::DeviceGuard guard(c10::Device(kDev, index_of(device)));
+  return at::detail::empty_strided_generic(size, stride, &g_alloc,
+                                           c10::DispatchKeySet(c10::DispatchKey::PrivateUse1),
+                                           c10::dtype_or_default(dtype));
+}
+
+const at::Tensor& resize_(const at::Tensor& self, at::IntArrayRef size,
+                          std::optional<at::MemoryFormat> mf) {
+  int64_t numel = 1;
+  for (auto s : size) numel *= s;
+  size_t need = (size_t)(numel + self.storage_offset()) * self.element_size();
+  if (need > self.storage().nbytes()) {
+    // A fresh storage keeps the old elements in front (PyTorch semantics).
+    c10::DeviceGuard guard(self.device());
+    at::Tensor fresh = at::empty({numel + self.storage_offset()}, self.options());
+    if (self.numel() > 0) {
+      at::Tensor old_flat = at::empty({0}, self.options());
+      int64_t old_n = (int64_t)(self.storage().nbytes() / self.element_size());
+      old_flat.set_(self.storage(), 0, {old_n}, {1});
+      fresh.narrow(0, 0, old_n).copy_(old_flat);
+    }
+    self.unsafeGetTensorImpl()->set_storage_keep_dtype(fresh.storage());
+  }
+  self.unsafeGetTensorImpl()->set_sizes_contiguous(size);
+  if (mf && *mf != at::MemoryFormat::Preserve) {
+    self.unsafeGetTensorImpl()->empty_tensor_restride(*mf);
+  }
+  return self;
+}
+
+at::Tensor& set_storage(at::Tensor& self, at::Storage source, c10::SymInt offset,
+                        c10::SymIntArrayRef size, c10::SymIntArrayRef stride) {
+  self.unsafeGetTensorImpl()->set_storage_keep_dtype(std::move(source));
+  self.unsafeGetTensorImpl()->set_sizes_and_strides(size, stride, offset);
+  return self;
+}
+
+at::Tensor& set_source_storage(at::Tensor& self, at::Storage source) {
+  int64_t n = (int64_t)(source.nbytes() / self.element_size());
+  std::vector<c10::SymInt> sz{c10::SymInt(n)}, st{c10::SymInt(1)};
+  return set_storage(self, std::move(source), 0, sz, st);
+}
+
+at::Tensor& set_source_tensor(at::Tensor& self, const at::Tensor& src) {
+  return set_storage(self, src.storage(), src.sym_storage_offset(), src.sym_sizes(),
+                     src.sym_strides());
+}
+
+at::Tensor& set_empty(at::Tensor& self) {
+  at::Tensor fresh = at::empty({0}, self.options());
+  return set_source_tensor(self, fresh);
+}
+
+// dst = src; one of them (or both) lives on pjrt.
+at::Tensor copy_from(const at::Tensor& self, const at::Tensor& dst, bool) {
+  if (dst.numel() == 0) return dst;
+  if (self.device().type() == kDev && dst.device().type() == kDev) {
+    at::Tensor src = self.expand_as(dst);
+    tpj_eager_tensor_t s = view_of(src), d = view_of(dst);
+    check(tpj_eager_copy(&s, &d));
+  } else if (dst.device().type() == kDev) {
+    at::Tensor src = self.to(dst.scalar_type()).expand_as(dst).contiguous();
+    tpj_eager_tensor_t d = view_of(dst);
+    check(tpj_eager_write_host(src.data_ptr(), (size_t)src.nbytes(), &d));
+  } else {
+    TORCH_CHECK(self.device().type() == kDev, "torch_pjrt: copy without a pjrt tensor");
+    at::Tensor host = at::empty(self.sizes(), self.options().device(at::kCPU));
+    tpj_eager_tensor_t s = view_of(self);
+    check(tpj_eager_read_host(&s, host.data_ptr(), (size_t)host.nbytes()));
+    dst.copy_(host);
+  }
+  return dst;
+}
+
+at::Tensor copy_from_and_resize(const at::Tensor& self, const at::Tensor& dst) {
+  at::native::resize_output(dst, self.sizes());
+  return copy_from(self, dst, false);
+}
+
+at::Scalar local_scalar_dense(const at::Tensor& self) {
+  at::Tensor host = at::empty({}, self.options().device(at::kCPU));
+  tpj_eager_tensor_t s = view_of(self);
+  check(tpj_eager_read_host(&s, host.data_ptr(), (size_t)host.nbytes()));
+  return host.item();
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(aten, PrivateUse1, m) {
+  m.impl("empty.memory_format", empty_memory_format);
+  m.impl("empty_strided", empty_strided);
+  m.impl("resize_", resize_);
+  m.impl("set_.source_Storage_storage_offset", set_storage);
+  m.impl("set_.source_Storage", set_source_storage);
+  m.impl("set_.source_Tensor", set_source_tensor);
+  m.impl("set_", set_empty);
+  m.impl("_copy_from", copy_from);
+  m.impl("_copy_from_and_resize", copy_from_and_resize);
+  m.impl("_local_scalar_dense", local_scalar_dense);
+  m.impl("as_strided", at::native::as_strided_tensorimpl);
+  m.impl("view", at::native::view);
+  m.impl("_reshape_alias", at::native::_reshape_alias);
+  m.impl("unfold", at::native::unfold);
+  m.impl("view_as_real", at::native::view_as_real);
+  m.impl("view_as_complex", at::native::view_as_complex);
+}
+
+
+// ------------------------------------------------------- the boxed fallback --
+namespace {
+
+std::mutex g_lock;
+std::set<std::string> g_warned;
+std::unordered_map<std::string, std::string> g_functional;  // mutating op -> functional
+
+bool fallback_is_error() {
+  PyGILState_STATE gs = PyGILState_Ensure();
+  bool err = false;
+  PyObject* mod = PyImport_ImportModule("torch_pjrt.config");
+  PyObject* v = mod ? PyObject_GetAttrString(mod, "fallback") : nullptr;
+  const char* s = v ? PyUnicode_AsUTF8(v) : nullptr;
+  err = s && strcmp(s, "error") == 0;
+  Py_XDECREF(v);
+  Py_XDECREF(mod);
+  PyErr_Clear();
+  PyGILState_Release(gs);
+  return err;
+}
+
+void run_on_cpu(const c10::OperatorHandle& op, torch::jit::Stack* stack, const std::string& target,
+                const std::string& why) {
+  TORCH_CHECK(!fallback_is_error(), "torch_pjrt: ", target, " cannot run on the pjrt device (",
+              why, ") and torch_pjrt.config.fallback is 'error'");
+  {
+    std::lock_guard<std::mutex> lk(g_lock);
+    if (g_warned.insert(target).second) {
+      TORCH_WARN("torch_pjrt: ", target, " runs on CPU (", why,
+                 "); its tensors are copied to the host and back");
+    }
+  }
+  tpj_runtime_metrics_add_fallback();
+  at::native::cpu_fallback(op, stack);
+}
+
+std::string target_of(const c10::FunctionSchema& s) {
+  return s.name() + "." + (s.overload_name().empty() ? "default" : s.overload_name());
+}
+
+bool writes_arg(const c10::Argument& a) { return a.alias_info() && a.alias_info()->isWrite(); }
+
+// The functional overload whose arguments match the mutating op's non-out
+// arguments (add_.Tensor -> add.Tensor, sum.IntList_out -> sum.dim_IntList).
+std::string functional_of(const c10::FunctionSchema& s) {
+  std::string key = target_of(s);
+  std::lock_guard<std::mutex> lk(g_lock);
+  auto it = g_functional.find(key);
+  if (it != g_functional.end()) return it->second;
+  std::string base = s.name();
+  if (!base.empty() && base.back() == '_') base.pop_back();
+  std::vector<const c10::Argument*> want;
+  for (const auto& a : s.arguments()) {
+    if (!a.is_out()) want.push_back(&a);
+  }
+  std::string found;
+  for (const auto& name : c10::Dispatcher::singleton().getAllOpNames()) {
+    if (name.name != base) continue;
+    auto h = c10::Dispatcher::singleton().findSchema(name);
+    if (!h || !h->hasSchema()) continue;
+    const auto& fs = h->schema();
+    if (fs.arguments().size() != want.size() || fs.is_mutable()) continue;
+    bool same = true;
+    for (size_t i = 0; i < want.size() && same; ++i) {
+      same = fs.arguments()[i].name() == want[i]->name();
+    }
+    for (const auto& r : fs.returns()) same = same && !r.alias_info();
+    if (same && tpj_lower_is_supported(target_of(fs).c_str())) {
+      found = target_of(fs);
+      break;
+    }
+  }
+  g_functional[key] = found;
+  return found;
+}
+
+bool is_type(const c10::Argument& a, c10::TypeKind kind) {
+  c10::TypePtr t = a.real_type();
+  if (auto opt = t->cast<c10::OptionalType>()) t = opt->getElementType();
+  return t->kind() == kind;
+}
+
+struct Encoded {
+  std::vector<tpj_arg_t> args;
+  std::vector<tpj_eager_tensor_t> inputs;
+  std::vector<at::Tensor> keep;
+  std::deque<std::vector<int64_t>> ints;
+  std::deque<std::vector<double>> floats;
+  std::deque<std::vector<tpj_value_t>> lists;
+  std::deque<std::string> strs;
+  c10::DeviceIndex device = -1;
+};
+
+void note_device(Encoded& e, const at::Tensor& t) {
+  if (!t.defined()) return;
+  if (t.device().type() == kDev) {
+    if (e.device < 0) e.device = t.device().index();
+    TORCH_CHECK(e.device == t.device().index(), "Expected all tensors to be on the same device, "
+                "but found at least two devices, pjrt:", e.device, " and ", t.device(), "!");
+  }
+}
+
+tpj_value_t add_tensor(Encoded& e, const at::Tensor& t) {
+  if (!t.defined()) return TPJ_VALUE_NONE;
+  at::Tensor x = t;
+  if (t.device().type() != kDev) {
+    TORCH_CHECK(t.device().is_cpu() && t.dim() == 0, "Expected all tensors to be on the same "
+                "device, but found at least two devices, pjrt:", e.device, " and ", t.device(), "!");
+    x = t.to(c10::Device(kDev, e.device));
+    e.keep.push_back(x);
+  }
+  e.inputs.push_back(view_of(x));
+  return (tpj_value_t)(e.inputs.size() - 1);
+}
+
+tpj_arg_t encode_one(Encoded& e, const c10::Argument& a, const c10::IValue& v) {
+  tpj_arg_t r;
+  memset(&r, 0, sizeof(r));
+  r.kind = TPJ_ARG_KIND_NONE;
+  if (v.isNone()) return r;
+  if (is_type(a, c10::TypeKind::ScalarTypeType)) {
+    r.kind = TPJ_ARG_KIND_DTYPE;
+    r.i = to_tpj((at::ScalarType)v.toInt());
+  } else if (is_type(a, c10::TypeKind::LayoutType) || is_type(a, c10::TypeKind::MemoryFormatType) ||
+             v.isDevice() || v.isGenerator()) {
+    r.kind = TPJ_ARG_KIND_OTHER;
+  } else if (v.isTensor()) {
+    r.kind = TPJ_ARG_KIND_TENSOR;
+    r.tensor = add_tensor(e, v.toTensor());
+    if (r.tensor == TPJ_VALUE_NONE) r.kind = TPJ_ARG_KIND_NONE;
+  } else if (v.isBool()) {
+    r.kind = TPJ_ARG_KIND_BOOL;
+    r.i = v.toBool();
+  } else if (v.isInt() || v.isSymInt()) {
+    r.kind = TPJ_ARG_KIND_INT;
+    r.i = v.isInt() ? v.toInt() : v.toSymInt().expect_int();
+  } else if (v.isDouble()) {
+    r.kind = TPJ_ARG_KIND_FLOAT;
+    r.f = v.toDouble();
+  } else if (v.isString()) {
+    e.strs.push_back(v.toStringRef());
+    r.kind = TPJ_ARG_KIND_STRING;
+    r.str = e.strs.back().c_str();
+  } else if (v.isIntList() || v.isSymIntList() || v.isBoolList()) {
+    std::vector<int64_t> xs;
+    if (v.isBoolList()) {
+      for (bool b : v.toBoolList()) xs.push_back(b);
+    } else {
+      for (const auto& x : v.toListRef()) xs.push_back(x.isInt() ? x.toInt() : x.toSymInt().expect_int());
+    }
+    e.ints.push_back(std::move(xs));
+    r.kind = v.isBoolList() ? TPJ_ARG_KIND_BOOL_LIST : TPJ_ARG_KIND_INT_LIST;
+    r.ints = e.ints.back().data();
+    r.count = e.ints.back().size();
+  } else if (v.isDoubleList()) {
+    e.floats.push_back(v.toDoubleVector());
+    r.kind = TPJ_ARG_KIND_FLOAT_LIST;
+    r.floats = e.floats.back().data();
+    r.count = e.floats.back().size();
+  } else if (v.isList()) {
+    std::vector<tpj_value_t> ids;
+    for (const auto& x : v.toListRef()) {
+      TORCH_CHECK(x.isTensor() || x.isNone(), "torch_pjrt: unsupported list argument ", a.name());
+      ids.push_back(x.isNone() ? TPJ_VALUE_NONE : add_tensor(e, x.toTensor()));
+    }
+    e.lists.push_back(std::move(ids));
+    r.kind = TPJ_ARG_KIND_TENSOR_LIST;
+    r.tensors = e.lists.back().data();
+    r.count = e.lists.back().size();
+  } else {
+    TORCH_CHECK(false, "torch_pjrt: unsupported argument ", a.name(), " of type ", v.tagKind());
+  }
+  return r;
+}
+
+c10::IValue to_meta(const c10::IValue& v) {
+  auto meta = [](const at::Tensor& t) {
+    if (!t.defined()) return t;
+    return at::empty_strided(t.sizes(), t.strides(), t.options().device(at::kMeta));
+  };
+  if (v.isTensor()) return meta(v.toTensor());
+  if (v.isDevice()) return c10::IValue(c10::Device(at::kMeta));
+  if (v.isTensorList()) {
+    c10::List<at::Tensor> out;
+    for (const at::Tensor& t : v.toTensorList()) out.push_back(meta(t));
+    return out;
+  }
+  if (v.isList() && !v.isIntList() && !v.isDoubleList() && !v.isBoolList() && !v.isSymIntList()) {
+    c10::List<std::optional<at::Tensor>> out;
+    for (const auto& x : v.toListRef()) {
+      if (x.isNone()) out.push_back(std::nullopt);
+      else out.push_back(meta(x.toTensor()));
+    }
+    return out;
+  }
+  return v;
+}
+
+tpj_type_t type_of(const at::Tensor& t) {
+  tpj_type_t r;
+  memset(&r, 0, sizeof(r));
+  if (!t.defined()) return r;
+  r.dtype = to_tpj(t.scalar_type());
+  r.rank = (int32_t)t.dim();
+  TORCH_CHECK(t.dim() <= TPJ_MAX_RANK, "torch_pjrt: rank ", t.dim(), " is not supported");
+  for (int64_t i = 0; i < t.dim(); ++i) r.dims[i] = t.size(i);
+  return r;
+}
+
+void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::Stack* stack) {
+  const auto& schema = op.schema();
+  std::string target = target_of(schema);
+  size_t nargs = schema.arguments().size();
+  auto args_begin = stack->end() - (ptrdiff_t)nargs;
+  std::vector<c10::IValue> in(args_begin, stack->end());
+  for (const auto& r : schema.returns()) {
+    TORCH_CHECK(!r.alias_info() || r.alias_info()->isWrite(), "torch_pjrt: the view op ", target,
+                " is not supported on the pjrt device");
+  }
+  bool mutates = schema.is_mutable();
+  std::string lowered = mutates ? functional_of(schema) : target;
+  if (lowered.empty() || !tpj_lower_is_supported(lowered.c_str())) {
+    return run_on_cpu(op, stack, target, "no lowering");
+  }
+  Encoded e;
+  for (const auto& v : in) {
+    if (v.isTensor()) note_device(e, v.toTensor());
+    if (v.isTensorList()) for (const at::Tensor& t : v.toTensorList()) note_device(e, t);
+  }
+  if (e.device < 0) e.device = g_current;
+  // Expected outputs: run the op on meta tensors of the same sizes, strides, dtypes.
+  std::vector<c10::IValue> meta;
+  for (const auto& v : in) meta.push_back(to_meta(v));
+  try {
+    op.redispatchBoxed(c10::DispatchKeySet(c10::DispatchKey::Meta), &meta);
+  } catch (const c10::Error& err) {
+    if (op.hasKernelForDispatchKey(c10::DispatchKey::Meta)) throw;
+    return run_on_cpu(op, stack, target, "no meta kernel");
+  }
+  std::vector<at::Tensor> meta_outs;
+  for (const auto& v : meta) {
+    if (v.isTensor()) meta_outs.push_back(v.toTensor());
+    else if (v.isNone()) meta_outs.push_back(at::Tensor());
+    else return run_on_cpu(op, stack, target, "list outputs");
+  }
+  std::vector<size_t> written;
+  for (size_t i = 0; i < nargs; ++i) {
+    if (writes_arg(schema.arguments()[i])) written.push_back(i);
+  }
+  bool is_out = !written.empty() && schema.arguments()[written[0]].is_out();
+  for (size_t i = 0; i < nargs; ++i) {
+    if (is_out && schema.arguments()[i].is_out()) continue;
+    e.args.push_back(encode_one(e, schema.arguments()[i], in[i]));
+  }
+  bool random = false;
+  for (const auto& a : schema.arguments()) random = random || is_type(a, c10::TypeKind::GeneratorType);
+  tpj_buffer_t* seed = nullptr;
+  if (random) {
+    uint64_t words[2];
+    {
+      auto gen = at::detail::getDefaultCPUGenerator();
+      std::lock_guard<std::mutex> lk(gen.mutex());
+      auto* impl = at::check_generator<at::CPUGeneratorImpl>(gen);
+      words[0] = impl->random64();
+      words[1] = impl->random64();
+    }
+    int64_t two = 2;
+    check(tpj_buffer_from_host(tpj_eager_client(), words, TPJ_DTYPE_U64, &two, 1, (size_t)e.device,
+                               TPJ_HOST_SEMANTICS_COPY, &seed));
+    tpj_arg_t r;
+    memset(&r, 0, sizeof(r));
+    r.kind = TPJ_ARG_KIND_TENSOR;
+    r.tensor = (tpj_value_t)e.inputs.size();
+    e.args.push_back(r);
+  }
+  std::vector<tpj_type_t> out_types;
+  for (const auto& t : meta_outs) out_types.push_back(type_of(t));
+  tpj_eager_op_t call = {lowered.c_str(), e.args.data(), e.args.size(), e.inputs.data(),
+                         e.inputs.size(), seed ? &seed : nullptr, seed ? 1u : 0u,
+                         out_types.data(), out_types.size(), (size_t)e.device};
+  tpj_status_t st = nullptr;
+  std::vector<c10::IValue> results;
+  if (!mutates) {
+    std::vector<tpj_buffer_t*> bufs(out_types.size(), nullptr);
+    st = tpj_eager_op_run(&call, bufs.data());
+    for (size_t i = 0; i < bufs.size() && !st; ++i) {
+      if (!bufs[i]) results.emplace_back();
+      else results.emplace_back(wrap_buffer(bufs[i], meta_outs[i].sizes(), meta_outs[i].scalar_type()));
+    }
+  } else {
+    // in-place: self (and every written arg) gets result i; out=: the out args.
+    for (size_t k = 0; k < written.size(); ++k) {
+      const at::Tensor& dst = in[written[k]].toTensor();
+      if (is_out && k < meta_outs.size()) at::native::resize_output(dst, meta_outs[k].sizes());
+    }
+    if (written.size() == 1 && out_types.size() == 1) {
+      tpj_eager_tensor_t d = view_of(in[written[0]].toTensor());
+      st = tpj_eager_op_run_into(&call, &d);
+    } else {
+      std::vector<tpj_buffer_t*> bufs(out_types.size(), nullptr);
+      st = tpj_eager_op_run(&call, bufs.data());
+      for (size_t k = 0; k < written.size() && k < bufs.size() && !st; ++k) {
+        tpj_eager_tensor_t d = view_of(in[written[k]].toTensor());
+        if (bufs[k]) st = tpj_eager_write_buffer(bufs[k], &d);
+      }
+      for (auto* b : bufs) tpj_buffer_destroy(b);
+    }
+    for (size_t k = 0; k < schema.returns().size(); ++k) {
+      results.push_back(k < written.size() ? in[written[k]] : c10::IValue());
+    }
+  }
+  tpj_buffer_destroy(seed);
+  if (st) {
+    std::string why = tpj_status_message(st);
+    tpj_status_free(st);
+    return run_on_cpu(op, stack, target, why);
+  }
+  torch::jit::drop(*stack, nargs);
+  for (auto& r : results) stack->push_back(std::move(r));
+}
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(_, PrivateUse1, m) {
+  m.fallback(torch::CppFunction::makeFromBoxedFunction<&fallback>());
+}
+
+// ------------------------------------------------------------ Python module --
+
+namespace {
+
+struct PyClientMirror {  // layout of torch_pjrt._C.Client (python/csrc/tpj_py.h)
+  PyObject_HEAD
+  tpj_client_t* client;
+};
+
+PyObject* py_init(PyObject*, PyObject* client) {
+  tpj_client_t* c = ((PyClientMirror*)client)->client;
+  if (!c) {
+    PyErr_SetString(PyExc_RuntimeError, "torch_pjrt._eager.init: the client is closed");
+    return nullptr;
+  }
+  tpj_status_t st = tpj_eager_init(c);
+  if (st) {
+    PyErr_SetString(PyExc_RuntimeError, tpj_status_message(st));
+    tpj_status_free(st);
+    return nullptr;
+  }
+  static bool hooks = false;
+  if (!hooks) {
+    at::RegisterPrivateUse1HooksInterface(new PjrtHooks());
+    hooks = true;
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* py_device_count(PyObject*, PyObject*) { return PyLong_FromSize_t(tpj_eager_device_count()); }
+
+PyObject* py_synchronize(PyObject*, PyObject*) {
+  tpj_status_t st;
+  Py_BEGIN_ALLOW_THREADS
+  st = tpj_eager_synchronize();
+  Py_END_ALLOW_THREADS
+  if (st) {
+    PyErr_SetString(PyExc_RuntimeError, tpj_status_message(st));
+    tpj_status_free(st);
+    return nullptr;
+  }
+  Py_RETURN_NONE;
+}
+
+PyObject* py_current_device(PyObject*, PyObject*) { return PyLong_FromLong(g_current); }
+
+PyObject* py_set_device(PyObject*, PyObject* arg) {
+  long d = PyLong_AsLong(arg);
+  if (d == -1 && PyErr_Occurred()) return nullptr;
+  if (d < 0 || d >= device_count()) {
+    PyErr_Format(PyExc_RuntimeError, "torch_pjrt: invalid device index %ld (have %d devices)", d,
+                 (int)device_count());
+    return nullptr;
+  }
+  g_current = (c10::DeviceIndex)d;
+  Py_RETURN_NONE;
+}
+
+PyObject* py_stats(PyObject*, PyObject*) {
+  tpj_eager_stats_t s;
+  tpj_eager_stats_get(&s);
+  return Py_BuildValue("{s:K,s:K,s:K,s:K}", "ops", (unsigned long long)s.ops, "signature_hits",
+                       (unsigned long long)s.signature_hits, "programs",
+                       (unsigned long long)s.programs, "live_storages",
+                       (unsigned long long)s.live_storages);
+}
+
+PyMethodDef g_methods[] = {
+    {"init", py_init, METH_O, "init(client): runs the pjrt device on a torch_pjrt._C.Client"},
+    {"device_count", py_device_count, METH_NOARGS, "addressable devices"},
+    {"synchronize", py_synchronize, METH_NOARGS, "waits for every pending computation"},
+    {"current_device", py_current_device, METH_NOARGS, "the current device index"},
+    {"set_device", py_set_device, METH_O, "sets the current device index"},
+    {"stats", py_stats, METH_NOARGS, "eager op counters"},
+    {nullptr, nullptr, 0, nullptr}};
+
+PyModuleDef g_module = {PyModuleDef_HEAD_INIT, "torch_pjrt._eager",
+                        "The eager pjrt device (PrivateUse1) registration.", -1, g_methods,
+                        nullptr, nullptr, nullptr, nullptr};
+
+}  // namespace
+
+PyMODINIT_FUNC PyInit__eager(void) { return PyModule_Create(&g_module); }

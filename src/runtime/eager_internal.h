@@ -1,0 +1,44 @@
+/* eager_internal.h: shared pieces of the eager device runtime (internal).
+ * eager_storage.c owns storages and the client, eager_view.c builds the
+ * view read/write ops, eager_run.c keys, compiles and runs the programs. */
+#ifndef TPJ_EAGER_INTERNAL_H_
+#define TPJ_EAGER_INTERNAL_H_
+
+#include "tpj/eager.h"
+
+struct tpj_eager_storage_s {
+  tpj_buffer_t* buffer;  /* 1-D [nbytes / itemsize] of dtype; NULL = zeros */
+  tpj_dtype_t dtype;     /* INVALID until the first write */
+  size_t nbytes;
+  size_t device;
+  struct tpj_eager_storage_s* prev; /* live list (for synchronize) */
+  struct tpj_eager_storage_s* next;
+};
+
+/* Elements of the storage when kept as `dtype`. */
+int64_t tpj_eager_storage_numel(const tpj_eager_storage_t* s, tpj_dtype_t dtype);
+/* Makes sure the storage has a buffer; a storage never written gets zeros of
+ * `dtype` (its dtype becomes `dtype`). */
+tpj_status_t tpj_eager_storage_ensure(tpj_eager_storage_t* s, tpj_dtype_t dtype);
+/* Replaces the buffer (takes ownership of `buffer`). */
+void tpj_eager_storage_replace(tpj_eager_storage_t* s, tpj_buffer_t* buffer, tpj_dtype_t dtype);
+
+/* true when the view is row-major contiguous (size-1 dims ignored). */
+bool tpj_eager_view_contiguous(const tpj_eager_tensor_t* v);
+int64_t tpj_eager_view_numel(const tpj_eager_tensor_t* v);
+/* Reads view `v` out of the flat storage value `flat` (1-D, storage dtype),
+ * giving a value of v's dtype and shape. */
+tpj_status_t tpj_eager_view_read(tpj_graph_t* g, tpj_value_t flat, const tpj_eager_tensor_t* v,
+                                 tpj_value_t* out);
+/* Writes `update` (v's shape; converted to the flat dtype) into view v of the
+ * flat storage value; `flat` may be TPJ_VALUE_NONE when v covers the whole
+ * storage contiguously. */
+tpj_status_t tpj_eager_view_write(tpj_graph_t* g, tpj_value_t flat, int64_t flat_numel,
+                                  tpj_dtype_t flat_dtype, const tpj_eager_tensor_t* v,
+                                  tpj_value_t update, tpj_value_t* out);
+/* true when writing v replaces every element of its storage (kept as v's dtype). */
+bool tpj_eager_view_covers_storage(const tpj_eager_tensor_t* v);
+
+void tpj_eager_stats_count(int which); /* 0 op, 1 signature hit, 2 program */
+
+#endif /* TPJ_EAGER_INTERNAL_H_ */

@@ -1,0 +1,463 @@
+/* eager_run.c: runs one eager op as a one-op StableHLO program. The call's
+ * signature is looked up first (no text is built on a hit); a miss builds the
+ * program (view reads, the lowering, an optional write-back into a view),
+ * emits it and compiles it through the runtime compile cache. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/eager_cache.h"
+#include "runtime/eager_internal.h"
+#include "tpj/emit.h"
+#include "tpj/runtime.h"
+
+typedef struct prog_s {
+  const tpj_eager_op_t* op;        /* target NULL: identity of value 0 */
+  const tpj_eager_tensor_t* dst;   /* NULL, or the view result 0 is written into */
+  tpj_eager_storage_t** storages;  /* (num_storages) distinct parameters */
+  size_t num_storages;
+  size_t* slot;                    /* (num_inputs) storage slot of each input */
+  long dst_slot;                   /* -1: dst is overwritten whole */
+  tpj_dtype_t dst_flat_dtype;
+} prog_t;
+
+static size_t slot_of(prog_t* p, tpj_eager_storage_t* s) {
+  for (size_t i = 0; i < p->num_storages; ++i) {
+    if (p->storages[i] == s) return i;
+  }
+  p->storages[p->num_storages] = s;
+  return p->num_storages++;
+}
+
+static tpj_status_t prog_init(prog_t* p, const tpj_eager_op_t* op, const tpj_eager_tensor_t* dst) {
+  memset(p, 0, sizeof(*p));
+  p->op = op;
+  p->dst = dst;
+  p->dst_slot = -1;
+  size_t n = op->num_inputs + 1;
+  p->storages = calloc(n, sizeof(*p->storages));
+  p->slot = calloc(n, sizeof(*p->slot));
+  if (!p->storages || !p->slot) return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op: out of memory");
+  for (size_t i = 0; i < op->num_inputs; ++i) {
+    const tpj_eager_tensor_t* v = &op->inputs[i];
+    TPJ_CHECK_ARG(v->storage, "eager op %s: input %zu has no storage",
+                  op->target ? op->target : "copy", i);
+    TPJ_RETURN_IF_ERROR(tpj_eager_storage_ensure(v->storage, v->dtype));
+    p->slot[i] = slot_of(p, v->storage);
+  }
+  if (dst) {
+    if (tpj_eager_view_covers_storage(dst)) {
+      p->dst_flat_dtype = dst->dtype;
+    } else {
+      TPJ_RETURN_IF_ERROR(tpj_eager_storage_ensure(dst->storage, dst->dtype));
+      p->dst_slot = (long)slot_of(p, dst->storage);
+      p->dst_flat_dtype = dst->storage->dtype;
+    }
+  }
+  return NULL;
+}
+
+static void prog_deinit(prog_t* p) {
+  free(p->storages);
+  free(p->slot);
+}
+
+/* ------------------------------------------------------------- signature -- */
+
+#define PUT(sb, x) tpj_strbuf_append((sb), (const char*)&(x), sizeof(x))
+
+static void sig_view(tpj_strbuf_t* sb, const tpj_eager_tensor_t* v) {
+  PUT(sb, v->dtype);
+  PUT(sb, v->rank);
+  tpj_strbuf_append(sb, (const char*)v->sizes, sizeof(int64_t) * (size_t)v->rank);
+  tpj_strbuf_append(sb, (const char*)v->strides, sizeof(int64_t) * (size_t)v->rank);
+  PUT(sb, v->offset);
+}
+
+static void sig_arg(tpj_strbuf_t* sb, const tpj_arg_t* a) {
+  PUT(sb, a->kind);
+  PUT(sb, a->count);
+  switch (a->kind) {
+    case TPJ_ARG_KIND_TENSOR: PUT(sb, a->tensor); break;
+    case TPJ_ARG_KIND_INT: case TPJ_ARG_KIND_BOOL: case TPJ_ARG_KIND_DTYPE: PUT(sb, a->i); break;
+    case TPJ_ARG_KIND_FLOAT: PUT(sb, a->f); break;
+    case TPJ_ARG_KIND_INT_LIST: case TPJ_ARG_KIND_BOOL_LIST:
+      tpj_strbuf_append(sb, (const char*)a->ints, a->count * sizeof(int64_t));
+      break;
+    case TPJ_ARG_KIND_FLOAT_LIST:
+      tpj_strbuf_append(sb, (const char*)a->floats, a->count * sizeof(double));
+      break;
+    case TPJ_ARG_KIND_TENSOR_LIST:
+      tpj_strbuf_append(sb, (const char*)a->tensors, a->count * sizeof(tpj_value_t));
+      break;
+    case TPJ_ARG_KIND_STRING: tpj_strbuf_puts(sb, a->str ? a->str : ""); PUT(sb, a->kind); break;
+    default: break;
+  }
+}
+
+static void sig_build(const prog_t* p, tpj_strbuf_t* sb) {
+  const tpj_eager_op_t* op = p->op;
+  tpj_strbuf_puts(sb, op->target ? op->target : "=");
+  PUT(sb, op->num_args);
+  for (size_t i = 0; i < op->num_args; ++i) sig_arg(sb, &op->args[i]);
+  for (size_t i = 0; i < p->num_storages; ++i) {
+    tpj_dtype_t dt = p->storages[i]->dtype;
+    int64_t n = tpj_eager_storage_numel(p->storages[i], dt);
+    PUT(sb, dt);
+    PUT(sb, n);
+  }
+  PUT(sb, op->num_inputs);
+  for (size_t i = 0; i < op->num_inputs; ++i) {
+    PUT(sb, p->slot[i]);
+    sig_view(sb, &op->inputs[i]);
+  }
+  PUT(sb, op->num_extra);
+  for (size_t i = 0; i < op->num_extra; ++i) {
+    tpj_dtype_t dt = tpj_buffer_dtype(op->extra_inputs[i]);
+    size_t r = tpj_buffer_rank(op->extra_inputs[i]);
+    PUT(sb, dt);
+    PUT(sb, r);
+    tpj_strbuf_append(sb, (const char*)tpj_buffer_dims(op->extra_inputs[i]), r * sizeof(int64_t));
+  }
+  PUT(sb, op->num_outs);
+  for (size_t i = 0; i < op->num_outs; ++i) {
+    const tpj_type_t* t = &op->out_types[i];
+    PUT(sb, t->dtype);
+    PUT(sb, t->rank);
+    tpj_strbuf_append(sb, (const char*)t->dims, sizeof(int64_t) * (size_t)t->rank);
+  }
+  PUT(sb, p->dst_slot);
+  if (p->dst) {
+    PUT(sb, p->dst_flat_dtype);
+    sig_view(sb, p->dst);
+  }
+}
+
+/* ----------------------------------------------------------------- build -- */
+
+/* Copies the call's arguments with input indices replaced by graph values.
+ * Tensor lists get arrays from `arena`. */
+static tpj_status_t remap_args(const tpj_eager_op_t* op, const tpj_value_t* vals, size_t nvals,
+                               tpj_arena_t* arena, tpj_arg_t** out_args) {
+  tpj_arg_t* args = tpj_arena_alloc(arena, (op->num_args + 1) * sizeof(tpj_arg_t));
+  if (!args) return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op %s: out of memory", op->target);
+  for (size_t i = 0; i < op->num_args; ++i) {
+    args[i] = op->args[i];
+    if (args[i].kind == TPJ_ARG_KIND_TENSOR && args[i].tensor != TPJ_VALUE_NONE) {
+      TPJ_CHECK_ARG((size_t)args[i].tensor < nvals, "eager op %s: argument %zu refers to input "
+                    "%d (got %zu inputs)", op->target, i, (int)args[i].tensor, nvals);
+      args[i].tensor = vals[args[i].tensor];
+    } else if (args[i].kind == TPJ_ARG_KIND_TENSOR_LIST) {
+      tpj_value_t* list = tpj_arena_alloc(arena, (args[i].count + 1) * sizeof(tpj_value_t));
+      if (!list) return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op %s: out of memory", op->target);
+      for (size_t k = 0; k < args[i].count; ++k) {
+        tpj_value_t idx = op->args[i].tensors[k];
+        TPJ_CHECK_ARG(idx == TPJ_VALUE_NONE || (size_t)idx < nvals,
+                      "eager op %s: argument %zu refers to input %d", op->target, i, (int)idx);
+        list[k] = idx == TPJ_VALUE_NONE ? TPJ_VALUE_NONE : vals[idx];
+      }
+      args[i].tensors = list;
+    }
+  }
+  *out_args = args;
+  return NULL;
+}
+
+/* Params and view reads: vals[i] for inputs, then extras. */
+static tpj_status_t build_inputs(const prog_t* p, tpj_graph_t* g, tpj_value_t* pvals,
+                                 tpj_value_t* vals) {
+  const tpj_eager_op_t* op = p->op;
+  for (size_t i = 0; i < p->num_storages; ++i) {
+    tpj_dtype_t dt = p->storages[i]->dtype;
+    int64_t n = tpj_eager_storage_numel(p->storages[i], dt);
+    tpj_type_t t;
+    TPJ_RETURN_IF_ERROR(tpj_type_init(dt, &n, 1, &t));
+    TPJ_RETURN_IF_ERROR(tpj_graph_add_param(g, &t, &pvals[i]));
+  }
+  for (size_t i = 0; i < op->num_extra; ++i) {
+    tpj_buffer_t* b = op->extra_inputs[i];
+    tpj_type_t t;
+    TPJ_RETURN_IF_ERROR(tpj_type_init(tpj_buffer_dtype(b), tpj_buffer_dims(b),
+                                      tpj_buffer_rank(b), &t));
+    TPJ_RETURN_IF_ERROR(tpj_graph_add_param(g, &t, &vals[op->num_inputs + i]));
+  }
+  for (size_t i = 0; i < op->num_inputs; ++i) {
+    TPJ_RETURN_IF_ERROR(tpj_eager_view_read(g, pvals[p->slot[i]], &op->inputs[i], &vals[i]));
+  }
+  return NULL;
+}
+
+static tpj_status_t build_body(const prog_t* p, tpj_graph_t* g, const tpj_value_t* vals,
+                               tpj_arena_t* arena, tpj_value_t* outs) {
+  const tpj_eager_op_t* op = p->op;
+  size_t nvals = op->num_inputs + op->num_extra;
+  if (!op->target) {
+    TPJ_CHECK_ARG(nvals >= 1 && op->num_outs == 1, "eager copy: expected one input and output");
+    const tpj_type_t* t = tpj_graph_value_type(g, vals[0]);
+    TPJ_CHECK_ARG(tpj_type_numel(t) == tpj_type_numel(&op->out_types[0]),
+                  "eager copy: element counts differ (got %lld, expected %lld)",
+                  (long long)tpj_type_numel(t), (long long)tpj_type_numel(&op->out_types[0]));
+    tpj_value_t x = vals[0];
+    if (t->dtype != op->out_types[0].dtype) {
+      TPJ_RETURN_IF_ERROR(tpj_build_convert(g, x, op->out_types[0].dtype, &x));
+    }
+    return tpj_build_reshape(g, x, op->out_types[0].dims, (size_t)op->out_types[0].rank, &outs[0]);
+  }
+  tpj_arg_t* args = NULL;
+  TPJ_RETURN_IF_ERROR(remap_args(op, vals, nvals, arena, &args));
+  tpj_lower_call_t call = {op->target, args, op->num_args, op->out_types, op->num_outs};
+  return tpj_lower_call(g, &call, outs);
+}
+
+static tpj_status_t build_results(const prog_t* p, tpj_graph_t* g, const tpj_value_t* pvals,
+                                  tpj_value_t* outs, size_t* out_count) {
+  const tpj_eager_op_t* op = p->op;
+  if (p->dst) {
+    tpj_value_t x = outs[0], flat = p->dst_slot >= 0 ? pvals[p->dst_slot] : TPJ_VALUE_NONE;
+    if (tpj_graph_value_type(g, x)->dtype != p->dst->dtype) {
+      TPJ_RETURN_IF_ERROR(tpj_build_convert(g, x, p->dst->dtype, &x));
+    }
+    int64_t n = tpj_eager_storage_numel(p->dst->storage, p->dst_flat_dtype);
+    TPJ_RETURN_IF_ERROR(tpj_eager_view_write(g, flat, n, p->dst_flat_dtype, p->dst, x, &outs[0]));
+    *out_count = 1;
+    return tpj_graph_set_results(g, outs, 1);
+  }
+  size_t k = 0;
+  for (size_t i = 0; i < op->num_outs; ++i) {
+    if (op->out_types[i].dtype == TPJ_DTYPE_INVALID) continue;
+    int64_t n = tpj_type_numel(&op->out_types[i]);
+    TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, outs[i], &n, 1, &outs[k]));
+    ++k;
+  }
+  *out_count = k;
+  return tpj_graph_set_results(g, outs, k);
+}
+
+static tpj_status_t build_text(const prog_t* p, char** out_text, size_t* out_len) {
+  const tpj_eager_op_t* op = p->op;
+  tpj_graph_t* g = NULL;
+  TPJ_RETURN_IF_ERROR(tpj_graph_create(&g));
+  tpj_arena_t arena;
+  tpj_arena_init(&arena, 4096);
+  size_t nv = op->num_inputs + op->num_extra + 1, nres = 0;
+  tpj_value_t* pvals = tpj_arena_alloc(&arena, (p->num_storages + 1) * sizeof(tpj_value_t));
+  tpj_value_t* vals = tpj_arena_alloc(&arena, nv * sizeof(tpj_value_t));
+  tpj_value_t* outs = tpj_arena_alloc(&arena, (op->num_outs + 1) * sizeof(tpj_value_t));
+  tpj_status_t st = (pvals && vals && outs) ? NULL
+                    : TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op: out of memory");
+  if (!st) st = build_inputs(p, g, pvals, vals);
+  if (!st) st = build_body(p, g, vals, &arena, outs);
+  if (!st) st = build_results(p, g, pvals, outs, &nres);
+  if (!st) st = tpj_emit_stablehlo(g, out_text, out_len);
+  tpj_arena_deinit(&arena);
+  tpj_graph_destroy(g);
+  return st;
+}
+
+/* --------------------------------------------------------------- execute -- */
+
+static tpj_status_t prog_executable(const prog_t* p, tpj_cached_executable_t** out_exe) {
+  tpj_strbuf_t sb;
+  tpj_strbuf_init(&sb);
+  sig_build(p, &sb);
+  tpj_status_t st = tpj_strbuf_status(&sb);
+  if (st) {
+    tpj_strbuf_deinit(&sb);
+    return st;
+  }
+  uint64_t h = tpj_hash_bytes(sb.data, sb.len, TPJ_HASH_SEED);
+  *out_exe = tpj_eager_cache_find(sb.data, sb.len, h);
+  if (*out_exe) {
+    tpj_eager_stats_count(1);
+    tpj_strbuf_deinit(&sb);
+    return NULL;
+  }
+  tpj_eager_stats_count(2);
+  char* text = NULL;
+  size_t len = 0;
+  st = build_text(p, &text, &len);
+  if (!st) st = tpj_runtime_compile_cached(tpj_eager_client(), text, len, NULL, out_exe, NULL);
+  if (!st) tpj_eager_cache_put(sb.data, sb.len, h, *out_exe);
+  free(text);
+  tpj_strbuf_deinit(&sb);
+  return st;
+}
+
+/* Moves a buffer to `device` when it lives elsewhere; *moved gets the copy. */
+static tpj_status_t on_device(tpj_buffer_t* b, size_t device, tpj_buffer_t** moved) {
+  *moved = NULL;
+  if (tpj_buffer_device_index(b) == device) return NULL;
+  return tpj_buffer_copy_to_device(b, device, moved);
+}
+
+/* Executes on device 0 (single-device executables run there), moving inputs
+ * and results between devices as needed. */
+static tpj_status_t prog_execute(const prog_t* p, tpj_executable_t* exe, size_t device,
+                                 tpj_buffer_t** outs, size_t num_outs) {
+  const tpj_eager_op_t* op = p->op;
+  size_t n = p->num_storages + op->num_extra;
+  tpj_buffer_t** args = calloc(2 * n + 1, sizeof(*args));
+  if (!args) return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op: out of memory");
+  tpj_buffer_t** moved = args + n;
+  tpj_status_t st = NULL;
+  for (size_t i = 0; i < n && !st; ++i) {
+    tpj_buffer_t* b = i < p->num_storages ? p->storages[i]->buffer
+                                          : op->extra_inputs[i - p->num_storages];
+    st = on_device(b, 0, &moved[i]);
+    args[i] = moved[i] ? moved[i] : b;
+  }
+  if (!st) {
+    tpj_execute_args_t x = {args, n, 1, NULL, outs, NULL};
+    st = tpj_executable_execute(exe, &x);
+    if (!st) tpj_runtime_metrics_add_execution();
+  }
+  for (size_t i = 0; i < num_outs && !st && device != 0; ++i) {
+    tpj_buffer_t* m = NULL;
+    st = on_device(outs[i], device, &m);
+    if (m) {
+      tpj_buffer_destroy(outs[i]);
+      outs[i] = m;
+    }
+  }
+  if (st) {
+    for (size_t i = 0; i < num_outs; ++i) { tpj_buffer_destroy(outs[i]); outs[i] = NULL; }
+  }
+  for (size_t i = 0; i < n; ++i) tpj_buffer_destroy(moved[i]);
+  free(args);
+  return st;
+}
+
+static tpj_status_t prog_run(const tpj_eager_op_t* op, const tpj_eager_tensor_t* dst,
+                             tpj_buffer_t** outs, size_t num_outs) {
+  prog_t p;
+  tpj_eager_stats_count(0);
+  tpj_status_t st = prog_init(&p, op, dst);
+  tpj_cached_executable_t* exe = NULL;
+  if (!st) st = prog_executable(&p, &exe);
+  if (!st) {
+    size_t device = dst ? dst->storage->device : op->device;
+    st = prog_execute(&p, tpj_cached_executable_get(exe), device, outs, num_outs);
+  }
+  tpj_cached_executable_release(exe);
+  prog_deinit(&p);
+  return st ? tpj_status_annotate(st, "eager op %s", op->target ? op->target : "copy") : NULL;
+}
+
+tpj_status_t tpj_eager_op_run(const tpj_eager_op_t* op, tpj_buffer_t** out_buffers) {
+  TPJ_CHECK_ARG(op && op->target && out_buffers, "eager op: NULL argument");
+  size_t k = 0;
+  for (size_t i = 0; i < op->num_outs; ++i) {
+    k += op->out_types[i].dtype != TPJ_DTYPE_INVALID;
+    out_buffers[i] = NULL;
+  }
+  tpj_buffer_t* res[64] = {0};
+  TPJ_CHECK_ARG(k <= 64, "eager op %s: too many outputs (got %zu)", op->target, k);
+  TPJ_RETURN_IF_ERROR(prog_run(op, NULL, res, k));
+  for (size_t i = 0, j = 0; i < op->num_outs; ++i) {
+    if (op->out_types[i].dtype != TPJ_DTYPE_INVALID) out_buffers[i] = res[j++];
+  }
+  return NULL;
+}
+
+static tpj_status_t run_into(const tpj_eager_op_t* op, const tpj_eager_tensor_t* dst) {
+  tpj_buffer_t* res = NULL;
+  TPJ_RETURN_IF_ERROR(prog_run(op, dst, &res, 1));
+  tpj_dtype_t dt = tpj_eager_view_covers_storage(dst) ? dst->dtype : dst->storage->dtype;
+  tpj_eager_storage_replace(dst->storage, res, dt);
+  return NULL;
+}
+
+tpj_status_t tpj_eager_op_run_into(const tpj_eager_op_t* op, const tpj_eager_tensor_t* dst) {
+  TPJ_CHECK_ARG(op && op->target && dst && dst->storage, "eager op: NULL argument");
+  TPJ_CHECK_ARG(op->num_outs == 1, "eager op %s: writing into a tensor needs one output "
+                "(got %zu)", op->target, op->num_outs);
+  return run_into(op, dst);
+}
+
+static tpj_type_t view_type(const tpj_eager_tensor_t* v) {
+  tpj_type_t t;
+  memset(&t, 0, sizeof(t));
+  t.dtype = v->dtype;
+  t.rank = v->rank;
+  memcpy(t.dims, v->sizes, sizeof(int64_t) * (size_t)v->rank);
+  return t;
+}
+
+tpj_status_t tpj_eager_write_buffer(tpj_buffer_t* buffer, const tpj_eager_tensor_t* dst) {
+  TPJ_CHECK_ARG(buffer && dst && dst->storage, "eager write: NULL argument");
+  tpj_buffer_t* moved = NULL;
+  TPJ_RETURN_IF_ERROR(on_device(buffer, dst->storage->device, &moved));
+  tpj_buffer_t* src = moved ? moved : buffer;
+  tpj_type_t t = view_type(dst);
+  tpj_eager_op_t op = {NULL, NULL, 0, NULL, 0, &src, 1, &t, 1, dst->storage->device};
+  tpj_status_t st = run_into(&op, dst);
+  tpj_buffer_destroy(moved);
+  return st;
+}
+
+tpj_status_t tpj_eager_materialize(const tpj_eager_tensor_t* src, tpj_buffer_t** out_buffer) {
+  TPJ_CHECK_ARG(src && src->storage && out_buffer, "eager materialize: NULL argument");
+  tpj_type_t t = view_type(src);
+  tpj_eager_op_t op = {NULL, NULL, 0, src, 1, NULL, 0, &t, 1, src->storage->device};
+  *out_buffer = NULL;
+  return prog_run(&op, NULL, out_buffer, 1);
+}
+
+tpj_status_t tpj_eager_copy(const tpj_eager_tensor_t* src, const tpj_eager_tensor_t* dst) {
+  TPJ_CHECK_ARG(src && dst && src->storage && dst->storage, "eager copy: NULL argument");
+  TPJ_CHECK_ARG(tpj_eager_view_numel(src) == tpj_eager_view_numel(dst),
+                "eager copy: element counts differ (got %lld, expected %lld)",
+                (long long)tpj_eager_view_numel(src), (long long)tpj_eager_view_numel(dst));
+  if (src->storage->device != dst->storage->device) {
+    tpj_buffer_t* flat = NULL;
+    TPJ_RETURN_IF_ERROR(tpj_eager_materialize(src, &flat));
+    tpj_status_t st = tpj_eager_write_buffer(flat, dst);
+    tpj_buffer_destroy(flat);
+    return st;
+  }
+  tpj_type_t t = view_type(dst);
+  tpj_eager_op_t op = {NULL, NULL, 0, src, 1, NULL, 0, &t, 1, dst->storage->device};
+  return run_into(&op, dst);
+}
+
+tpj_status_t tpj_eager_write_host(const void* data, size_t nbytes, const tpj_eager_tensor_t* dst) {
+  TPJ_CHECK_ARG(dst && dst->storage && (data || nbytes == 0), "eager write: NULL argument");
+  int64_t n = tpj_eager_view_numel(dst);
+  TPJ_CHECK_ARG(nbytes == (size_t)n * tpj_dtype_size(dst->dtype),
+                "eager write: wrong host size (got %zu bytes, expected %lld)", nbytes,
+                (long long)n * (long long)tpj_dtype_size(dst->dtype));
+  tpj_buffer_t* b = NULL;
+  TPJ_RETURN_IF_ERROR(tpj_buffer_from_host(tpj_eager_client(), data, dst->dtype, &n, 1,
+                                           dst->storage->device, TPJ_HOST_SEMANTICS_COPY, &b));
+  tpj_runtime_metrics_add_bytes_h2d(nbytes);
+  if (tpj_eager_view_covers_storage(dst)) {
+    tpj_eager_storage_replace(dst->storage, b, dst->dtype);
+    return NULL;
+  }
+  tpj_status_t st = tpj_eager_write_buffer(b, dst);
+  tpj_buffer_destroy(b);
+  return st;
+}
+
+tpj_status_t tpj_eager_read_host(const tpj_eager_tensor_t* src, void* data, size_t nbytes) {
+  TPJ_CHECK_ARG(src && src->storage && (data || nbytes == 0), "eager read: NULL argument");
+  int64_t n = tpj_eager_view_numel(src);
+  TPJ_CHECK_ARG(nbytes == (size_t)n * tpj_dtype_size(src->dtype),
+                "eager read: wrong host size (got %zu bytes, expected %lld)", nbytes,
+                (long long)n * (long long)tpj_dtype_size(src->dtype));
+  if (n == 0) return NULL;
+  if (!src->storage->buffer) {
+    memset(data, 0, nbytes);
+    return NULL;
+  }
+  tpj_status_t st;
+  if (tpj_eager_view_covers_storage(src) && src->storage->dtype == src->dtype) {
+    st = tpj_buffer_to_host(src->storage->buffer, data, nbytes);
+  } else {
+    tpj_buffer_t* flat = NULL;
+    st = tpj_eager_materialize(src, &flat);
+    if (!st) st = tpj_buffer_to_host(flat, data, nbytes);
+    tpj_buffer_destroy(flat);
+  }
+  if (!st) tpj_runtime_metrics_add_bytes_d2h(nbytes);
+  return st;
+}

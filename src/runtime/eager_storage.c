@@ -1,0 +1,163 @@
+/* eager_storage.c: storages of the eager "pjrt" device. A storage is a flat
+ * PJRT buffer replaced wholesale on every write, so all views of a storage
+ * see writes. Live storages are listed so synchronize can wait for them. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/eager_internal.h"
+#include "tpj/runtime.h"
+
+static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
+static tpj_client_t* g_client;
+static tpj_eager_storage_t* g_live;
+static uint64_t g_live_count;
+static uint64_t g_stats[3];
+
+tpj_status_t tpj_eager_init(tpj_client_t* client) {
+  TPJ_CHECK_ARG(client, "eager init: client is NULL");
+  pthread_mutex_lock(&g_lock);
+  tpj_status_t st = NULL;
+  if (g_client && g_client != client && g_live_count > 0) {
+    st = TPJ_STATUS(FAILED_PRECONDITION,
+                    "eager init: a different client is already in use by %llu storages",
+                    (unsigned long long)g_live_count);
+  } else {
+    g_client = client;
+  }
+  pthread_mutex_unlock(&g_lock);
+  return st;
+}
+
+tpj_client_t* tpj_eager_client(void) {
+  pthread_mutex_lock(&g_lock);
+  tpj_client_t* c = g_client;
+  pthread_mutex_unlock(&g_lock);
+  return c;
+}
+
+size_t tpj_eager_device_count(void) {
+  tpj_client_t* c = tpj_eager_client();
+  return c ? tpj_client_addressable_device_count(c) : 0;
+}
+
+static tpj_status_t storage_new(size_t nbytes, size_t device, tpj_eager_storage_t** out) {
+  *out = NULL;
+  tpj_client_t* c = tpj_eager_client();
+  if (!c) return TPJ_STATUS(FAILED_PRECONDITION, "eager storage: the device is not initialized");
+  size_t n = tpj_client_addressable_device_count(c);
+  TPJ_CHECK_ARG(device < n, "eager storage: device index out of range (got %zu, expected < %zu)",
+                device, n);
+  tpj_eager_storage_t* s = calloc(1, sizeof(*s));
+  if (!s) return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager storage: out of memory");
+  s->nbytes = nbytes;
+  s->device = device;
+  pthread_mutex_lock(&g_lock);
+  s->next = g_live;
+  if (g_live) g_live->prev = s;
+  g_live = s;
+  ++g_live_count;
+  pthread_mutex_unlock(&g_lock);
+  *out = s;
+  return NULL;
+}
+
+tpj_status_t tpj_eager_storage_create(size_t nbytes, size_t device,
+                                      tpj_eager_storage_t** out_storage) {
+  TPJ_CHECK_ARG(out_storage, "eager storage: out_storage is NULL");
+  return storage_new(nbytes, device, out_storage);
+}
+
+tpj_status_t tpj_eager_storage_wrap(tpj_buffer_t* buffer, tpj_eager_storage_t** out_storage) {
+  TPJ_CHECK_ARG(buffer && out_storage, "eager storage wrap: NULL argument");
+  size_t rank = tpj_buffer_rank(buffer);
+  const int64_t* dims = tpj_buffer_dims(buffer);
+  int64_t numel = 1;
+  for (size_t i = 0; i < rank; ++i) numel *= dims[i];
+  tpj_dtype_t dt = tpj_buffer_dtype(buffer);
+  tpj_status_t st = storage_new((size_t)numel * tpj_dtype_size(dt),
+                                tpj_buffer_device_index(buffer), out_storage);
+  if (st) {
+    tpj_buffer_destroy(buffer);
+    return st;
+  }
+  tpj_eager_storage_replace(*out_storage, buffer, dt);
+  return NULL;
+}
+
+void tpj_eager_storage_destroy(tpj_eager_storage_t* s) {
+  if (!s) return;
+  pthread_mutex_lock(&g_lock);
+  if (s->prev) s->prev->next = s->next;
+  else g_live = s->next;
+  if (s->next) s->next->prev = s->prev;
+  --g_live_count;
+  pthread_mutex_unlock(&g_lock);
+  tpj_buffer_destroy(s->buffer);
+  free(s);
+}
+
+size_t tpj_eager_storage_nbytes(const tpj_eager_storage_t* s) { return s ? s->nbytes : 0; }
+size_t tpj_eager_storage_device(const tpj_eager_storage_t* s) { return s ? s->device : 0; }
+tpj_dtype_t tpj_eager_storage_dtype(const tpj_eager_storage_t* s) {
+  return s ? s->dtype : TPJ_DTYPE_INVALID;
+}
+
+int64_t tpj_eager_storage_numel(const tpj_eager_storage_t* s, tpj_dtype_t dtype) {
+  size_t item = tpj_dtype_size(dtype);
+  return item ? (int64_t)(s->nbytes / item) : 0;
+}
+
+/* Flattens a buffer that is not 1-D (wrapped results) is not needed: every
+ * buffer stored here is produced 1-D by the programs or by ensure(). */
+tpj_status_t tpj_eager_storage_ensure(tpj_eager_storage_t* s, tpj_dtype_t dtype) {
+  if (s->buffer) return NULL;
+  int64_t n = tpj_eager_storage_numel(s, dtype);
+  size_t bytes = (size_t)n * tpj_dtype_size(dtype);
+  void* zeros = calloc(1, bytes ? bytes : 1);
+  if (!zeros) return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager storage: out of memory (%zu bytes)",
+                                bytes);
+  tpj_buffer_t* b = NULL;
+  tpj_status_t st = tpj_buffer_from_host(tpj_eager_client(), zeros, dtype, &n, 1, s->device,
+                                         TPJ_HOST_SEMANTICS_COPY, &b);
+  free(zeros);
+  TPJ_RETURN_IF_ERROR(st);
+  tpj_runtime_metrics_add_bytes_h2d(bytes);
+  tpj_eager_storage_replace(s, b, dtype);
+  return NULL;
+}
+
+void tpj_eager_storage_replace(tpj_eager_storage_t* s, tpj_buffer_t* buffer, tpj_dtype_t dtype) {
+  tpj_buffer_destroy(s->buffer);
+  s->buffer = buffer;
+  s->dtype = dtype;
+}
+
+tpj_status_t tpj_eager_synchronize(void) {
+  /* Collect the buffers under the lock, wait outside it. */
+  pthread_mutex_lock(&g_lock);
+  size_t n = 0, cap = (size_t)g_live_count;
+  tpj_buffer_t** bufs = cap ? malloc(cap * sizeof(*bufs)) : NULL;
+  for (tpj_eager_storage_t* s = g_live; s && bufs; s = s->next) {
+    if (s->buffer && n < cap) bufs[n++] = s->buffer;
+  }
+  tpj_status_t st = NULL;
+  for (size_t i = 0; i < n && !st; ++i) st = tpj_buffer_await(bufs[i]);
+  pthread_mutex_unlock(&g_lock);
+  free(bufs);
+  return st;
+}
+
+void tpj_eager_stats_count(int which) {
+  if (which >= 0 && which < 3) __atomic_fetch_add(&g_stats[which], 1, __ATOMIC_RELAXED);
+}
+
+void tpj_eager_stats_get(tpj_eager_stats_t* out) {
+  if (!out) return;
+  out->ops = __atomic_load_n(&g_stats[0], __ATOMIC_RELAXED);
+  out->signature_hits = __atomic_load_n(&g_stats[1], __ATOMIC_RELAXED);
+  out->programs = __atomic_load_n(&g_stats[2], __ATOMIC_RELAXED);
+  pthread_mutex_lock(&g_lock);
+  out->live_storages = g_live_count;
+  pthread_mutex_unlock(&g_lock);
+}
