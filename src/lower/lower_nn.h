@@ -51,6 +51,8 @@ TPJ_LOWERING(tpj_lower_nn_argsort);
 TPJ_LOWERING(tpj_lower_nn_argsort_stable);
 TPJ_LOWERING(tpj_lower_nn_topk);
 TPJ_LOWERING(tpj_lower_nn_kthvalue);
+TPJ_LOWERING(tpj_lower_nn_median);
+TPJ_LOWERING(tpj_lower_nn_median_dim);
 
 /* ------------------------------------------------- shared helpers (conv_util.c) */
 

@@ -1,7 +1,8 @@
-/* sort.c: sort, argsort, topk and kthvalue. One stable stablehlo.sort of
+/* sort.c: sort, argsort, topk, kthvalue and median. One stable stablehlo.sort of
  * (keys, iota) with a comparator that orders NaN above every number (PyTorch's
  * NaN-is-largest rule); bool keys are sorted as s32.
  */
+#include <math.h>
 #include <string.h>
 
 #include "lower/lower_nn.h"
@@ -157,6 +158,85 @@ TPJ_LOWERING(tpj_lower_nn_kthvalue) {
     TPJ_RETURN_IF_ERROR(slice_dim(g, v, dim, k - 1, 1, &v));
     TPJ_RETURN_IF_ERROR(slice_dim(g, i, dim, k - 1, 1, &i));
   }
+  const tpj_type_t* vt = tpj_lower_out_type(call, 0);
+  const tpj_type_t* itp = tpj_lower_out_type(call, 1);
+  TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, v, vt->dims, (size_t)vt->rank, &out[0]));
+  TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, i, itp->dims, (size_t)itp->rank, &i));
+  return tpj_lower_convert(g, i, itp->dtype, &out[1]);
+}
+
+/* Index (s64, dim removed) of the first NaN along dim, or n when none. */
+static tpj_status_t first_nan_index(tpj_graph_t* g, tpj_value_t x, int64_t dim,
+                                    tpj_value_t* out) {
+  tpj_type_t it = *tpj_lower_type(g, x);
+  int64_t n = it.dims[dim];
+  it.dtype = TPJ_DTYPE_S64;
+  tpj_value_t pos, nan, none, v;
+  TPJ_RETURN_IF_ERROR(tpj_build_iota(g, &it, dim, &pos));
+  TPJ_RETURN_IF_ERROR(is_nan(g, x, &nan));
+  TPJ_RETURN_IF_ERROR(tpj_lower_full(g, &it, (double)n, &none));
+  TPJ_RETURN_IF_ERROR(tpj_build_select(g, nan, pos, none, &v));
+  int64_t dims[1] = {dim};
+  return tpj_build_reduce_simple(g, v, TPJ_REDUCE_KIND_MIN, dims, 1, out);
+}
+
+/* median of x along dim (lower median; NaN if the line has a NaN) ->
+ * values and s64 indices with dim removed. */
+static tpj_status_t median_along(tpj_graph_t* g, const tpj_lower_call_t* call, tpj_value_t x,
+                                 int64_t dim, tpj_value_t* out_vals, tpj_value_t* out_idx) {
+  const tpj_type_t* xt = tpj_lower_type(g, x);
+  int64_t n = xt->dims[dim];
+  if (n == 0) {
+    return TPJ_STATUS(INVALID_ARGUMENT, "%s: median of an empty dimension (dim %lld)",
+                      call->target, (long long)dim);
+  }
+  tpj_value_t v, i, mid, midi;
+  TPJ_RETURN_IF_ERROR(sort_with_indices(g, x, dim, false, &v, &i));
+  TPJ_RETURN_IF_ERROR(slice_dim(g, v, dim, (n - 1) / 2, 1, &mid));
+  TPJ_RETURN_IF_ERROR(slice_dim(g, i, dim, (n - 1) / 2, 1, &midi));
+  tpj_type_t rt = *xt;
+  for (int32_t d = (int32_t)dim; d + 1 < rt.rank; ++d) rt.dims[d] = rt.dims[d + 1];
+  rt.rank -= 1;
+  TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, mid, rt.dims, (size_t)rt.rank, &mid));
+  TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, midi, rt.dims, (size_t)rt.rank, &midi));
+  if (tpj_dtype_is_float(xt->dtype)) {
+    tpj_value_t first, limit, has_nan, nanv;
+    TPJ_RETURN_IF_ERROR(first_nan_index(g, x, dim, &first));
+    TPJ_RETURN_IF_ERROR(tpj_lower_full(g, tpj_lower_type(g, first), (double)n, &limit));
+    TPJ_RETURN_IF_ERROR(tpj_build_compare(g, TPJ_COMPARE_DIR_LT, first, limit, &has_nan));
+    TPJ_RETURN_IF_ERROR(tpj_lower_full(g, tpj_lower_type(g, mid), NAN, &nanv));
+    TPJ_RETURN_IF_ERROR(tpj_build_select(g, has_nan, nanv, mid, &mid));
+    TPJ_RETURN_IF_ERROR(tpj_build_select(g, has_nan, first, midi, &midi));
+  }
+  *out_vals = mid;
+  *out_idx = midi;
+  return NULL;
+}
+
+/* median.default(self): over all elements. */
+TPJ_LOWERING(tpj_lower_nn_median) {
+  tpj_value_t x, v, i;
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 0, &x));
+  int64_t n[1] = {tpj_type_numel(tpj_lower_type(g, x))};
+  TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, x, n, 1, &x));
+  TPJ_RETURN_IF_ERROR(median_along(g, call, x, 0, &v, &i));
+  out[0] = v;
+  return NULL;
+}
+
+/* median.dim(self, dim, keepdim) -> (values, indices). */
+TPJ_LOWERING(tpj_lower_nn_median_dim) {
+  tpj_value_t x, v, i;
+  int64_t dim;
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 0, &x));
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_int(call, 1, &dim));
+  const tpj_type_t* xt = tpj_lower_type(g, x);
+  TPJ_RETURN_IF_ERROR(tpj_lower_norm_dim(call, dim, xt->rank, &dim));
+  if (xt->rank == 0) {
+    int64_t one[1] = {1};
+    TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, x, one, 1, &x));
+  }
+  TPJ_RETURN_IF_ERROR(median_along(g, call, x, dim, &v, &i));
   const tpj_type_t* vt = tpj_lower_out_type(call, 0);
   const tpj_type_t* itp = tpj_lower_out_type(call, 1);
   TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, v, vt->dims, (size_t)vt->rank, &out[0]));

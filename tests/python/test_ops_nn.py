@@ -498,3 +498,35 @@ def test_adaptive_max_pool2d(shape, out):
     go = gen(*ev.shape, seed=5)
     close(run(aten.adaptive_max_pool2d_backward.default, go, x, ei),
           aten.adaptive_max_pool2d_backward.default(go, x, ei))
+
+
+def test_median():
+    x = gen(5, 8)
+    close(run(aten.median.default, x), aten.median.default(x), rtol=0, atol=0)
+    x[1, 3] = float("nan")
+    x[1, 6] = float("nan")
+    close(run(aten.median.default, x), aten.median.default(x), rtol=0, atol=0)
+    for dim, keepdim in [(1, False), (0, True)]:
+        gv, gi = run(aten.median.dim, x, dim, keepdim)
+        ev, ei = aten.median.dim(x, dim, keepdim)
+        close(gv, ev, rtol=0, atol=0)
+        assert torch.equal(gi, ei)
+    xi = torch.randint(0, 100, (4, 7), generator=torch.Generator().manual_seed(1))
+    xi = xi * 1000 + torch.arange(28).view(4, 7)  # unique values: indices are defined
+    gv, gi = run(aten.median.dim, xi, -1, False)
+    ev, ei = aten.median.dim(xi, -1, False)
+    assert torch.equal(gv, ev) and torch.equal(gi, ei)
+
+
+def test_pooling_int64():
+    x = torch.randint(-50, 50, (2, 3, 7, 7), generator=torch.Generator().manual_seed(2))
+    args = (x, [3, 3], [2, 2], [1, 1], [1, 1], True)
+    got = run(aten.max_pool2d_with_indices.default, *args)
+    exp = aten.max_pool2d_with_indices.default(*args)
+    assert torch.equal(got[0], exp[0]) and torch.equal(got[1], exp[1])
+    for args in [(x, [3, 3], [2, 2], [1, 1], True, False, None),
+                 (x, [2, 2], [2, 2], [0, 0], False, True, 3)]:
+        assert torch.equal(run(aten.avg_pool2d.default, *args), aten.avg_pool2d.default(*args))
+    xu = x.abs().to(torch.uint8)
+    assert torch.equal(run(aten.upsample_nearest2d.vec, xu, [9, 11], None),
+                       aten.upsample_nearest2d.vec(xu, [9, 11], None))
