@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Callable, Dict, List, Sequence
+from typing import Any, Callable, Dict, List, Sequence, Tuple
 
 import torch
 import torch.fx as fx
@@ -52,7 +52,13 @@ def decompositions() -> Dict[Any, Callable[..., Any]]:
     from torch._decomp import core_aten_decompositions, get_decompositions
     table = dict(core_aten_decompositions())
     table.update(get_decompositions(_EXTRA_DECOMP_OPS))
+    # prims.fma comes out of the lerp decomposition (AdamW's _foreach_lerp_).
+    table[torch.ops.prims.fma.default] = _fma
     return table
+
+
+def _fma(a: Any, b: Any, c: Any) -> Any:
+    return torch.ops.aten.add.Tensor(torch.ops.aten.mul.Tensor(a, b), c)
 
 
 def _tolerable(exc: BaseException) -> bool:
@@ -94,12 +100,13 @@ def _raise_unsupported(gm: fx.GraphModule, unsupported: Dict[fx.Node, str]) -> N
         f"(set torch_pjrt.config.fallback = 'cpu' to run them eagerly)")
 
 
-def compile_graph(gm: fx.GraphModule, name: str,
-                  donate_args: Sequence[int] = ()) -> Callable[..., Any]:
+def compile_graph(gm: fx.GraphModule, name: str, donate_args: Sequence[int] = (),
+                  writebacks: Sequence[Tuple[int, int]] = ()) -> Callable[..., Any]:
     """A callable running `gm` on the device (partitioned when needed)."""
     unsupported = find_unsupported(gm)
     if not unsupported:
-        return _compiled.CompiledGraph(gm, name=name, donate_args=donate_args)
+        return _compiled.CompiledGraph(gm, name=name, donate_args=donate_args,
+                                       writebacks=writebacks)
     if _fallback_mode() == "error":
         _raise_unsupported(gm, unsupported)
     return _compiled.PartitionedGraph(gm, unsupported, name)
@@ -108,29 +115,35 @@ def compile_graph(gm: fx.GraphModule, name: str,
 _graph_counter = [0]
 
 
-def _mutated_input_positions(gm: fx.GraphModule) -> List[int]:
-    """Graph inputs whose data AOTAutograd overwrites after the call (from its
-    fw_metadata); their device buffers can be donated to the program."""
+def _input_mutations(gm: fx.GraphModule) -> Tuple[List[int], List[Tuple[int, int]]]:
+    """From AOTAutograd's fw_metadata: the graph inputs whose data it overwrites
+    after the call (their device buffers can be donated), and (output, input)
+    pairs for the outputs it copies into them (the first outputs, in the order
+    of mutated_inp_runtime_indices). Empty when anything looks unusual: this
+    is only an optimisation."""
     try:
         from torch._guards import TracingContext
         ctx = TracingContext.try_get()
         meta = getattr(ctx, "fw_metadata", None) if ctx is not None else None
         infos = list(getattr(meta, "input_info", None) or [])
-    except Exception:  # noqa: BLE001 - private API; donation is only an optimisation
-        return []
+        mutated = list(getattr(meta, "mutated_inp_runtime_indices", None) or [])
+    except Exception:  # noqa: BLE001 - private API
+        return [], []
     n_inputs = sum(1 for n in gm.graph.nodes if n.op == "placeholder")
     if not infos or len(infos) > n_inputs or getattr(meta, "num_intermediate_bases", 0):
-        return []
-    return [i for i, info in enumerate(infos)
-            if getattr(info, "mutates_data", False)
-            and not getattr(info, "mutates_metadata", False)]
+        return [], []
+    if any(i >= len(infos) or not infos[i].mutates_data or infos[i].mutates_metadata
+           for i in mutated):
+        return [], []
+    return list(mutated), [(out, inp) for out, inp in enumerate(mutated)]
 
 
 def _compiler(kind: str) -> Callable[[fx.GraphModule, Sequence[Any]], Any]:
     def compile_fn(gm: fx.GraphModule, example_inputs: Sequence[Any]) -> Any:
         _graph_counter[0] += 1
-        donate = _mutated_input_positions(gm) if kind != "backward" else []
-        fn = compile_graph(gm, f"{kind}_{_graph_counter[0]}", donate_args=donate)
+        donate, writebacks = _input_mutations(gm) if kind != "backward" else ([], [])
+        fn = compile_graph(gm, f"{kind}_{_graph_counter[0]}", donate_args=donate,
+                           writebacks=writebacks)
 
         # AOTAutograd's boxed convention: one list argument, which we may clear
         # so that inputs (saved activations) are freed as early as possible.

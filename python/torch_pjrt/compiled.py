@@ -57,67 +57,77 @@ def client() -> Any:
 # ------------------------------------------------------------ buffer cache --
 
 class _Entry:
-    __slots__ = ("ref", "version", "data_ptr", "dtype", "shape", "buffer")
+    __slots__ = ("ref", "version", "data_ptr", "buffer")
 
-    def __init__(self, t: torch.Tensor, buffer: Any):
-        self.ref = None
-        self.version = t._version
-        self.data_ptr = t.data_ptr()
-        self.dtype = t.dtype
-        self.shape = tuple(t.shape)
+    def __init__(self, ref: Any, version: int, data_ptr: int, buffer: Any):
+        self.ref = ref
+        self.version = version
+        self.data_ptr = data_ptr
         self.buffer = buffer
+
+
+def _cache_key(t: torch.Tensor) -> Tuple[Any, ...]:
+    return (id(t.untyped_storage()), t.storage_offset(), tuple(t.shape), t.stride(), t.dtype)
 
 
 class BufferCache:
     """Device buffers of host tensors that have not changed since they were
-    uploaded (or downloaded): keyed by id(tensor), confirmed by a weakref to
-    the same object, its _version counter, data_ptr, dtype and shape. Entries
-    go away with their tensor. Parameters and buffers that an optimizer did not
-    touch, and activations that the forward returned and the backward takes
-    back, are therefore not transferred again."""
+    uploaded (or downloaded). Keyed by the tensor's storage (its Python object
+    is unique while the storage lives, and is weakly referenced) and view
+    (offset, shape, strides, dtype); confirmed by the tensor's _version counter
+    (shared by views and detach()ed aliases) and data_ptr. Entries go away with
+    their storage. So parameters an optimizer did not touch, gradients and
+    activations the device produced (and autograd hands back as aliases) are
+    not transferred again.
+
+    Limit: writes through `tensor.data` (a separate version counter) or
+    through memory shared outside torch are not seen."""
 
     def __init__(self) -> None:
-        self._entries: Dict[int, _Entry] = {}
+        self._entries: Dict[Tuple[Any, ...], _Entry] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
 
-    def _drop(self, key: int) -> None:
-        with self._lock:
-            self._entries.pop(key, None)
-
     def lookup(self, t: torch.Tensor) -> Any:
-        e = self._entries.get(id(t))
-        if (e is not None and e.ref() is t and e.version == t._version
-                and e.data_ptr == t.data_ptr() and e.dtype == t.dtype
-                and e.shape == tuple(t.shape)):
+        try:
+            key = _cache_key(t)
+        except (RuntimeError, NotImplementedError):
+            return None
+        e = self._entries.get(key)
+        if (e is not None and e.ref() is not None and e.ref() is t.untyped_storage()
+                and e.version == t._version and e.data_ptr == t.data_ptr()):
             self.hits += 1
             return e.buffer
         return None
 
-    def insert(self, t: torch.Tensor, buffer: Any) -> None:
-        key = id(t)
-        entry = _Entry(t, buffer)
+    def insert(self, t: torch.Tensor, buffer: Any, version: Optional[int] = None) -> None:
+        """Caches `buffer` as the device copy of `t`; with `version`, only for
+        that future _version of `t` (a write-back the caller expects)."""
         try:
-            entry.ref = weakref.ref(t, lambda _r, k=key, s=self: s._evict_ref(k, _r))
-        except TypeError:
+            storage = t.untyped_storage()
+            key = _cache_key(t)
+            ref = weakref.ref(storage, lambda r, k=key, s=self: s._evict_ref(k, r))
+        except (RuntimeError, NotImplementedError, TypeError):
             return
+        entry = _Entry(ref, t._version if version is None else version, t.data_ptr(), buffer)
         with self._lock:
             self._entries[key] = entry
 
-    def _evict_ref(self, key: int, ref: Any) -> None:
+    def _evict_ref(self, key: Tuple[Any, ...], ref: Any) -> None:
         with self._lock:
             e = self._entries.get(key)
             if e is not None and e.ref is ref:
                 del self._entries[key]
 
     def evict(self, t: torch.Tensor) -> None:
-        self._drop(id(t))
+        with self._lock:
+            self._entries.pop(_cache_key(t), None)
 
     def pop(self, t: torch.Tensor) -> Any:
         """The valid buffer of `t` (or None), removed from the cache."""
         buf = self.lookup(t)
-        self._drop(id(t))
+        self.evict(t)
         return buf
 
     def clear(self) -> None:
@@ -196,8 +206,13 @@ class CompiledGraph:
     output structure."""
 
     def __init__(self, gm: fx.GraphModule, name: str = "graph",
-                 donate_args: Sequence[int] = ()):
+                 donate_args: Sequence[int] = (),
+                 writebacks: Sequence[Tuple[int, int]] = ()):
         self.gm = gm
+        # (output leaf, argument position): AOTAutograd copies that output into
+        # that (mutated) input right after the call, bumping its _version by
+        # one; the output's device buffer then is the input's device copy.
+        self.writebacks = tuple(writebacks)
         self.name = name
         self._programs: Dict[Tuple[Any, ...], _Program] = {}
         self._lock = threading.Lock()
@@ -269,8 +284,20 @@ class CompiledGraph:
                 t = download(buf, dtype, shape)
                 buffer_cache.insert(t, buf)
                 results.append(t)
+            self._expect_writebacks(args, lowered, outs)
         leaves = [results[v] if kind == "result" else v for kind, v in lowered.outputs]
         return pytree.tree_unflatten(leaves, lowered.out_spec)
+
+    def _expect_writebacks(self, args: Sequence[Any], lowered: fx_lower.LoweredGraph,
+                           outs: Sequence[Any]) -> None:
+        for leaf, pos in self.writebacks:
+            if leaf >= len(lowered.outputs) or pos >= len(args):
+                continue
+            kind, k = lowered.outputs[leaf]
+            t = args[pos]
+            if (kind == "result" and isinstance(t, torch.Tensor) and t.is_contiguous()
+                    and (t.dtype, tuple(t.shape)) == lowered.result_types[k]):
+                buffer_cache.insert(t, outs[k], version=t._version + 1)
 
     @property
     def num_programs(self) -> int:

@@ -73,7 +73,13 @@ def test_mlp_training_step_inside_compiled_region():
 
     step_fn = pjrt(train_step)
     for step, (x, y) in enumerate(_mlp_data(10, gen_seed=1)):
+        torch_pjrt.metrics_reset()
         loss = step_fn(model, opt, x, y)
+        if step >= 2:
+            # Parameters, gradients and optimizer state stay on the device
+            # between the forward, backward and optimizer programs: only the
+            # batch and the scalar loss gradient are sent.
+            assert torch_pjrt.metrics()["bytes_h2d"] == x.nbytes + y.nbytes + 4
         ref_loss = train_step(ref, ref_opt, x, y)
         torch.testing.assert_close(loss, ref_loss, rtol=1e-4, atol=1e-5,
                                    msg=lambda m: f"step {step}: {m}")
