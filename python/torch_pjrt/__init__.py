@@ -13,12 +13,14 @@ from ._C import Error
 from ._aten import UnsupportedOpError, code_dtype, dtype_code, encode_args, run_aten, target_name
 from ._device import (default_client, devices, plugin_info, plugin_path, run_stablehlo,
                       set_client_options, to_buffer, to_tensor)
+from . import backend  # registers torch.compile(backend="pjrt")
+from .export import compile_exported
 
 __all__ = [
     "Error", "UnsupportedOpError", "config", "default_client", "devices", "plugin_info",
     "plugin_path", "run_stablehlo", "run_aten", "set_client_options", "metrics",
     "metrics_reset", "to_buffer", "to_tensor", "encode_args", "target_name", "dtype_code",
-    "code_dtype",
+    "code_dtype", "compile_exported", "backend",
 ]
 
 
