@@ -263,3 +263,48 @@ def test_input_mutation_applied():
     out = pjrt(f)(x, buf)
     torch.testing.assert_close(out, x * 2)
     torch.testing.assert_close(buf, buf_ref + x.sum())
+
+
+def test_dynamic_shapes_specialised_per_signature():
+    def f(x, n: int):
+        return (x * n).sum(0) + x.shape[0], x.new_ones(x.shape[1]) * x.shape[0]
+
+    cf = pjrt(f, dynamic=True)
+    torch_pjrt.metrics_reset()
+    for rows in (3, 5, 7, 5, 3):
+        x = torch.randn(rows, 4)
+        torch.testing.assert_close(cf(x, 2), f(x, 2))
+    m = torch_pjrt.metrics()
+    assert m["compiles"] + m["cache_hits"] == 3  # one program per distinct shape
+
+
+def test_edge_outputs_scalars_aliases_and_empty():
+    def f(x, e):
+        s = x.sum()
+        return s, x, s, e * 2, x.view(-1)[:0], x.dim()
+
+    x, e = torch.randn(2, 3), torch.randn(0, 5)
+    got, want = pjrt(f)(x, e), f(x, e)
+    torch.testing.assert_close(got, want)
+    assert got[0].shape == () and got[3].shape == (0, 5)
+
+
+def test_fallback_between_device_subgraphs_with_backward(monkeypatch):
+    name, op = _unsupported_op()
+    monkeypatch.setattr(torch_pjrt.config, "fallback", "cpu")
+    w = torch.randn(4, 4, requires_grad=True)
+    w_ref = w.detach().clone().requires_grad_()
+
+    def f(x, w):
+        h = torch.tanh(x @ w)
+        return (op(h) * h).sum()
+
+    x = torch.rand(3, 4)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        loss = pjrt(f)(x, w)
+    loss.backward()
+    ref = f(x, w_ref)
+    ref.backward()
+    torch.testing.assert_close(loss, ref)
+    torch.testing.assert_close(w.grad, w_ref.grad)
