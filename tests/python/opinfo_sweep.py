@@ -253,7 +253,7 @@ def run_sample(op: Any, sample: Any, dtype: torch.dtype, grad: bool,
                timeout_s: int = SAMPLE_TIMEOUT_S) -> Dict[str, Any]:
     """Runs one sample eager and compiled; returns the forward (and, with
     grad=True, the gradient) outcome: {"fwd": {...}, "grad": {...}|None}."""
-    import torch_pjrt  # noqa: F401  (registers the "pjrt" backend)
+    import torch_pjrt  # registers the "pjrt" backend
 
     tensors, rebuild = _split(sample)
     if any(t.layout != torch.strided or t.is_complex() or t.is_quantized for t in tensors):
@@ -279,6 +279,7 @@ def run_sample(op: Any, sample: Any, dtype: torch.dtype, grad: bool,
     compiled = torch.compile(fn, backend="pjrt", dynamic=False, fullgraph=True)
     comp_in = _clone(tensors, grad)
     result: Dict[str, Any] = {"fwd": None, "grad": None}
+    executions = torch_pjrt.metrics().get("executions", 0)
     try:
         with _Alarm(timeout_s):
             actual = compiled(*comp_in)
@@ -289,6 +290,8 @@ def run_sample(op: Any, sample: Any, dtype: torch.dtype, grad: bool,
     result["fwd"] = ({"status": "passed", "max_abs_diff": diff} if ok else
                      {"status": "failed", "cause": "mismatch", "max_abs_diff": diff,
                       "detail": msg})
+    # Device executions of the forward (0: nothing to compute, e.g. pure views).
+    result["fwd"]["executions"] = torch_pjrt.metrics().get("executions", 0) - executions
     if not grad or expected_grads is None:
         return result
     try:
@@ -483,6 +486,8 @@ def merge_files(out: str, base: Dict[str, Any], paths: List[str]) -> int:
         seconds.update(data.get("seconds", {}))
         for k, v in data.get("meta", {}).items():
             meta.setdefault(k, v)
+        if path != out and data.get("meta", {}).get("runs"):
+            meta["runs"] = meta.get("runs", []) + data["meta"]["runs"]
         meta["dtypes"] = sorted(set(meta.get("dtypes", [])) |
                                 set(data.get("meta", {}).get("dtypes", [])))
     meta["last_run_seconds"] = round(sum(seconds.values()), 1)
@@ -528,7 +533,10 @@ def main(argv: Optional[List[str]] = None) -> int:
               or (r["dtype"] is not None and r["dtype"] not in run_dtypes)] + recs
     seconds = {k: v for k, v in old.get("seconds", {}).items() if k not in rerun}
     seconds.update(secs)
-    meta = {"torch": torch.__version__, "dtypes": sorted(run_dtypes | set(
+    runs = old.get("meta", {}).get("runs", []) + [
+        {"ops": len(keys), "dtypes": sorted(run_dtypes), "max_samples": a.max_samples,
+         "grad": not a.no_grad, "seconds": round(time.time() - t0, 1)}]
+    meta = {"torch": torch.__version__, "runs": runs, "dtypes": sorted(run_dtypes | set(
                 old.get("meta", {}).get("dtypes", []))),
             "max_samples": a.max_samples, "grad": not a.no_grad,
             "last_run_ops": len(keys), "last_run_seconds": round(time.time() - t0, 1),

@@ -49,6 +49,10 @@ def test_opinfo_fast(ops, name):
     assert any(r["pass"] == "grad" for r in records) or not ops[name].supports_autograd
     bad = [r for r in records if r["status"] != "passed"
            and (name, r["pass"], r["sample"]) not in KNOWN_FAILURES]
+    # Every gate op computes something: a passing forward ran on the device.
+    idle = [r["sample"] for r in records if r["pass"] == "fwd" and r["status"] == "passed"
+            and r.get("executions", 1) < 1]
+    assert not idle, f"{name}: samples {idle} passed without any device execution"
     assert not bad, f"{name}: " + "; ".join(
         f"{r['pass']} sample {r['sample']}: {r['status']} {r.get('cause')} "
         f"{r.get('missing', '')} {r.get('detail', '')}" for r in bad)
