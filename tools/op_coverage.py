@@ -139,6 +139,20 @@ def render(data: Dict[str, Any]) -> str:
     for m, n in miss_n.most_common(40):
         ops = sorted(missing[m])
         lines.append(f"| `{m}` | {n} | {', '.join(ops[:8])}{' ...' if len(ops) > 8 else ''} |")
+    kept: collections.Counter = collections.Counter()
+    kept_ops: Dict[str, set] = collections.defaultdict(set)
+    for r in records:
+        if r.get("cause") == "no_core_decomposition":
+            for name in (r.get("detail") or "").split(","):
+                kept[name.strip()] += 1
+                kept_ops[name.strip()].add(r["op"])
+    lines += ["", "## Non-Core-ATen ops left in the graphs (counted unsupported)", "",
+              "No Core-ATen decomposition exists for these, so the samples are "
+              "\"unsupported by design\"; a direct lowering would still turn them into passes.",
+              "", "| ATen op | samples | OpInfo ops |", "|---|---:|---|"]
+    for name, n in kept.most_common(40):
+        ops = sorted(kept_ops[name])
+        lines.append(f"| `{name}` | {n} | {', '.join(ops[:6])}{' ...' if len(ops) > 6 else ''} |")
     lines += ["", "## Per op", "",
               "Cells are passed/ran samples (bold = all pass); `(Nu)` = N samples "
               "unsupported (eager raises, non-Core-ATen op, graph break). Why = first "

@@ -26,8 +26,8 @@ FAST_SAMPLES = 2
 # (op, pass, sample index) that fail today; kept out of the gate and listed
 # in docs/op_coverage.md. Remove an entry once its lowering lands.
 KNOWN_FAILURES = set()
-# Float32 pass-rate floor for the full sweep (measured value, rounded down).
-FULL_FLOOR = 0.0
+# Float32 pass-rate floor for the full sweep (98.7% measured on 2026-11-22, rounded down).
+FULL_FLOOR = 0.95
 
 
 @pytest.fixture(scope="module")
