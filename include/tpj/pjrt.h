@@ -169,6 +169,22 @@ size_t tpj_executable_num_devices(const tpj_executable_t* executable);
 tpj_status_t tpj_executable_output_dtypes(tpj_executable_t* executable,
                                           tpj_dtype_t* out_dtypes, size_t count);
 
+/* Serialization (PJRT_Executable_Serialize / _DeserializeAndLoad). The bytes
+ * are platform- and plugin-build-specific: load them only into a client of the
+ * same plugin file, version and device setup that produced them.
+ *
+ * true when the plugin provides both slots (checked against its api
+ * struct_size); false otherwise, or for NULL. */
+bool tpj_executable_serialization_supported(const tpj_client_t* client);
+/* Serializes `executable`; *out_bytes is malloc'd (free with free()), with
+ * *out_len bytes. UNIMPLEMENTED when the plugin lacks the slot. */
+tpj_status_t tpj_executable_serialize(tpj_executable_t* executable, uint8_t** out_bytes,
+                                      size_t* out_len);
+/* Loads bytes from tpj_executable_serialize into `client` (the bytes are only
+ * read during the call). The result is like one from tpj_executable_compile. */
+tpj_status_t tpj_executable_deserialize(tpj_client_t* client, const uint8_t* bytes,
+                                        size_t len, tpj_executable_t** out_executable);
+
 typedef struct tpj_execute_args_s {
   tpj_buffer_t* const* args;   /* (num_devices, num_args) row-major */
   size_t num_args;

@@ -43,10 +43,12 @@ typedef struct tpj_cached_executable_s tpj_cached_executable_t;
 uint64_t tpj_runtime_cache_key(const tpj_client_t* client, const char* program,
                                size_t program_len, const tpj_compile_options_t* options);
 
-/* Returns the executable for `program` on `client`, compiling it on a miss
- * (metrics: one compile and its seconds) or reusing the cached one (metrics:
- * one cache hit). *out_executable carries a reference owned by the caller.
- * out_hit (may be NULL) tells whether the cache answered. Compile errors are
+/* Returns the executable for `program` on `client`: the one in memory
+ * (metrics: one cache hit), else the one in the disk tier below (metrics: one
+ * disk hit), else a fresh compile (metrics: one compile and its seconds) that
+ * is then written to the disk tier (metrics: one disk write).
+ * *out_executable carries a reference owned by the caller. out_hit (may be
+ * NULL) tells whether a cache tier answered (no compile). Compile errors are
  * returned as they come from the plugin, annotated with "compile". */
 tpj_status_t tpj_runtime_compile_cached(tpj_client_t* client, const char* program,
                                         size_t program_len,
@@ -67,6 +69,50 @@ void tpj_runtime_cache_evict_client(const tpj_client_t* client);
 void tpj_runtime_cache_clear(void);
 size_t tpj_runtime_cache_size(void);
 
+/* ------------------------------------------------------------ disk cache -- */
+
+/* The persistent tier under the compile cache: one file per program in
+ * $TORCH_PJRT_CACHE_DIR (default ~/.cache/torch_pjrt; set it to "" or "off" to
+ * disable; read on every call). tpj_runtime_compile_cached looks there after a
+ * memory miss and writes there after a compile.
+ *
+ * The disk key hashes the program text, the compile options and the identity
+ * of the plugin build: its path, file size and mtime, PJRT API version,
+ * xla_version attribute, the client's platform name and version and its
+ * device counts, so bytes from another plugin or version are never loaded.
+ * A file holds a header (magic, format version, key, identity hash, text hash
+ * and length, options, payload length and hash) and then the bytes of
+ * PJRT_Executable_Serialize. Files are written to a temporary name and renamed,
+ * so readers see either the old or the new file. A missing, truncated,
+ * corrupt or mismatched file is a miss (and is replaced by the next store).
+ * When the plugin lacks the serialize slots the tier is off (debug log). */
+
+/* The directory in use, or NULL when the tier is disabled. Free with free(). */
+char* tpj_runtime_disk_cache_dir(void);
+uint64_t tpj_runtime_disk_cache_key(const tpj_client_t* client, const char* program,
+                                    size_t program_len,
+                                    const tpj_compile_options_t* options);
+/* The file an entry lives in; *out_path (free with free()) is NULL when the
+ * tier is disabled. */
+tpj_status_t tpj_runtime_disk_cache_entry_path(const tpj_client_t* client,
+                                               const char* program, size_t program_len,
+                                               const tpj_compile_options_t* options,
+                                               char** out_path);
+/* Loads the entry for a program; *out_executable (caller destroys) is NULL on
+ * a miss of any kind (metrics: one disk hit otherwise). Only bad arguments are
+ * errors; why a file was rejected is logged at debug level. */
+tpj_status_t tpj_runtime_disk_cache_load(tpj_client_t* client, const char* program,
+                                         size_t program_len,
+                                         const tpj_compile_options_t* options,
+                                         tpj_executable_t** out_executable);
+/* Serializes `executable` (compiled from `program`) into its entry file
+ * (metrics: one disk write). A disabled tier is not an error (*out_written
+ * false); I/O and plugin failures are. out_written may be NULL. */
+tpj_status_t tpj_runtime_disk_cache_store(tpj_client_t* client, const char* program,
+                                          size_t program_len,
+                                          const tpj_compile_options_t* options,
+                                          tpj_executable_t* executable, bool* out_written);
+
 /* ---------------------------------------------------------------- metrics -- */
 
 typedef struct tpj_metrics_s {
@@ -78,6 +124,8 @@ typedef struct tpj_metrics_s {
   uint64_t bytes_d2h;       /* bytes copied device -> host */
   uint64_t fallbacks;       /* ops or graphs that ran on the fallback path */
   uint64_t cache_entries;   /* executables in the cache now (not reset) */
+  uint64_t disk_hits;       /* compiles answered by the disk tier */
+  uint64_t disk_writes;     /* executables written to the disk tier */
 } tpj_metrics_t;
 
 void tpj_runtime_metrics_get(tpj_metrics_t* out_metrics);
@@ -91,6 +139,8 @@ void tpj_runtime_metrics_add_fallback(void);
 /* Used by the cache; exposed for callers that compile without it. */
 void tpj_runtime_metrics_add_compile(double seconds);
 void tpj_runtime_metrics_add_cache_hit(void);
+void tpj_runtime_metrics_add_disk_hit(void);
+void tpj_runtime_metrics_add_disk_write(void);
 
 #ifdef __cplusplus
 }

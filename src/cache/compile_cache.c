@@ -1,7 +1,8 @@
 /* compile_cache.c: the process-wide StableHLO -> executable cache.
  * Keyed by a 64-bit hash of (text, options, plugin path); a hit is confirmed by
  * comparing client, options and the full text, so collisions are harmless.
- * Entries are reference counted so Python objects can outlive a cache clear. */
+ * Entries are reference counted so Python objects can outlive a cache clear.
+ * A memory miss asks the disk tier (disk_cache.c) before compiling. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -98,30 +99,22 @@ static double now_seconds(void) {
   return (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9;
 }
 
-/* Compiles and wraps the result in a fresh entry holding 2 references (the
- * cache's and the caller's). */
-static tpj_status_t compile_entry(tpj_client_t* client, const char* program, size_t len,
-                                  const tpj_compile_options_t* o, uint64_t key,
-                                  tpj_cached_executable_t** out_entry) {
+/* Wraps `exe` (ownership taken, destroyed on failure) in a fresh entry holding
+ * 2 references (the cache's and the caller's). */
+static tpj_status_t make_entry(const tpj_client_t* client, const char* program, size_t len,
+                               const tpj_compile_options_t* o, uint64_t key,
+                               tpj_executable_t* exe, tpj_cached_executable_t** out_entry) {
   tpj_cached_executable_t* e = calloc(1, sizeof(*e));
   char* text = malloc(len + 1);
   if (!e || !text) {
     free(e);
     free(text);
+    tpj_executable_destroy(exe);
     return TPJ_STATUS(RESOURCE_EXHAUSTED, "compile cache: out of memory copying "
                       "a program of %zu bytes", len);
   }
   memcpy(text, program, len);
   text[len] = '\0';
-  double start = now_seconds();
-  tpj_executable_t* exe = NULL;
-  tpj_status_t s = tpj_executable_compile(client, program, len, o, &exe);
-  if (s) {
-    free(e);
-    free(text);
-    return tpj_status_annotate(s, "compile");
-  }
-  tpj_runtime_metrics_add_compile(now_seconds() - start);
   atomic_init(&e->refs, 2);
   e->key = key;
   e->client = client;
@@ -130,6 +123,31 @@ static tpj_status_t compile_entry(tpj_client_t* client, const char* program, siz
   e->options = *o;
   e->executable = exe;
   *out_entry = e;
+  return NULL;
+}
+
+/* The slow path of a memory miss: the disk tier, else a compile whose result
+ * is written to the disk tier (a failed write is logged, never an error). */
+static tpj_status_t load_or_compile(tpj_client_t* client, const char* program, size_t len,
+                                    const tpj_compile_options_t* o, tpj_executable_t** out_exe,
+                                    bool* out_from_disk) {
+  tpj_executable_t* exe = NULL;
+  TPJ_RETURN_IF_ERROR(tpj_runtime_disk_cache_load(client, program, len, o, &exe));
+  *out_from_disk = exe != NULL;
+  if (exe) {
+    *out_exe = exe;
+    return NULL;
+  }
+  double start = now_seconds();
+  tpj_status_t s = tpj_executable_compile(client, program, len, o, &exe);
+  if (s) return tpj_status_annotate(s, "compile");
+  tpj_runtime_metrics_add_compile(now_seconds() - start);
+  s = tpj_runtime_disk_cache_store(client, program, len, o, exe, NULL);
+  if (s) {
+    TPJ_LOG(DEBUG, "disk cache store skipped: %s", tpj_status_message(s));
+    tpj_status_free(s);
+  }
+  *out_exe = exe;
   return NULL;
 }
 
@@ -155,8 +173,11 @@ tpj_status_t tpj_runtime_compile_cached(tpj_client_t* client, const char* progra
     if (out_hit) *out_hit = true;
     return NULL;
   }
+  tpj_executable_t* exe = NULL;
+  bool from_disk = false;
+  TPJ_RETURN_IF_ERROR(load_or_compile(client, program, program_len, &o, &exe, &from_disk));
   tpj_cached_executable_t* fresh = NULL;
-  TPJ_RETURN_IF_ERROR(compile_entry(client, program, program_len, &o, key, &fresh));
+  TPJ_RETURN_IF_ERROR(make_entry(client, program, program_len, &o, key, exe, &fresh));
   pthread_mutex_lock(&g_cache_mu);
   tpj_cached_executable_t* raced = find_locked(key, client, program, program_len, &o);
   if (!raced) {
@@ -173,7 +194,7 @@ tpj_status_t tpj_runtime_compile_cached(tpj_client_t* client, const char* progra
     fresh = raced;
   }
   *out_executable = fresh;
-  if (out_hit) *out_hit = false;
+  if (out_hit) *out_hit = from_disk;
   return NULL;
 }
 

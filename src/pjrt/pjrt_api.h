@@ -86,10 +86,12 @@ typedef enum pjrt_slot_e {
   PJRT_SLOT_Device_LocalHardwareId = 31,
   PJRT_SLOT_Executable_Destroy = 40,
   PJRT_SLOT_Executable_NumOutputs = 44,
+  PJRT_SLOT_Executable_Serialize = 49,
   PJRT_SLOT_LoadedExecutable_Destroy = 50,
   PJRT_SLOT_LoadedExecutable_GetExecutable = 51,
   PJRT_SLOT_LoadedExecutable_AddressableDevices = 52,
   PJRT_SLOT_LoadedExecutable_Execute = 55,
+  PJRT_SLOT_Executable_DeserializeAndLoad = 56,
   PJRT_SLOT_Buffer_Destroy = 58,
   PJRT_SLOT_Buffer_ElementType = 59,
   PJRT_SLOT_Buffer_Dimensions = 60,
@@ -359,6 +361,32 @@ typedef struct PJRT_Executable_OutputElementTypes_Args {
   PJRT_TAIL;
 } PJRT_Executable_OutputElementTypes_Args;
 
+/* Serialize: the bytes live until serialized_executable_deleter is called
+ * (exactly once) on serialized_executable. */
+typedef struct PJRT_SerializedExecutable PJRT_SerializedExecutable;
+typedef struct PJRT_Executable_Serialize_Args {
+  size_t struct_size;
+  PJRT_Extension_Base* extension_start;
+  const PJRT_Executable* executable;
+  const char* serialized_bytes;                      /* out (size) */
+  size_t serialized_bytes_size;                      /* out */
+  PJRT_SerializedExecutable* serialized_executable;  /* out: backs the bytes */
+  void (*serialized_executable_deleter)(PJRT_SerializedExecutable* exec); /* out */
+  PJRT_TAIL;
+} PJRT_Executable_Serialize_Args;
+
+/* DeserializeAndLoad: bytes from Serialize on the same platform and plugin
+ * build. Newer APIs append override fields, left zero by PJRT_TAIL. */
+typedef struct PJRT_Executable_DeserializeAndLoad_Args {
+  size_t struct_size;
+  PJRT_Extension_Base* extension_start;
+  PJRT_Client* client;
+  const char* serialized_executable; /* (serialized_executable_size) */
+  size_t serialized_executable_size;
+  PJRT_LoadedExecutable* loaded_executable; /* out, caller destroys */
+  PJRT_TAIL;
+} PJRT_Executable_DeserializeAndLoad_Args;
+
 typedef struct PJRT_LoadedExecutable_Args { /* LoadedExecutable_Destroy */
   size_t struct_size;
   PJRT_Extension_Base* extension_start;
@@ -526,5 +554,9 @@ _Static_assert(offsetof(PJRT_LoadedExecutable_Execute_Args, reserved_tail_) == 8
 _Static_assert(offsetof(PJRT_Buffer_ToHostBuffer_Args, event) == 48, "to host event");
 _Static_assert(offsetof(PJRT_Event_OnReady_Args, user_arg) == 32, "on ready");
 _Static_assert(offsetof(PJRT_Error_GetCode_Args, code) == 24, "error code");
+_Static_assert(offsetof(PJRT_Executable_Serialize_Args, serialized_executable_deleter) == 48,
+               "serialize deleter");
+_Static_assert(offsetof(PJRT_Executable_DeserializeAndLoad_Args, loaded_executable) == 40,
+               "deserialize out");
 
 #endif /* TPJ_PJRT_PJRT_API_H_ */

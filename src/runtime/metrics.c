@@ -1,6 +1,7 @@
-/* metrics.c: process-wide runtime counters (compiles, cache hits, executions,
- * transfer bytes, fallbacks). Plain C11 atomics, so the extension can bump them
- * from any thread without a lock; compile time is kept in nanoseconds. */
+/* metrics.c: process-wide runtime counters (compiles, cache hits, disk tier
+ * hits and writes, executions, transfer bytes, fallbacks). Plain C11 atomics,
+ * so the extension can bump them from any thread without a lock; compile time
+ * is kept in nanoseconds. */
 #include <stdatomic.h>
 
 #include "tpj/runtime.h"
@@ -12,6 +13,8 @@ static atomic_uint_fast64_t g_executions;
 static atomic_uint_fast64_t g_bytes_h2d;
 static atomic_uint_fast64_t g_bytes_d2h;
 static atomic_uint_fast64_t g_fallbacks;
+static atomic_uint_fast64_t g_disk_hits;
+static atomic_uint_fast64_t g_disk_writes;
 
 void tpj_runtime_metrics_get(tpj_metrics_t* out_metrics) {
   if (!out_metrics) return;
@@ -23,6 +26,8 @@ void tpj_runtime_metrics_get(tpj_metrics_t* out_metrics) {
   out_metrics->bytes_d2h = atomic_load(&g_bytes_d2h);
   out_metrics->fallbacks = atomic_load(&g_fallbacks);
   out_metrics->cache_entries = tpj_runtime_cache_size();
+  out_metrics->disk_hits = atomic_load(&g_disk_hits);
+  out_metrics->disk_writes = atomic_load(&g_disk_writes);
 }
 
 void tpj_runtime_metrics_reset(void) {
@@ -33,6 +38,8 @@ void tpj_runtime_metrics_reset(void) {
   atomic_store(&g_bytes_h2d, 0);
   atomic_store(&g_bytes_d2h, 0);
   atomic_store(&g_fallbacks, 0);
+  atomic_store(&g_disk_hits, 0);
+  atomic_store(&g_disk_writes, 0);
 }
 
 void tpj_runtime_metrics_add_execution(void) { atomic_fetch_add(&g_executions, 1); }
@@ -44,6 +51,8 @@ void tpj_runtime_metrics_add_bytes_d2h(uint64_t bytes) {
 }
 void tpj_runtime_metrics_add_fallback(void) { atomic_fetch_add(&g_fallbacks, 1); }
 void tpj_runtime_metrics_add_cache_hit(void) { atomic_fetch_add(&g_cache_hits, 1); }
+void tpj_runtime_metrics_add_disk_hit(void) { atomic_fetch_add(&g_disk_hits, 1); }
+void tpj_runtime_metrics_add_disk_write(void) { atomic_fetch_add(&g_disk_writes, 1); }
 
 void tpj_runtime_metrics_add_compile(double seconds) {
   atomic_fetch_add(&g_compiles, 1);
