@@ -27,6 +27,10 @@ ASAN_OBJS := $(SRCS:%.c=$(ASAN)/obj/%.o)
 # Where the C tests and tools look for plugins ("cpu" -> xla-cpu-pjrt's .so).
 SITE = $(shell $(VPY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 export TORCH_PJRT_PLUGIN_PATH ?= $(SITE)
+# The persistent compile cache of everything run from make: per checkout, never
+# ~/.cache. C test binaries each get a fresh one per run (below); pytest makes
+# its own in tests/python/conftest.py.
+export TORCH_PJRT_CACHE_DIR ?= $(CURDIR)/build/compile-cache
 
 .PHONY: all lib ext venv demo test test-c test-c-asan test-py test-full bench clean
 all: lib
@@ -89,12 +93,15 @@ TOOLS := $(TOOL_SRCS:tools/%.c=$(REL)/tools/%)
 
 # ---------------------------------------------------------------------- tests --
 test-c: $(STAMP) $(REL_TESTS) $(REL)/libfake_pjrt.so
-	@set -e; for t in $(REL_TESTS); do TPJ_FAKE_PLUGIN=$(CURDIR)/$(REL)/libfake_pjrt.so $$t; done
+	@set -e; rm -rf $(REL)/test-cache; for t in $(REL_TESTS); do \
+	  TORCH_PJRT_CACHE_DIR=$(CURDIR)/$(REL)/test-cache/$$(basename $$t) \
+	  TPJ_FAKE_PLUGIN=$(CURDIR)/$(REL)/libfake_pjrt.so $$t; done
 
 # ASan + UBSan + LSan. The XLA plugin itself is not instrumented; its own
 # process-lifetime allocations are suppressed in tests/lsan.supp.
 test-c-asan: $(STAMP) $(ASAN_TESTS) $(ASAN)/libfake_pjrt.so
-	@set -e; for t in $(ASAN_TESTS); do \
+	@set -e; rm -rf $(ASAN)/test-cache; for t in $(ASAN_TESTS); do \
+	  TORCH_PJRT_CACHE_DIR=$(CURDIR)/$(ASAN)/test-cache/$$(basename $$t) \
 	  TPJ_FAKE_PLUGIN=$(CURDIR)/$(ASAN)/libfake_pjrt.so \
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 \
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
