@@ -287,13 +287,11 @@ def test_gather_scatter(dtype, dim):
     x = rand((4, 5, 6), dtype)
     ishape = [3, 4, 5]
     n = x.shape[dim]
-    i = torch.randint(-n, n, ishape) if False else torch.randint(0, n, ishape)
+    i = torch.randint(0, n, ishape)
     check(aten.gather.default, x, dim, i)
     src = rand((4, 5, 6), dtype)
     # unique indices along dim so the result does not depend on write order
-    perm = torch.stack([torch.randperm(n) for _ in range(20)]).reshape(-1)[:60]
     u = torch.argsort(torch.rand(x.shape), dim=dim).narrow(dim, 0, 3)
-    del perm
     check(aten.scatter.src, x, dim, u, src)
     check(aten.scatter.value, x, dim, u, 1)
     if dtype != torch.bool:
@@ -304,8 +302,8 @@ def test_gather_scatter(dtype, dim):
         check(aten.scatter.value_reduce, x, dim, i, 2, reduce="multiply")
 
 
-@pytest.mark.parametrize("reduce", fast_first(["sum", "prod", "mean", "amax", "amin"]))
-@pytest.mark.parametrize("include_self", fast_first([True, False]))
+@pytest.mark.parametrize("reduce", fast_first(["mean", "sum", "prod", "amax", "amin"]))
+@pytest.mark.parametrize("include_self", fast_first([False, True]))
 @pytest.mark.parametrize("dtype", fast_first([torch.float32, torch.int64]))
 def test_scatter_reduce(reduce, include_self, dtype):
     x = rand((5, 4), dtype)
