@@ -107,4 +107,19 @@ tpj_status_t tpj_nn_conv_forward(tpj_graph_t* g, tpj_value_t input, tpj_value_t 
                                  size_t nsp, const int64_t* stride, const int64_t* padding,
                                  const int64_t* dilation, int64_t groups, tpj_value_t* out);
 
+/* Adaptive pooling bins (pool_max.c). Bin o of a dim covers
+ * [floor(o*in/out), ceil((o+1)*in/out)); kmax is the widest bin.
+ * gather_bins: x2 (batch, in...) -> (batch, out_0, kmax_0, out_1, kmax_1, ...)
+ * holding every bin offset (positions past a bin's end clamped). */
+tpj_status_t tpj_nn_gather_bins(tpj_graph_t* g, tpj_value_t x2, size_t nsp, const int64_t* in,
+                                const int64_t* outs, const int64_t* kmax, tpj_value_t* out);
+/* The (batch, out...) slice of gathered bins for one offset tuple. */
+tpj_status_t tpj_nn_bin_slice(tpj_graph_t* g, tpj_value_t bins, size_t nsp, const int64_t* off,
+                              const int64_t* bdims, tpj_value_t* out);
+/* Flat in-plane index (s64) and in-bin mask (pred) over the output grid for
+ * one offset tuple. */
+tpj_status_t tpj_nn_bin_positions(tpj_graph_t* g, size_t nsp, const int64_t* in,
+                                  const int64_t* outs, const int64_t* off,
+                                  tpj_value_t* out_flat, tpj_value_t* out_valid);
+
 #endif /* TPJ_LOWER_NN_H_ */

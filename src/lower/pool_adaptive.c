@@ -1,7 +1,7 @@
 /* pool_adaptive.c: _adaptive_avg_pool{2,3}d and their backward. Output bin i
  * of a dim covers [floor(i*In/Out), ceil((i+1)*In/Out)). Divisible sizes are a
- * plain reduce_window; other sizes are separable products with constant
- * averaging matrices, which also give the backward (their transposes).
+ * plain reduce_window, other sizes a masked sum over gathered bin offsets; the
+ * backward is a separable product with the transposed averaging matrices.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -67,6 +67,63 @@ static tpj_status_t adaptive_sizes(const tpj_lower_call_t* call, const tpj_type_
   return NULL;
 }
 
+/* General case: sums the gathered bin offsets in window order (masked past
+ * each bin's end) and divides by the bin sizes, as PyTorch does. */
+static tpj_status_t masked_bin_mean(tpj_graph_t* g, tpj_value_t v, size_t nsp,
+                                    const int64_t* in, const int64_t* outs, tpj_value_t* out) {
+  int64_t kmax[3], total = 1, n = 1;
+  for (size_t i = 0; i < nsp; ++i) {
+    kmax[i] = 0;
+    for (int64_t o = 0; o < outs[i]; ++o) {
+      int64_t len = bin_end(o, in[i], outs[i]) - bin_start(o, in[i], outs[i]);
+      if (len > kmax[i]) kmax[i] = len;
+    }
+    total *= kmax[i];
+    n *= outs[i];
+  }
+  const tpj_type_t* vt = tpj_lower_type(g, v);
+  int64_t bdims[4] = {vt->dims[0]};
+  memcpy(bdims + 1, outs, nsp * sizeof(int64_t));
+  tpj_value_t bins, sum, zero;
+  TPJ_RETURN_IF_ERROR(tpj_nn_gather_bins(g, v, nsp, in, outs, kmax, &bins));
+  TPJ_RETURN_IF_ERROR(tpj_build_splat(g, vt->dtype, bdims, nsp + 1, 0.0, &sum));
+  TPJ_RETURN_IF_ERROR(tpj_build_splat(g, vt->dtype, bdims, nsp + 1, 0.0, &zero));
+  int64_t bd[3] = {1, 2, 3};
+  for (int64_t e = 0; e < total; ++e) {
+    int64_t off[3] = {0}, rem = e;
+    for (size_t i = nsp; i-- > 0;) {
+      off[i] = rem % kmax[i];
+      rem /= kmax[i];
+    }
+    tpj_value_t cand, flat, valid;
+    TPJ_RETURN_IF_ERROR(tpj_nn_bin_slice(g, bins, nsp, off, bdims, &cand));
+    TPJ_RETURN_IF_ERROR(tpj_nn_bin_positions(g, nsp, in, outs, off, &flat, &valid));
+    TPJ_RETURN_IF_ERROR(tpj_build_broadcast_in_dim(g, valid, bdims, nsp + 1, bd, &valid));
+    TPJ_RETURN_IF_ERROR(tpj_build_select(g, valid, cand, zero, &cand));
+    TPJ_RETURN_IF_ERROR(tpj_build_binary(g, TPJ_BINARY_OP_ADD, sum, cand, &sum));
+  }
+  double* cnt = malloc((size_t)n * sizeof(double));
+  if (cnt == NULL) return TPJ_STATUS(RESOURCE_EXHAUSTED, "adaptive_avg_pool: out of memory");
+  for (int64_t e = 0; e < n; ++e) {
+    int64_t rem = e;
+    double c = 1.0;
+    for (size_t i = nsp; i-- > 0;) {
+      int64_t o = rem % outs[i];
+      rem /= outs[i];
+      c *= (double)(bin_end(o, in[i], outs[i]) - bin_start(o, in[i], outs[i]));
+    }
+    cnt[e] = c;
+  }
+  tpj_type_t ct;
+  tpj_value_t div;
+  tpj_status_t st = tpj_type_init(vt->dtype, outs, nsp, &ct);
+  if (st == NULL) st = tpj_nn_constant(g, &ct, cnt, &div);
+  free(cnt);
+  TPJ_RETURN_IF_ERROR(st);
+  TPJ_RETURN_IF_ERROR(tpj_build_broadcast_in_dim(g, div, bdims, nsp + 1, bd, &div));
+  return tpj_build_binary(g, TPJ_BINARY_OP_DIV, sum, div, out);
+}
+
 TPJ_LOWERING(tpj_lower_nn_adaptive_avg_pool) {
   tpj_value_t x, v;
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 0, &x));
@@ -96,7 +153,7 @@ TPJ_LOWERING(tpj_lower_nn_adaptive_avg_pool) {
     TPJ_RETURN_IF_ERROR(tpj_lower_full(g, tpj_lower_type(g, v), count, &div));
     TPJ_RETURN_IF_ERROR(tpj_build_binary(g, TPJ_BINARY_OP_DIV, v, div, &v));
   } else {
-    TPJ_RETURN_IF_ERROR(apply_matrices(g, v, nsp, in, outs, false, &v));
+    TPJ_RETURN_IF_ERROR(masked_bin_mean(g, v, nsp, in, outs, &v));
   }
   TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, v, ot->dtype, &v));
   return tpj_build_reshape(g, v, ot->dims, (size_t)ot->rank, &out[0]);

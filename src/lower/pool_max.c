@@ -220,7 +220,7 @@ TPJ_LOWERING(tpj_lower_nn_max_pool_with_indices_backward) {
 /* Gathers x2 (batch, in...) along every spatial dim at the positions of all
  * bin offsets: result (batch, out_0, kmax_0, out_1, kmax_1, ...). Positions
  * past a bin's end are clamped (and masked later). */
-static tpj_status_t gather_bins(tpj_graph_t* g, tpj_value_t x2, size_t nsp, const int64_t* in,
+tpj_status_t tpj_nn_gather_bins(tpj_graph_t* g, tpj_value_t x2, size_t nsp, const int64_t* in,
                                 const int64_t* outs, const int64_t* kmax, tpj_value_t* out) {
   tpj_value_t cur = x2;
   for (size_t i = 0; i < nsp; ++i) {
@@ -263,7 +263,7 @@ static tpj_status_t gather_bins(tpj_graph_t* g, tpj_value_t x2, size_t nsp, cons
 
 /* Host constants for one offset tuple: flat index (s64) and validity (pred)
  * over the output grid. */
-static tpj_status_t bin_positions(tpj_graph_t* g, size_t nsp, const int64_t* in,
+tpj_status_t tpj_nn_bin_positions(tpj_graph_t* g, size_t nsp, const int64_t* in,
                                   const int64_t* outs, const int64_t* off,
                                   tpj_value_t* out_flat, tpj_value_t* out_valid) {
   int64_t n = 1;
@@ -297,7 +297,7 @@ static tpj_status_t bin_positions(tpj_graph_t* g, size_t nsp, const int64_t* in,
 }
 
 /* Slice of the gathered bins for one offset tuple -> (batch, out...). */
-static tpj_status_t bin_slice(tpj_graph_t* g, tpj_value_t bins, size_t nsp, const int64_t* off,
+tpj_status_t tpj_nn_bin_slice(tpj_graph_t* g, tpj_value_t bins, size_t nsp, const int64_t* off,
                               const int64_t* bdims, tpj_value_t* out) {
   const tpj_type_t* t = tpj_lower_type(g, bins);
   int64_t start[TPJ_MAX_RANK] = {0}, limit[TPJ_MAX_RANK], step[TPJ_MAX_RANK];
@@ -334,7 +334,7 @@ TPJ_LOWERING(tpj_lower_nn_adaptive_max_pool) {
     total *= kmax[i];
   }
   TPJ_RETURN_IF_ERROR(tpj_nn_flatten_batch(g, call, x, nsp, &x2));
-  TPJ_RETURN_IF_ERROR(gather_bins(g, x2, nsp, in, outs, kmax, &bins));
+  TPJ_RETURN_IF_ERROR(tpj_nn_gather_bins(g, x2, nsp, in, outs, kmax, &bins));
   int64_t bdims[4] = {tpj_lower_type(g, x2)->dims[0]};
   memcpy(bdims + 1, outs, nsp * sizeof(int64_t));
   tpj_value_t best, idx, seen;
@@ -348,8 +348,8 @@ TPJ_LOWERING(tpj_lower_nn_adaptive_max_pool) {
       rem /= kmax[i];
     }
     tpj_value_t cand, flat, valid;
-    TPJ_RETURN_IF_ERROR(bin_slice(g, bins, nsp, off, bdims, &cand));
-    TPJ_RETURN_IF_ERROR(bin_positions(g, nsp, in, outs, off, &flat, &valid));
+    TPJ_RETURN_IF_ERROR(tpj_nn_bin_slice(g, bins, nsp, off, bdims, &cand));
+    TPJ_RETURN_IF_ERROR(tpj_nn_bin_positions(g, nsp, in, outs, off, &flat, &valid));
     TPJ_RETURN_IF_ERROR(max_step(g, bdims, nsp, cand, flat, valid, &seen, &best, &idx));
   }
   TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, best, ot->dims, (size_t)ot->rank, &out[0]));

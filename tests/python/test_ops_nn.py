@@ -530,3 +530,11 @@ def test_pooling_int64():
     xu = x.abs().to(torch.uint8)
     assert torch.equal(run(aten.upsample_nearest2d.vec, xu, [9, 11], None),
                        aten.upsample_nearest2d.vec(xu, [9, 11], None))
+
+
+def test_adaptive_avg_pool2d_inf():
+    x = gen(1, 2, 7, 10)
+    x[0, 0, 3, 4] = float("inf")
+    x[0, 1, 0, 0] = -float("inf")
+    close(run(aten._adaptive_avg_pool2d.default, x, [3, 4]),
+          aten._adaptive_avg_pool2d.default(x, [3, 4]))
