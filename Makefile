@@ -45,7 +45,7 @@ $(STAMP): requirements.txt pyproject.toml setup.py
 	@touch $@
 
 # Rebuilds the extension in place whenever any C source changes.
-PYEXT_SRCS := $(shell find python -name '*.c' -o -name '*.h' 2>/dev/null)
+PYEXT_SRCS := $(shell find python -name '*.c' -o -name '*.h' -o -name '*.cpp' 2>/dev/null)
 EXT := build/.ext-built
 ext: $(EXT)
 $(EXT): $(STAMP) $(SRCS) $(INCS) $(PYEXT_SRCS) setup.py

@@ -312,7 +312,6 @@ namespace {
 
 std::mutex g_lock;
 std::set<std::string> g_warned;
-std::unordered_map<std::string, std::string> g_functional;  // mutating op -> functional
 
 bool fallback_is_error() {
   PyGILState_STATE gs = PyGILState_Ensure();
@@ -350,8 +349,37 @@ std::string target_of(const c10::FunctionSchema& s) {
 bool writes_arg(const c10::Argument& a) { return a.alias_info() && a.alias_info()->isWrite(); }
 
 // The functional overload whose arguments match the mutating op's non-out
-// arguments (add_.Tensor -> add.Tensor, sum.IntList_out -> sum.dim_IntList).
-std::string functional_of(const c10::FunctionSchema& s) {
+// arguments (add_.Tensor -> add.Tensor, sum.IntList_out -> sum.dim_IntList),
+// possibly followed by tensor-options arguments (arange.start_out ->
+// arange.start_step + dtype, layout, device, pin_memory).
+struct Functional {
+  std::string target;              // empty: none with a lowering
+  std::vector<std::string> extra;  // trailing tensor-options argument names
+};
+std::unordered_map<std::string, Functional> g_functional;
+
+bool is_options_arg(const std::string& n) {
+  return n == "dtype" || n == "layout" || n == "device" || n == "pin_memory";
+}
+
+bool matches(const c10::FunctionSchema& fs, const std::vector<const c10::Argument*>& want,
+             std::vector<std::string>* extra) {
+  if (fs.arguments().size() < want.size() || fs.is_mutable()) return false;
+  for (size_t i = 0; i < want.size(); ++i) {
+    if (fs.arguments()[i].name() != want[i]->name()) return false;
+  }
+  extra->clear();
+  for (size_t i = want.size(); i < fs.arguments().size(); ++i) {
+    if (!is_options_arg(fs.arguments()[i].name())) return false;
+    extra->push_back(fs.arguments()[i].name());
+  }
+  for (const auto& r : fs.returns()) {
+    if (r.alias_info()) return false;
+  }
+  return tpj_lower_is_supported(target_of(fs).c_str());
+}
+
+Functional functional_of(const c10::FunctionSchema& s) {
   std::string key = target_of(s);
   std::lock_guard<std::mutex> lk(g_lock);
   auto it = g_functional.find(key);
@@ -362,21 +390,15 @@ std::string functional_of(const c10::FunctionSchema& s) {
   for (const auto& a : s.arguments()) {
     if (!a.is_out()) want.push_back(&a);
   }
-  std::string found;
+  Functional found;
   for (const auto& name : c10::Dispatcher::singleton().getAllOpNames()) {
     if (name.name != base) continue;
     auto h = c10::Dispatcher::singleton().findSchema(name);
-    if (!h || !h->hasSchema()) continue;
-    const auto& fs = h->schema();
-    if (fs.arguments().size() != want.size() || fs.is_mutable()) continue;
-    bool same = true;
-    for (size_t i = 0; i < want.size() && same; ++i) {
-      same = fs.arguments()[i].name() == want[i]->name();
-    }
-    for (const auto& r : fs.returns()) same = same && !r.alias_info();
-    if (same && tpj_lower_is_supported(target_of(fs).c_str())) {
-      found = target_of(fs);
-      break;
+    std::vector<std::string> extra;
+    if (h && h->hasSchema() && matches(h->schema(), want, &extra)) {
+      found.target = target_of(h->schema());
+      found.extra = extra;
+      if (extra.empty()) break;  // prefer an exact match
     }
   }
   g_functional[key] = found;
@@ -505,29 +527,230 @@ c10::IValue to_meta(const c10::IValue& v) {
   return v;
 }
 
-tpj_type_t type_of(const at::Tensor& t) {
+
+struct OutMeta {
+  bool defined = false;
+  at::ScalarType dtype = at::kFloat;
+  std::vector<int64_t> sizes;
+};
+std::unordered_map<std::string, std::vector<OutMeta>> g_meta_cache;
+
+void key_bytes(std::string& k, const void* p, size_t n) { k.append((const char*)p, n); }
+
+// The call's signature: op, encoded arguments and input metadata (out=
+// tensors included), which determine the output types.
+std::string meta_key(const std::string& target, const Encoded& e, const std::vector<c10::IValue>& in) {
+  std::string k = target;
+  for (const auto& a : e.args) {
+    key_bytes(k, &a.kind, sizeof(a.kind));
+    key_bytes(k, &a.i, sizeof(a.i));
+    key_bytes(k, &a.f, sizeof(a.f));
+    key_bytes(k, &a.tensor, sizeof(a.tensor));
+    if (a.ints) key_bytes(k, a.ints, a.count * sizeof(int64_t));
+    if (a.floats) key_bytes(k, a.floats, a.count * sizeof(double));
+    if (a.tensors) key_bytes(k, a.tensors, a.count * sizeof(tpj_value_t));
+    if (a.str) k.append(a.str).push_back('\0');
+  }
+  for (const auto& v : e.inputs) {
+    key_bytes(k, &v.dtype, sizeof(v.dtype));
+    key_bytes(k, &v.rank, sizeof(v.rank));
+    key_bytes(k, v.sizes, sizeof(int64_t) * (size_t)v.rank);
+    key_bytes(k, v.strides, sizeof(int64_t) * (size_t)v.rank);
+  }
+  for (const auto& v : in) {
+    if (!v.isTensor() || !v.toTensor().defined()) continue;
+    const at::Tensor& t = v.toTensor();
+    auto st = t.scalar_type();
+    key_bytes(k, &st, sizeof(st));
+    key_bytes(k, t.sizes().data(), t.dim() * sizeof(int64_t));
+  }
+  return k;
+}
+
+// Expected outputs: the op run on meta tensors of the same sizes, strides and
+// dtypes, cached by signature. Returns false (with *why) when it cannot tell.
+bool expected_outputs(const c10::OperatorHandle& op, const std::vector<c10::IValue>& in,
+                      const std::string& key, std::vector<OutMeta>* outs, std::string* why) {
+  {
+    std::lock_guard<std::mutex> lk(g_lock);
+    auto it = g_meta_cache.find(key);
+    if (it != g_meta_cache.end()) {
+      *outs = it->second;
+      return true;
+    }
+  }
+  std::vector<c10::IValue> meta;
+  for (const auto& v : in) meta.push_back(to_meta(v));
+  try {
+    op.redispatchBoxed(c10::DispatchKeySet(c10::DispatchKey::Meta), &meta);
+  } catch (const c10::Error&) {
+    if (op.hasKernelForDispatchKey(c10::DispatchKey::Meta)) throw;
+    *why = "no meta kernel";
+    return false;
+  }
+  outs->clear();
+  for (const auto& v : meta) {
+    OutMeta m;
+    if (v.isTensor() && v.toTensor().defined()) {
+      m.defined = true;
+      m.dtype = v.toTensor().scalar_type();
+      m.sizes = v.toTensor().sizes().vec();
+    } else if (!v.isNone() && !v.isTensor()) {
+      *why = "list outputs";
+      return false;
+    }
+    outs->push_back(std::move(m));
+  }
+  std::lock_guard<std::mutex> lk(g_lock);
+  g_meta_cache.emplace(key, *outs);
+  return true;
+}
+
+tpj_type_t type_of(const OutMeta& m) {
   tpj_type_t r;
   memset(&r, 0, sizeof(r));
-  if (!t.defined()) return r;
-  r.dtype = to_tpj(t.scalar_type());
-  r.rank = (int32_t)t.dim();
-  TORCH_CHECK(t.dim() <= TPJ_MAX_RANK, "torch_pjrt: rank ", t.dim(), " is not supported");
-  for (int64_t i = 0; i < t.dim(); ++i) r.dims[i] = t.size(i);
+  if (!m.defined) return r;
+  r.dtype = to_tpj(m.dtype);
+  r.rank = (int32_t)m.sizes.size();
+  TORCH_CHECK(r.rank <= TPJ_MAX_RANK, "torch_pjrt: rank ", r.rank, " is not supported");
+  for (int32_t i = 0; i < r.rank; ++i) r.dims[i] = m.sizes[(size_t)i];
   return r;
+}
+
+// A fresh generator state for random ops: the trailing extra tensor argument.
+tpj_buffer_t* make_seed(Encoded& e) {
+  uint64_t words[2];
+  {
+    auto gen = at::detail::getDefaultCPUGenerator();
+    std::lock_guard<std::mutex> lk(gen.mutex());
+    auto* impl = at::check_generator<at::CPUGeneratorImpl>(gen);
+    words[0] = impl->random64();
+    words[1] = impl->random64();
+  }
+  int64_t two = 2;
+  tpj_buffer_t* seed = nullptr;
+  check(tpj_buffer_from_host(tpj_eager_client(), words, TPJ_DTYPE_U64, &two, 1, (size_t)e.device,
+                             TPJ_HOST_SEMANTICS_COPY, &seed));
+  tpj_arg_t r;
+  memset(&r, 0, sizeof(r));
+  r.kind = TPJ_ARG_KIND_TENSOR;
+  r.tensor = (tpj_value_t)e.inputs.size();
+  e.args.push_back(r);
+  return seed;
+}
+
+// In-place and out= ops: result k goes into written argument k.
+tpj_status_t run_mutating(const tpj_eager_op_t& call, const std::vector<c10::IValue>& in,
+                          const std::vector<size_t>& written, bool is_out,
+                          const std::vector<OutMeta>& outs) {
+  for (size_t k = 0; is_out && k < written.size() && k < outs.size(); ++k) {
+    at::native::resize_output(in[written[k]].toTensor(), outs[k].sizes);
+  }
+  if (written.size() == 1 && call.num_outs == 1) {
+    tpj_eager_tensor_t d = view_of(in[written[0]].toTensor());
+    return tpj_eager_op_run_into(&call, &d);
+  }
+  std::vector<tpj_buffer_t*> bufs(call.num_outs, nullptr);
+  tpj_status_t st = tpj_eager_op_run(&call, bufs.data());
+  for (size_t k = 0; k < written.size() && k < bufs.size() && !st; ++k) {
+    tpj_eager_tensor_t d = view_of(in[written[k]].toTensor());
+    if (bufs[k]) st = tpj_eager_write_buffer(bufs[k], &d);
+  }
+  for (auto* b : bufs) tpj_buffer_destroy(b);
+  return st;
+}
+
+// self.normal_(mean, std) through the normal.float_float lowering, written in
+// place. False when there is no such lowering.
+bool normal_into(const at::Tensor& self, double mean, double std) {
+  static const char* kTarget = "aten::normal.float_float";
+  if (!tpj_lower_is_supported(kTarget) || self.numel() == 0) return self.numel() == 0;
+  Encoded e;
+  e.device = self.device().index();
+  e.ints.push_back(self.sizes().vec());
+  tpj_arg_t a[8];
+  memset(a, 0, sizeof(a));
+  a[0].kind = TPJ_ARG_KIND_FLOAT;
+  a[0].f = mean;
+  a[1].kind = TPJ_ARG_KIND_FLOAT;
+  a[1].f = std;
+  a[2].kind = TPJ_ARG_KIND_INT_LIST;
+  a[2].ints = e.ints.back().data();
+  a[2].count = e.ints.back().size();
+  a[3].kind = TPJ_ARG_KIND_OTHER;
+  a[4].kind = TPJ_ARG_KIND_DTYPE;
+  a[4].i = to_tpj(self.scalar_type());
+  a[5].kind = TPJ_ARG_KIND_OTHER;
+  a[6].kind = TPJ_ARG_KIND_OTHER;
+  a[7].kind = TPJ_ARG_KIND_NONE;
+  e.args.assign(a, a + 8);
+  tpj_buffer_t* seed = make_seed(e);
+  OutMeta m;
+  m.defined = true;
+  m.dtype = self.scalar_type();
+  m.sizes = self.sizes().vec();
+  tpj_type_t t = type_of(m);
+  tpj_eager_op_t call = {kTarget, e.args.data(), e.args.size(), nullptr, 0, &seed, 1, &t, 1,
+                         (size_t)e.device};
+  tpj_eager_tensor_t d = view_of(self);
+  tpj_status_t st = tpj_eager_op_run_into(&call, &d);
+  tpj_buffer_destroy(seed);
+  check(st);
+  return true;
+}
+
+// Ops without a lowering that have a short exact decomposition into lowered
+// ops on the device. Returns false when `target` is not one of them.
+bool decomposed(const c10::OperatorHandle& op, const std::string& target, torch::jit::Stack* stack,
+                size_t nargs) {
+  std::string name = op.schema().name();
+  bool inplace = !name.empty() && name.back() == '_';
+  if (inplace) name.pop_back();
+  std::vector<c10::IValue> in(stack->end() - (ptrdiff_t)nargs, stack->end());
+  at::Tensor result;
+  if (name == "aten::zero" && inplace) {
+    in[0].toTensor().fill_(0);
+  } else if (target == "aten::normal_.default" && in[3].isNone()) {
+    if (!normal_into(in[0].toTensor(), in[1].toDouble(), in[2].toDouble())) return false;
+  } else if ((name == "aten::addcmul" || name == "aten::addcdiv") && nargs >= 4 &&
+             in[1].isTensor() && in[2].isTensor()) {
+    const at::Tensor& t1 = in[1].toTensor();
+    const at::Tensor& t2 = in[2].toTensor();
+    at::Tensor prod = name == "aten::addcmul" ? at::mul(t1, t2) : at::div(t1, t2);
+    result = at::add(in[0].toTensor(), prod, in[3].toScalar());
+  } else {
+    return false;
+  }
+  c10::IValue ret = in[0];
+  if (result.defined()) {
+    if (inplace) {
+      in[0].toTensor().copy_(result);
+    } else if (nargs > 4 && in[4].isTensor()) {  // out=
+      at::native::resize_output(in[4].toTensor(), result.sizes());
+      in[4].toTensor().copy_(result);
+      ret = in[4];
+    } else {
+      ret = result;
+    }
+  }
+  torch::jit::drop(*stack, nargs);
+  stack->push_back(ret);
+  return true;
 }
 
 void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::Stack* stack) {
   const auto& schema = op.schema();
   std::string target = target_of(schema);
   size_t nargs = schema.arguments().size();
-  auto args_begin = stack->end() - (ptrdiff_t)nargs;
-  std::vector<c10::IValue> in(args_begin, stack->end());
+  std::vector<c10::IValue> in(stack->end() - (ptrdiff_t)nargs, stack->end());
   for (const auto& r : schema.returns()) {
     TORCH_CHECK(!r.alias_info() || r.alias_info()->isWrite(), "torch_pjrt: the view op ", target,
                 " is not supported on the pjrt device");
   }
+  if (decomposed(op, target, stack, nargs)) return;
   bool mutates = schema.is_mutable();
-  std::string lowered = mutates ? functional_of(schema) : target;
+  Functional fn = mutates ? functional_of(schema) : Functional{target, {}};
+  const std::string& lowered = fn.target;
   if (lowered.empty() || !tpj_lower_is_supported(lowered.c_str())) {
     return run_on_cpu(op, stack, target, "no lowering");
   }
@@ -537,90 +760,53 @@ void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::St
     if (v.isTensorList()) for (const at::Tensor& t : v.toTensorList()) note_device(e, t);
   }
   if (e.device < 0) e.device = g_current;
-  // Expected outputs: run the op on meta tensors of the same sizes, strides, dtypes.
-  std::vector<c10::IValue> meta;
-  for (const auto& v : in) meta.push_back(to_meta(v));
-  try {
-    op.redispatchBoxed(c10::DispatchKeySet(c10::DispatchKey::Meta), &meta);
-  } catch (const c10::Error& err) {
-    if (op.hasKernelForDispatchKey(c10::DispatchKey::Meta)) throw;
-    return run_on_cpu(op, stack, target, "no meta kernel");
-  }
-  std::vector<at::Tensor> meta_outs;
-  for (const auto& v : meta) {
-    if (v.isTensor()) meta_outs.push_back(v.toTensor());
-    else if (v.isNone()) meta_outs.push_back(at::Tensor());
-    else return run_on_cpu(op, stack, target, "list outputs");
-  }
   std::vector<size_t> written;
   for (size_t i = 0; i < nargs; ++i) {
     if (writes_arg(schema.arguments()[i])) written.push_back(i);
   }
   bool is_out = !written.empty() && schema.arguments()[written[0]].is_out();
   for (size_t i = 0; i < nargs; ++i) {
-    if (is_out && schema.arguments()[i].is_out()) continue;
-    e.args.push_back(encode_one(e, schema.arguments()[i], in[i]));
+    if (!(is_out && schema.arguments()[i].is_out())) e.args.push_back(encode_one(e, schema.arguments()[i], in[i]));
+  }
+  for (const auto& name : fn.extra) {  // tensor options of the out tensor
+    tpj_arg_t r;
+    memset(&r, 0, sizeof(r));
+    r.kind = name == "dtype" ? TPJ_ARG_KIND_DTYPE : name == "pin_memory" ? TPJ_ARG_KIND_NONE
+                                                                         : TPJ_ARG_KIND_OTHER;
+    r.i = name == "dtype" ? to_tpj(in[written[0]].toTensor().scalar_type()) : 0;
+    e.args.push_back(r);
+  }
+  std::vector<OutMeta> outs;
+  std::string why;
+  if (!expected_outputs(op, in, meta_key(target, e, in), &outs, &why)) {
+    return run_on_cpu(op, stack, target, why);
   }
   bool random = false;
   for (const auto& a : schema.arguments()) random = random || is_type(a, c10::TypeKind::GeneratorType);
-  tpj_buffer_t* seed = nullptr;
-  if (random) {
-    uint64_t words[2];
-    {
-      auto gen = at::detail::getDefaultCPUGenerator();
-      std::lock_guard<std::mutex> lk(gen.mutex());
-      auto* impl = at::check_generator<at::CPUGeneratorImpl>(gen);
-      words[0] = impl->random64();
-      words[1] = impl->random64();
-    }
-    int64_t two = 2;
-    check(tpj_buffer_from_host(tpj_eager_client(), words, TPJ_DTYPE_U64, &two, 1, (size_t)e.device,
-                               TPJ_HOST_SEMANTICS_COPY, &seed));
-    tpj_arg_t r;
-    memset(&r, 0, sizeof(r));
-    r.kind = TPJ_ARG_KIND_TENSOR;
-    r.tensor = (tpj_value_t)e.inputs.size();
-    e.args.push_back(r);
-  }
+  tpj_buffer_t* seed = random ? make_seed(e) : nullptr;
   std::vector<tpj_type_t> out_types;
-  for (const auto& t : meta_outs) out_types.push_back(type_of(t));
+  for (const auto& m : outs) out_types.push_back(type_of(m));
   tpj_eager_op_t call = {lowered.c_str(), e.args.data(), e.args.size(), e.inputs.data(),
                          e.inputs.size(), seed ? &seed : nullptr, seed ? 1u : 0u,
                          out_types.data(), out_types.size(), (size_t)e.device};
-  tpj_status_t st = nullptr;
   std::vector<c10::IValue> results;
+  tpj_status_t st = nullptr;
   if (!mutates) {
     std::vector<tpj_buffer_t*> bufs(out_types.size(), nullptr);
     st = tpj_eager_op_run(&call, bufs.data());
     for (size_t i = 0; i < bufs.size() && !st; ++i) {
       if (!bufs[i]) results.emplace_back();
-      else results.emplace_back(wrap_buffer(bufs[i], meta_outs[i].sizes(), meta_outs[i].scalar_type()));
+      else results.emplace_back(wrap_buffer(bufs[i], outs[i].sizes, outs[i].dtype));
     }
   } else {
-    // in-place: self (and every written arg) gets result i; out=: the out args.
-    for (size_t k = 0; k < written.size(); ++k) {
-      const at::Tensor& dst = in[written[k]].toTensor();
-      if (is_out && k < meta_outs.size()) at::native::resize_output(dst, meta_outs[k].sizes());
-    }
-    if (written.size() == 1 && out_types.size() == 1) {
-      tpj_eager_tensor_t d = view_of(in[written[0]].toTensor());
-      st = tpj_eager_op_run_into(&call, &d);
-    } else {
-      std::vector<tpj_buffer_t*> bufs(out_types.size(), nullptr);
-      st = tpj_eager_op_run(&call, bufs.data());
-      for (size_t k = 0; k < written.size() && k < bufs.size() && !st; ++k) {
-        tpj_eager_tensor_t d = view_of(in[written[k]].toTensor());
-        if (bufs[k]) st = tpj_eager_write_buffer(bufs[k], &d);
-      }
-      for (auto* b : bufs) tpj_buffer_destroy(b);
-    }
+    st = run_mutating(call, in, written, is_out, outs);
     for (size_t k = 0; k < schema.returns().size(); ++k) {
       results.push_back(k < written.size() ? in[written[k]] : c10::IValue());
     }
   }
   tpj_buffer_destroy(seed);
   if (st) {
-    std::string why = tpj_status_message(st);
+    why = tpj_status_message(st);
     tpj_status_free(st);
     return run_on_cpu(op, stack, target, why);
   }
