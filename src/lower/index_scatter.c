@@ -352,3 +352,36 @@ TPJ_LOWERING(tpj_lower_shape_put) {
                                                 : TPJ_SHAPE_COMBINE_REPLACE, &res));
   return tpj_shape_reshape_to_out(g, call, res, 0, &out[0]);
 }
+
+/* index_reduce(self, dim, index, source, reduce, include_self): scatter_reduce
+ * with index broadcast along `dim` over source's shape. */
+TPJ_LOWERING(tpj_lower_shape_index_reduce) {
+  tpj_value_t idx, src;
+  int64_t dim;
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_int(call, 1, &dim));
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 2, &idx));
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 3, &src));
+  const tpj_type_t* st = tpj_lower_type(g, src);
+  const tpj_type_t* it = tpj_lower_type(g, idx);
+  if (st->rank == 0 || it->rank > 1 || call->num_args != 6) {
+    return TPJ_LOWER_UNSUPPORTED(call, "only 1-D index with source of rank >= 1 is supported "
+                                 "(got index rank %d, source rank %d)", it->rank, st->rank);
+  }
+  TPJ_RETURN_IF_ERROR(tpj_lower_norm_dim(call, dim, st->rank, &dim));
+  if (tpj_type_numel(it) != st->dims[dim]) {
+    return TPJ_STATUS(INVALID_ARGUMENT, "%s: index has %lld elements, source dim %lld has %lld",
+                      call->target, (long long)tpj_type_numel(it), (long long)dim,
+                      (long long)st->dims[dim]);
+  }
+  int64_t n = st->dims[dim];
+  TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, idx, &n, 1, &idx));
+  TPJ_RETURN_IF_ERROR(tpj_build_broadcast_in_dim(g, idx, st->dims, (size_t)st->rank, &dim,
+                                                 &idx));
+  tpj_arg_t args[6];
+  for (size_t i = 0; i < 6; ++i) args[i] = call->args[i];
+  args[2].kind = TPJ_ARG_KIND_TENSOR;
+  args[2].tensor = idx;
+  tpj_lower_call_t inner = *call;
+  inner.args = args;
+  return tpj_lower_shape_scatter_reduce_two(g, &inner, out);
+}

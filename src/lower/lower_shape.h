@@ -86,6 +86,9 @@ TPJ_LOWERING(tpj_lower_shape_narrow);
 TPJ_LOWERING(tpj_lower_shape_constant_pad_nd);
 TPJ_LOWERING(tpj_lower_shape_slice_scatter);
 TPJ_LOWERING(tpj_lower_shape_select_scatter);
+TPJ_LOWERING(tpj_lower_shape_select_backward);
+TPJ_LOWERING(tpj_lower_shape_slice_backward);
+TPJ_LOWERING(tpj_lower_shape_diagonal_backward);
 
 /* ----------------------------------------------------------- index_core.c -- */
 TPJ_LOWERING(tpj_lower_shape_index);
@@ -103,6 +106,7 @@ TPJ_LOWERING(tpj_lower_shape_scatter_add);
 TPJ_LOWERING(tpj_lower_shape_scatter_reduce_two);
 TPJ_LOWERING(tpj_lower_shape_embedding);
 TPJ_LOWERING(tpj_lower_shape_embedding_dense_backward);
+TPJ_LOWERING(tpj_lower_shape_index_reduce);
 TPJ_LOWERING(tpj_lower_shape_take);
 TPJ_LOWERING(tpj_lower_shape_put);
 

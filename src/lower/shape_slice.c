@@ -330,3 +330,36 @@ TPJ_LOWERING(tpj_lower_shape_select_scatter) {
   TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, src, dims, (size_t)t->rank, &src1));
   return tpj_shape_update_at(g, x, src1, at, (size_t)t->rank, &out[0]);
 }
+
+/* ------------------------------------------------------------ backwards -- */
+
+/* select_backward / slice_backward / diagonal_backward(grad, input_sizes,
+ * rest...) are the matching *_scatter of grad into zeros of the input shape:
+ * re-issue the call as (zeros, grad, rest...). */
+static tpj_status_t tpj_shape_backward_as_scatter(tpj_graph_t* g, const tpj_lower_call_t* call,
+                                                  tpj_lower_fn scatter, tpj_value_t* out) {
+  if (call->num_args < 2 || call->num_args > 8) {
+    return TPJ_STATUS(INVALID_ARGUMENT, "%s: unexpected argument count (got %zu)",
+                      call->target, call->num_args);
+  }
+  tpj_value_t zeros;
+  TPJ_RETURN_IF_ERROR(tpj_lower_full(g, tpj_lower_out_type(call, 0), 0.0, &zeros));
+  tpj_arg_t args[8];
+  for (size_t i = 0; i < call->num_args; ++i) args[i] = call->args[i];
+  args[1] = args[0];
+  args[0].kind = TPJ_ARG_KIND_TENSOR;
+  args[0].tensor = zeros;
+  tpj_lower_call_t inner = *call;
+  inner.args = args;
+  return scatter(g, &inner, out);
+}
+
+TPJ_LOWERING(tpj_lower_shape_select_backward) {
+  return tpj_shape_backward_as_scatter(g, call, tpj_lower_shape_select_scatter, out);
+}
+TPJ_LOWERING(tpj_lower_shape_slice_backward) {
+  return tpj_shape_backward_as_scatter(g, call, tpj_lower_shape_slice_scatter, out);
+}
+TPJ_LOWERING(tpj_lower_shape_diagonal_backward) {
+  return tpj_shape_backward_as_scatter(g, call, tpj_lower_shape_diagonal_scatter, out);
+}

@@ -421,3 +421,22 @@ def test_tri_indices(args):
     check(aten.tril_indices.default, *args)
     check(aten.triu_indices.default, *args)
     check(aten.triu_indices.default, *args, dtype=torch.int32)
+
+
+def test_backward_ops():
+    g = rand((4, 5))
+    check(aten.select_backward.default, g, [3, 4, 5], 0, -1)
+    check(aten.slice_backward.default, rand((4, 2)), [4, 5], 1, 1, 5, 2)
+    check(aten.diagonal_backward.default, rand((3,)), [3, 4], 1, 0, 1)
+
+
+@pytest.mark.parametrize("reduce", fast_first(["mean", "prod", "amax", "amin"]))
+@pytest.mark.parametrize("include_self", fast_first([False, True]))
+@pytest.mark.parametrize("dtype", fast_first([torch.float32, torch.int64]))
+def test_index_reduce(reduce, include_self, dtype):
+    x = rand((5, 4), dtype)
+    i = torch.tensor([0, 2, 0, 4, 2, 2])
+    check(aten.index_reduce.default, x, 0, i, rand((6, 4), dtype), reduce,
+          include_self=include_self)
+    check(aten.index_reduce.default, x, 1, i.clamp(0, 3), rand((5, 6), dtype), reduce,
+          include_self=include_self)
