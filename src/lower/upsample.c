@@ -1,7 +1,8 @@
 /* upsample.c: upsample_nearest{1,2,3}d and upsample_{linear1d, bilinear2d,
  * trilinear3d} with their backward. Source indices and weights are computed
- * on the host in float exactly as PyTorch's CPU kernels do; nearest forward is
- * a gather per dim, everything else a separable product with constant matrices.
+ * on the host in float exactly as PyTorch's CPU kernels do. Forwards gather
+ * per dim (linear: two gathers and a weighted sum); backwards are separable
+ * products with the transposed interpolation matrices.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -185,6 +186,41 @@ TPJ_LOWERING(tpj_lower_nn_upsample_nearest_backward) {
   return apply(g, go, &c, false, true, ot, &out[0]);
 }
 
+/* Linear interpolation of x along spatial dim i: x[i0] * l0 + x[i1] * l1
+ * (two gathers, so only the two stencil points ever meet a weight). */
+static tpj_status_t lerp_dim(tpj_graph_t* g, tpj_value_t x, const up_cfg_t* c, size_t i,
+                             tpj_value_t* out) {
+  int64_t n = c->out[i];
+  double* buf = malloc(4 * (size_t)n * sizeof(double));
+  if (buf == NULL) return TPJ_STATUS(RESOURCE_EXHAUSTED, "upsample: out of memory");
+  for (int64_t o = 0; o < n; ++o) {
+    int64_t i0, i1;
+    float l0, l1;
+    linear_src(c, i, o, &i0, &i1, &l0, &l1);
+    buf[o] = (double)i0;
+    buf[n + o] = (double)i1;
+    buf[2 * n + o] = (double)l0;
+    buf[3 * n + o] = (double)l1;
+  }
+  int64_t dim = (int64_t)(2 + i);
+  tpj_value_t x0, x1, w0, w1;
+  tpj_type_t wt;
+  tpj_status_t st = take_dim(g, x, dim, buf, n, &x0);
+  if (st == NULL) st = take_dim(g, x, dim, buf + n, n, &x1);
+  if (st == NULL) st = tpj_type_init(tpj_lower_type(g, x)->dtype, &n, 1, &wt);
+  if (st == NULL) st = tpj_nn_constant(g, &wt, buf + 2 * n, &w0);
+  if (st == NULL) st = tpj_nn_constant(g, &wt, buf + 3 * n, &w1);
+  free(buf);
+  TPJ_RETURN_IF_ERROR(st);
+  const tpj_type_t* t0 = tpj_lower_type(g, x0);
+  int64_t bd[1] = {dim};
+  TPJ_RETURN_IF_ERROR(tpj_build_broadcast_in_dim(g, w0, t0->dims, (size_t)t0->rank, bd, &w0));
+  TPJ_RETURN_IF_ERROR(tpj_build_broadcast_in_dim(g, w1, t0->dims, (size_t)t0->rank, bd, &w1));
+  TPJ_RETURN_IF_ERROR(tpj_build_binary(g, TPJ_BINARY_OP_MUL, x0, w0, &x0));
+  TPJ_RETURN_IF_ERROR(tpj_build_binary(g, TPJ_BINARY_OP_MUL, x1, w1, &x1));
+  return tpj_build_binary(g, TPJ_BINARY_OP_ADD, x0, x1, out);
+}
+
 /* upsample_{linear1d,bilinear2d,trilinear3d}.vec(input, output_size,
  * align_corners, scale_factors) and .default (..., align_corners, scales...). */
 TPJ_LOWERING(tpj_lower_nn_upsample_linear) {
@@ -195,7 +231,9 @@ TPJ_LOWERING(tpj_lower_nn_upsample_linear) {
   TPJ_RETURN_IF_ERROR(read_sizes(call, tpj_lower_type(g, x), ot, &c));
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_bool(call, 2, &c.align_corners));
   TPJ_RETURN_IF_ERROR(read_scales(call, 3, strstr(call->target, ".vec") != NULL, &c));
-  return apply(g, x, &c, true, false, ot, &out[0]);
+  TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, x, tpj_nn_acc_dtype(ot->dtype), &x));
+  for (size_t i = c.nsp; i-- > 0;) TPJ_RETURN_IF_ERROR(lerp_dim(g, x, &c, i, &x));
+  return tpj_lower_convert(g, x, ot->dtype, &out[0]);
 }
 
 /* ..._backward.vec(grad, output_size, input_size, align_corners, scale_factors). */

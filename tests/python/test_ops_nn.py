@@ -538,3 +538,11 @@ def test_adaptive_avg_pool2d_inf():
     x[0, 1, 0, 0] = -float("inf")
     close(run(aten._adaptive_avg_pool2d.default, x, [3, 4]),
           aten._adaptive_avg_pool2d.default(x, [3, 4]))
+
+
+def test_upsample_bilinear2d_inf():
+    x = gen(1, 2, 5, 6)
+    x[0, 0, 2, 3] = float("inf")
+    for align in (False, True):
+        close(run(aten.upsample_bilinear2d.vec, x, [9, 13], align, None),
+              aten.upsample_bilinear2d.vec(x, [9, 13], align, None))
