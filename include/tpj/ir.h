@@ -24,7 +24,7 @@ extern "C" {
 
 /* ----------------------------------------------------------------- dtype -- */
 
-/* Numbering equals PJRT_Buffer_Type so conversion is the identity. */
+/* Numbering equals the PJRT buffer-type enum so conversion is the identity. */
 typedef enum tpj_dtype_e {
   TPJ_DTYPE_INVALID = 0,
   TPJ_DTYPE_PRED = 1,

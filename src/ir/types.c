@@ -1,5 +1,5 @@
 /* Element types and tensor types: sizes, MLIR spellings and formatting.
- * The dtype numbering equals PJRT_Buffer_Type, so these tables are the single
+ * The dtype numbering equals the PJRT buffer-type enum, so these tables are the single
  * place that maps it to StableHLO element types. */
 #include <stdio.h>
 #include <string.h>
