@@ -546,3 +546,15 @@ def test_upsample_bilinear2d_inf():
     for align in (False, True):
         close(run(aten.upsample_bilinear2d.vec, x, [9, 13], align, None),
               aten.upsample_bilinear2d.vec(x, [9, 13], align, None))
+
+
+def test_convolution_dtypes():
+    x, w = gen(1, 3, 8, 8, dtype=torch.float64), gen(4, 3, 3, 3, dtype=torch.float64, seed=1)
+    args = (x, w, None, [1, 1], [1, 1], [1, 1], False, [0, 0], 1)
+    close(run(aten.convolution.default, *args), aten.convolution.default(*args))
+    x, w = gen(2, 4, 8, 8, dtype=torch.bfloat16), gen(4, 2, 3, 3, dtype=torch.bfloat16, seed=1)
+    y = aten.convolution.default(x, w, None, [2, 2], [1, 1], [1, 1], False, [0, 0], 2)
+    go = gen(*y.shape, dtype=torch.bfloat16, seed=3)
+    args = (go, x, w, [4], [2, 2], [1, 1], [1, 1], False, [0, 0], 2, [True, True, True])
+    close(run(aten.convolution_backward.default, *args),
+          aten.convolution_backward.default(*args), rtol=2e-2, atol=1e-1)
