@@ -57,10 +57,13 @@ def client() -> Any:
 # ------------------------------------------------------------ buffer cache --
 
 class _Entry:
-    __slots__ = ("ref", "version", "data_ptr", "buffer")
+    __slots__ = ("ref", "obj", "alias_ok", "version", "data_ptr", "buffer")
 
-    def __init__(self, ref: Any, version: int, data_ptr: int, buffer: Any):
-        self.ref = ref
+    def __init__(self, ref: Any, obj: Any, alias_ok: bool, version: int, data_ptr: int,
+                 buffer: Any):
+        self.ref = ref            # weakref to the storage
+        self.obj = obj            # weakref to the tensor object the entry was made for
+        self.alias_ok = alias_ok  # may other tensor objects on the storage match?
         self.version = version
         self.data_ptr = data_ptr
         self.buffer = buffer
@@ -73,15 +76,19 @@ def _cache_key(t: torch.Tensor) -> Tuple[Any, ...]:
 class BufferCache:
     """Device buffers of host tensors that have not changed since they were
     uploaded (or downloaded). Keyed by the tensor's storage (its Python object
-    is unique while the storage lives, and is weakly referenced) and view
-    (offset, shape, strides, dtype); confirmed by the tensor's _version counter
-    (shared by views and detach()ed aliases) and data_ptr. Entries go away with
-    their storage. So parameters an optimizer did not touch, gradients and
-    activations the device produced (and autograd hands back as aliases) are
-    not transferred again.
+    is unique while the storage lives, and is weakly referenced; entries go
+    away with it) and view (offset, shape, strides, dtype), confirmed by the
+    tensor's _version counter and data_ptr.
 
-    Limit: writes through `tensor.data` (a separate version counter) or
-    through memory shared outside torch are not seen."""
+    An entry made by an upload matches only the same tensor object, so
+    parameters an optimizer did not touch are not sent again. An entry made by
+    a download (a device result) also matches other tensors on the same
+    storage and view with the same version: autograd hands results back as
+    detach()ed aliases (gradients), which share the version counter; while the
+    original result is alive, a change of its version invalidates the entry.
+
+    Limit: writes through an alias with its own version counter (`.data`,
+    `set_`) are not seen."""
 
     def __init__(self) -> None:
         self._entries: Dict[Tuple[Any, ...], _Entry] = {}
@@ -95,24 +102,41 @@ class BufferCache:
         except (RuntimeError, NotImplementedError):
             return None
         e = self._entries.get(key)
-        if (e is not None and e.ref() is not None and e.ref() is t.untyped_storage()
-                and e.version == t._version and e.data_ptr == t.data_ptr()):
-            self.hits += 1
-            return e.buffer
-        return None
+        if (e is None or e.ref() is None or e.ref() is not t.untyped_storage()
+                or e.data_ptr != t.data_ptr()):
+            return None
+        obj = e.obj()
+        if obj is not t:
+            if not e.alias_ok:
+                return None
+            if obj is not None and obj._version != e.version:
+                self._evict_key(key, e)
+                return None
+        if e.version != t._version:
+            return None
+        self.hits += 1
+        return e.buffer
 
-    def insert(self, t: torch.Tensor, buffer: Any, version: Optional[int] = None) -> None:
+    def insert(self, t: torch.Tensor, buffer: Any, version: Optional[int] = None,
+               alias_ok: bool = False) -> None:
         """Caches `buffer` as the device copy of `t`; with `version`, only for
         that future _version of `t` (a write-back the caller expects)."""
         try:
             storage = t.untyped_storage()
             key = _cache_key(t)
             ref = weakref.ref(storage, lambda r, k=key, s=self: s._evict_ref(k, r))
+            obj = weakref.ref(t)
         except (RuntimeError, NotImplementedError, TypeError):
             return
-        entry = _Entry(ref, t._version if version is None else version, t.data_ptr(), buffer)
+        entry = _Entry(ref, obj, alias_ok, t._version if version is None else version,
+                       t.data_ptr(), buffer)
         with self._lock:
             self._entries[key] = entry
+
+    def _evict_key(self, key: Tuple[Any, ...], entry: _Entry) -> None:
+        with self._lock:
+            if self._entries.get(key) is entry:
+                del self._entries[key]
 
     def _evict_ref(self, key: Tuple[Any, ...], ref: Any) -> None:
         with self._lock:
@@ -259,17 +283,13 @@ class CompiledGraph:
         results: List[torch.Tensor] = []
         if prog.executable is not None:
             bufs, donate = [], []
-            arg_uses: Dict[int, int] = {}
-            for src in lowered.inputs:
-                if src[0] == "arg":
-                    arg_uses[id(args[src[1]])] = arg_uses.get(id(args[src[1]]), 0) + 1
             for src in lowered.inputs:
                 if src[0] == "arg":
                     t = args[src[1]]
                     # A mutated input is overwritten right after this call, so
                     # its device buffer is dead afterwards: hand it to the
                     # program (taken out of the cache) instead of keeping it.
-                    donated = src[1] in self.donate_args and arg_uses[id(t)] == 1
+                    donated = src[1] in self.donate_args
                     buf = buffer_cache.pop(t) if donated else None
                     bufs.append(buf if buf is not None else upload(t, cache=not donated))
                     donate.append(donated)
@@ -279,10 +299,16 @@ class CompiledGraph:
                 else:  # ("rng",)
                     bufs.append(upload(rng_seed(), dtype_code=9, cache=False))
                     donate.append(True)
+            if any(donate):
+                # Never donate a buffer that feeds two parameters (aliases).
+                uses: Dict[int, int] = {}
+                for b in bufs:
+                    uses[id(b)] = uses.get(id(b), 0) + 1
+                donate = [d and uses[id(b)] == 1 for d, b in zip(donate, bufs)]
             outs = prog.executable.execute(bufs, donate if any(donate) else None)
             for buf, (dtype, shape) in zip(outs, lowered.result_types):
                 t = download(buf, dtype, shape)
-                buffer_cache.insert(t, buf)
+                buffer_cache.insert(t, buf, alias_ok=True)
                 results.append(t)
             self._expect_writebacks(args, lowered, outs)
         leaves = [results[v] if kind == "result" else v for kind, v in lowered.outputs]
