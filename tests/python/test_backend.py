@@ -328,3 +328,13 @@ def test_mutated_input_aliased_by_another_argument():
         want = f(ref, ref.detach())
         torch.testing.assert_close(out, want)
         torch.testing.assert_close(buf, ref)
+
+
+def test_dropout_mask_shared_by_forward_and_backward():
+    x = torch.ones(32, 32, requires_grad=True)
+    torch.manual_seed(7)
+    out = pjrt(lambda x: F.dropout(x * 1.0, p=0.5, training=True))(x)
+    out.sum().backward()
+    # d(out)/dx is the scaled mask: exactly the forward output for x == 1.
+    torch.testing.assert_close(x.grad, out.detach())
+    assert 0.3 < (out == 0).float().mean().item() < 0.7
