@@ -125,3 +125,17 @@ def test_lowering_error_is_c_error():
         g.lower("aten::relu.default", [{"x": 1}], [(11, (2, 3))])
     with pytest.raises(_C.Error, match="unknown tag"):
         g.lower("aten::relu.default", [("blob", 1)], [(11, (2, 3))])
+
+
+def test_random_ops_get_a_seed_from_torch_generator():
+    torch.manual_seed(123)
+    a = torch_pjrt.run_aten(torch.ops.aten.rand.default, [2000])
+    torch.manual_seed(123)
+    b = torch_pjrt.run_aten(torch.ops.aten.rand.default, [2000])
+    c = torch_pjrt.run_aten(torch.ops.aten.rand.default, [2000])
+    assert torch.equal(a, b)          # reproducible under manual_seed
+    assert not torch.equal(a, c)      # a new draw differs
+    assert 0.45 < a.mean().item() < 0.55 and a.min() >= 0 and a.max() < 1
+    out, mask = torch_pjrt.run_aten(torch.ops.aten.native_dropout.default, torch.ones(4000), 0.25, True)
+    assert 0.70 < mask.float().mean().item() < 0.80
+    torch.testing.assert_close(out[mask], torch.full_like(out[mask], 1 / 0.75))
