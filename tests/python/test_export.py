@@ -40,7 +40,7 @@ def test_export_cnn_train_mode_updates_running_stats():
 
 def test_export_gpt_forward():
     torch.manual_seed(3)
-    cfg = models.GPTConfig()
+    cfg = models.GPTConfig(n_layer=1)
     idx, targets = models.char_batch(2, cfg)
     _check(models.GPT(cfg).eval(), (idx, targets))
 
