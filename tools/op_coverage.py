@@ -153,16 +153,18 @@ def render(data: Dict[str, Any]) -> str:
     for name, n in kept.most_common(40):
         ops = sorted(kept_ops[name])
         lines.append(f"| `{name}` | {n} | {', '.join(ops[:6])}{' ...' if len(ops) > 6 else ''} |")
+    columns = [(d, w) for d, w in COLUMNS
+               if any(r["dtype"] == d and r["pass"] == w for r in records)]
     lines += ["", "## Per op", "",
               "Cells are passed/ran samples (bold = all pass); `(Nu)` = N samples "
               "unsupported (eager raises, non-Core-ATen op, graph break). Why = first "
               "failure.", "",
-              "| op | " + " | ".join(f"{d} {w}" for d, w in COLUMNS) + " | why |",
-              "|---|" + "---:|" * len(COLUMNS) + "---|"]
+              "| op | " + " | ".join(f"{d} {w}" for d, w in columns) + " | why |",
+              "|---|" + "---:|" * len(columns) + "---|"]
     for key in sorted(swept):
         recs = swept[key]
         cells = [_cell([r for r in recs if r["dtype"] == d and r["pass"] == w])
-                 for d, w in COLUMNS]
+                 for d, w in columns]
         bad = [r for r in recs if r["status"] == "failed"]
         why = _why(bad[0]) if bad else ""
         if not bad and not any(r["status"] == "passed" for r in recs):
