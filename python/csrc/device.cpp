@@ -795,7 +795,7 @@ void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::St
     std::vector<tpj_buffer_t*> bufs(out_types.size(), nullptr);
     st = tpj_eager_op_run(&call, bufs.data());
     for (size_t i = 0; i < bufs.size() && !st; ++i) {
-      if (!bufs[i]) results.emplace_back();
+      if (!bufs[i]) results.emplace_back(at::Tensor());  // an undefined Tensor, not None
       else results.emplace_back(wrap_buffer(bufs[i], outs[i].sizes, outs[i].dtype));
     }
   } else {
@@ -814,11 +814,29 @@ void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::St
   for (auto& r : results) stack->push_back(std::move(r));
 }
 
+// `param.data = pjrt_tensor` (what Module.to() does, keeping tied weights tied)
+// needs CPU and pjrt dense tensors to be shallow-copy compatible.
+bool compatible_shallow_copy(const at::Tensor& self, const at::Tensor& from) {
+  auto dense = [](const at::Tensor& t) {
+    return t.layout() == at::kStrided && (t.device().type() == kDev || t.device().is_cpu());
+  };
+  return dense(self) && dense(from);
+}
+
 }  // namespace
 
 TORCH_LIBRARY_IMPL(_, PrivateUse1, m) {
   m.fallback(torch::CppFunction::makeFromBoxedFunction<&fallback>());
 }
+
+// Composite kernels that would end in *_overrideable: send them to the
+// lowering table instead.
+TORCH_LIBRARY_IMPL(aten, PrivateUse1, m) {
+  m.impl("convolution", torch::CppFunction::makeFromBoxedFunction<&fallback>());
+  m.impl("convolution_backward", torch::CppFunction::makeFromBoxedFunction<&fallback>());
+  m.impl("_has_compatible_shallow_copy_type", compatible_shallow_copy);
+}
+
 
 // ------------------------------------------------------------ Python module --
 

@@ -17,8 +17,9 @@ struct tpj_eager_storage_s {
 
 /* Elements of the storage when kept as `dtype`. */
 int64_t tpj_eager_storage_numel(const tpj_eager_storage_t* s, tpj_dtype_t dtype);
-/* Makes sure the storage has a buffer; a storage never written gets zeros of
- * `dtype` (its dtype becomes `dtype`). */
+/* Makes sure the storage has a buffer whose element size is dtype's: a
+ * storage never written gets zeros of `dtype`; one kept with another element
+ * size is re-read through the host as `dtype`. */
 tpj_status_t tpj_eager_storage_ensure(tpj_eager_storage_t* s, tpj_dtype_t dtype);
 /* Replaces the buffer (takes ownership of `buffer`). */
 void tpj_eager_storage_replace(tpj_eager_storage_t* s, tpj_buffer_t* buffer, tpj_dtype_t dtype);

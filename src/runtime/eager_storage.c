@@ -108,19 +108,29 @@ int64_t tpj_eager_storage_numel(const tpj_eager_storage_t* s, tpj_dtype_t dtype)
   return item ? (int64_t)(s->nbytes / item) : 0;
 }
 
-/* Flattens a buffer that is not 1-D (wrapped results) is not needed: every
- * buffer stored here is produced 1-D by the programs or by ensure(). */
+/* Every buffer kept here is 1-D: programs return flat results, ensure() and
+ * retyping create flat buffers. A storage read with an element size other
+ * than its buffer's (byte views from torch.save / UntypedStorage) is retyped
+ * through the host; same-size reinterpretation is a bitcast in the program. */
 tpj_status_t tpj_eager_storage_ensure(tpj_eager_storage_t* s, tpj_dtype_t dtype) {
-  if (s->buffer) return NULL;
+  if (s->buffer && tpj_dtype_size(s->dtype) == tpj_dtype_size(dtype)) return NULL;
   int64_t n = tpj_eager_storage_numel(s, dtype);
   size_t bytes = (size_t)n * tpj_dtype_size(dtype);
-  void* zeros = calloc(1, bytes ? bytes : 1);
-  if (!zeros) return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager storage: out of memory (%zu bytes)",
-                                bytes);
+  void* host = calloc(1, s->nbytes ? s->nbytes : 1);
+  if (!host) return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager storage: out of memory (%zu bytes)",
+                               s->nbytes);
+  tpj_status_t st = NULL;
+  if (s->buffer) {
+    size_t have = (size_t)tpj_eager_storage_numel(s, s->dtype) * tpj_dtype_size(s->dtype);
+    st = tpj_buffer_to_host(s->buffer, host, have);
+    if (!st) tpj_runtime_metrics_add_bytes_d2h(have);
+  }
   tpj_buffer_t* b = NULL;
-  tpj_status_t st = tpj_buffer_from_host(tpj_eager_client(), zeros, dtype, &n, 1, s->device,
-                                         TPJ_HOST_SEMANTICS_COPY, &b);
-  free(zeros);
+  if (!st) {
+    st = tpj_buffer_from_host(tpj_eager_client(), host, dtype, &n, 1, s->device,
+                              TPJ_HOST_SEMANTICS_COPY, &b);
+  }
+  free(host);
   TPJ_RETURN_IF_ERROR(st);
   tpj_runtime_metrics_add_bytes_h2d(bytes);
   tpj_eager_storage_replace(s, b, dtype);

@@ -1,0 +1,303 @@
+"""The eager "pjrt" device (PrivateUse1): factories, transfers, views and
+in-place ops, autograd, optimizers, models, fallback and multi-device, each
+compared with PyTorch eager on CPU."""
+import io
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import pytest
+import torch
+
+import torch_pjrt
+from torch_pjrt import device as pjrt_device
+
+pjrt_device.ensure_registered()
+DEV = "pjrt"
+
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16, torch.int8, torch.int16,
+          torch.int32, torch.int64, torch.uint8, torch.bool]
+
+
+def rand(*shape, dtype=torch.float32):
+    if dtype == torch.bool:
+        return torch.rand(*shape) > 0.5
+    if dtype.is_floating_point:
+        return torch.randn(*shape).to(dtype)
+    return torch.randint(0, 100, shape).to(dtype)
+
+
+# ------------------------------------------------------------- basics --
+
+def test_device_module():
+    assert torch.pjrt.is_available()
+    assert torch.pjrt.device_count() >= 1
+    assert torch.pjrt.current_device() == 0
+    torch.pjrt.synchronize()
+
+
+def test_factories():
+    x = torch.ones(3, device=DEV)
+    assert x.device.type == DEV and x.device.index == 0
+    assert (x + 1).cpu().tolist() == [2.0, 2.0, 2.0]
+    assert torch.zeros(2, 3, device=DEV).cpu().equal(torch.zeros(2, 3))
+    assert torch.full((2,), 7, device=DEV).cpu().equal(torch.full((2,), 7))
+    assert torch.arange(10, device=DEV).cpu().equal(torch.arange(10))
+    assert torch.arange(1, 4, 0.5, device=DEV).cpu().equal(torch.arange(1, 4, 0.5))
+    assert torch.eye(3, device=DEV).cpu().equal(torch.eye(3))
+    r = torch.randn(8, 128, device=DEV)
+    assert r.shape == (8, 128) and r.device.type == DEV
+    assert abs(r.cpu().mean().item()) < 0.2 and 0.8 < r.cpu().std().item() < 1.2
+    u = torch.rand(1000, device=DEV).cpu()
+    assert 0 <= u.min().item() and u.max().item() < 1
+
+
+@pytest.mark.parametrize("dtype", DTYPES, ids=str)
+def test_round_trip(dtype):
+    a = rand(3, 4, dtype=dtype)
+    b = a.to(DEV)
+    assert b.dtype == dtype and b.device.type == DEV
+    assert b.cpu().equal(a)
+    assert b.t().cpu().equal(a.t())          # strided read
+    assert b[1:, ::2].cpu().equal(a[1:, ::2])
+
+
+def test_item_print_and_empty():
+    a = torch.tensor([[1.5, -2.0], [3.0, 4.25]])
+    b = a.to(DEV)
+    assert b.sum().item() == pytest.approx(a.sum().item())
+    assert b[1, 1].item() == 4.25
+    assert "pjrt:0" in str(b) and "4.2500" in str(b)
+    e = torch.empty(0, 3, device=DEV)
+    assert e.cpu().shape == (0, 3)
+
+
+# ----------------------------------------------------------- compute --
+
+def test_elementwise_matmul_reduction():
+    a, b = torch.randn(4, 5), torch.randn(4, 5)
+    A, B = a.to(DEV), b.to(DEV)
+    close = torch.testing.assert_close
+    close((A + B * 2 - 1).cpu(), a + b * 2 - 1)
+    close(torch.tanh(A).cpu(), torch.tanh(a))
+    close((A @ B.t()).cpu(), a @ b.t())
+    close(A.sum(1).cpu(), a.sum(1))
+    close(A.mean().cpu(), a.mean())
+    close(A.max(dim=0).values.cpu(), a.max(dim=0).values)
+    close(A.argmax(1).cpu(), a.argmax(1))
+    close(torch.softmax(A, -1).cpu(), torch.softmax(a, -1))
+    close((A > 0).cpu(), a > 0)
+    close((A.int() // 3).cpu(), a.int() // 3)
+    close((A * torch.tensor(3.0)).cpu(), a * 3)     # 0-dim CPU tensors are allowed
+
+
+def test_views_and_inplace():
+    base = torch.zeros(3, 4, device=DEV)
+    base[1].fill_(7)                        # write through a row view
+    base[:, 2].add_(1)                      # write through a strided column view
+    v = base.view(12)
+    v[0] = 5                                # index_put / copy through a flat view
+    ref = torch.zeros(3, 4)
+    ref[1].fill_(7)
+    ref[:, 2].add_(1)
+    ref.view(12)[0] = 5
+    assert base.cpu().equal(ref)
+    t = base.t()
+    t.mul_(2)
+    assert base.cpu().equal(ref * 2)
+    x = torch.arange(6.0, device=DEV)
+    x[1:].copy_(x[:-1].clone())
+    assert x.cpu().tolist() == [0.0, 0.0, 1.0, 2.0, 3.0, 4.0]
+
+
+def test_out_variants():
+    a, b = torch.randn(4, 5), torch.randn(4, 5)
+    out = torch.empty(4, 5, device=DEV)
+    r = torch.add(a.to(DEV), b.to(DEV), alpha=2, out=out)
+    assert r is out
+    torch.testing.assert_close(out.cpu(), a + 2 * b)
+    s = torch.empty(0, device=DEV)
+    torch.sum(a.to(DEV), 1, out=s)          # resized by the op
+    torch.testing.assert_close(s.cpu(), a.sum(1))
+    big = torch.zeros(2, 4, 5, device=DEV)
+    torch.mul(a.to(DEV), 3, out=big[1])     # out= into a view
+    torch.testing.assert_close(big.cpu()[1], a * 3)
+    assert big.cpu()[0].abs().sum().item() == 0
+
+
+def test_mixed_devices_error():
+    a = torch.randn(3, device=DEV)
+    with pytest.raises(RuntimeError, match=r"Expected all tensors to be on the same device, but "
+                       r"found at least two devices, pjrt:0 and cpu!"):
+        a + torch.randn(3)
+
+
+# ---------------------------------------------------------- autograd --
+
+def test_autograd():
+    x, w = torch.randn(4, 5), torch.randn(5, 3, requires_grad=True)
+    W = w.detach().to(DEV).requires_grad_()
+    loss = (x @ w).relu().pow(2).mean()
+    loss.backward()
+    L = (x.to(DEV) @ W).relu().pow(2).mean()
+    L.backward()
+    torch.testing.assert_close(L.cpu(), loss)
+    assert W.grad.device.type == DEV
+    torch.testing.assert_close(W.grad.cpu(), w.grad)
+
+
+@pytest.mark.parametrize("opt", ["SGD", "Adam", "AdamW"])
+def test_optimizers_foreach(opt):
+    torch.manual_seed(0)
+    m = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    m2 = torch.nn.Sequential(torch.nn.Linear(6, 8), torch.nn.Tanh(), torch.nn.Linear(8, 2))
+    m2.load_state_dict(m.state_dict())
+    m2.to(DEV)
+    cls = getattr(torch.optim, opt)
+    kw = {"momentum": 0.9} if opt == "SGD" else {}
+    o, o2 = cls(m.parameters(), lr=0.05, foreach=True, **kw), cls(m2.parameters(), lr=0.05, foreach=True, **kw)
+    x, y = torch.randn(5, 6), torch.randn(5, 2)
+    for _ in range(3):
+        for mm, oo, xx, yy in ((m, o, x, y), (m2, o2, x.to(DEV), y.to(DEV))):
+            oo.zero_grad()
+            torch.nn.functional.mse_loss(mm(xx), yy).backward()
+            oo.step()
+    for p, p2 in zip(m.parameters(), m2.parameters()):
+        torch.testing.assert_close(p2.detach().cpu(), p.detach(), rtol=1e-4, atol=1e-5)
+
+
+def test_state_dict_save_load():
+    m = torch.nn.Linear(4, 3).to(DEV)
+    buf = io.BytesIO()
+    torch.save(m.state_dict(), buf)
+    buf.seek(0)
+    sd = torch.load(buf, map_location="cpu")
+    m2 = torch.nn.Linear(4, 3)
+    m2.load_state_dict(sd)
+    torch.testing.assert_close(m2.weight, m.weight.detach().cpu())
+    m3 = torch.nn.Linear(4, 3).to(DEV)
+    m3.load_state_dict(m.state_dict())
+    torch.testing.assert_close(m3.bias.detach().cpu(), m.bias.detach().cpu())
+
+
+# ------------------------------------------------------------ models --
+
+def _train(model_fn, batch_fn, loss_fn, steps=3):
+    torch.manual_seed(0)
+    ref = model_fn()
+    dev = model_fn()
+    dev.load_state_dict(ref.state_dict())
+    dev.to(DEV)
+    o1 = torch.optim.AdamW(ref.parameters(), lr=1e-2)
+    o2 = torch.optim.AdamW(dev.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(steps):
+        inputs = batch_fn()
+        pair = []
+        for m, o, xs in ((ref, o1, inputs), (dev, o2, [t.to(DEV) for t in inputs])):
+            o.zero_grad()
+            loss = loss_fn(m, *xs)
+            loss.backward()
+            o.step()
+            pair.append(loss.item())
+        losses.append(pair)
+    for a, b in losses:
+        assert b == pytest.approx(a, rel=1e-3, abs=1e-4)
+    for p, p2 in zip(ref.parameters(), dev.parameters()):
+        torch.testing.assert_close(p2.detach().cpu(), p.detach(), rtol=1e-3, atol=1e-4)
+
+
+def test_mlp_trains():
+    from torch_pjrt.models import MLP
+    _train(MLP, lambda: [torch.randn(8, 32), torch.randint(0, 10, (8,))],
+           lambda m, x, y: torch.nn.functional.cross_entropy(m(x), y))
+
+
+def test_cnn_trains():
+    from torch_pjrt.models import CNN
+    _train(CNN, lambda: [torch.randn(4, 3, 16, 16), torch.randint(0, 10, (4,))],
+           lambda m, x, y: torch.nn.functional.cross_entropy(m(x), y))
+
+
+def test_gpt_trains():
+    from torch_pjrt.models import GPT, char_batch
+    _train(GPT, lambda: list(char_batch(2)), lambda m, x, y: m(x, y)[1], steps=2)
+
+
+# ---------------------------------------------------------- fallback --
+
+def test_fallback_warns_counts_and_errors():
+    a = torch.randn(6)
+    A = a.to(DEV)
+    torch_pjrt.metrics_reset()
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        r = torch.special.i0e(A)             # no lowering -> runs on CPU
+    torch.testing.assert_close(r.cpu(), torch.special.i0e(a))
+    assert r.device.type == DEV
+    assert torch_pjrt.metrics()["fallbacks"] >= 1
+    assert any("aten::special_i0e" in str(x.message) for x in w)
+    old = torch_pjrt.config.fallback
+    torch_pjrt.config.fallback = "error"
+    try:
+        with pytest.raises(RuntimeError, match="special_i0e"):
+            torch.special.i0e(A)
+    finally:
+        torch_pjrt.config.fallback = old
+
+
+def test_signature_cache_reuses_programs():
+    x = torch.randn(5, 7, device=DEV)
+    (x * 3 + 1).cpu()
+    before = pjrt_device.stats()
+    for _ in range(3):
+        (x * 3 + 1).cpu()
+    after = pjrt_device.stats()
+    assert after["programs"] == before["programs"]
+    assert after["signature_hits"] >= before["signature_hits"] + 6
+
+
+# ------------------------------------------------------- multi-device --
+
+def test_cross_device_copy_subprocess(subprocess_env):
+    code = textwrap.dedent("""
+        import torch, torch_pjrt
+        torch_pjrt.set_client_options(cpu_device_count=2)
+        from torch_pjrt import device
+        device.ensure_registered()
+        assert torch.pjrt.device_count() == 2, torch.pjrt.device_count()
+        a = torch.randn(4, 3)
+        x = a.to("pjrt:0")
+        y = x.to("pjrt:1")
+        assert y.device == torch.device("pjrt:1")
+        z = (y * 2).cpu()
+        torch.testing.assert_close(z, a * 2)
+        try:
+            x + y
+        except RuntimeError as e:
+            assert "pjrt:0 and pjrt:1" in str(e), e
+        else:
+            raise AssertionError("mixing pjrt:0 and pjrt:1 did not raise")
+        print("ok")
+    """)
+    r = subprocess.run([sys.executable, "-c", code], env=subprocess_env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "ok" in r.stdout
+
+
+def test_rename_device_subprocess(subprocess_env):
+    code = textwrap.dedent("""
+        import torch, torch_pjrt
+        from torch_pjrt import device
+        device.rename_device("tpu")
+        x = torch.ones(2, device="tpu") + 1
+        assert x.device.type == "tpu" and x.is_tpu, x.device
+        assert torch.tpu.device_count() >= 1
+        print(x.cpu().tolist())
+    """)
+    r = subprocess.run([sys.executable, "-c", code], env=subprocess_env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "[2.0, 2.0]" in r.stdout
