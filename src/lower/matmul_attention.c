@@ -92,7 +92,17 @@ static tpj_status_t tpj_attn_scores(tpj_graph_t* g, const tpj_lower_call_t* call
   return NULL;
 }
 
-/* Softmax probabilities over the last dim, and optionally the logsumexp. */
+/* x where `cond` is false, else the constant c (x's dtype and shape). */
+static tpj_status_t tpj_attn_where_const(tpj_graph_t* g, tpj_value_t cond, double c,
+                                         tpj_value_t x, tpj_value_t* out) {
+  tpj_value_t k;
+  TPJ_RETURN_IF_ERROR(tpj_lower_full(g, tpj_lower_type(g, x), c, &k));
+  return tpj_build_select(g, cond, k, x, out);
+}
+
+/* Softmax probabilities over the last dim, and optionally the logsumexp. A
+ * fully masked row (max -inf) gives probabilities 0 and logsumexp 0, as the
+ * eager CPU kernel does, instead of NaN. */
 static tpj_status_t tpj_attn_probs(tpj_graph_t* g, tpj_value_t s, tpj_value_t* out_p,
                                    tpj_value_t* out_lse) {
   const tpj_type_t st_c = *tpj_lower_type(g, s);
@@ -100,12 +110,16 @@ static tpj_status_t tpj_attn_probs(tpj_graph_t* g, tpj_value_t s, tpj_value_t* o
   tpj_reduce_dims_t rd = {.rank = st->rank, .count = 1};
   rd.dims[0] = st->rank - 1;
   rd.mask[st->rank - 1] = true;
-  tpj_value_t m, mb, e, sum, sb;
+  tpj_value_t m, ninf, dead, mb, e, sum, sb;
   TPJ_RETURN_IF_ERROR(tpj_reduce_apply(g, s, TPJ_REDUCE_KIND_MAX, &rd, &m));
+  TPJ_RETURN_IF_ERROR(tpj_lower_full(g, tpj_lower_type(g, m), -INFINITY, &ninf));
+  TPJ_RETURN_IF_ERROR(tpj_build_compare(g, TPJ_COMPARE_DIR_EQ, m, ninf, &dead));
+  TPJ_RETURN_IF_ERROR(tpj_attn_where_const(g, dead, 0.0, m, &m));
   TPJ_RETURN_IF_ERROR(tpj_reduce_expand(g, m, &rd, st, &mb));
   TPJ_RETURN_IF_ERROR(tpj_build_binary(g, TPJ_BINARY_OP_SUB, s, mb, &e));
   TPJ_RETURN_IF_ERROR(tpj_build_unary(g, TPJ_UNARY_OP_EXP, e, &e));
   TPJ_RETURN_IF_ERROR(tpj_reduce_apply(g, e, TPJ_REDUCE_KIND_ADD, &rd, &sum));
+  TPJ_RETURN_IF_ERROR(tpj_attn_where_const(g, dead, 1.0, sum, &sum));
   TPJ_RETURN_IF_ERROR(tpj_reduce_expand(g, sum, &rd, st, &sb));
   TPJ_RETURN_IF_ERROR(tpj_build_binary(g, TPJ_BINARY_OP_DIV, e, sb, out_p));
   if (!out_lse) return NULL;
