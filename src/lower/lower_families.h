@@ -19,6 +19,7 @@
 #if __has_include("lower/lower_nn.h")
 #include "lower/lower_nn.h"
 #endif
+#include "lower/lower_special.h"
 #else
 #include "lower/lower_elementwise.h"
 #include "lower/lower_shape.h"
