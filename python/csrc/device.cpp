@@ -660,6 +660,8 @@ tpj_status_t run_mutating(const tpj_eager_op_t& call, const std::vector<c10::IVa
   return st;
 }
 
+void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::Stack* stack);
+
 // self.normal_(mean, std) through the normal.float_float lowering, written in
 // place. False when there is no such lowering.
 bool normal_into(const at::Tensor& self, double mean, double std) {
@@ -708,6 +710,25 @@ bool decomposed(const c10::OperatorHandle& op, const std::string& target, torch:
   if (inplace) name.pop_back();
   std::vector<c10::IValue> in(stack->end() - (ptrdiff_t)nargs, stack->end());
   at::Tensor result;
+  if ((target == "aten::native_batch_norm.default" ||
+       target == "aten::_native_batch_norm_legit.default") &&
+      in[5].toBool() && in[3].isTensor() && in[4].isTensor()) {
+    // Training with running stats: the update of running_mean / running_var
+    // is a side effect the schema of native_batch_norm does not show.
+    const at::Tensor& rm = in[3].toTensor();
+    const at::Tensor& rv = in[4].toTensor();
+    // Its composite kernel calls the mutating op again: go to the lowering
+    // table directly through this fallback.
+    static const auto functional = c10::Dispatcher::singleton().findSchemaOrThrow(
+        "aten::_native_batch_norm_legit_functional", "");
+    torch::jit::Stack fs(in.begin(), in.begin() + 8);
+    fallback(functional, c10::DispatchKeySet(c10::DispatchKey::PrivateUse1), &fs);
+    rm.copy_(fs[3].toTensor());
+    rv.copy_(fs[4].toTensor());
+    torch::jit::drop(*stack, nargs);
+    for (size_t i = 0; i < 3; ++i) stack->push_back(fs[i]);
+    return true;
+  }
   if (name == "aten::zero" && inplace) {
     in[0].toTensor().fill_(0);
   } else if (target == "aten::normal_.default" && in[3].isNone()) {
