@@ -88,8 +88,10 @@ TPJ_LOWERING(tpj_lower_nn_convolution) {
   TPJ_RETURN_IF_ERROR(read_cfg(call, 3, (size_t)wt->rank - 2, &cfg));
   if (unbatched) TPJ_RETURN_IF_ERROR(batchify(g, x, true, &x));
   xt = tpj_lower_type(g, x);
-  TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, x, ot->dtype, &x));
-  TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, w, ot->dtype, &w));
+  /* f16/bf16 accumulate in f32 and convert once at the end (PyTorch CPU). */
+  tpj_dtype_t acc = tpj_nn_acc_dtype(ot->dtype);
+  TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, x, acc, &x));
+  TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, w, acc, &w));
   tpj_value_t y;
   if (!cfg.transposed) {
     TPJ_RETURN_IF_ERROR(tpj_nn_conv_forward(g, x, w, cfg.nsp, cfg.stride, cfg.padding,
@@ -109,8 +111,7 @@ TPJ_LOWERING(tpj_lower_nn_convolution) {
     TPJ_RETURN_IF_ERROR(add_bias(g, y, b, &y));
   }
   if (unbatched) TPJ_RETURN_IF_ERROR(batchify(g, y, false, &y));
-  out[0] = y;
-  return NULL;
+  return tpj_lower_convert(g, y, ot->dtype, &out[0]);
 }
 
 /* grad of the kernel of a forward convolution: x (N, C, sp), go (N, O, osp)
