@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import logging
-from typing import Any, Callable, Dict, List, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.fx as fx
@@ -101,12 +101,14 @@ def _raise_unsupported(gm: fx.GraphModule, unsupported: Dict[fx.Node, str]) -> N
 
 
 def compile_graph(gm: fx.GraphModule, name: str, donate_args: Sequence[int] = (),
-                  writebacks: Sequence[Tuple[int, int]] = ()) -> Callable[..., Any]:
-    """A callable running `gm` on the device (partitioned when needed)."""
+                  writebacks: Sequence[Tuple[int, int]] = (),
+                  saved_from: Optional[int] = None) -> Callable[..., Any]:
+    """A callable running `gm` on the device (partitioned when needed).
+    `saved_from`: see CompiledGraph (forward graphs of AOTAutograd)."""
     unsupported = find_unsupported(gm)
     if not unsupported:
         return _compiled.CompiledGraph(gm, name=name, donate_args=donate_args,
-                                       writebacks=writebacks)
+                                       writebacks=writebacks, saved_from=saved_from)
     if _fallback_mode() == "error":
         _raise_unsupported(gm, unsupported)
     return _compiled.PartitionedGraph(gm, unsupported, name)
@@ -138,12 +140,35 @@ def _input_mutations(gm: fx.GraphModule) -> Tuple[List[int], List[Tuple[int, int
     return list(mutated), [(out, inp) for out, inp in enumerate(mutated)]
 
 
+def _saved_from(gm: fx.GraphModule) -> Optional[int]:
+    """Index of the first forward output that AOTAutograd only saves for the
+    backward (outputs are: mutated inputs, user outputs, intermediate bases,
+    then saved tensors and symints); None when unsure (tokens, functionalized
+    rng offsets, odd metadata): this is only an optimisation."""
+    try:
+        from torch._guards import TracingContext
+        ctx = TracingContext.try_get()
+        meta = getattr(ctx, "fw_metadata", None) if ctx is not None else None
+        if meta is None or getattr(meta, "tokens", None):
+            return None
+        if getattr(meta, "num_outputs_rng_offset", 0):
+            return None
+        n = int(meta.num_forward_returns)
+    except Exception:  # noqa: BLE001 - private API
+        return None
+    out = next((node for node in gm.graph.nodes if node.op == "output"), None)
+    if out is None or not isinstance(out.args[0], (tuple, list)):
+        return None
+    return n if 0 <= n <= len(out.args[0]) else None
+
+
 def _compiler(kind: str) -> Callable[[fx.GraphModule, Sequence[Any]], Any]:
     def compile_fn(gm: fx.GraphModule, example_inputs: Sequence[Any]) -> Any:
         _graph_counter[0] += 1
         donate, writebacks = _input_mutations(gm) if kind != "backward" else ([], [])
+        saved_from = _saved_from(gm) if kind == "forward" else None
         fn = compile_graph(gm, f"{kind}_{_graph_counter[0]}", donate_args=donate,
-                           writebacks=writebacks)
+                           writebacks=writebacks, saved_from=saved_from)
 
         # AOTAutograd's boxed convention: one list argument, which we may clear
         # so that inputs (saved activations) are freed as early as possible.

@@ -165,13 +165,99 @@ class BufferCache:
 buffer_cache = BufferCache()
 
 
-def upload(t: torch.Tensor, dtype_code: Optional[int] = None, cache: bool = True) -> Any:
+# -------------------------------------------------- saved-for-backward outputs --
+#
+# Forward outputs that AOTAutograd only saves for the backward never need their
+# values on the host: the backward (another compiled graph) finds their device
+# buffers in the buffer cache. Such outputs are returned as placeholders:
+# torch.empty tensors of the right shape whose memory is never written, each
+# registered here with its device buffer. Anything that could read one on the
+# host first calls `materialize`, which downloads the real value into it; an
+# upload of a placeholder that misses the cache materializes it first, so no
+# garbage ever reaches the device.
+
+_placeholders: Dict[int, Tuple[Any, Any]] = {}  # id(storage) -> (storage weakref, buffer)
+_placeholder_lock = threading.Lock()
+placeholder_stats = {"made": 0, "materialized": 0}
+
+
+def _forget_placeholder(key: int, ref: Any) -> None:
+    with _placeholder_lock:
+        e = _placeholders.get(key)
+        if e is not None and e[0] is ref:
+            del _placeholders[key]
+
+
+def _register_placeholder(t: torch.Tensor, buf: Any) -> None:
+    """Records `buf` as the only copy of the (unwritten) storage of `t`."""
+    storage = t.untyped_storage()
+    key = id(storage)
+    ref = weakref.ref(storage, lambda r, k=key: _forget_placeholder(k, r))
+    with _placeholder_lock:
+        _placeholders[key] = (ref, buf)
+    placeholder_stats["made"] += 1
+
+
+def is_placeholder(t: torch.Tensor) -> bool:
+    """Whether `t` views a placeholder whose value is still only on the device."""
+    try:
+        storage = t.untyped_storage()
+    except (RuntimeError, NotImplementedError):
+        return False
+    e = _placeholders.get(id(storage))
+    return e is not None and e[0]() is storage
+
+
+def materialize(t: Any) -> None:
+    """Downloads the device value of placeholder storage under `t` (no-op for
+    any other object), so host code may read it."""
+    if not isinstance(t, torch.Tensor) or not _placeholders:
+        return
+    try:
+        storage = t.untyped_storage()
+    except (RuntimeError, NotImplementedError):
+        return
+    key = id(storage)
+    with _placeholder_lock:
+        e = _placeholders.get(key)
+        if e is None or e[0]() is not storage:
+            return
+        del _placeholders[key]
+    buf = e[1]
+    if storage.nbytes() != buf.nbytes:
+        raise RuntimeError(f"torch_pjrt internal error: placeholder storage has "
+                           f"{storage.nbytes()} bytes, its device buffer {buf.nbytes}")
+    if buf.nbytes:
+        buf.to_host(storage.data_ptr(), buf.nbytes)
+    placeholder_stats["materialized"] += 1
+
+
+def _placeholders_safe() -> bool:
+    """Placeholders are only handed out when nothing but our own backward
+    will read saved tensors: no saved-tensor hooks (they may copy or read the
+    value on the host) and no compiled autograd (it may run the backward
+    with another backend)."""
+    try:
+        if torch._C._autograd._top_saved_tensors_default_hooks(True) is not None:
+            return False
+        import torch._dynamo.compiled_autograd as ca
+        if ca.compiled_autograd_enabled or torch._dynamo.config.compiled_autograd:
+            return False
+    except Exception:  # noqa: BLE001 - private API; be conservative
+        return False
+    return True
+
+
+def upload(t: torch.Tensor, dtype_code: Optional[int] = None, cache: bool = True,
+           cl: Any = None) -> Any:
     """Device buffer holding the value of CPU tensor `t` (cached)."""
     if cache:
         buf = buffer_cache.lookup(t)
         if buf is not None:
             return buf
     buffer_cache.misses += cache
+    if _placeholders:
+        materialize(t)
     src = t.detach()
     if src.device.type != "cpu":
         src = src.cpu()
@@ -182,7 +268,7 @@ def upload(t: torch.Tensor, dtype_code: Optional[int] = None, cache: bool = True
     src = src.contiguous()
     code = dtype_code if dtype_code is not None else _aten.dtype_code(src.dtype)
     nbytes = src.numel() * src.element_size()
-    buf = client().buffer_from_host(src.data_ptr(), nbytes, code, tuple(src.shape))
+    buf = (cl or client()).buffer_from_host(src.data_ptr(), nbytes, code, tuple(src.shape))
     if cache:
         buffer_cache.insert(t, buf)
     return buf
@@ -216,29 +302,106 @@ def _signature(args: Sequence[Any]) -> Tuple[Any, ...]:
     return tuple(sig)
 
 
-class _Program:
-    __slots__ = ("lowered", "executable")
+_Tensor = torch.Tensor
+_PLAIN_SCALARS = (bool, int, float, type(None))
 
-    def __init__(self, lowered: fx_lower.LoweredGraph, executable: Any):
+
+def _fast_key(args: Sequence[Any]) -> Optional[Tuple[Any, ...]]:
+    """A cheap exact key for the per-call program lookup: (dtype, shape) for
+    tensors, (type, value) for plain scalars; None when an argument needs the
+    full `_signature` (symbolic values, other objects)."""
+    key = []
+    for a in args:
+        if isinstance(a, _Tensor):
+            key.append((a.dtype, a.shape))
+        elif type(a) in _PLAIN_SCALARS:
+            key.append((type(a), a))
+        else:
+            return None
+    return tuple(key)
+
+
+# feed kinds of _Program.feeds
+_FEED_ARG, _FEED_DONATE, _FEED_CONST, _FEED_RNG = 0, 1, 2, 3
+
+
+class _Program:
+    """One compiled signature, with everything a call needs precomputed."""
+    __slots__ = ("lowered", "executable", "client", "feeds", "donate", "check_alias",
+                 "results", "leaves", "identity_out", "writebacks", "execute_to_host")
+
+    def __init__(self, lowered: fx_lower.LoweredGraph, executable: Any, cl: Any,
+                 donate_args: frozenset, writebacks: Sequence[Tuple[int, int]],
+                 saved_from: Optional[int]):
         self.lowered = lowered
         self.executable = executable
+        self.client = cl
+        feeds, donate = [], []
+        for src in lowered.inputs:
+            if src[0] == "arg":
+                d = src[1] in donate_args
+                feeds.append((_FEED_DONATE if d else _FEED_ARG, src[1]))
+            elif src[0] == "const":
+                d = False
+                feeds.append((_FEED_CONST, src[1]))
+            else:  # ("rng",)
+                d = True
+                feeds.append((_FEED_RNG, None))
+            donate.append(d)
+        self.feeds = feeds
+        self.donate = donate if any(donate) else None
+        self.check_alias = any(k == _FEED_DONATE for k, _ in feeds)
+        # Result k is a placeholder when every output leaf using it is saved
+        # for the backward only (leaf index >= saved_from).
+        saved = [saved_from is not None] * len(lowered.result_types)
+        for leaf, (kind, k) in enumerate(lowered.outputs):
+            if kind == "result" and (saved_from is None or leaf < saved_from):
+                saved[k] = False
+        self.results = []
+        for (dtype, shape), s in zip(lowered.result_types, saved):
+            nbytes = _numel(shape) * torch.empty((), dtype=dtype).element_size()
+            self.results.append((dtype, shape, nbytes, s))
+        self.leaves = lowered.outputs
+        self.identity_out = [v for kind, v in lowered.outputs] == list(
+            range(len(lowered.result_types))) and all(
+                kind == "result" for kind, _ in lowered.outputs)
+        self.writebacks = []
+        for leaf, pos in writebacks:
+            if leaf < len(lowered.outputs) and lowered.outputs[leaf][0] == "result":
+                k = lowered.outputs[leaf][1]
+                self.writebacks.append((k, pos) + tuple(lowered.result_types[k]))
+        self.execute_to_host = getattr(executable, "execute_to_host", None)
+
+
+def _numel(shape: Sequence[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
 
 
 class CompiledGraph:
     """Callable running one FX graph as one device program per input signature
     (shapes, dtypes, scalar values). Returns CPU tensors shaped like the graph's
-    output structure."""
+    output structure.
+
+    `saved_from`: output leaves from this index on are only saved for the
+    backward (AOTAutograd forward graphs); their values stay on the device
+    and the host gets placeholders (see `materialize`)."""
 
     def __init__(self, gm: fx.GraphModule, name: str = "graph",
                  donate_args: Sequence[int] = (),
-                 writebacks: Sequence[Tuple[int, int]] = ()):
+                 writebacks: Sequence[Tuple[int, int]] = (),
+                 saved_from: Optional[int] = None):
         self.gm = gm
         # (output leaf, argument position): AOTAutograd copies that output into
         # that (mutated) input right after the call, bumping its _version by
         # one; the output's device buffer then is the input's device copy.
         self.writebacks = tuple(writebacks)
+        self.saved_from = saved_from
         self.name = name
         self._programs: Dict[Tuple[Any, ...], _Program] = {}
+        self._fast: Dict[Tuple[Any, ...], _Program] = {}
         self._lock = threading.Lock()
         # Argument positions whose host tensors are overwritten right after the
         # call (mutated inputs): their device buffers may be donated.
@@ -261,12 +424,19 @@ class CompiledGraph:
         log.info("torch_pjrt: compiling %s (%d ops)", self.name, n_ops)
         t0 = time.perf_counter()
         lowered = fx_lower.lower_graph(self.gm, values, c.Graph)
-        executable = client().compile(lowered.text) if lowered.text else None
+        cl = client()
+        executable = cl.compile(lowered.text) if lowered.text else None
         log.info("torch_pjrt: compiled %s (%d StableHLO ops) in %.3f s", self.name,
                  lowered.op_count, time.perf_counter() - t0)
-        return _Program(lowered, executable)
+        return _Program(lowered, executable, cl, self.donate_args, self.writebacks,
+                        self.saved_from)
 
     def program(self, args: Sequence[Any]) -> _Program:
+        key = _fast_key(args)
+        if key is not None:
+            prog = self._fast.get(key)
+            if prog is not None:
+                return prog
         sig = _signature(args)
         prog = self._programs.get(sig)
         if prog is None:
@@ -275,55 +445,77 @@ class CompiledGraph:
                 if prog is None:
                     prog = self._compile(args, sig)
                     self._programs[sig] = prog
+        if key is not None:
+            self._fast[key] = prog
         return prog
+
+    def _inputs(self, prog: _Program, args: Sequence[Any]) -> List[Any]:
+        bufs = []
+        lookup = buffer_cache.lookup
+        cl = prog.client
+        for kind, v in prog.feeds:
+            if kind == _FEED_ARG:
+                t = args[v]
+                buf = lookup(t)
+                bufs.append(buf if buf is not None else upload(t, cl=cl))
+            elif kind == _FEED_DONATE:
+                # A mutated input is overwritten right after this call, so
+                # its device buffer is dead afterwards: hand it to the
+                # program (taken out of the cache) instead of keeping it.
+                t = args[v]
+                buf = buffer_cache.pop(t)
+                bufs.append(buf if buf is not None else upload(t, cache=False, cl=cl))
+            elif kind == _FEED_CONST:
+                bufs.append(upload(v, cl=cl))
+            else:
+                bufs.append(upload(rng_seed(), dtype_code=9, cache=False, cl=cl))
+        return bufs
 
     def __call__(self, *args: Any) -> Any:
         prog = self.program(args)
-        lowered = prog.lowered
-        results: List[torch.Tensor] = []
-        if prog.executable is not None:
-            bufs, donate = [], []
-            for src in lowered.inputs:
-                if src[0] == "arg":
-                    t = args[src[1]]
-                    # A mutated input is overwritten right after this call, so
-                    # its device buffer is dead afterwards: hand it to the
-                    # program (taken out of the cache) instead of keeping it.
-                    donated = src[1] in self.donate_args
-                    buf = buffer_cache.pop(t) if donated else None
-                    bufs.append(buf if buf is not None else upload(t, cache=not donated))
-                    donate.append(donated)
-                elif src[0] == "const":
-                    bufs.append(upload(src[1]))
-                    donate.append(False)
-                else:  # ("rng",)
-                    bufs.append(upload(rng_seed(), dtype_code=9, cache=False))
-                    donate.append(True)
-            if any(donate):
-                # Never donate a buffer that feeds two parameters (aliases).
+        if prog.executable is None:
+            leaves = [v for _, v in prog.leaves]
+            return pytree.tree_unflatten(leaves, prog.lowered.out_spec)
+        bufs = self._inputs(prog, args)
+        donate = prog.donate
+        if prog.check_alias:
+            # Never donate a buffer that feeds two parameters (aliases).
+            ids = [id(b) for b in bufs]
+            if len(set(ids)) != len(ids):
                 uses: Dict[int, int] = {}
-                for b in bufs:
-                    uses[id(b)] = uses.get(id(b), 0) + 1
-                donate = [d and uses[id(b)] == 1 for d, b in zip(donate, bufs)]
-            outs = prog.executable.execute(bufs, donate if any(donate) else None)
-            for buf, (dtype, shape) in zip(outs, lowered.result_types):
-                t = download(buf, dtype, shape)
-                buffer_cache.insert(t, buf, alias_ok=True)
-                results.append(t)
-            self._expect_writebacks(args, lowered, outs)
-        leaves = [results[v] if kind == "result" else v for kind, v in lowered.outputs]
-        return pytree.tree_unflatten(leaves, lowered.out_spec)
-
-    def _expect_writebacks(self, args: Sequence[Any], lowered: fx_lower.LoweredGraph,
-                           outs: Sequence[Any]) -> None:
-        for leaf, pos in self.writebacks:
-            if leaf >= len(lowered.outputs) or pos >= len(args):
-                continue
-            kind, k = lowered.outputs[leaf]
-            t = args[pos]
-            if (kind == "result" and isinstance(t, torch.Tensor) and t.is_contiguous()
-                    and (t.dtype, tuple(t.shape)) == lowered.result_types[k]):
-                buffer_cache.insert(t, outs[k], version=t._version + 1)
+                for i in ids:
+                    uses[i] = uses.get(i, 0) + 1
+                donate = [d and uses[i] == 1 for d, i in zip(donate, ids)]
+        use_ph = any(r[3] for r in prog.results) and _placeholders_safe()
+        results: List[torch.Tensor] = []
+        dests: List[Any] = []
+        for dtype, shape, nbytes, saved in prog.results:
+            t = torch.empty(shape, dtype=dtype)
+            results.append(t)
+            dests.append(None if (saved and use_ph) or not nbytes else (t.data_ptr(), nbytes))
+        if prog.execute_to_host is not None:
+            outs = prog.execute_to_host(bufs, donate, dests)
+        else:
+            outs = prog.executable.execute(bufs, donate)
+            for buf, d in zip(outs, dests):
+                if d is not None:
+                    buf.to_host(d[0], d[1])
+        insert = buffer_cache.insert
+        for t, buf, d, r in zip(results, outs, dests, prog.results):
+            if d is None and r[2] and use_ph and r[3]:
+                _register_placeholder(t, buf)
+            insert(t, buf, alias_ok=True)
+        for k, pos, dtype, shape in prog.writebacks:
+            if pos < len(args):
+                t = args[pos]
+                if (isinstance(t, _Tensor) and t.dtype == dtype and t.shape == shape
+                        and t.is_contiguous()):
+                    insert(t, outs[k], version=t._version + 1)
+        if prog.identity_out:
+            leaves = results
+        else:
+            leaves = [results[v] if kind == "result" else v for kind, v in prog.leaves]
+        return pytree.tree_unflatten(leaves, prog.lowered.out_spec)
 
     @property
     def num_programs(self) -> int:
@@ -408,4 +600,7 @@ class PartitionedGraph:
 
     def __call__(self, *args: Any) -> Any:
         count_fallbacks(self.names)
+        if _placeholders:  # eager ops below read their inputs on the host
+            for a in args:
+                materialize(a)
         return self.gm(*args)
