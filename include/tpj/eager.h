@@ -67,6 +67,9 @@ typedef struct tpj_eager_tensor_s {
   int64_t sizes[TPJ_MAX_RANK];   /* (rank) */
   int64_t strides[TPJ_MAX_RANK]; /* (rank) in elements */
   int64_t offset;                /* storage offset in elements */
+  /* Non-NULL: a rank-0 host value of dtype (e.g. a CPU scalar tensor) that is
+   * baked into the program as a constant; storage is then ignored. */
+  const void* host_scalar;
 } tpj_eager_tensor_t;
 
 /* Runs one ATen op. `args` follow tpj/lower.h, except that a TENSOR argument's

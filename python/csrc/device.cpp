@@ -433,14 +433,21 @@ void note_device(Encoded& e, const at::Tensor& t) {
 
 tpj_value_t add_tensor(Encoded& e, const at::Tensor& t) {
   if (!t.defined()) return TPJ_VALUE_NONE;
-  at::Tensor x = t;
   if (t.device().type() != kDev) {
     TORCH_CHECK(t.device().is_cpu() && t.dim() == 0, "Expected all tensors to be on the same "
                 "device, but found at least two devices, pjrt:", e.device, " and ", t.device(), "!");
-    x = t.to(c10::Device(kDev, e.device));
-    e.keep.push_back(x);
+    // A CPU scalar becomes a constant of the program: no transfer per op.
+    at::Tensor c = t.contiguous();
+    e.keep.push_back(c);
+    tpj_eager_tensor_t v;
+    memset(&v, 0, sizeof(v));
+    v.dtype = to_tpj(c.scalar_type());
+    TORCH_CHECK(v.dtype != TPJ_DTYPE_INVALID, "torch_pjrt: unsupported dtype ", c.scalar_type());
+    v.host_scalar = c.data_ptr();
+    e.inputs.push_back(v);
+    return (tpj_value_t)(e.inputs.size() - 1);
   }
-  e.inputs.push_back(view_of(x));
+  e.inputs.push_back(view_of(t));
   return (tpj_value_t)(e.inputs.size() - 1);
 }
 
@@ -561,7 +568,9 @@ std::string meta_key(const std::string& target, const Encoded& e, const std::vec
     if (!v.isTensor() || !v.toTensor().defined()) continue;
     const at::Tensor& t = v.toTensor();
     auto st = t.scalar_type();
+    bool wrapped = t.unsafeGetTensorImpl()->is_wrapped_number();
     key_bytes(k, &st, sizeof(st));
+    key_bytes(k, &wrapped, sizeof(wrapped));
     key_bytes(k, t.sizes().data(), t.dim() * sizeof(int64_t));
   }
   return k;

@@ -39,6 +39,13 @@ static tpj_status_t prog_init(prog_t* p, const tpj_eager_op_t* op, const tpj_eag
   if (!p->storages || !p->slot) return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op: out of memory");
   for (size_t i = 0; i < op->num_inputs; ++i) {
     const tpj_eager_tensor_t* v = &op->inputs[i];
+    if (v->host_scalar) {
+      TPJ_CHECK_ARG(v->rank == 0 && tpj_dtype_size(v->dtype) > 0,
+                    "eager op %s: host scalar input %zu must have rank 0 (got %d)",
+                    op->target ? op->target : "copy", i, (int)v->rank);
+      p->slot[i] = (size_t)-1;
+      continue;
+    }
     TPJ_CHECK_ARG(v->storage, "eager op %s: input %zu has no storage",
                   op->target ? op->target : "copy", i);
     TPJ_RETURN_IF_ERROR(tpj_eager_storage_ensure(v->storage, v->dtype));
@@ -109,6 +116,9 @@ static void sig_build(const prog_t* p, tpj_strbuf_t* sb) {
   for (size_t i = 0; i < op->num_inputs; ++i) {
     PUT(sb, p->slot[i]);
     sig_view(sb, &op->inputs[i]);
+    if (op->inputs[i].host_scalar) {
+      tpj_strbuf_append(sb, op->inputs[i].host_scalar, tpj_dtype_size(op->inputs[i].dtype));
+    }
   }
   PUT(sb, op->num_extra);
   for (size_t i = 0; i < op->num_extra; ++i) {
@@ -181,7 +191,14 @@ static tpj_status_t build_inputs(const prog_t* p, tpj_graph_t* g, tpj_value_t* p
     TPJ_RETURN_IF_ERROR(tpj_graph_add_param(g, &t, &vals[op->num_inputs + i]));
   }
   for (size_t i = 0; i < op->num_inputs; ++i) {
-    TPJ_RETURN_IF_ERROR(tpj_eager_view_read(g, pvals[p->slot[i]], &op->inputs[i], &vals[i]));
+    const tpj_eager_tensor_t* v = &op->inputs[i];
+    if (v->host_scalar) {
+      tpj_type_t t = tpj_type_scalar(v->dtype);
+      TPJ_RETURN_IF_ERROR(tpj_build_constant(g, &t, v->host_scalar, tpj_dtype_size(v->dtype),
+                                             &vals[i]));
+      continue;
+    }
+    TPJ_RETURN_IF_ERROR(tpj_eager_view_read(g, pvals[p->slot[i]], v, &vals[i]));
   }
   return NULL;
 }
