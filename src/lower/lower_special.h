@@ -33,4 +33,8 @@ TPJ_LOWERING(tpj_lower_sp_cummax);       /* cummax.default -> (values, indices) 
 TPJ_LOWERING(tpj_lower_sp_cummin);       /* cummin.default -> (values, indices) */
 TPJ_LOWERING(tpj_lower_sp_logcumsumexp); /* logcumsumexp.default */
 
+/* special_dist.c: pairwise distances. */
+TPJ_LOWERING(tpj_lower_sp_cdist);        /* _cdist_forward.default */
+TPJ_LOWERING(tpj_lower_sp_pdist);        /* _pdist_forward.default */
+
 #endif /* TPJ_LOWER_SPECIAL_H_ */

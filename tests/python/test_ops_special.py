@@ -152,3 +152,17 @@ def test_conv_transpose_bf16_accumulates_in_f32():
     got = torch_pjrt.run_aten(aten.convolution.default, *args)
     f32 = aten.convolution.default(x.float(), w.float(), b.float(), *args[3:])
     torch.testing.assert_close(got, f32.bfloat16(), atol=0, rtol=0)
+
+
+@pytest.mark.parametrize("p", [0.0, 1.0, 2.0, 3.0, float("inf"), 0.5])
+def test_cdist_pdist(p):
+    torch.manual_seed(1)
+    for s1, s2 in [((5, 4), (6, 4)), ((2, 1, 5, 3), (3, 7, 3)), ((30, 4), (27, 4))]:
+        a, b = torch.randn(s1), torch.randn(s2)
+        torch.testing.assert_close(torch_pjrt.run_aten(aten._cdist_forward.default, a, b, p, None),
+                                   aten._cdist_forward.default(a, b, p, None))
+    x = torch.randn(7, 3)
+    x[3] = x[1]  # a zero distance
+    torch.testing.assert_close(torch_pjrt.run_aten(aten._pdist_forward.default, x, p),
+                               aten._pdist_forward.default(x, p))
+    assert torch_pjrt.run_aten(aten._pdist_forward.default, torch.randn(1, 3), p).shape == (0,)
