@@ -217,3 +217,151 @@ PyObject* tpj_py_executable_execute_sharded(tpj_py_executable_t* self, PyObject*
   Py_DECREF(fast);
   return rows;
 }
+
+/* ------------------------------------------------ execute + download -- */
+
+typedef struct {
+  void* ptr;     /* host destination or NULL: output stays on the device only */
+  size_t nbytes; /* must equal the output's dense size */
+} host_dest_t;
+
+/* Parses `dests` (one None or (ptr, nbytes) per output) into out (nout). */
+static int parse_dests(PyObject* obj, size_t nout, host_dest_t* out) {
+  PyObject* fast = PySequence_Fast(obj, "execute_to_host: dests must be a list");
+  if (!fast) return -1;
+  size_t n = (size_t)PySequence_Fast_GET_SIZE(fast);
+  int rc = 0;
+  if (n != nout) {
+    rc = tpj_py_raise_int(TPJ_STATUS(INVALID_ARGUMENT,
+                                     "execute_to_host: dests has %zu entries, expected %zu",
+                                     n, nout));
+  }
+  for (size_t i = 0; i < n && rc == 0; ++i) {
+    PyObject* d = PySequence_Fast_GET_ITEM(fast, (Py_ssize_t)i);
+    if (d == Py_None) continue;
+    unsigned long long ptr = 0;
+    Py_ssize_t nbytes = 0;
+    if (!PyArg_ParseTuple(d, "Kn:execute_to_host dest", &ptr, &nbytes)) {
+      rc = -1;
+    } else if (nbytes < 0 || (ptr == 0 && nbytes > 0)) {
+      rc = tpj_py_raise_int(TPJ_STATUS(INVALID_ARGUMENT,
+                                       "execute_to_host: bad destination for output %zu", i));
+    } else {
+      out[i].ptr = (void*)(uintptr_t)ptr;
+      out[i].nbytes = (size_t)nbytes;
+    }
+  }
+  Py_DECREF(fast);
+  return rc;
+}
+
+static size_t dense_nbytes(tpj_buffer_t* b) {
+  size_t n = tpj_dtype_size(tpj_buffer_dtype(b));
+  const int64_t* dims = tpj_buffer_dims(b);
+  for (size_t i = 0; i < tpj_buffer_rank(b); ++i) n *= (size_t)dims[i];
+  return n;
+}
+
+/* Starts every requested copy, then awaits them all; *out_bytes = bytes copied. */
+static tpj_status_t copy_outputs(tpj_buffer_t** outs, const host_dest_t* dests, size_t nout,
+                                 uint64_t* out_bytes) {
+  tpj_event_t** events = calloc(nout + 1, sizeof(*events));
+  if (!events) return TPJ_STATUS(RESOURCE_EXHAUSTED, "execute_to_host: out of memory");
+  tpj_status_t s = NULL;
+  *out_bytes = 0;
+  for (size_t i = 0; i < nout && !s; ++i) {
+    if (!dests[i].ptr) continue;
+    size_t want = dense_nbytes(outs[i]);
+    if (dests[i].nbytes != want) {
+      s = TPJ_STATUS(INVALID_ARGUMENT,
+                     "execute_to_host: size mismatch for output %zu (got %zu bytes, "
+                     "expected %zu)", i, dests[i].nbytes, want);
+    } else if (want) {
+      s = tpj_buffer_to_host_async(outs[i], dests[i].ptr, want, &events[i]);
+      *out_bytes += want;
+    }
+  }
+  for (size_t i = 0; i < nout; ++i) { /* always await what was started */
+    if (!events[i]) continue;
+    tpj_status_t e = tpj_event_await(events[i]);
+    if (e && !s) s = e;
+    else tpj_status_free(e);
+    tpj_event_destroy(events[i]);
+  }
+  free(events);
+  return s;
+}
+
+/* Launches, awaits, copies the requested outputs to host memory; on error no
+ * output buffers are left. */
+static tpj_status_t launch_to_host(tpj_executable_t* exe, const exec_request_t* req,
+                                   const host_dest_t* dests, tpj_buffer_t** outs,
+                                   uint64_t* out_bytes) {
+  size_t nout = tpj_executable_num_outputs(exe);
+  TPJ_RETURN_IF_ERROR(launch(exe, req, outs));
+  tpj_status_t s = copy_outputs(outs, dests, nout, out_bytes);
+  if (s) {
+    for (size_t i = 0; i < nout; ++i) {
+      tpj_buffer_destroy(outs[i]);
+      outs[i] = NULL;
+    }
+  }
+  return s;
+}
+
+/* Wraps the nout buffers of outs as a list of Buffers (destroys them on error). */
+static PyObject* wrap_outputs(tpj_py_executable_t* self, tpj_buffer_t** outs, size_t nout) {
+  PyObject* row = PyList_New((Py_ssize_t)nout);
+  for (size_t o = 0; o < nout; ++o) {
+    if (!row) {
+      tpj_buffer_destroy(outs[o]);
+      continue;
+    }
+    PyObject* w = tpj_py_buffer_wrap(self->client, outs[o], NULL); /* destroys on failure */
+    if (!w) Py_CLEAR(row);
+    else PyList_SET_ITEM(row, (Py_ssize_t)o, w);
+  }
+  return row;
+}
+
+PyObject* tpj_py_executable_execute_to_host(tpj_py_executable_t* self, PyObject* args,
+                                            PyObject* kwargs) {
+  static char* kwlist[] = {"args", "donate", "dests", NULL};
+  PyObject *list = NULL, *donate = NULL, *dest_list = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO:execute_to_host", kwlist, &list,
+                                   &donate, &dest_list)) {
+    return NULL;
+  }
+  if (check_devices(self, 1) < 0) return NULL;
+  tpj_executable_t* exe = tpj_cached_executable_get(self->handle);
+  size_t nout = tpj_executable_num_outputs(exe);
+  Py_ssize_t n = PySequence_Size(list);
+  if (n < 0) return NULL;
+  exec_request_t req = {.num_devices = 1, .num_args = (size_t)n};
+  req.args = calloc((size_t)n + 1, sizeof(*req.args));
+  host_dest_t* dests = calloc(nout + 1, sizeof(*dests));
+  tpj_buffer_t** outs = calloc(nout + 1, sizeof(*outs));
+  PyObject* row = NULL;
+  if (!req.args || !dests || !outs) {
+    PyErr_NoMemory();
+  } else if (parse_donate(donate, &req) == 0 && fill_row(self, &req, 0, list) == 0 &&
+             parse_dests(dest_list, nout, dests) == 0) {
+    uint64_t bytes = 0;
+    tpj_status_t s;
+    Py_BEGIN_ALLOW_THREADS
+    s = launch_to_host(exe, &req, dests, outs, &bytes);
+    Py_END_ALLOW_THREADS
+    if (s) {
+      tpj_py_raise(s);
+    } else {
+      tpj_runtime_metrics_add_execution();
+      tpj_runtime_metrics_add_bytes_d2h(bytes);
+      row = wrap_outputs(self, outs, nout);
+    }
+  }
+  free(req.args);
+  free(req.donate);
+  free(dests);
+  free(outs);
+  return row;
+}
