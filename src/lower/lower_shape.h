@@ -4,7 +4,8 @@
  * shape_slice.c (cat/stack/split/slice/select/narrow/pad, slice_scatter, select_scatter),
  * index_core.c (advanced indexing: index, index_put, index_select, index_add),
  * index_scatter.c (gather/scatter families, embedding and its backward),
- * index_strided.c (diagonal(_scatter), as_strided, unfold, nonzero refusal).
+ * index_strided.c (diagonal(_scatter), as_strided, unfold, nonzero refusal),
+ * shape_pad.c (reflection/replication padding and their backwards).
  *
  * Runtime (tensor) indices are wrapped when negative like PyTorch; indices that
  * are still out of range at run time are NOT detected (StableHLO gather clamps
@@ -118,5 +119,20 @@ TPJ_LOWERING(tpj_lower_shape_unfold);
 TPJ_LOWERING(tpj_lower_shape_tril_indices);
 TPJ_LOWERING(tpj_lower_shape_triu_indices);
 TPJ_LOWERING(tpj_lower_shape_dynamic_unsupported);  /* nonzero, masked_select */
+
+/* ------------------------------------------------------------ shape_pad.c -- */
+
+TPJ_LOWERING(tpj_lower_shape_reflection_pad1d);
+TPJ_LOWERING(tpj_lower_shape_reflection_pad1d_backward);
+TPJ_LOWERING(tpj_lower_shape_reflection_pad2d);
+TPJ_LOWERING(tpj_lower_shape_reflection_pad2d_backward);
+TPJ_LOWERING(tpj_lower_shape_reflection_pad3d);
+TPJ_LOWERING(tpj_lower_shape_reflection_pad3d_backward);
+TPJ_LOWERING(tpj_lower_shape_replication_pad1d);
+TPJ_LOWERING(tpj_lower_shape_replication_pad1d_backward);
+TPJ_LOWERING(tpj_lower_shape_replication_pad2d);
+TPJ_LOWERING(tpj_lower_shape_replication_pad2d_backward);
+TPJ_LOWERING(tpj_lower_shape_replication_pad3d);
+TPJ_LOWERING(tpj_lower_shape_replication_pad3d_backward);
 
 #endif /* TPJ_LOWER_SHAPE_H_ */

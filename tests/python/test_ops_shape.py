@@ -440,3 +440,31 @@ def test_index_reduce(reduce, include_self, dtype):
           include_self=include_self)
     check(aten.index_reduce.default, x, 1, i.clamp(0, 3), rand((5, 6), dtype), reduce,
           include_self=include_self)
+
+
+# reflection / replication padding (shape_pad.c), forward and backward
+_PAD_CASES = [(1, (2, 3, 7), [2, 3]), (1, (3, 5), [4, 0]), (2, (2, 3, 5, 6), [1, 2, 3, 0]),
+              (2, (3, 5, 4), [3, 3, 4, 4]), (3, (1, 2, 4, 5, 6), [1, 2, 0, 3, 2, 1])]
+
+
+@pytest.mark.parametrize("kind", ["reflection", "replication"])
+@pytest.mark.parametrize("k,shape,pad", _PAD_CASES)
+def test_reflection_replication_pad(kind, k, shape, pad):
+    x = torch.randn(shape)
+    fwd = getattr(aten, f"{kind}_pad{k}d").default
+    bwd = getattr(aten, f"{kind}_pad{k}d_backward").default
+    check(fwd, x, pad)
+    check(bwd, torch.randn(fwd(x, pad).shape), x, pad)
+
+
+def test_replication_pad2d_backward_bf16():
+    x = torch.randn(2, 3, 4, 5).to(torch.bfloat16)
+    gy = torch.randn(2, 3, 7, 6).to(torch.bfloat16)
+    got = torch_pjrt.run_aten(aten.replication_pad2d_backward.default, gy, x, [0, 1, 2, 1])
+    want = aten.replication_pad2d_backward.default(gy.float(), x.float(), [0, 1, 2, 1])
+    torch.testing.assert_close(got.float(), want, rtol=2e-2, atol=2e-2)
+
+
+def test_reflection_pad_rejects_pad_not_smaller_than_size():
+    with pytest.raises(Exception, match="(?i)pad"):
+        torch_pjrt.run_aten(aten.reflection_pad1d.default, torch.randn(2, 3), [3, 0])
