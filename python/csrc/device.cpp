@@ -45,7 +45,36 @@ void check(tpj_status_t st) {
   TORCH_CHECK(false, "torch_pjrt: ", msg);
 }
 
-c10::DeviceIndex device_count() { return (c10::DeviceIndex)tpj_eager_device_count(); }
+// The client is created on first use: torch_pjrt.device._lazy_init() makes the
+// default client and calls _eager.init(client).
+void ensure_client() {
+  if (tpj_eager_client()) return;
+  PyGILState_STATE gs = PyGILState_Ensure();
+  PyObject* mod = PyImport_ImportModule("torch_pjrt.device");
+  PyObject* r = mod ? PyObject_CallMethod(mod, "_lazy_init", nullptr) : nullptr;
+  std::string err;
+  if (!r) {
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyObject* str = value ? PyObject_Str(value) : nullptr;
+    const char* msg = str ? PyUnicode_AsUTF8(str) : nullptr;
+    err = msg ? msg : "unknown error";
+    Py_XDECREF(str);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+    PyErr_Clear();
+  }
+  Py_XDECREF(r);
+  Py_XDECREF(mod);
+  PyGILState_Release(gs);
+  TORCH_CHECK(err.empty(), "torch_pjrt: cannot start the pjrt device: ", err);
+}
+
+c10::DeviceIndex device_count() {
+  ensure_client();
+  return (c10::DeviceIndex)tpj_eager_device_count();
+}
 
 // ------------------------------------------------------------------ dtypes --
 
@@ -76,6 +105,7 @@ void storage_deleter(void* ctx) { tpj_eager_storage_destroy((tpj_eager_storage_t
 
 struct PjrtAllocator final : at::Allocator {
   at::DataPtr allocate(size_t nbytes) override {
+    ensure_client();
     tpj_eager_storage_t* s = nullptr;
     check(tpj_eager_storage_create(nbytes, (size_t)g_current, &s));
     return {s, s, &storage_deleter, c10::Device(kDev, g_current)};
@@ -889,15 +919,18 @@ PyObject* py_init(PyObject*, PyObject* client) {
     tpj_status_free(st);
     return nullptr;
   }
-  static bool hooks = false;
-  if (!hooks) {
-    at::RegisterPrivateUse1HooksInterface(new PjrtHooks());
-    hooks = true;
-  }
   Py_RETURN_NONE;
 }
 
-PyObject* py_device_count(PyObject*, PyObject*) { return PyLong_FromSize_t(tpj_eager_device_count()); }
+PyObject* py_device_count(PyObject*, PyObject*) {
+  try {
+    ensure_client();
+  } catch (const c10::Error& e) {
+    PyErr_SetString(PyExc_RuntimeError, e.what_without_backtrace());
+    return nullptr;
+  }
+  return PyLong_FromSize_t(tpj_eager_device_count());
+}
 
 PyObject* py_synchronize(PyObject*, PyObject*) {
   tpj_status_t st;
@@ -950,4 +983,7 @@ PyModuleDef g_module = {PyModuleDef_HEAD_INIT, "torch_pjrt._eager",
 
 }  // namespace
 
-PyMODINIT_FUNC PyInit__eager(void) { return PyModule_Create(&g_module); }
+PyMODINIT_FUNC PyInit__eager(void) {
+  at::RegisterPrivateUse1HooksInterface(new PjrtHooks());
+  return PyModule_Create(&g_module);
+}

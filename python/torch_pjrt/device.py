@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import sys
 import types
 from typing import Optional
 
@@ -25,7 +24,8 @@ _device_mod = None
 
 
 def rename_device(name: str = "pjrt") -> None:
-    """Registers the backend as `name` (e.g. "tpu"); call before first use."""
+    """Registers the backend as `name` (e.g. "tpu"); call before first use.
+    The PJRT client itself starts on the first allocation on the device."""
     global _backend_name
     if _backend_name is not None:
         if name != _backend_name:
@@ -46,10 +46,14 @@ def _load_extension():
         # Share _C's C core (client, compile cache, metrics) with _eager.
         ctypes.CDLL(_C.__file__, mode=os.RTLD_GLOBAL | os.RTLD_NOLOAD)
         from . import _eager as mod
-        from ._device import default_client
-        mod.init(default_client())
         _device_mod = mod
     return _device_mod
+
+
+def _lazy_init() -> None:
+    """Called from C++ on the first use of the device: starts the default client."""
+    from ._device import default_client
+    _load_extension().init(default_client())
 
 
 def _make_module(name: str) -> types.ModuleType:
@@ -63,7 +67,8 @@ def _make_module(name: str) -> types.ModuleType:
         return ext.device_count() > 0
 
     def synchronize(device=None) -> None:
-        ext.synchronize()
+        if ext.device_count():
+            ext.synchronize()
 
     def current_device() -> int:
         return ext.current_device()
@@ -93,7 +98,8 @@ def stats() -> dict:
 
 
 def ensure_registered() -> str:
-    """Registers the device under its default name unless already done."""
+    """Registers the device unless already done, as $TORCH_PJRT_DEVICE_NAME or
+    "pjrt". Cheap: the client starts on first use."""
     if _backend_name is None:
-        rename_device("pjrt")
+        rename_device(os.environ.get("TORCH_PJRT_DEVICE_NAME", "pjrt"))
     return _backend_name
