@@ -43,9 +43,12 @@ def _time(fn, dev: str, iters: int) -> float:
     return (time.perf_counter() - t0) / iters
 
 
-def run(iters: int = 20, chain: int = 25) -> dict:
+def run(iters: int = 20, chain: int = 25, threads: int = 1) -> dict:
+    """threads: torch CPU intra-op threads for the eager CPU baseline (1 keeps
+    the comparison stable on a shared machine)."""
     from torch_pjrt import device
     device.ensure_registered()
+    torch.set_num_threads(threads)
     torch.manual_seed(0)
     torch.backends.mha.set_fastpath_enabled(False)  # the fused CPU kernel has no lowering
     out = {}
