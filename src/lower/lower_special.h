@@ -37,4 +37,7 @@ TPJ_LOWERING(tpj_lower_sp_logcumsumexp); /* logcumsumexp.default */
 TPJ_LOWERING(tpj_lower_sp_cdist);        /* _cdist_forward.default */
 TPJ_LOWERING(tpj_lower_sp_pdist);        /* _pdist_forward.default */
 
+/* special_grid.c */
+TPJ_LOWERING(tpj_lower_sp_grid_sampler_2d); /* grid_sampler_2d.default (bilinear/nearest) */
+
 #endif /* TPJ_LOWER_SPECIAL_H_ */

@@ -166,3 +166,18 @@ def test_cdist_pdist(p):
     torch.testing.assert_close(torch_pjrt.run_aten(aten._pdist_forward.default, x, p),
                                aten._pdist_forward.default(x, p))
     assert torch_pjrt.run_aten(aten._pdist_forward.default, torch.randn(1, 3), p).shape == (0,)
+
+
+@pytest.mark.parametrize("mode", [0, 1])
+@pytest.mark.parametrize("pad", [0, 1, 2])
+@pytest.mark.parametrize("align", [False, True])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_grid_sampler_2d(mode, pad, align, dtype):
+    torch.manual_seed(2)
+    x = torch.randn(2, 3, 5, 7).to(dtype)
+    grid = (torch.rand(2, 4, 6, 2) * 2.6 - 1.3).to(dtype)  # some points outside [-1, 1]
+    grid[0, 0, 0, 0], grid[0, 0, 1, 1] = 1.0, -1.0
+    tol = dict(atol=1e-5, rtol=1e-4) if dtype == torch.float32 else dict(atol=2e-2, rtol=2e-2)
+    torch.testing.assert_close(
+        torch_pjrt.run_aten(aten.grid_sampler_2d.default, x, grid, mode, pad, align),
+        aten.grid_sampler_2d.default(x, grid, mode, pad, align), **tol)
