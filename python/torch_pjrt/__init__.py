@@ -15,12 +15,20 @@ from ._device import (default_client, devices, plugin_info, plugin_path, run_sta
                       set_client_options, to_buffer, to_tensor)
 from . import backend  # registers torch.compile(backend="pjrt")
 from .export import compile_exported
+from . import device  # the eager device: x.to("pjrt")
+from .device import rename_device
+
+# Register the eager device now so `torch.device("pjrt")` parses right after
+# `import torch_pjrt`. PyTorch names its PrivateUse1 backend once per process:
+# to call it something else (e.g. "tpu"), set TORCH_PJRT_DEVICE_NAME=tpu before
+# the import. The PJRT client itself only starts on the first device tensor.
+device.ensure_registered()
 
 __all__ = [
     "Error", "UnsupportedOpError", "config", "default_client", "devices", "plugin_info",
     "plugin_path", "run_stablehlo", "run_aten", "set_client_options", "metrics",
     "metrics_reset", "to_buffer", "to_tensor", "encode_args", "target_name", "dtype_code",
-    "code_dtype", "compile_exported", "backend",
+    "code_dtype", "compile_exported", "backend", "device", "rename_device",
 ]
 
 
