@@ -36,6 +36,12 @@ TPJ_LOWERING(tpj_lower_sp_logcumsumexp); /* logcumsumexp.default */
 /* special_dist.c: pairwise distances. */
 TPJ_LOWERING(tpj_lower_sp_cdist);        /* _cdist_forward.default */
 TPJ_LOWERING(tpj_lower_sp_pdist);        /* _pdist_forward.default */
+TPJ_LOWERING(tpj_lower_sp_dist);         /* dist.default */
+
+/* special_misc.c */
+TPJ_LOWERING(tpj_lower_sp_signbit);      /* signbit.default */
+TPJ_LOWERING(tpj_lower_sp_ldexp);        /* ldexp.Tensor */
+TPJ_LOWERING(tpj_lower_sp_angle);        /* angle.default (real inputs) */
 
 /* special_grid.c */
 TPJ_LOWERING(tpj_lower_sp_grid_sampler_2d); /* grid_sampler_2d.default (bilinear/nearest) */

@@ -134,3 +134,23 @@ TPJ_LOWERING(tpj_lower_sp_pdist) {
   TPJ_RETURN_IF_ERROR(sp_pnorm_last(g, d, p, &r));
   return tpj_lower_convert(g, r, ot->dtype, &out[0]);
 }
+
+/* dist(self, other, p): ||self - other||_p over all elements (broadcast). */
+TPJ_LOWERING(tpj_lower_sp_dist) {
+  tpj_value_t a, b, d, r;
+  double p;
+  tpj_type_t bt;
+  TPJ_RETURN_IF_ERROR(sp_read_p(call, 2, &p));
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 0, &a));
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 1, &b));
+  const tpj_type_t* ot = tpj_lower_out_type(call, 0);
+  TPJ_RETURN_IF_ERROR(tpj_lower_broadcast_shape(call, tpj_lower_type(g, a), tpj_lower_type(g, b), &bt));
+  bt.dtype = ot->dtype == TPJ_DTYPE_F64 ? TPJ_DTYPE_F64 : TPJ_DTYPE_F32;
+  TPJ_RETURN_IF_ERROR(tpj_lower_coerce(g, a, &bt, &a));
+  TPJ_RETURN_IF_ERROR(tpj_lower_coerce(g, b, &bt, &b));
+  TPJ_RETURN_IF_ERROR(tpj_build_binary(g, TPJ_BINARY_OP_SUB, a, b, &d));
+  int64_t n[1] = {tpj_type_numel(&bt)};
+  TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, d, n, 1, &d));
+  TPJ_RETURN_IF_ERROR(sp_pnorm_last(g, d, p, &r));
+  return tpj_lower_coerce(g, r, ot, &out[0]);
+}

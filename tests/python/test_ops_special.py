@@ -181,3 +181,25 @@ def test_grid_sampler_2d(mode, pad, align, dtype):
     torch.testing.assert_close(
         torch_pjrt.run_aten(aten.grid_sampler_2d.default, x, grid, mode, pad, align),
         aten.grid_sampler_2d.default(x, grid, mode, pad, align), **tol)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16, torch.float16, torch.float64, torch.int64])
+def test_signbit_angle(dtype):
+    x = torch.tensor([-1.0, -0.0, 0.0, 2.0, float("nan"), -float("nan"), -float("inf")])
+    if dtype == torch.int64:
+        x = torch.tensor([-3, 0, 5])
+    x = x.to(dtype)
+    assert torch.equal(torch_pjrt.run_aten(aten.signbit.default, x), aten.signbit.default(x))
+    torch.testing.assert_close(torch_pjrt.run_aten(aten.angle.default, x), aten.angle.default(x),
+                               equal_nan=True)
+
+
+def test_ldexp_dist():
+    torch.manual_seed(3)
+    a, e = torch.randn(4, 5), torch.randint(-5, 5, (4, 5))
+    for x in (a, a.bfloat16()):
+        torch.testing.assert_close(torch_pjrt.run_aten(aten.ldexp.Tensor, x, e), aten.ldexp.Tensor(x, e))
+    b = torch.randn(5)  # broadcast against a
+    for p in (0, 1, 2, 3.5, float("inf")):
+        torch.testing.assert_close(torch_pjrt.run_aten(aten.dist.default, a, b, p),
+                                   aten.dist.default(a, b, p))
