@@ -1,6 +1,12 @@
 /* sort.c: sort, argsort, topk, kthvalue and median. One stable stablehlo.sort of
  * (keys, iota) with a comparator that orders NaN above every number (PyTorch's
  * NaN-is-largest rule); bool keys are sorted as s32.
+ *
+ * Ties: results always follow eager's stable=True order (equal keys by
+ * ascending index). Eager CPU with stable=False (std::sort for rows longer
+ * than 16) and topk/kthvalue (quickselect) order tied indices in an
+ * implementation-defined way, which no lowering can reproduce; the values
+ * always match and every index points at an equal key.
  */
 #include <math.h>
 #include <string.h>
