@@ -5,7 +5,8 @@
  * index_core.c (advanced indexing: index, index_put, index_select, index_add),
  * index_scatter.c (gather/scatter families, embedding and its backward),
  * index_strided.c (diagonal(_scatter), as_strided, unfold, nonzero refusal),
- * shape_pad.c (reflection/replication padding and their backwards).
+ * shape_pad.c (reflection/replication padding and their backwards),
+ * index_bag.c (_embedding_bag and its dense backward).
  *
  * Runtime (tensor) indices are wrapped when negative like PyTorch; indices that
  * are still out of range at run time are NOT detected (StableHLO gather clamps
@@ -134,5 +135,10 @@ TPJ_LOWERING(tpj_lower_shape_replication_pad2d);
 TPJ_LOWERING(tpj_lower_shape_replication_pad2d_backward);
 TPJ_LOWERING(tpj_lower_shape_replication_pad3d);
 TPJ_LOWERING(tpj_lower_shape_replication_pad3d_backward);
+
+/* ------------------------------------------------------------ index_bag.c -- */
+
+TPJ_LOWERING(tpj_lower_shape_embedding_bag);  /* _embedding_bag, _embedding_bag_forward_only */
+TPJ_LOWERING(tpj_lower_shape_embedding_bag_backward);
 
 #endif /* TPJ_LOWER_SHAPE_H_ */
