@@ -9,8 +9,8 @@
  * into a view (copy_, in-place ops) runs a scatter program and replaces the
  * storage's buffer, so every view of that storage sees the write.
  *
- * Programs are keyed by a signature (op name, argument kinds and scalar
- * values, input dtypes/sizes/strides/offsets/storage sizes, expected output
+ * Programs are keyed by a signature (op name, argument kinds, non-lifted
+ * scalar values, input dtypes/sizes/strides/offsets/storage sizes, expected output
  * types) that is looked up before any StableHLO is built; a miss builds,
  * emits and compiles through tpj_runtime_compile_cached. Executions are
  * asynchronous; reading to host waits.
@@ -68,7 +68,8 @@ typedef struct tpj_eager_tensor_s {
   int64_t strides[TPJ_MAX_RANK]; /* (rank) in elements */
   int64_t offset;                /* storage offset in elements */
   /* Non-NULL: a rank-0 host value of dtype (e.g. a CPU scalar tensor) that is
-   * baked into the program as a constant; storage is then ignored. */
+   * passed as a rank-0 runtime input (keyed by dtype, not value); storage is
+   * then ignored. */
   const void* host_scalar;
 } tpj_eager_tensor_t;
 
@@ -76,7 +77,13 @@ typedef struct tpj_eager_tensor_s {
  * .tensor (and each entry of a TENSOR_LIST's .tensors) is an index into
  * `inputs` (or TPJ_VALUE_NONE). `extra_inputs` are appended to the program as
  * plain parameters after the views (e.g. the RNG seed of random ops) and are
- * referred to by index num_inputs + i. out_buffers[i] receives a new
+ * referred to by index num_inputs + i. `liftable` (NULL, or num_args flags)
+ * marks INT/FLOAT arguments that are values (Scalar/float in the schema, not
+ * sizes or dims): they become rank-0 runtime inputs of the program, so a new
+ * value reuses the compiled program (unless the target's lowering needs the
+ * value at build time; that is detected once per target and remembered).
+ * Host scalars (tpj_eager_tensor_t.host_scalar) are always runtime inputs.
+ * out_buffers[i] receives a new
  * 1-D buffer holding out_types[i] in row-major order on `device` (NULL for a
  * None output); wrap it with tpj_eager_storage_wrap. */
 typedef struct tpj_eager_op_s {
@@ -90,6 +97,7 @@ typedef struct tpj_eager_op_s {
   const tpj_type_t* out_types;   /* (num_outs) */
   size_t num_outs;
   size_t device;
+  const bool* liftable;          /* (num_args) or NULL */
 } tpj_eager_op_t;
 tpj_status_t tpj_eager_op_run(const tpj_eager_op_t* op, tpj_buffer_t** out_buffers);
 /* Runs a one-output op and writes its result into the view `dst` (converted

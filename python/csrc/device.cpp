@@ -22,6 +22,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <deque>
+#include <memory>
 #include <mutex>
 #include <unordered_map>
 #include <set>
@@ -641,6 +642,7 @@ bool expected_outputs(const c10::OperatorHandle& op, const std::vector<c10::IVal
     outs->push_back(std::move(m));
   }
   std::lock_guard<std::mutex> lk(g_lock);
+  if (g_meta_cache.size() >= 8192) g_meta_cache.clear();  // keys hold scalar values
   g_meta_cache.emplace(key, *outs);
   return true;
 }
@@ -732,7 +734,7 @@ bool normal_into(const at::Tensor& self, double mean, double std) {
   m.sizes = self.sizes().vec();
   tpj_type_t t = type_of(m);
   tpj_eager_op_t call = {kTarget, e.args.data(), e.args.size(), nullptr, 0, &seed, 1, &t, 1,
-                         (size_t)e.device};
+                         (size_t)e.device, nullptr};
   tpj_eager_tensor_t d = view_of(self);
   tpj_status_t st = tpj_eager_op_run_into(&call, &d);
   tpj_buffer_destroy(seed);
@@ -825,8 +827,13 @@ void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::St
     if (writes_arg(schema.arguments()[i])) written.push_back(i);
   }
   bool is_out = !written.empty() && schema.arguments()[written[0]].is_out();
+  std::vector<char> lift;
   for (size_t i = 0; i < nargs; ++i) {
-    if (!(is_out && schema.arguments()[i].is_out())) e.args.push_back(encode_one(e, schema.arguments()[i], in[i]));
+    const c10::Argument& a = schema.arguments()[i];
+    if (is_out && a.is_out()) continue;
+    e.args.push_back(encode_one(e, a, in[i]));
+    // Scalar and float arguments are values, not sizes: runtime inputs.
+    lift.push_back(is_type(a, c10::TypeKind::NumberType) || is_type(a, c10::TypeKind::FloatType));
   }
   for (const auto& name : fn.extra) {  // tensor options of the out tensor
     tpj_arg_t r;
@@ -835,6 +842,7 @@ void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::St
                                                                          : TPJ_ARG_KIND_OTHER;
     r.i = name == "dtype" ? to_tpj(in[written[0]].toTensor().scalar_type()) : 0;
     e.args.push_back(r);
+    lift.push_back(0);
   }
   std::vector<OutMeta> outs;
   std::string why;
@@ -844,11 +852,14 @@ void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::St
   bool random = false;
   for (const auto& a : schema.arguments()) random = random || is_type(a, c10::TypeKind::GeneratorType);
   tpj_buffer_t* seed = random ? make_seed(e) : nullptr;
+  lift.resize(e.args.size(), 0);
+  std::unique_ptr<bool[]> liftable(new bool[lift.size() + 1]);
+  for (size_t i = 0; i < lift.size(); ++i) liftable[i] = lift[i] != 0;
   std::vector<tpj_type_t> out_types;
   for (const auto& m : outs) out_types.push_back(type_of(m));
   tpj_eager_op_t call = {lowered.c_str(), e.args.data(), e.args.size(), e.inputs.data(),
                          e.inputs.size(), seed ? &seed : nullptr, seed ? 1u : 0u,
-                         out_types.data(), out_types.size(), (size_t)e.device};
+                         out_types.data(), out_types.size(), (size_t)e.device, liftable.get()};
   std::vector<c10::IValue> results;
   tpj_status_t st = nullptr;
   if (!mutates) {

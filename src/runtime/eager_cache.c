@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "runtime/eager_cache.h"
+#include "runtime/eager_internal.h"
 #include "tpj/runtime.h"
 
 typedef struct entry_s {
@@ -69,4 +70,5 @@ void tpj_eager_cache_clear(void) {
     }
   }
   pthread_mutex_unlock(&g_lock);
+  tpj_eager_scalar_cache_clear();
 }

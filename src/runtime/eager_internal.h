@@ -42,4 +42,19 @@ bool tpj_eager_view_covers_storage(const tpj_eager_tensor_t* v);
 
 void tpj_eager_stats_count(int which); /* 0 op, 1 signature hit, 2 program */
 
+/* Scalars as runtime inputs (eager_scalar.c). A cached rank-0 buffer holding
+ * `bytes` of dtype on device; release each reference returned by get. */
+typedef struct tpj_eager_scalar_s tpj_eager_scalar_t;
+tpj_status_t tpj_eager_scalar_get(tpj_dtype_t dtype, const void* bytes, size_t device,
+                                  tpj_eager_scalar_t** out_scalar);
+tpj_buffer_t* tpj_eager_scalar_buffer(const tpj_eager_scalar_t* s);
+void tpj_eager_scalar_release(tpj_eager_scalar_t* s);
+void tpj_eager_scalar_cache_clear(void);
+/* false for targets whose scalar arguments must stay program constants. */
+bool tpj_eager_lift_allowed(const char* target);
+/* Remembers that target's lowering needs its scalars at build time. */
+void tpj_eager_lift_forbid(const char* target);
+/* The dtype a lifted INT/FLOAT argument is passed in (wrapped-number rules). */
+tpj_dtype_t tpj_eager_lift_dtype(const tpj_arg_t* arg, const tpj_eager_op_t* op);
+
 #endif /* TPJ_EAGER_INTERNAL_H_ */

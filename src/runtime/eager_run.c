@@ -18,6 +18,8 @@ typedef struct prog_s {
   size_t* slot;                    /* (num_inputs) storage slot of each input */
   long dst_slot;                   /* -1: dst is overwritten whole */
   tpj_dtype_t dst_flat_dtype;
+  bool* lifted;                    /* (num_args) scalar argument is a runtime input */
+  size_t num_scalars;              /* host scalars + lifted arguments */
 } prog_t;
 
 static size_t slot_of(prog_t* p, tpj_eager_storage_t* s) {
@@ -36,7 +38,8 @@ static tpj_status_t prog_init(prog_t* p, const tpj_eager_op_t* op, const tpj_eag
   size_t n = op->num_inputs + 1;
   p->storages = calloc(n, sizeof(*p->storages));
   p->slot = calloc(n, sizeof(*p->slot));
-  if (!p->storages || !p->slot) return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op: out of memory");
+  p->lifted = calloc(op->num_args + 1, sizeof(*p->lifted));
+  if (!p->storages || !p->slot || !p->lifted) return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op: out of memory");
   for (size_t i = 0; i < op->num_inputs; ++i) {
     const tpj_eager_tensor_t* v = &op->inputs[i];
     if (v->host_scalar) {
@@ -44,6 +47,7 @@ static tpj_status_t prog_init(prog_t* p, const tpj_eager_op_t* op, const tpj_eag
                     "eager op %s: host scalar input %zu must have rank 0 (got %d)",
                     op->target ? op->target : "copy", i, (int)v->rank);
       p->slot[i] = (size_t)-1;
+      ++p->num_scalars;
       continue;
     }
     TPJ_CHECK_ARG(v->storage, "eager op %s: input %zu has no storage",
@@ -63,9 +67,29 @@ static tpj_status_t prog_init(prog_t* p, const tpj_eager_op_t* op, const tpj_eag
   return NULL;
 }
 
+/* Marks the liftable INT/FLOAT arguments as runtime inputs (or, with
+ * `lift` false, none of them). */
+static void prog_lift(prog_t* p, bool lift) {
+  const tpj_eager_op_t* op = p->op;
+  lift = lift && op->liftable && tpj_eager_lift_allowed(op->target);
+  for (size_t i = 0; i < op->num_args; ++i) {
+    tpj_arg_kind_t k = op->args[i].kind;
+    bool l = lift && op->liftable[i] && (k == TPJ_ARG_KIND_INT || k == TPJ_ARG_KIND_FLOAT);
+    if (l != p->lifted[i]) p->num_scalars += l ? 1 : (size_t)-1;
+    p->lifted[i] = l;
+  }
+}
+
+static size_t prog_num_lifted(const prog_t* p) {
+  size_t n = 0;
+  for (size_t i = 0; i < p->op->num_args; ++i) n += p->lifted[i];
+  return n;
+}
+
 static void prog_deinit(prog_t* p) {
   free(p->storages);
   free(p->slot);
+  free(p->lifted);
 }
 
 /* ------------------------------------------------------------- signature -- */
@@ -80,8 +104,10 @@ static void sig_view(tpj_strbuf_t* sb, const tpj_eager_tensor_t* v) {
   PUT(sb, v->offset);
 }
 
-static void sig_arg(tpj_strbuf_t* sb, const tpj_arg_t* a) {
+static void sig_arg(tpj_strbuf_t* sb, const tpj_arg_t* a, bool lifted) {
   PUT(sb, a->kind);
+  PUT(sb, lifted);
+  if (lifted) return; /* a runtime input: its kind is the key, not its value */
   PUT(sb, a->count);
   switch (a->kind) {
     case TPJ_ARG_KIND_TENSOR: PUT(sb, a->tensor); break;
@@ -105,7 +131,7 @@ static void sig_build(const prog_t* p, tpj_strbuf_t* sb) {
   const tpj_eager_op_t* op = p->op;
   tpj_strbuf_puts(sb, op->target ? op->target : "=");
   PUT(sb, op->num_args);
-  for (size_t i = 0; i < op->num_args; ++i) sig_arg(sb, &op->args[i]);
+  for (size_t i = 0; i < op->num_args; ++i) sig_arg(sb, &op->args[i], p->lifted[i]);
   for (size_t i = 0; i < p->num_storages; ++i) {
     tpj_dtype_t dt = p->storages[i]->dtype;
     int64_t n = tpj_eager_storage_numel(p->storages[i], dt);
@@ -116,9 +142,6 @@ static void sig_build(const prog_t* p, tpj_strbuf_t* sb) {
   for (size_t i = 0; i < op->num_inputs; ++i) {
     PUT(sb, p->slot[i]);
     sig_view(sb, &op->inputs[i]);
-    if (op->inputs[i].host_scalar) {
-      tpj_strbuf_append(sb, op->inputs[i].host_scalar, tpj_dtype_size(op->inputs[i].dtype));
-    }
   }
   PUT(sb, op->num_extra);
   for (size_t i = 0; i < op->num_extra; ++i) {
@@ -146,13 +169,19 @@ static void sig_build(const prog_t* p, tpj_strbuf_t* sb) {
 
 /* Copies the call's arguments with input indices replaced by graph values.
  * Tensor lists get arrays from `arena`. */
-static tpj_status_t remap_args(const tpj_eager_op_t* op, const tpj_value_t* vals, size_t nvals,
-                               tpj_arena_t* arena, tpj_arg_t** out_args) {
+static tpj_status_t remap_args(const prog_t* p, const tpj_value_t* vals, size_t nvals,
+                               const tpj_value_t* lvals, tpj_arena_t* arena,
+                               tpj_arg_t** out_args) {
+  const tpj_eager_op_t* op = p->op;
   tpj_arg_t* args = tpj_arena_alloc(arena, (op->num_args + 1) * sizeof(tpj_arg_t));
   if (!args) return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op %s: out of memory", op->target);
   for (size_t i = 0; i < op->num_args; ++i) {
     args[i] = op->args[i];
-    if (args[i].kind == TPJ_ARG_KIND_TENSOR && args[i].tensor != TPJ_VALUE_NONE) {
+    if (p->lifted[i]) {
+      memset(&args[i], 0, sizeof(args[i]));
+      args[i].kind = TPJ_ARG_KIND_TENSOR;
+      args[i].tensor = lvals[i];
+    } else if (args[i].kind == TPJ_ARG_KIND_TENSOR && args[i].tensor != TPJ_VALUE_NONE) {
       TPJ_CHECK_ARG((size_t)args[i].tensor < nvals, "eager op %s: argument %zu refers to input "
                     "%d (got %zu inputs)", op->target, i, (int)args[i].tensor, nvals);
       args[i].tensor = vals[args[i].tensor];
@@ -172,9 +201,11 @@ static tpj_status_t remap_args(const tpj_eager_op_t* op, const tpj_value_t* vals
   return NULL;
 }
 
-/* Params and view reads: vals[i] for inputs, then extras. */
+/* Params and view reads: vals[i] for inputs, then extras; lvals[i] for the
+ * lifted arguments. Parameter order: storages, extras, host scalars, lifted
+ * arguments (prog_execute passes them in that order). */
 static tpj_status_t build_inputs(const prog_t* p, tpj_graph_t* g, tpj_value_t* pvals,
-                                 tpj_value_t* vals) {
+                                 tpj_value_t* vals, tpj_value_t* lvals) {
   const tpj_eager_op_t* op = p->op;
   for (size_t i = 0; i < p->num_storages; ++i) {
     tpj_dtype_t dt = p->storages[i]->dtype;
@@ -191,20 +222,25 @@ static tpj_status_t build_inputs(const prog_t* p, tpj_graph_t* g, tpj_value_t* p
     TPJ_RETURN_IF_ERROR(tpj_graph_add_param(g, &t, &vals[op->num_inputs + i]));
   }
   for (size_t i = 0; i < op->num_inputs; ++i) {
+    if (!op->inputs[i].host_scalar) continue;
+    tpj_type_t t = tpj_type_scalar(op->inputs[i].dtype);
+    TPJ_RETURN_IF_ERROR(tpj_graph_add_param(g, &t, &vals[i]));
+  }
+  for (size_t i = 0; i < op->num_args; ++i) {
+    if (!p->lifted[i]) continue;
+    tpj_type_t t = tpj_type_scalar(tpj_eager_lift_dtype(&op->args[i], op));
+    TPJ_RETURN_IF_ERROR(tpj_graph_add_param(g, &t, &lvals[i]));
+  }
+  for (size_t i = 0; i < op->num_inputs; ++i) {
     const tpj_eager_tensor_t* v = &op->inputs[i];
-    if (v->host_scalar) {
-      tpj_type_t t = tpj_type_scalar(v->dtype);
-      TPJ_RETURN_IF_ERROR(tpj_build_constant(g, &t, v->host_scalar, tpj_dtype_size(v->dtype),
-                                             &vals[i]));
-      continue;
-    }
+    if (v->host_scalar) continue;
     TPJ_RETURN_IF_ERROR(tpj_eager_view_read(g, pvals[p->slot[i]], v, &vals[i]));
   }
   return NULL;
 }
 
 static tpj_status_t build_body(const prog_t* p, tpj_graph_t* g, const tpj_value_t* vals,
-                               tpj_arena_t* arena, tpj_value_t* outs) {
+                               const tpj_value_t* lvals, tpj_arena_t* arena, tpj_value_t* outs) {
   const tpj_eager_op_t* op = p->op;
   size_t nvals = op->num_inputs + op->num_extra;
   if (!op->target) {
@@ -220,7 +256,7 @@ static tpj_status_t build_body(const prog_t* p, tpj_graph_t* g, const tpj_value_
     return tpj_build_reshape(g, x, op->out_types[0].dims, (size_t)op->out_types[0].rank, &outs[0]);
   }
   tpj_arg_t* args = NULL;
-  TPJ_RETURN_IF_ERROR(remap_args(op, vals, nvals, arena, &args));
+  TPJ_RETURN_IF_ERROR(remap_args(p, vals, nvals, lvals, arena, &args));
   tpj_lower_call_t call = {op->target, args, op->num_args, op->out_types, op->num_outs};
   return tpj_lower_call(g, &call, outs);
 }
@@ -259,10 +295,11 @@ static tpj_status_t build_text(const prog_t* p, char** out_text, size_t* out_len
   tpj_value_t* pvals = tpj_arena_alloc(&arena, (p->num_storages + 1) * sizeof(tpj_value_t));
   tpj_value_t* vals = tpj_arena_alloc(&arena, nv * sizeof(tpj_value_t));
   tpj_value_t* outs = tpj_arena_alloc(&arena, (op->num_outs + 1) * sizeof(tpj_value_t));
-  tpj_status_t st = (pvals && vals && outs) ? NULL
+  tpj_value_t* lvals = tpj_arena_alloc(&arena, (op->num_args + 1) * sizeof(tpj_value_t));
+  tpj_status_t st = (pvals && vals && outs && lvals) ? NULL
                     : TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op: out of memory");
-  if (!st) st = build_inputs(p, g, pvals, vals);
-  if (!st) st = build_body(p, g, vals, &arena, outs);
+  if (!st) st = build_inputs(p, g, pvals, vals, lvals);
+  if (!st) st = build_body(p, g, vals, lvals, &arena, outs);
   if (!st) st = build_results(p, g, pvals, outs, &nres);
   if (!st) st = tpj_emit_stablehlo(g, out_text, out_len);
   tpj_arena_deinit(&arena);
@@ -272,7 +309,7 @@ static tpj_status_t build_text(const prog_t* p, char** out_text, size_t* out_len
 
 /* --------------------------------------------------------------- execute -- */
 
-static tpj_status_t prog_executable(const prog_t* p, tpj_cached_executable_t** out_exe) {
+static tpj_status_t prog_lookup_or_build(const prog_t* p, tpj_cached_executable_t** out_exe) {
   tpj_strbuf_t sb;
   tpj_strbuf_init(&sb);
   sig_build(p, &sb);
@@ -299,6 +336,19 @@ static tpj_status_t prog_executable(const prog_t* p, tpj_cached_executable_t** o
   return st;
 }
 
+/* With lifted scalars first; a lowering that needs a value at build time
+ * fails there, and then the target keeps its scalars as constants. */
+static tpj_status_t prog_executable(prog_t* p, tpj_cached_executable_t** out_exe) {
+  prog_lift(p, true);
+  tpj_status_t st = prog_lookup_or_build(p, out_exe);
+  if (!st || prog_num_lifted(p) == 0) return st;
+  tpj_status_free(st);
+  prog_lift(p, false);
+  st = prog_lookup_or_build(p, out_exe);
+  if (!st) tpj_eager_lift_forbid(p->op->target);
+  return st;
+}
+
 /* Moves a buffer to `device` when it lives elsewhere; *moved gets the copy. */
 static tpj_status_t on_device(tpj_buffer_t* b, size_t device, tpj_buffer_t** moved) {
   *moved = NULL;
@@ -306,17 +356,49 @@ static tpj_status_t on_device(tpj_buffer_t* b, size_t device, tpj_buffer_t** mov
   return tpj_buffer_copy_to_device(b, device, moved);
 }
 
+/* The scalar runtime inputs on device 0, in parameter order (host scalars,
+ * then lifted arguments). */
+static tpj_status_t prog_scalars(const prog_t* p, tpj_eager_scalar_t** out) {
+  const tpj_eager_op_t* op = p->op;
+  size_t k = 0;
+  for (size_t i = 0; i < op->num_inputs; ++i) {
+    if (!op->inputs[i].host_scalar) continue;
+    TPJ_RETURN_IF_ERROR(tpj_eager_scalar_get(op->inputs[i].dtype, op->inputs[i].host_scalar, 0,
+                                             &out[k++]));
+  }
+  for (size_t i = 0; i < op->num_args; ++i) {
+    if (!p->lifted[i]) continue;
+    const tpj_arg_t* a = &op->args[i];
+    tpj_dtype_t dt = tpj_eager_lift_dtype(a, op);
+    int64_t iv = a->i;
+    double dv = a->kind == TPJ_ARG_KIND_FLOAT ? a->f : (double)a->i;
+    float fv = (float)dv;
+    const void* bytes = dt == TPJ_DTYPE_S64 ? (const void*)&iv
+                        : dt == TPJ_DTYPE_F64 ? (const void*)&dv : (const void*)&fv;
+    TPJ_RETURN_IF_ERROR(tpj_eager_scalar_get(dt, bytes, 0, &out[k++]));
+  }
+  return NULL;
+}
+
 /* Executes on device 0 (single-device executables run there), moving inputs
  * and results between devices as needed. */
 static tpj_status_t prog_execute(const prog_t* p, tpj_executable_t* exe, size_t device,
                                  tpj_buffer_t** outs, size_t num_outs) {
   const tpj_eager_op_t* op = p->op;
-  size_t n = p->num_storages + op->num_extra;
+  size_t nb = p->num_storages + op->num_extra, n = nb + p->num_scalars;
   tpj_buffer_t** args = calloc(2 * n + 1, sizeof(*args));
-  if (!args) return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op: out of memory");
+  tpj_eager_scalar_t** scalars = calloc(p->num_scalars + 1, sizeof(*scalars));
+  if (!args || !scalars) {
+    free(args);
+    free(scalars);
+    return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op: out of memory");
+  }
   tpj_buffer_t** moved = args + n;
-  tpj_status_t st = NULL;
-  for (size_t i = 0; i < n && !st; ++i) {
+  tpj_status_t st = prog_scalars(p, scalars);
+  for (size_t i = 0; i < p->num_scalars && !st; ++i) {
+    args[nb + i] = tpj_eager_scalar_buffer(scalars[i]);
+  }
+  for (size_t i = 0; i < nb && !st; ++i) {
     tpj_buffer_t* b = i < p->num_storages ? p->storages[i]->buffer
                                           : op->extra_inputs[i - p->num_storages];
     st = on_device(b, 0, &moved[i]);
@@ -339,6 +421,8 @@ static tpj_status_t prog_execute(const prog_t* p, tpj_executable_t* exe, size_t 
     for (size_t i = 0; i < num_outs; ++i) { tpj_buffer_destroy(outs[i]); outs[i] = NULL; }
   }
   for (size_t i = 0; i < n; ++i) tpj_buffer_destroy(moved[i]);
+  for (size_t i = 0; i < p->num_scalars; ++i) tpj_eager_scalar_release(scalars[i]);
+  free(scalars);
   free(args);
   return st;
 }
@@ -405,7 +489,7 @@ tpj_status_t tpj_eager_write_buffer(tpj_buffer_t* buffer, const tpj_eager_tensor
   TPJ_RETURN_IF_ERROR(on_device(buffer, dst->storage->device, &moved));
   tpj_buffer_t* src = moved ? moved : buffer;
   tpj_type_t t = view_type(dst);
-  tpj_eager_op_t op = {NULL, NULL, 0, NULL, 0, &src, 1, &t, 1, dst->storage->device};
+  tpj_eager_op_t op = {NULL, NULL, 0, NULL, 0, &src, 1, &t, 1, dst->storage->device, NULL};
   tpj_status_t st = run_into(&op, dst);
   tpj_buffer_destroy(moved);
   return st;
@@ -414,7 +498,7 @@ tpj_status_t tpj_eager_write_buffer(tpj_buffer_t* buffer, const tpj_eager_tensor
 tpj_status_t tpj_eager_materialize(const tpj_eager_tensor_t* src, tpj_buffer_t** out_buffer) {
   TPJ_CHECK_ARG(src && src->storage && out_buffer, "eager materialize: NULL argument");
   tpj_type_t t = view_type(src);
-  tpj_eager_op_t op = {NULL, NULL, 0, src, 1, NULL, 0, &t, 1, src->storage->device};
+  tpj_eager_op_t op = {NULL, NULL, 0, src, 1, NULL, 0, &t, 1, src->storage->device, NULL};
   *out_buffer = NULL;
   return prog_run(&op, NULL, out_buffer, 1);
 }
@@ -432,7 +516,7 @@ tpj_status_t tpj_eager_copy(const tpj_eager_tensor_t* src, const tpj_eager_tenso
     return st;
   }
   tpj_type_t t = view_type(dst);
-  tpj_eager_op_t op = {NULL, NULL, 0, src, 1, NULL, 0, &t, 1, dst->storage->device};
+  tpj_eager_op_t op = {NULL, NULL, 0, src, 1, NULL, 0, &t, 1, dst->storage->device, NULL};
   return run_into(&op, dst);
 }
 

@@ -301,10 +301,11 @@ def test_cross_device_copy_subprocess(subprocess_env):
 
 
 def test_rename_device_subprocess(subprocess_env):
+    # `import torch_pjrt` registers the device; TORCH_PJRT_DEVICE_NAME names it.
+    subprocess_env = dict(subprocess_env, TORCH_PJRT_DEVICE_NAME="tpu")
     code = textwrap.dedent("""
         import torch, torch_pjrt
-        from torch_pjrt import device
-        device.rename_device("tpu")
+        torch_pjrt.rename_device("tpu")  # the same name again is a no-op
         x = torch.ones(2, device="tpu") + 1
         assert x.device.type == "tpu" and x.is_tpu, x.device
         assert torch.tpu.device_count() >= 1
