@@ -328,7 +328,8 @@ _FEED_ARG, _FEED_DONATE, _FEED_CONST, _FEED_RNG = 0, 1, 2, 3
 class _Program:
     """One compiled signature, with everything a call needs precomputed."""
     __slots__ = ("lowered", "executable", "client", "feeds", "donate", "check_alias",
-                 "results", "leaves", "identity_out", "writebacks", "execute_to_host")
+                 "results", "leaves", "identity_out", "writebacks", "execute_to_host",
+                 "has_saved", "flat_type")
 
     def __init__(self, lowered: fx_lower.LoweredGraph, executable: Any, cl: Any,
                  donate_args: frozenset, writebacks: Sequence[Tuple[int, int]],
@@ -371,6 +372,15 @@ class _Program:
                 k = lowered.outputs[leaf][1]
                 self.writebacks.append((k, pos) + tuple(lowered.result_types[k]))
         self.execute_to_host = getattr(executable, "execute_to_host", None)
+        self.has_saved = any(r[3] for r in self.results)
+        # tuple / list when the output is a flat sequence of leaves (the
+        # AOTAutograd case): built directly instead of through pytree.
+        spec = lowered.out_spec
+        self.flat_type = None
+        if (spec is not None and spec.type in (tuple, list)
+                and spec.num_leaves == len(lowered.outputs)
+                and all(c.is_leaf() for c in spec.children())):
+            self.flat_type = spec.type
 
 
 def _numel(shape: Sequence[int]) -> int:
@@ -486,7 +496,7 @@ class CompiledGraph:
                 for i in ids:
                     uses[i] = uses.get(i, 0) + 1
                 donate = [d and uses[i] == 1 for d, i in zip(donate, ids)]
-        use_ph = any(r[3] for r in prog.results) and _placeholders_safe()
+        use_ph = prog.has_saved and _placeholders_safe()
         results: List[torch.Tensor] = []
         dests: List[Any] = []
         for dtype, shape, nbytes, saved in prog.results:
@@ -515,6 +525,10 @@ class CompiledGraph:
             leaves = results
         else:
             leaves = [results[v] if kind == "result" else v for kind, v in prog.leaves]
+        if prog.flat_type is tuple:
+            return tuple(leaves)
+        if prog.flat_type is list:
+            return leaves
         return pytree.tree_unflatten(leaves, prog.lowered.out_spec)
 
     @property
