@@ -144,10 +144,14 @@ void tpj_eager_storage_replace(tpj_eager_storage_t* s, tpj_buffer_t* buffer, tpj
 }
 
 tpj_status_t tpj_eager_synchronize(void) {
-  /* Collect the buffers under the lock, wait outside it. */
+  /* Waits under the lock: a storage destroyed meanwhile would free its buffer. */
   pthread_mutex_lock(&g_lock);
   size_t n = 0, cap = (size_t)g_live_count;
   tpj_buffer_t** bufs = cap ? malloc(cap * sizeof(*bufs)) : NULL;
+  if (cap && !bufs) {
+    pthread_mutex_unlock(&g_lock);
+    return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager synchronize: out of memory (%zu storages)", cap);
+  }
   for (tpj_eager_storage_t* s = g_live; s && bufs; s = s->next) {
     if (s->buffer && n < cap) bufs[n++] = s->buffer;
   }

@@ -266,6 +266,42 @@ TPJ_TEST(write_through_view_is_visible_in_base) {
   tpj_eager_storage_destroy(s);
 }
 
+/* Reading a f32 storage as int32 (same size: bitcast) and as bytes (retyped
+ * through the host), then a converting copy into a new storage. */
+TPJ_TEST(reinterpret_and_convert) {
+  TPJ_EXPECT_OK(ensure_init());
+  tpj_eager_storage_t* s = NULL;
+  TPJ_EXPECT_OK(iota_3x4(&s));
+  int64_t sz[1] = {3}, st[1] = {1};
+  tpj_eager_tensor_t as_int = view(s, TPJ_DTYPE_S32, 1, sz, st, 1);
+  int32_t bits[3];
+  TPJ_EXPECT_OK(tpj_eager_read_host(&as_int, bits, sizeof(bits)));
+  for (int i = 0; i < 3; ++i) {
+    float f = (float)(i + 1);
+    int32_t want;
+    memcpy(&want, &f, sizeof(want));
+    TPJ_EXPECT(bits[i] == want);
+  }
+  int64_t nb[1] = {8};
+  tpj_eager_tensor_t as_bytes = view(s, TPJ_DTYPE_U8, 1, nb, st, 4);
+  uint8_t bytes[8];
+  TPJ_EXPECT_OK(tpj_eager_read_host(&as_bytes, bytes, sizeof(bytes)));
+  float two[2] = {1.0f, 2.0f};
+  TPJ_EXPECT(memcmp(bytes, two, sizeof(two)) == 0);
+  tpj_eager_storage_t* d = NULL;
+  TPJ_EXPECT_OK(tpj_eager_storage_create(3 * sizeof(int64_t), 0, &d));
+  int64_t sz3[1] = {3}, st3[1] = {4};
+  tpj_eager_tensor_t src = view(s, TPJ_DTYPE_F32, 1, sz3, st3, 2); /* 2 6 10 */
+  tpj_eager_tensor_t dst = view(d, TPJ_DTYPE_S64, 1, sz3, st, 0);
+  TPJ_EXPECT_OK(tpj_eager_copy(&src, &dst));
+  TPJ_EXPECT_OK(tpj_eager_synchronize());
+  int64_t got[3];
+  TPJ_EXPECT_OK(tpj_eager_read_host(&dst, got, sizeof(got)));
+  TPJ_EXPECT(got[0] == 2 && got[1] == 6 && got[2] == 10);
+  tpj_eager_storage_destroy(d);
+  tpj_eager_storage_destroy(s);
+}
+
 TPJ_TEST(error_paths) {
   TPJ_EXPECT_OK(ensure_init());
   tpj_eager_storage_t* s = NULL;
