@@ -104,6 +104,20 @@ tpj_status_t tpj_eager_op_run(const tpj_eager_op_t* op, tpj_buffer_t** out_buffe
  * to dst's dtype) in the same program: in-place and out= variants. */
 tpj_status_t tpj_eager_op_run_into(const tpj_eager_op_t* op, const tpj_eager_tensor_t* dst);
 
+/* In-place / out= ops: result k of `op` is written into view dsts[k]
+ * (converted to its dtype); one result into one view runs as one program. */
+tpj_status_t tpj_eager_op_run_writes(const tpj_eager_op_t* op, const tpj_eager_tensor_t* dsts,
+                                     size_t num_dsts);
+/* dst.normal_(mean, std) through the aten::normal.float_float lowering, with
+ * the generator state `seed` (two words; NOT_FOUND without that lowering). */
+tpj_status_t tpj_eager_normal_into(const tpj_eager_tensor_t* dst, double mean, double std,
+                                   const uint64_t seed[2]);
+/* The RNG state input of random ops: u64[2] on `device` (owned by the caller). */
+tpj_status_t tpj_eager_seed_create(const uint64_t words[2], size_t device,
+                                   tpj_buffer_t** out_buffer);
+/* c10::ScalarType code -> dtype (INVALID for types the device lacks). */
+tpj_dtype_t tpj_eager_dtype_from_torch(int code);
+
 /* dst[...] = src (converted to dst's dtype); shapes must be equal (expand src
  * first to broadcast). Works across devices. */
 tpj_status_t tpj_eager_copy(const tpj_eager_tensor_t* src, const tpj_eager_tensor_t* dst);

@@ -79,26 +79,7 @@ c10::DeviceIndex device_count() {
 
 // ------------------------------------------------------------------ dtypes --
 
-tpj_dtype_t to_tpj(at::ScalarType t) {
-  switch (t) {
-    case at::kBool: return TPJ_DTYPE_PRED;
-    case at::kChar: return TPJ_DTYPE_S8;
-    case at::kShort: return TPJ_DTYPE_S16;
-    case at::kInt: return TPJ_DTYPE_S32;
-    case at::kLong: return TPJ_DTYPE_S64;
-    case at::kByte: return TPJ_DTYPE_U8;
-    case at::kUInt16: return TPJ_DTYPE_U16;
-    case at::kUInt32: return TPJ_DTYPE_U32;
-    case at::kUInt64: return TPJ_DTYPE_U64;
-    case at::kHalf: return TPJ_DTYPE_F16;
-    case at::kFloat: return TPJ_DTYPE_F32;
-    case at::kDouble: return TPJ_DTYPE_F64;
-    case at::kBFloat16: return TPJ_DTYPE_BF16;
-    case at::kComplexFloat: return TPJ_DTYPE_C64;
-    case at::kComplexDouble: return TPJ_DTYPE_C128;
-    default: return TPJ_DTYPE_INVALID;
-  }
-}
+tpj_dtype_t to_tpj(at::ScalarType t) { return tpj_eager_dtype_from_torch((int)t); }
 
 // ------------------------------------------------------ allocator, storage --
 
@@ -658,20 +639,21 @@ tpj_type_t type_of(const OutMeta& m) {
   return r;
 }
 
-// A fresh generator state for random ops: the trailing extra tensor argument.
+// A fresh generator state for random ops from PyTorch's default generator.
+void next_seed(uint64_t words[2]) {
+  auto gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lk(gen.mutex());
+  auto* impl = at::check_generator<at::CPUGeneratorImpl>(gen);
+  words[0] = impl->random64();
+  words[1] = impl->random64();
+}
+
+// The seed as the trailing extra tensor argument of a random op.
 tpj_buffer_t* make_seed(Encoded& e) {
   uint64_t words[2];
-  {
-    auto gen = at::detail::getDefaultCPUGenerator();
-    std::lock_guard<std::mutex> lk(gen.mutex());
-    auto* impl = at::check_generator<at::CPUGeneratorImpl>(gen);
-    words[0] = impl->random64();
-    words[1] = impl->random64();
-  }
-  int64_t two = 2;
+  next_seed(words);
   tpj_buffer_t* seed = nullptr;
-  check(tpj_buffer_from_host(tpj_eager_client(), words, TPJ_DTYPE_U64, &two, 1, (size_t)e.device,
-                             TPJ_HOST_SEMANTICS_COPY, &seed));
+  check(tpj_eager_seed_create(words, (size_t)e.device, &seed));
   tpj_arg_t r;
   memset(&r, 0, sizeof(r));
   r.kind = TPJ_ARG_KIND_TENSOR;
@@ -684,61 +666,23 @@ tpj_buffer_t* make_seed(Encoded& e) {
 tpj_status_t run_mutating(const tpj_eager_op_t& call, const std::vector<c10::IValue>& in,
                           const std::vector<size_t>& written, bool is_out,
                           const std::vector<OutMeta>& outs) {
-  for (size_t k = 0; is_out && k < written.size() && k < outs.size(); ++k) {
-    at::native::resize_output(in[written[k]].toTensor(), outs[k].sizes);
+  std::vector<tpj_eager_tensor_t> dsts;
+  for (size_t k = 0; k < written.size(); ++k) {
+    if (is_out && k < outs.size()) at::native::resize_output(in[written[k]].toTensor(), outs[k].sizes);
+    dsts.push_back(view_of(in[written[k]].toTensor()));
   }
-  if (written.size() == 1 && call.num_outs == 1) {
-    tpj_eager_tensor_t d = view_of(in[written[0]].toTensor());
-    return tpj_eager_op_run_into(&call, &d);
-  }
-  std::vector<tpj_buffer_t*> bufs(call.num_outs, nullptr);
-  tpj_status_t st = tpj_eager_op_run(&call, bufs.data());
-  for (size_t k = 0; k < written.size() && k < bufs.size() && !st; ++k) {
-    tpj_eager_tensor_t d = view_of(in[written[k]].toTensor());
-    if (bufs[k]) st = tpj_eager_write_buffer(bufs[k], &d);
-  }
-  for (auto* b : bufs) tpj_buffer_destroy(b);
-  return st;
+  return tpj_eager_op_run_writes(&call, dsts.data(), dsts.size());
 }
 
 void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::Stack* stack);
 
-// self.normal_(mean, std) through the normal.float_float lowering, written in
-// place. False when there is no such lowering.
+// self.normal_(mean, std) through the lowering table; false without it.
 bool normal_into(const at::Tensor& self, double mean, double std) {
-  static const char* kTarget = "aten::normal.float_float";
-  if (!tpj_lower_is_supported(kTarget) || self.numel() == 0) return self.numel() == 0;
-  Encoded e;
-  e.device = self.device().index();
-  e.ints.push_back(self.sizes().vec());
-  tpj_arg_t a[8];
-  memset(a, 0, sizeof(a));
-  a[0].kind = TPJ_ARG_KIND_FLOAT;
-  a[0].f = mean;
-  a[1].kind = TPJ_ARG_KIND_FLOAT;
-  a[1].f = std;
-  a[2].kind = TPJ_ARG_KIND_INT_LIST;
-  a[2].ints = e.ints.back().data();
-  a[2].count = e.ints.back().size();
-  a[3].kind = TPJ_ARG_KIND_OTHER;
-  a[4].kind = TPJ_ARG_KIND_DTYPE;
-  a[4].i = to_tpj(self.scalar_type());
-  a[5].kind = TPJ_ARG_KIND_OTHER;
-  a[6].kind = TPJ_ARG_KIND_OTHER;
-  a[7].kind = TPJ_ARG_KIND_NONE;
-  e.args.assign(a, a + 8);
-  tpj_buffer_t* seed = make_seed(e);
-  OutMeta m;
-  m.defined = true;
-  m.dtype = self.scalar_type();
-  m.sizes = self.sizes().vec();
-  tpj_type_t t = type_of(m);
-  tpj_eager_op_t call = {kTarget, e.args.data(), e.args.size(), nullptr, 0, &seed, 1, &t, 1,
-                         (size_t)e.device, nullptr};
+  if (!tpj_lower_is_supported("aten::normal.float_float")) return false;
+  uint64_t words[2];
+  next_seed(words);
   tpj_eager_tensor_t d = view_of(self);
-  tpj_status_t st = tpj_eager_op_run_into(&call, &d);
-  tpj_buffer_destroy(seed);
-  check(st);
+  check(tpj_eager_normal_into(&d, mean, std, words));
   return true;
 }
 
