@@ -302,6 +302,78 @@ TPJ_TEST(reinterpret_and_convert) {
   tpj_eager_storage_destroy(s);
 }
 
+/* normal_ into a strided view: moments near (mean, std), the rest untouched,
+ * the same seed gives the same numbers. */
+TPJ_TEST(normal_into_view) {
+  TPJ_EXPECT_OK(ensure_init());
+  enum { N = 4000 };
+  tpj_eager_storage_t* s = NULL;
+  TPJ_EXPECT_OK(tpj_eager_storage_create(2 * N * sizeof(float), 0, &s));
+  int64_t sz[1] = {N}, st[1] = {2};
+  tpj_eager_tensor_t even = view(s, TPJ_DTYPE_F32, 1, sz, st, 0);
+  const uint64_t seed[2] = {7, 11};
+  TPJ_EXPECT_OK(tpj_eager_normal_into(&even, 3.0, 0.5, seed));
+  float* a = calloc(2 * N, sizeof(float));
+  float* b = calloc(N, sizeof(float));
+  int64_t all[1] = {2 * N}, one[1] = {1};
+  tpj_eager_tensor_t whole = view(s, TPJ_DTYPE_F32, 1, all, one, 0);
+  tpj_status_t rs = a && b ? tpj_eager_read_host(&whole, a, 2 * N * sizeof(float)) : NULL;
+  double sum = 0, sq = 0;
+  for (int i = 0; a && i < N; ++i) {
+    sum += a[2 * i];
+    sq += (double)a[2 * i] * a[2 * i];
+    TPJ_EXPECT(a[2 * i + 1] == 0.0f);
+  }
+  double mean = sum / N, sd = sqrt(sq / N - mean * mean);
+  TPJ_EXPECT(fabs(mean - 3.0) < 0.05 && fabs(sd - 0.5) < 0.05);
+  TPJ_EXPECT_OK(tpj_eager_normal_into(&even, 3.0, 0.5, seed));
+  if (!rs && b) rs = tpj_eager_read_host(&even, b, N * sizeof(float));
+  for (int i = 0; a && b && i < N; ++i) TPJ_EXPECT(b[i] == a[2 * i]);
+  free(a);
+  free(b);
+  tpj_eager_storage_destroy(s);
+  TPJ_EXPECT_OK(rs);
+}
+
+/* max.dim (values, indices) written into two views of other storages. */
+TPJ_TEST(run_writes_two_outputs) {
+  TPJ_EXPECT_OK(ensure_init());
+  tpj_eager_storage_t *s = NULL, *vals = NULL, *idx = NULL;
+  TPJ_EXPECT_OK(iota_3x4(&s));
+  TPJ_EXPECT_OK(tpj_eager_storage_create(4 * sizeof(float), 0, &vals));
+  TPJ_EXPECT_OK(tpj_eager_storage_create(4 * sizeof(int64_t), 0, &idx));
+  int64_t sz[2] = {3, 4}, st[2] = {4, 1}, four[1] = {4}, one[1] = {1};
+  tpj_eager_tensor_t in = view(s, TPJ_DTYPE_F32, 2, sz, st, 0);
+  tpj_arg_t args[3] = {arg_tensor(0), arg_tensor(0), arg_tensor(0)};
+  args[1].kind = TPJ_ARG_KIND_INT;
+  args[1].i = 0;
+  args[2].kind = TPJ_ARG_KIND_BOOL;
+  args[2].i = 0;
+  tpj_type_t ot[2] = {f32_type(1, four), f32_type(1, four)};
+  ot[1].dtype = TPJ_DTYPE_S64;
+  tpj_eager_tensor_t dsts[2] = {view(vals, TPJ_DTYPE_F32, 1, four, one, 0),
+                                view(idx, TPJ_DTYPE_S64, 1, four, one, 0)};
+  tpj_eager_op_t op = {"aten::max.dim", args, 3, &in, 1, NULL, 0, ot, 2, 0, NULL};
+  TPJ_EXPECT_OK(tpj_eager_op_run_writes(&op, dsts, 2));
+  float v[4];
+  int64_t ix[4];
+  TPJ_EXPECT_OK(tpj_eager_read_host(&dsts[0], v, sizeof(v)));
+  TPJ_EXPECT_OK(tpj_eager_read_host(&dsts[1], ix, sizeof(ix)));
+  for (int j = 0; j < 4; ++j) TPJ_EXPECT(v[j] == (float)(8 + j) && ix[j] == 2);
+  tpj_eager_storage_destroy(s);
+  tpj_eager_storage_destroy(vals);
+  tpj_eager_storage_destroy(idx);
+}
+
+TPJ_TEST(torch_dtype_codes) {
+  TPJ_EXPECT(tpj_eager_dtype_from_torch(6) == TPJ_DTYPE_F32);
+  TPJ_EXPECT(tpj_eager_dtype_from_torch(4) == TPJ_DTYPE_S64);
+  TPJ_EXPECT(tpj_eager_dtype_from_torch(11) == TPJ_DTYPE_PRED);
+  TPJ_EXPECT(tpj_eager_dtype_from_torch(15) == TPJ_DTYPE_BF16);
+  TPJ_EXPECT(tpj_eager_dtype_from_torch(8) == TPJ_DTYPE_INVALID); /* complex half */
+  TPJ_EXPECT(tpj_eager_dtype_from_torch(-1) == TPJ_DTYPE_INVALID);
+}
+
 TPJ_TEST(error_paths) {
   TPJ_EXPECT_OK(ensure_init());
   tpj_eager_storage_t* s = NULL;
