@@ -122,4 +122,8 @@ tpj_status_t tpj_nn_bin_positions(tpj_graph_t* g, size_t nsp, const int64_t* in,
                                   const int64_t* outs, const int64_t* off,
                                   tpj_value_t* out_flat, tpj_value_t* out_valid);
 
+/* norm_weight.c */
+TPJ_LOWERING(tpj_lower_nn_weight_norm);           /* _weight_norm_interface */
+TPJ_LOWERING(tpj_lower_nn_weight_norm_backward);  /* _weight_norm_interface_backward */
+
 #endif /* TPJ_LOWER_NN_H_ */

@@ -202,6 +202,17 @@ def test_whisper():
 
 
 @pytest.mark.full
+def test_wav2vec2_conv_front_end_weight_norm():
+    tf = _tf()
+    cfg = tf.Wav2Vec2Config(vocab_size=32, hidden_size=16, num_hidden_layers=1,
+                            num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8),
+                            conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=8,
+                            num_conv_pos_embedding_groups=2, mask_time_prob=0.0,
+                            feat_extract_norm="group")
+    check_model(tf.Wav2Vec2Model(cfg), args=(torch.randn(2, 400),))
+
+
+@pytest.mark.full
 def test_resnet():
     tf = _tf()
     cfg = tf.ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16],

@@ -558,3 +558,21 @@ def test_convolution_dtypes():
     args = (go, x, w, [4], [2, 2], [1, 1], [1, 1], False, [0, 0], 2, [True, True, True])
     close(run(aten.convolution_backward.default, *args),
           aten.convolution_backward.default(*args), rtol=2e-2, atol=1e-1)
+
+
+# _weight_norm_interface and its backward (norm_weight.c)
+@pytest.mark.parametrize("shape,dim", [((16, 8, 8), 2), ((6, 4, 3), 0), ((5, 7), 1)])
+def test_weight_norm_interface_forward_backward(shape, dim):
+    op, bw = torch.ops.aten._weight_norm_interface.default, torch.ops.aten._weight_norm_interface_backward.default
+    v = torch.randn(shape)
+    gshape = [1] * len(shape)
+    gshape[dim] = shape[dim]
+    g = torch.randn(gshape)
+    want = op(v, g, dim)
+    got = torch_pjrt.run_aten(op, v, g, dim)
+    for a, b in zip(got, want):
+        torch.testing.assert_close(a, b)
+    gw = torch.randn(shape)
+    got = torch_pjrt.run_aten(bw, gw, v, g, want[1], dim)
+    for a, b in zip(got, bw(gw, v, g, want[1], dim)):
+        torch.testing.assert_close(a, b)
