@@ -8,6 +8,8 @@ Quick use:
     torch_pjrt.metrics()                 # compile / cache / transfer counters
 The default plugin is $TORCH_PJRT_PLUGIN ("cpu" | "cuda" | "tpu" | a path).
 """
+import os as _os
+
 from . import _C, config
 from ._C import Error
 from ._aten import UnsupportedOpError, code_dtype, dtype_code, encode_args, run_aten, target_name
@@ -22,7 +24,10 @@ from .device import rename_device
 # `import torch_pjrt`. PyTorch names its PrivateUse1 backend once per process:
 # to call it something else (e.g. "tpu"), set TORCH_PJRT_DEVICE_NAME=tpu before
 # the import. The PJRT client itself only starts on the first device tensor.
-device.ensure_registered()
+# TORCH_PJRT_DEVICE_NAME=off leaves PrivateUse1 free for another library (the
+# benchmarks do this to run torchax, which claims it, in the same process).
+if _os.environ.get("TORCH_PJRT_DEVICE_NAME", "pjrt").strip().lower() not in ("", "off", "0"):
+    device.ensure_registered()
 
 __all__ = [
     "Error", "UnsupportedOpError", "config", "default_client", "devices", "plugin_info",

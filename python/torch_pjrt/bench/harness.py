@@ -53,6 +53,8 @@ def measure(wl, systems, reps, log):
         row = rows.setdefault(sys.name, {"system": sys.name})
         try:
             run, readback = sys.prepare(wl)
+            if getattr(sys, "note", ""):
+                row["note"] = sys.note
             t0 = time.perf_counter()
             out = run()
             row["first_call_s"] = time.perf_counter() - t0

@@ -5,7 +5,7 @@ import json
 import math
 import os
 
-SYSTEMS = ["eager", "inductor", "pjrt", "torchax"]
+SYSTEMS = ["eager", "inductor", "pjrt", "torchax", "pjrt_device"]
 
 
 def _ratio(rows, peer):
@@ -13,6 +13,14 @@ def _ratio(rows, peer):
     a, b = rows.get("pjrt", {}), rows.get(peer, {})
     if "median_s" in a and "median_s" in b:
         return b["median_s"] / a["median_s"]
+    return None
+
+
+def _device_ratio(rows):
+    """time(eager) / time(eager pjrt device): above 1 means the device is faster."""
+    d, e = rows.get("pjrt_device", {}), rows.get("eager", {})
+    if "median_s" in d and "median_s" in e:
+        return e["median_s"] / d["median_s"]
     return None
 
 
@@ -37,18 +45,24 @@ def markdown(res):
     wl = res["workloads"]
     lines = [f"# Benchmarks {res['date']} on {res['host']} ({res['machine']}, torch {res['torch']}, "
              f"{res['size']} suite, {res['reps']} interleaved reps, median [min–max])", "",
-             "| workload | " + " | ".join(SYSTEMS) + " | pjrt vs eager | vs inductor | vs torchax | pjrt bytes/call |",
-             "|---" * (len(SYSTEMS) + 5) + "|"]
+             "| workload | " + " | ".join(SYSTEMS) + " | pjrt vs eager | vs inductor | vs torchax | device vs eager | pjrt bytes/call |",
+             "|---" * (len(SYSTEMS) + 6) + "|"]
     for name, rows in wl.items():
         cells = [_cell(rows.get(s, {"status": "not run"})) for s in SYSTEMS]
         ratios = [_ratio(rows, p) for p in ("eager", "inductor", "torchax")]
+        ratios.append(_device_ratio(rows))
         rtxt = [f"{r:.2f}×" if r else "–" for r in ratios]
         b = rows.get("pjrt", {}).get("bytes_moved_per_call")
         lines.append(f"| {name} | " + " | ".join(cells) + " | " + " | ".join(rtxt) +
                      f" | {b if b is not None else '–'} |")
     gi = _geomean([_ratio(r, "inductor") for r in wl.values()])
     gx = _geomean([_ratio(r, "torchax") for r in wl.values()])
-    lines += ["", "Ratios are time(peer) / time(torch-pjrt): above 1 means torch-pjrt is faster.", "",
+    lines += ["", "Ratios are time(peer) / time(torch-pjrt): above 1 means torch-pjrt is faster. "
+              "pjrt_device is the eager device (model.to(\"pjrt\"), op by op), interleaved with the "
+              "others in the main process. torchax runs in a second child "
+              "process, interleaved with its own eager run (`eager_same_process_s` in the JSON): torchax 0.0.13 "
+              "renames PrivateUse1 to \"jax\" without device hooks, after which torch 2.13's Dynamo fails in "
+              "torch.accelerator, so it cannot share a process with torch.compile.", "",
               "## Targets", "",
               f"- torch-pjrt vs Inductor, geometric mean: {gi:.2f}× (target ≥ 1.0×)" if gi else "- vs Inductor: n/a",
               f"- torch-pjrt vs torchax, geometric mean: {gx:.2f}× (target ≥ 1.0× on every workload)" if gx else "- vs torchax: n/a"]

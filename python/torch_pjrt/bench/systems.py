@@ -161,9 +161,37 @@ class TorchaxSystem:
         return run, readback
 
 
+def _to_device(tree, dev):
+    if isinstance(tree, torch.Tensor):
+        return tree.to(dev)
+    return type(tree)(_to_device(t, dev) for t in tree)
+
+
+class PjrtDeviceSystem:
+    """The eager pjrt device: model.to("pjrt"), every op dispatched one by one
+    through the C lowering table (no torch.compile)."""
+
+    name = "pjrt_device"
+
+    def prepare(self, wl):
+        model, inputs = wl.build()
+        model = model.to("pjrt")
+        inputs = _to_device(inputs, "pjrt")
+        fn = wl.torch_callable(model)
+        ctx = torch.no_grad if wl.kind == "infer" else torch.enable_grad
+
+        def run():
+            with ctx():
+                out = fn(*inputs)
+            torch.pjrt.synchronize()
+            return out
+
+        return run, lambda out: _tree_to_torch(out)
+
+
 def all_systems(names=None):
     systems = [TorchSystem("eager"), TorchSystem("inductor", "inductor"),
-               TorchSystem("pjrt", "pjrt"), TorchaxSystem()]
+               TorchSystem("pjrt", "pjrt"), TorchaxSystem(), PjrtDeviceSystem()]
     if names:
         systems = [s for s in systems if s.name in names]
     return systems
