@@ -22,10 +22,12 @@ tpj_status_t tpj_eager_init(tpj_client_t* client) {
     st = TPJ_STATUS(FAILED_PRECONDITION,
                     "eager init: a different client is already in use by %llu storages",
                     (unsigned long long)g_live_count);
-  } else {
-    g_client = client;
   }
+  bool changed = !st && g_client != client;
+  if (!st) g_client = client;
   pthread_mutex_unlock(&g_lock);
+  /* Programs and scalar buffers of the previous client must not be reused. */
+  if (changed) tpj_eager_cache_clear();
   return st;
 }
 

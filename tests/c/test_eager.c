@@ -374,6 +374,33 @@ TPJ_TEST(torch_dtype_codes) {
   TPJ_EXPECT(tpj_eager_dtype_from_torch(-1) == TPJ_DTYPE_INVALID);
 }
 
+/* A new client drops the programs and scalar buffers of the old one; a
+ * client change with live storages is refused. */
+TPJ_TEST(client_change) {
+  TPJ_EXPECT_OK(ensure_init());
+  tpj_eager_storage_t* s = NULL;
+  TPJ_EXPECT_OK(iota_3x4(&s));
+  float out[9];
+  TPJ_EXPECT_OK(run_add_alpha(s, 2.0, out));
+  tpj_client_t* other = NULL;
+  TPJ_EXPECT_OK(make_client(&other));
+  TPJ_EXPECT_ERROR(tpj_eager_init(other), FAILED_PRECONDITION, "different client");
+  tpj_eager_storage_destroy(s);
+  tpj_eager_stats_t a, b;
+  tpj_status_t st = tpj_eager_init(other);
+  if (!st) st = iota_3x4(&s);
+  tpj_eager_stats_get(&a);
+  if (!st) st = run_add_alpha(s, 2.0, out);
+  tpj_eager_stats_get(&b);
+  tpj_eager_storage_destroy(s);
+  TPJ_EXPECT(b.programs == a.programs + 1); /* rebuilt for the new client */
+  TPJ_EXPECT(out[4] == 15.0f);               /* 5 + 2 * 5 */
+  TPJ_EXPECT_OK(tpj_eager_init(g_client));
+  tpj_runtime_cache_evict_client(other);
+  tpj_client_destroy(other);
+  TPJ_EXPECT_OK(st);
+}
+
 TPJ_TEST(error_paths) {
   TPJ_EXPECT_OK(ensure_init());
   tpj_eager_storage_t* s = NULL;
