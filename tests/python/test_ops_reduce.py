@@ -409,3 +409,22 @@ def test_sdpa_backward_matches_autograd():
         k.detach(), v.detach(), out.detach(), probs, 0.0, True)
     for g, t in zip(got, (q, k, v)):
         torch.testing.assert_close(g, t.grad, atol=1e-4, rtol=1e-4)
+
+
+def test_sdpa_cpu_fully_masked_row_is_zero_not_nan():
+    # a query row whose keys are all masked (left padding + causal): eager
+    # returns 0 output, 0 logsumexp and 0 gradients for it, never NaN
+    fwd = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu.default
+    bwd = torch.ops.aten._scaled_dot_product_flash_attention_for_cpu_backward.default
+    q, k, v = (torch.randn(1, 2, 4, 8) for _ in range(3))
+    keep = torch.ones(1, 1, 4, 4, dtype=torch.bool).tril()
+    keep[..., 0, :] = False
+    mask = torch.zeros(1, 1, 4, 4).masked_fill(~keep, float("-inf"))
+    want = fwd(q, k, v, attn_mask=mask)
+    got = torch_pjrt.run_aten(fwd, q, k, v, attn_mask=mask)
+    torch.testing.assert_close(got[0], want[0])
+    torch.testing.assert_close(got[1], want[1])
+    go = torch.randn_like(want[0])
+    args = (go, q, k, v, want[0], want[1], 0.0, False)
+    for a, b in zip(torch_pjrt.run_aten(bwd, *args, attn_mask=mask), bwd(*args, attn_mask=mask)):
+        torch.testing.assert_close(a, b)
