@@ -98,17 +98,37 @@ def test_param_buffers_not_resent():
     assert m["bytes_h2d"] == model[2].bias.nbytes
 
 
+@torch.library.custom_op("tpj_test::unlowered", mutates_args=())
+def _unlowered(x: torch.Tensor) -> torch.Tensor:
+    """A test-only op that can never have a lowering: x * 3 - 1 on CPU."""
+    return x * 3 - 1
+
+
+@_unlowered.register_fake
+def _(x):
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("tpj_test::unlowered_backward", mutates_args=())
+def _unlowered_backward(g: torch.Tensor) -> torch.Tensor:
+    """Its gradient, also without a lowering, so backward graphs fall back too."""
+    return g * 3
+
+
+@_unlowered_backward.register_fake
+def _(g):
+    return torch.empty_like(g)
+
+
+_unlowered.register_autograd(lambda ctx, g: _unlowered_backward(g))
+
+
 def _unsupported_op():
-    """An op with no lowering, for the fallback tests (skips if none left)."""
-    candidates = [
-        (torch.ops.aten.special_bessel_j0.default, torch.special.bessel_j0),
-        (torch.ops.aten.special_modified_bessel_k0.default, torch.special.modified_bessel_k0),
-        (torch.ops.aten.special_airy_ai.default, torch.special.airy_ai),
-    ]
-    for op, fn in candidates:
-        if not _C.lower_supported(torch_pjrt.target_name(op)):
-            return torch_pjrt.target_name(op), fn
-    pytest.skip("every candidate op has a lowering")
+    """An op with no lowering, for the fallback tests."""
+    op = torch.ops.tpj_test.unlowered.default
+    name = torch_pjrt.target_name(op)
+    assert not _C.lower_supported(name)
+    return name, op
 
 
 def test_fallback_warns_once_and_is_correct(monkeypatch):
