@@ -121,7 +121,13 @@ tpj_status_t tpj_buffer_from_host(tpj_client_t* client, const void* data,
                                   tpj_buffer_t** out_buffer);
 /* Copies to dense row-major host memory (dst_size must equal numel*itemsize). */
 tpj_status_t tpj_buffer_to_host(tpj_buffer_t* buffer, void* dst, size_t dst_size);
-/* Starts the copy; await *out_event before reading dst. */
+/* Starts the copy; await *out_event before reading dst.
+ * Host-memory fast path (both calls): where the plugin reports the buffer on
+ * CPU with an in-place pointer (PJRT_Buffer_IsOnCpu, _UnsafePointer) and a
+ * dense row-major layout of exactly numel*itemsize bytes, the copy waits for
+ * the buffer and memcpys before returning (the event is then already ready;
+ * errors of the buffer's ready event come back as the returned status). The
+ * buffer must not be deleted or donated concurrently with the copy. */
 tpj_status_t tpj_buffer_to_host_async(tpj_buffer_t* buffer, void* dst, size_t dst_size,
                                       tpj_event_t** out_event);
 tpj_status_t tpj_buffer_copy_to_device(tpj_buffer_t* buffer, size_t device_index,

@@ -1,6 +1,7 @@
 /* buffer.c: device buffers. Host <-> device transfers (dense row-major), copies
  * between devices, and cached metadata (dtype, dims, device index) so that
- * accessors need no plugin call.
+ * accessors need no plugin call. Where a buffer provably is dense row-major
+ * host memory (CPU plugins), device-to-host is a wait plus memcpy.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -158,16 +159,113 @@ tpj_status_t tpj_buffer_from_host(tpj_client_t* client, const void* data,
   return tpj_buffer_wrap(client, raw, out_buffer);
 }
 
-tpj_status_t tpj_buffer_to_host_async(tpj_buffer_t* b, void* dst, size_t dst_size,
-                                      tpj_event_t** out_event) {
-  TPJ_CHECK_ARG(b && out_event, "tpj_buffer_to_host_async: buffer or out_event is NULL");
-  *out_event = NULL;
+/* Checks dst against the buffer; *out_bytes = numel * itemsize. */
+static tpj_status_t check_to_host(const tpj_buffer_t* b, const void* dst, size_t dst_size,
+                                  size_t* out_bytes) {
   size_t nbytes = 0;
   TPJ_RETURN_IF_ERROR(dense_size(b->dtype, b->dims, b->rank, &nbytes));
   TPJ_CHECK_ARG(dst_size == nbytes,
                 "buffer to host: dst_size does not match the buffer (got %zu, expected %zu)",
                 dst_size, nbytes);
   TPJ_CHECK_ARG(dst || nbytes == 0, "buffer to host: dst is NULL");
+  *out_bytes = nbytes;
+  return NULL;
+}
+
+/* Ignores a failed probe: the fast path is then simply not taken. */
+static bool probe_ok(tpj_status_t st) {
+  if (!st) return true;
+  TPJ_LOG(DEBUG, "host fast path off: %s", tpj_status_message(st));
+  tpj_status_free(st);
+  return false;
+}
+
+/* True when the plugin reports the descending (row-major) tiled layout with
+ * no tiles; anything else (strides, tiles, permutations, no answer) is false. */
+static bool layout_is_row_major(const tpj_buffer_t* b) {
+  PJRT_Buffer_GetMemoryLayout_Args a = PJRT_ARGS(PJRT_Buffer_GetMemoryLayout_Args);
+  a.buffer = b->buffer;
+  a.layout.struct_size = sizeof(a.layout);
+  if (!probe_ok(TPJ_PJRT_CALL(b->client->plugin, Buffer_GetMemoryLayout, &a))) return false;
+  const PJRT_Buffer_MemoryLayout_Tiled* t = &a.layout.tiled;
+  if (a.layout.type != PJRT_Buffer_MemoryLayout_Type_Tiled || t->num_tiles != 0 ||
+      t->minor_to_major_size != b->rank || (b->rank && !t->minor_to_major)) {
+    TPJ_LOG(DEBUG, "host fast path off: layout is not plain tiled (type %d, %zu tiles)",
+            (int)a.layout.type, t->num_tiles);
+    return false;
+  }
+  for (size_t i = 0; i < b->rank; ++i) {
+    if (t->minor_to_major[i] != (int64_t)(b->rank - 1 - i)) {
+      TPJ_LOG(DEBUG, "host fast path off: minor_to_major[%zu] is %lld, not row-major", i,
+              (long long)t->minor_to_major[i]);
+      return false;
+    }
+  }
+  return true;
+}
+
+/* Whether the buffer's bytes are host memory holding exactly the dense
+ * row-major image of nbytes: on CPU, UnsafePointer and ReadyEvent present,
+ * default layout, on-device size == nbytes. Cached per buffer. All supported
+ * dtypes (kItemSize) are whole bytes with the same host and device encoding. */
+static bool host_direct(tpj_buffer_t* b, size_t nbytes) {
+  int known = b->host_direct;
+  if (known) return known > 0;
+  tpj_plugin_t* p = b->client->plugin;
+  void* fn = NULL;
+  bool ok = nbytes > 0 &&
+            probe_ok(tpj_pjrt_fn(p, PJRT_SLOT_Buffer_UnsafePointer, "PJRT_Buffer_UnsafePointer",
+                                 &fn)) &&
+            probe_ok(tpj_pjrt_fn(p, PJRT_SLOT_Buffer_ReadyEvent, "PJRT_Buffer_ReadyEvent", &fn));
+  if (ok) {
+    PJRT_Buffer_IsOnCpu_Args c = PJRT_ARGS(PJRT_Buffer_IsOnCpu_Args);
+    c.buffer = b->buffer;
+    ok = probe_ok(TPJ_PJRT_CALL(p, Buffer_IsOnCpu, &c)) && c.is_on_cpu;
+  }
+  ok = ok && layout_is_row_major(b);
+  if (ok) {
+    size_t dev_size = 0;
+    ok = probe_ok(tpj_buffer_on_device_size(b, &dev_size)) && dev_size == nbytes;
+  }
+  b->host_direct = ok ? 1 : -1;
+  return ok;
+}
+
+/* The fast path: wait until the buffer is computed, then memcpy its bytes.
+ * The caller must not delete or donate the buffer during the copy. */
+static tpj_status_t to_host_direct(tpj_buffer_t* b, void* dst, size_t nbytes) {
+  tpj_plugin_t* p = b->client->plugin;
+  PJRT_Buffer_ReadyEvent_Args r = PJRT_ARGS(PJRT_Buffer_ReadyEvent_Args);
+  r.buffer = b->buffer;
+  tpj_status_t st = TPJ_PJRT_CALL(p, Buffer_ReadyEvent, &r);
+  if (st) {
+    tpj_pjrt_event_destroy_raw(p, r.event);
+    return tpj_status_annotate(st, "copying a buffer to host");
+  }
+  TPJ_RETURN_IF_ERROR(tpj_pjrt_event_await_raw(
+      p, r.event, "copying a buffer to host: waiting for its contents"));
+  PJRT_Buffer_UnsafePointer_Args u = PJRT_ARGS(PJRT_Buffer_UnsafePointer_Args);
+  u.buffer = b->buffer;
+  st = TPJ_PJRT_CALL(p, Buffer_UnsafePointer, &u);
+  if (st) return tpj_status_annotate(st, "copying a buffer to host");
+  if (!u.buffer_pointer) {
+    return TPJ_STATUS(INTERNAL, "copying a buffer to host: PJRT_Buffer_UnsafePointer "
+                      "returned NULL for a %zu-byte buffer", nbytes);
+  }
+  memcpy(dst, (const void*)u.buffer_pointer, nbytes);
+  return NULL;
+}
+
+tpj_status_t tpj_buffer_to_host_async(tpj_buffer_t* b, void* dst, size_t dst_size,
+                                      tpj_event_t** out_event) {
+  TPJ_CHECK_ARG(b && out_event, "tpj_buffer_to_host_async: buffer or out_event is NULL");
+  *out_event = NULL;
+  size_t nbytes = 0;
+  TPJ_RETURN_IF_ERROR(check_to_host(b, dst, dst_size, &nbytes));
+  if (host_direct(b, nbytes)) { /* copied now; the event is born ready */
+    TPJ_RETURN_IF_ERROR(to_host_direct(b, dst, nbytes));
+    return tpj_event_wrap(b->client->plugin, NULL, out_event);
+  }
   PJRT_Buffer_ToHostBuffer_Args a = PJRT_ARGS(PJRT_Buffer_ToHostBuffer_Args);
   a.src = b->buffer;
   a.dst = dst;
@@ -181,6 +279,10 @@ tpj_status_t tpj_buffer_to_host_async(tpj_buffer_t* b, void* dst, size_t dst_siz
 }
 
 tpj_status_t tpj_buffer_to_host(tpj_buffer_t* b, void* dst, size_t dst_size) {
+  TPJ_CHECK_ARG(b, "tpj_buffer_to_host: buffer is NULL");
+  size_t nbytes = 0;
+  TPJ_RETURN_IF_ERROR(check_to_host(b, dst, dst_size, &nbytes));
+  if (host_direct(b, nbytes)) return to_host_direct(b, dst, nbytes);
   tpj_event_t* event = NULL;
   TPJ_RETURN_IF_ERROR(tpj_buffer_to_host_async(b, dst, dst_size, &event));
   tpj_status_t st = tpj_event_await(event);

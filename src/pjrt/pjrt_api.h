@@ -95,13 +95,16 @@ typedef enum pjrt_slot_e {
   PJRT_SLOT_Buffer_Destroy = 58,
   PJRT_SLOT_Buffer_ElementType = 59,
   PJRT_SLOT_Buffer_Dimensions = 60,
+  PJRT_SLOT_Buffer_GetMemoryLayout = 63,
   PJRT_SLOT_Buffer_OnDeviceSizeInBytes = 64,
   PJRT_SLOT_Buffer_Device = 65,
   PJRT_SLOT_Buffer_Delete = 67,
   PJRT_SLOT_Buffer_IsDeleted = 68,
   PJRT_SLOT_Buffer_CopyToDevice = 69,
   PJRT_SLOT_Buffer_ToHostBuffer = 70,
+  PJRT_SLOT_Buffer_IsOnCpu = 71,
   PJRT_SLOT_Buffer_ReadyEvent = 72,
+  PJRT_SLOT_Buffer_UnsafePointer = 73,
   PJRT_SLOT_Executable_OutputElementTypes = 90,
   PJRT_SLOT_COUNT_KNOWN_ = 92, /* slots 0..91 exist since API 0.4x */
 } pjrt_slot_t;
@@ -506,7 +509,8 @@ typedef struct PJRT_Buffer_ToHostBuffer_Args {
   size_t struct_size;
   PJRT_Extension_Base* extension_start;
   PJRT_Buffer* src;
-  void* host_layout; /* NULL: dense row-major */
+  void* host_layout; /* PJRT_Buffer_MemoryLayout*; NULL: the device layout
+                      * (row-major unless a program chose otherwise) */
   void* dst;         /* NULL queries dst_size */
   size_t dst_size;   /* in/out */
   PJRT_Event* event; /* out, caller awaits and destroys */
@@ -520,6 +524,66 @@ typedef struct PJRT_Buffer_ReadyEvent_Args {
   PJRT_Event* event; /* out */
   PJRT_TAIL;
 } PJRT_Buffer_ReadyEvent_Args;
+
+/* Host-memory fast path of buffer.c: where a buffer's bytes live and how they
+ * are laid out. */
+typedef struct PJRT_Buffer_IsOnCpu_Args {
+  size_t struct_size;
+  PJRT_Extension_Base* extension_start;
+  PJRT_Buffer* buffer;
+  bool is_on_cpu; /* out */
+  PJRT_TAIL;
+} PJRT_Buffer_IsOnCpu_Args;
+
+typedef struct PJRT_Buffer_UnsafePointer_Args {
+  size_t struct_size;
+  PJRT_Extension_Base* extension_start;
+  PJRT_Buffer* buffer;
+  uintptr_t buffer_pointer; /* out: host address where IsOnCpu */
+  PJRT_TAIL;
+} PJRT_Buffer_UnsafePointer_Args;
+
+typedef enum PJRT_Buffer_MemoryLayout_Type {
+  PJRT_Buffer_MemoryLayout_Type_Tiled = 0,
+  PJRT_Buffer_MemoryLayout_Type_Strides = 1,
+} PJRT_Buffer_MemoryLayout_Type;
+
+/* Embedded (in a union): exact sizes, no tail. */
+typedef struct PJRT_Buffer_MemoryLayout_Tiled {
+  size_t struct_size;
+  PJRT_Extension_Base* extension_start;
+  const int64_t* minor_to_major; /* (minor_to_major_size) logical dims, minor first */
+  size_t minor_to_major_size;
+  const int64_t* tile_dims;      /* concatenated tiles */
+  const size_t* tile_dim_sizes;  /* (num_tiles) */
+  size_t num_tiles;
+} PJRT_Buffer_MemoryLayout_Tiled;
+
+typedef struct PJRT_Buffer_MemoryLayout_Strides {
+  size_t struct_size;
+  PJRT_Extension_Base* extension_start;
+  const int64_t* byte_strides; /* (num_byte_strides) */
+  size_t num_byte_strides;
+} PJRT_Buffer_MemoryLayout_Strides;
+
+typedef struct PJRT_Buffer_MemoryLayout {
+  size_t struct_size;
+  PJRT_Extension_Base* extension_start;
+  union {
+    PJRT_Buffer_MemoryLayout_Tiled tiled;
+    PJRT_Buffer_MemoryLayout_Strides strides;
+  };
+  PJRT_Buffer_MemoryLayout_Type type;
+} PJRT_Buffer_MemoryLayout;
+
+/* Deprecated upstream (layouts extension) but still in the table. */
+typedef struct PJRT_Buffer_GetMemoryLayout_Args {
+  size_t struct_size;
+  PJRT_Extension_Base* extension_start;
+  PJRT_Buffer* buffer;
+  PJRT_Buffer_MemoryLayout layout; /* out, arrays owned by buffer */
+  PJRT_TAIL;
+} PJRT_Buffer_GetMemoryLayout_Args;
 
 /* ------------------------------------------- layout checks (API 0.81+) -- */
 
@@ -558,5 +622,14 @@ _Static_assert(offsetof(PJRT_Executable_Serialize_Args, serialized_executable_de
                "serialize deleter");
 _Static_assert(offsetof(PJRT_Executable_DeserializeAndLoad_Args, loaded_executable) == 40,
                "deserialize out");
+
+_Static_assert(offsetof(PJRT_Buffer_UnsafePointer_Args, buffer_pointer) == 24, "unsafe ptr");
+_Static_assert(offsetof(PJRT_Buffer_IsOnCpu_Args, is_on_cpu) == 24, "is on cpu");
+_Static_assert(sizeof(PJRT_Buffer_MemoryLayout_Tiled) == 56, "tiled layout");
+_Static_assert(offsetof(PJRT_Buffer_MemoryLayout, type) == 72 &&
+                   sizeof(PJRT_Buffer_MemoryLayout) == 80, "memory layout");
+_Static_assert(offsetof(PJRT_Buffer_GetMemoryLayout_Args, layout) == 24 &&
+                   offsetof(PJRT_Buffer_GetMemoryLayout_Args, reserved_tail_) == 104,
+               "get memory layout");
 
 #endif /* TPJ_PJRT_PJRT_API_H_ */

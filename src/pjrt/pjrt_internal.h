@@ -51,6 +51,10 @@ struct tpj_buffer_s {
   size_t rank;
   int64_t dims[TPJ_MAX_RANK]; /* (rank) */
   size_t device_index;
+  /* Host-memory fast path (buffer.c): 0 not yet checked, 1 the bytes are
+   * dense row-major host memory read in place, -1 use PJRT_Buffer_ToHostBuffer.
+   * Static per buffer; atomic so concurrent copies may race to set it. */
+  _Atomic int host_direct;
 };
 
 struct tpj_executable_s {

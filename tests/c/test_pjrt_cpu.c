@@ -223,6 +223,138 @@ TPJ_TEST(four_replicas) {
   tpj_executable_destroy(e);
 }
 
+/* ---- device-to-host fast path (dense row-major host memory, read in place) */
+
+/* Fills n bytes of a dtype with a pattern that is a valid, non-NaN value. */
+static void fill_pattern(tpj_dtype_t t, uint8_t* p, size_t n, unsigned seed) {
+  for (size_t i = 0; i < n; ++i) p[i] = (uint8_t)(t == TPJ_DTYPE_PRED ? (i + seed) % 2 : i * 13 + seed);
+  if (t == TPJ_DTYPE_F16 || t == TPJ_DTYPE_BF16)
+    for (size_t i = 1; i < n; i += 2) p[i] &= 0x3f;
+  if (t == TPJ_DTYPE_F32)
+    for (size_t i = 3; i < n; i += 4) p[i] &= 0x3f;
+  if (t == TPJ_DTYPE_F64)
+    for (size_t i = 7; i < n; i += 8) p[i] &= 0x3f;
+}
+
+TPJ_TEST(fast_d2h_every_dtype_and_rank) {
+  tpj_client_t* c = NULL;
+  TPJ_EXPECT_OK(cpu_client(&c));
+  const tpj_dtype_t dtypes[] = {TPJ_DTYPE_F32, TPJ_DTYPE_F64, TPJ_DTYPE_F16, TPJ_DTYPE_BF16,
+                                TPJ_DTYPE_S8,  TPJ_DTYPE_S16, TPJ_DTYPE_S32, TPJ_DTYPE_S64,
+                                TPJ_DTYPE_U8,  TPJ_DTYPE_PRED};
+  const size_t sizes[] = {4, 8, 2, 2, 1, 2, 4, 8, 1, 1};
+  const int64_t shapes[4][3] = {{1, 1, 1}, {7, 1, 1}, {3, 5, 1}, {2, 3, 4}};
+  const size_t ranks[4] = {0, 1, 2, 3};
+  for (size_t k = 0; k < 10; ++k) {
+    for (size_t s = 0; s < 4; ++s) {
+      size_t n = sizes[k];
+      for (size_t d = 0; d < ranks[s]; ++d) n *= (size_t)shapes[s][d];
+      uint8_t in[24 * 8], out[24 * 8 + 1], out2[24 * 8];
+      fill_pattern(dtypes[k], in, n, (unsigned)(k + s));
+      memset(out, 0xee, sizeof(out));
+      memset(out2, 0xee, sizeof(out2));
+      tpj_buffer_t* b = NULL;
+      TPJ_EXPECT_OK(tpj_buffer_from_host(c, in, dtypes[k], shapes[s], ranks[s], s % 4,
+                                         TPJ_HOST_SEMANTICS_COPY, &b));
+      tpj_status_t st = tpj_buffer_to_host(b, out, n);
+      if (st) { fprintf(stderr, "  dtype %d rank %zu: %s\n", dtypes[k], ranks[s],
+                        tpj_status_message(st)); *failed = 1; }
+      tpj_status_free(st);
+      tpj_event_t* ev = NULL;
+      st = tpj_buffer_to_host_async(b, out2, n, &ev);
+      if (!st) st = tpj_event_await(ev);
+      if (st) { fprintf(stderr, "  async dtype %d: %s\n", dtypes[k], tpj_status_message(st));
+                *failed = 1; }
+      tpj_status_free(st);
+      tpj_event_destroy(ev);
+      if (memcmp(in, out, n) || memcmp(in, out2, n) || out[n] != 0xee) {
+        fprintf(stderr, "  dtype %d rank %zu differs\n", dtypes[k], ranks[s]);
+        *failed = 1;
+      }
+      TPJ_EXPECT_ERROR(tpj_buffer_to_host(b, out, n + 1), INVALID_ARGUMENT, "dst_size");
+      tpj_buffer_destroy(b);
+    }
+  }
+}
+
+/* Program outputs: a transpose (a new row-major array), and its negation in
+ * a column-major layout chosen by the program. The fast path declines the
+ * latter (minor_to_major {0,1}); PJRT_Buffer_ToHostBuffer then returns the
+ * bytes in the device layout (observed on xla-cpu-pjrt 0.0.1, even when a
+ * row-major host_layout is passed), so both paths agree on the image. */
+static const char kTranspose[] =
+    "module @tr {\n"
+    "  func.func public @main(%arg0: tensor<2x3xf32>) -> (tensor<3x2xf32>, "
+    "tensor<3x2xf32> {mhlo.layout_mode = \"{0,1}\"}) {\n"
+    "    %0 = \"stablehlo.transpose\"(%arg0) {permutation = array<i64: 1, 0>} : "
+    "(tensor<2x3xf32>) -> tensor<3x2xf32>\n"
+    "    %1 = \"stablehlo.negate\"(%0) : (tensor<3x2xf32>) -> tensor<3x2xf32>\n"
+    "    \"func.return\"(%0, %1) : (tensor<3x2xf32>, tensor<3x2xf32>) -> ()\n"
+    "  }\n"
+    "}\n";
+
+TPJ_TEST(fast_d2h_transposed_outputs) {
+  tpj_client_t* c = NULL;
+  TPJ_EXPECT_OK(cpu_client(&c));
+  tpj_executable_t* e = NULL;
+  TPJ_EXPECT_OK(tpj_executable_compile(c, kTranspose, strlen(kTranspose), NULL, &e));
+  const float a[6] = {1, 2, 3, 4, 5, 6}; /* [[1,2,3],[4,5,6]] */
+  const float want[2][6] = {{1, 4, 2, 5, 3, 6},        /* row-major [[1,4],[2,5],[3,6]] */
+                            {-1, -2, -3, -4, -5, -6}}; /* column-major of its negation */
+  int64_t dims[2] = {2, 3};
+  tpj_buffer_t* arg = NULL;
+  TPJ_EXPECT_OK(tpj_buffer_from_host(c, a, TPJ_DTYPE_F32, dims, 2, 0, TPJ_HOST_SEMANTICS_COPY,
+                                     &arg));
+  tpj_buffer_t* outs[2] = {NULL, NULL};
+  tpj_execute_args_t x = {&arg, 1, 1, NULL, outs, NULL};
+  TPJ_EXPECT_OK(tpj_executable_execute(e, &x));
+  for (int o = 0; o < 2; ++o) {
+    float y[6];
+    TPJ_EXPECT(tpj_buffer_dims(outs[o])[0] == 3 && tpj_buffer_dims(outs[o])[1] == 2);
+    TPJ_EXPECT_OK(tpj_buffer_to_host(outs[o], y, sizeof(y)));
+    for (int i = 0; i < 6; ++i) TPJ_EXPECT(y[i] == want[o][i]);
+    float z[6] = {0}; /* the async variant must agree */
+    tpj_event_t* ev = NULL;
+    TPJ_EXPECT_OK(tpj_buffer_to_host_async(outs[o], z, sizeof(z), &ev));
+    tpj_status_t st = tpj_event_await(ev);
+    tpj_event_destroy(ev);
+    TPJ_EXPECT_OK(st);
+    TPJ_EXPECT(!memcmp(y, z, sizeof(y)));
+  }
+  for (int o = 0; o < 2; ++o) tpj_buffer_destroy(outs[o]);
+  tpj_buffer_destroy(arg);
+  tpj_executable_destroy(e);
+}
+
+/* A buffer deleted after a first (fast) copy: its ready event carries an error
+ * that must come back as a status, with nothing written and nothing leaked. */
+TPJ_TEST(fast_d2h_deleted_buffer_is_an_error) {
+  tpj_client_t* c = NULL;
+  TPJ_EXPECT_OK(cpu_client(&c));
+  const float v[4] = {1, 2, 3, 4};
+  tpj_buffer_t* b = NULL;
+  TPJ_EXPECT_OK(vec4(c, v, 1, &b));
+  float y[4] = {0};
+  TPJ_EXPECT_OK(tpj_buffer_to_host(b, y, sizeof(y)));
+  TPJ_EXPECT(y[0] == 1 && y[3] == 4);
+  TPJ_EXPECT_OK(tpj_buffer_delete(b));
+  TPJ_EXPECT(tpj_buffer_is_deleted(b));
+  memset(y, 0, sizeof(y));
+  tpj_status_t st = tpj_buffer_to_host(b, y, sizeof(y));
+  TPJ_EXPECT(st != NULL);
+  if (st) printf("  deleted buffer: [%s] %s\n", tpj_status_code_name(tpj_status_code(st)),
+                 tpj_status_message(st));
+  tpj_status_free(st);
+  tpj_event_t* ev = NULL;
+  st = tpj_buffer_to_host_async(b, y, sizeof(y), &ev);
+  if (!st) st = tpj_event_await(ev);
+  TPJ_EXPECT(st != NULL);
+  tpj_status_free(st);
+  tpj_event_destroy(ev);
+  TPJ_EXPECT(y[0] == 0 && y[3] == 0);
+  tpj_buffer_destroy(b);
+}
+
 /* Runs last (tests run in definition order): frees the shared client. */
 TPJ_TEST(zz_client_destroy) {
   tpj_client_destroy(g_client);
