@@ -358,3 +358,12 @@ def test_dropout_mask_shared_by_forward_and_backward():
     # d(out)/dx is the scaled mask: exactly the forward output for x == 1.
     torch.testing.assert_close(x.grad, out.detach())
     assert 0.3 < (out == 0).float().mean().item() < 0.7
+
+
+def test_device_tensor_inputs_are_refused_loudly():
+    # Until device-resident inputs are supported, the compiled path must not
+    # silently hand back CPU tensors for pjrt-device inputs.
+    m = torch.nn.Linear(8, 4).to("pjrt")
+    x = torch.randn(2, 8, device="pjrt")
+    with pytest.raises(Exception, match="inputs on pjrt:0 are not supported yet"):
+        pjrt(m)(x)
