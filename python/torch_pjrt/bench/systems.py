@@ -126,16 +126,22 @@ class TorchaxSystem:
         import jax
         import jax.numpy as jnp
         import numpy as np
+        dev = self._device()  # register the plugin before torchax starts JAX's backends
         _import_torchax()
         import torchax
-        dev = self._device()
         model, inputs = wl.build()
         if wl.kind == "train" and getattr(wl, "loss_module", None) is None:
             raise Unsupported("no loss module")
         mod = wl.loss_module(model) if wl.kind == "train" else wl.infer_module(model)
         weights, func = torchax.extract_jax(mod)
+        param_names = {n for n, p in mod.named_parameters() if p.requires_grad}
         weights = jax.device_put(weights, dev)
-        jargs = tuple(jax.device_put(jnp.asarray(t.numpy()), dev) for t in inputs)
+        def to_jax(t):  # numpy has no bfloat16: go through float32
+            if t.dtype == torch.bfloat16:
+                return jnp.asarray(t.float().numpy()).astype(jnp.bfloat16)
+            return jnp.asarray(t.numpy())
+
+        jargs = tuple(jax.device_put(to_jax(t), dev) for t in inputs)
         if wl.kind == "infer":
             jitted = jax.jit(func)
 
@@ -144,19 +150,26 @@ class TorchaxSystem:
                 jax.block_until_ready(out)
                 return out
         else:
-            grad_fn = jax.jit(jax.value_and_grad(lambda w, a: func(w, a)))
+            # Gradients w.r.t. the float weights only (buffers such as
+            # num_batches_tracked are integers).
+            wf = {k: v for k, v in weights.items() if jnp.issubdtype(v.dtype, jnp.floating)}
+            wo = {k: v for k, v in weights.items() if k not in wf}
+            grad_fn = jax.jit(jax.value_and_grad(lambda f, o, a: func({**o, **f}, a)))
 
             def run():
-                out = grad_fn(weights, jargs)
+                out = grad_fn(wf, wo, jargs)
                 jax.block_until_ready(out)
                 return out
 
         def readback(out):
-            to_t = lambda a: torch.from_numpy(np.asarray(a).copy())
+            def to_t(a):
+                a = np.asarray(a.astype(jnp.float32) if a.dtype == jnp.bfloat16 else a)
+                return torch.from_numpy(a.copy())
             if wl.kind == "infer":
                 return _tree_to_torch(jax.tree_util.tree_map(to_t, out))
             loss, grads = out
-            return {"loss": to_t(loss), "grads": {k: to_t(v) for k, v in grads.items()}}
+            return {"loss": to_t(loss),
+                    "grads": {k: to_t(v) for k, v in grads.items() if k in param_names}}
 
         return run, readback
 
