@@ -55,7 +55,7 @@ tpj_status_t tpj_compile_options_encode(const tpj_compile_options_t* options,
 
 /* ------------------------------------------------------------- compile -- */
 
-static tpj_status_t read_executable_info(tpj_executable_t* e) {
+tpj_status_t tpj_executable_read_info(tpj_executable_t* e) {
   tpj_plugin_t* p = e->client->plugin;
   PJRT_LoadedExecutable_GetExecutable_Args g = PJRT_ARGS(PJRT_LoadedExecutable_GetExecutable_Args);
   g.loaded_executable = e->loaded;
@@ -76,7 +76,12 @@ static tpj_status_t read_executable_info(tpj_executable_t* e) {
   if (!e->device_indices) return TPJ_STATUS(RESOURCE_EXHAUSTED, "executable: out of memory");
   e->num_devices = d.num_addressable_devices;
   for (size_t i = 0; i < d.num_addressable_devices; ++i) {
-    e->device_indices[i] = tpj_client_device_index(e->client, d.addressable_devices[i]);
+    size_t index = tpj_client_device_index(e->client, d.addressable_devices[i]);
+    if (index == SIZE_MAX) {
+      return TPJ_STATUS(FAILED_PRECONDITION, "executable: device %zu is not addressable by "
+                        "this client", i);
+    }
+    e->device_indices[i] = index;
   }
   return NULL;
 }
@@ -107,7 +112,7 @@ tpj_status_t tpj_executable_compile(tpj_client_t* client, const char* program,
   a.compile_options_size = encoded_len;
   tpj_status_t st = TPJ_PJRT_CALL(client->plugin, Client_Compile, &a);
   e->loaded = a.executable;
-  if (!st) st = read_executable_info(e);
+  if (!st) st = tpj_executable_read_info(e);
   if (st) {
     tpj_executable_destroy(e);
     return st;

@@ -93,6 +93,9 @@ tpj_status_t tpj_event_wrap(tpj_plugin_t* plugin, PJRT_Event* raw,
                             tpj_event_t** out_event);
 /* Index of `device` among the client's addressable devices, or SIZE_MAX. */
 size_t tpj_client_device_index(const tpj_client_t* client, const PJRT_Device* device);
+/* Fills e->executable, e->num_outputs and e->device_indices/num_devices from
+ * e->loaded (after compile or deserialize). */
+tpj_status_t tpj_executable_read_info(tpj_executable_t* e);
 /* Copies a (ptr, size) string from the plugin; NULL on out of memory. */
 char* tpj_pjrt_strndup(const char* s, size_t n);
 

@@ -57,42 +57,6 @@ tpj_status_t tpj_executable_serialize(tpj_executable_t* executable, uint8_t** ou
   return NULL;
 }
 
-/* Fills the PJRT_Executable, output count and device list of a freshly loaded
- * executable (the same facts tpj_executable_compile reads). */
-static tpj_status_t read_loaded_info(tpj_executable_t* e) {
-  tpj_plugin_t* p = e->client->plugin;
-  PJRT_LoadedExecutable_GetExecutable_Args g =
-      PJRT_ARGS(PJRT_LoadedExecutable_GetExecutable_Args);
-  g.loaded_executable = e->loaded;
-  TPJ_RETURN_IF_ERROR(TPJ_PJRT_CALL(p, LoadedExecutable_GetExecutable, &g));
-  e->executable = g.executable;
-  PJRT_Executable_NumOutputs_Args n = PJRT_ARGS(PJRT_Executable_NumOutputs_Args);
-  n.executable = e->executable;
-  TPJ_RETURN_IF_ERROR(TPJ_PJRT_CALL(p, Executable_NumOutputs, &n));
-  e->num_outputs = n.num_outputs;
-  PJRT_LoadedExecutable_AddressableDevices_Args d =
-      PJRT_ARGS(PJRT_LoadedExecutable_AddressableDevices_Args);
-  d.executable = e->loaded;
-  TPJ_RETURN_IF_ERROR(TPJ_PJRT_CALL(p, LoadedExecutable_AddressableDevices, &d));
-  if (d.num_addressable_devices == 0) {
-    return TPJ_STATUS(INTERNAL, "deserialized executable runs on no addressable device");
-  }
-  e->device_indices = (size_t*)calloc(d.num_addressable_devices, sizeof(size_t));
-  if (!e->device_indices) {
-    return TPJ_STATUS(RESOURCE_EXHAUSTED, "deserialized executable: out of memory");
-  }
-  e->num_devices = d.num_addressable_devices;
-  for (size_t i = 0; i < d.num_addressable_devices; ++i) {
-    size_t index = tpj_client_device_index(e->client, d.addressable_devices[i]);
-    if (index == SIZE_MAX) {
-      return TPJ_STATUS(FAILED_PRECONDITION, "deserialized executable: device %zu is not "
-                        "addressable by this client", i);
-    }
-    e->device_indices[i] = index;
-  }
-  return NULL;
-}
-
 tpj_status_t tpj_executable_deserialize(tpj_client_t* client, const uint8_t* bytes,
                                         size_t len, tpj_executable_t** out_executable) {
   TPJ_CHECK_ARG(client && (bytes || len == 0) && out_executable,
@@ -109,7 +73,7 @@ tpj_status_t tpj_executable_deserialize(tpj_client_t* client, const uint8_t* byt
   a.serialized_executable_size = len;
   tpj_status_t st = TPJ_PJRT_CALL(client->plugin, Executable_DeserializeAndLoad, &a);
   e->loaded = a.loaded_executable;
-  if (!st) st = read_loaded_info(e);
+  if (!st) st = tpj_executable_read_info(e);
   if (st) {
     tpj_executable_destroy(e);
     return st;
