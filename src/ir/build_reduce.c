@@ -21,35 +21,47 @@ static tpj_status_t tpj_ir_init_check(const tpj_graph_t* g, const char* name, co
   return NULL;
 }
 
-tpj_status_t tpj_build_reduce(tpj_graph_t* g, const tpj_value_t* inputs, const tpj_value_t* inits,
-                              size_t n, const int64_t* dims, size_t num_dims, int32_t body,
-                              tpj_value_t* out_values) {
-  const char* name = "stablehlo.reduce";
-  TPJ_CHECK_ARG(g && inputs && inits && out_values, "%s: graph, inputs, inits or out is NULL", name);
+/* Checks n (1..TPJ_MAX_RANK) operands that must share input 0's shape (dtypes
+ * may differ) and copies their types into out_types (n). */
+static tpj_status_t tpj_ir_same_shape_operands(tpj_graph_t* g, const char* name,
+                                               const tpj_value_t* inputs, size_t n,
+                                               tpj_type_t* out_types) {
   TPJ_CHECK_ARG(n >= 1 && n <= TPJ_MAX_RANK, "%s: input count out of range (got %zu, expected 1..%d)",
                 name, n, TPJ_MAX_RANK);
-  const tpj_type_t* t0 = NULL;
-  tpj_dtype_t dts[2 * TPJ_MAX_RANK];
-  tpj_value_t ops[2 * TPJ_MAX_RANK];
-  tpj_type_t rts[TPJ_MAX_RANK];
   for (size_t i = 0; i < n; ++i) {
     char what[32];
     snprintf(what, sizeof(what), "input %zu", i);
     const tpj_type_t* t;
     TPJ_RETURN_IF_ERROR(tpj_ir_operand(g, name, what, inputs[i], &t));
-    if (!t0) t0 = t;
-    tpj_type_t same = *t0;
+    tpj_type_t same = i ? out_types[0] : *t;
     same.dtype = t->dtype;
     if (!tpj_type_equal(t, &same)) {
       char a[96], b[96];
       TPJ_FMT(t, a);
-      TPJ_FMT(t0, b);
+      TPJ_FMT(&out_types[0], b);
       return TPJ_STATUS(INVALID_ARGUMENT, "%s: %s shape differs from input 0 (got %s and %s)", name,
                         what, a, b);
     }
+    out_types[i] = *t;
+  }
+  return NULL;
+}
+
+tpj_status_t tpj_build_reduce(tpj_graph_t* g, const tpj_value_t* inputs, const tpj_value_t* inits,
+                              size_t n, const int64_t* dims, size_t num_dims, int32_t body,
+                              tpj_value_t* out_values) {
+  const char* name = "stablehlo.reduce";
+  TPJ_CHECK_ARG(g && inputs && inits && out_values, "%s: graph, inputs, inits or out is NULL", name);
+  tpj_dtype_t dts[2 * TPJ_MAX_RANK];
+  tpj_value_t ops[2 * TPJ_MAX_RANK];
+  tpj_type_t ins[TPJ_MAX_RANK], rts[TPJ_MAX_RANK];
+  TPJ_RETURN_IF_ERROR(tpj_ir_same_shape_operands(g, name, inputs, n, ins));
+  const tpj_type_t* t0 = &ins[0];
+  for (size_t i = 0; i < n; ++i) {
+    char what[32];
     snprintf(what, sizeof(what), "init value %zu", i);
-    TPJ_RETURN_IF_ERROR(tpj_ir_init_check(g, name, what, inits[i], t->dtype));
-    dts[i] = dts[n + i] = t->dtype;
+    TPJ_RETURN_IF_ERROR(tpj_ir_init_check(g, name, what, inits[i], ins[i].dtype));
+    dts[i] = dts[n + i] = ins[i].dtype;
     ops[i] = inputs[i];
     ops[n + i] = inits[i];
   }
@@ -229,29 +241,11 @@ tpj_status_t tpj_build_sort(tpj_graph_t* g, const tpj_value_t* inputs, size_t n,
                             bool is_stable, int32_t comparator, tpj_value_t* out_values) {
   const char* name = "stablehlo.sort";
   TPJ_CHECK_ARG(g && inputs && out_values, "%s: graph, inputs or out is NULL", name);
-  TPJ_CHECK_ARG(n >= 1 && n <= TPJ_MAX_RANK, "%s: input count out of range (got %zu, expected 1..%d)",
-                name, n, TPJ_MAX_RANK);
-  const tpj_type_t* t0 = NULL;
   tpj_type_t rts[TPJ_MAX_RANK];
   tpj_dtype_t dts[2 * TPJ_MAX_RANK];
-  for (size_t i = 0; i < n; ++i) {
-    char what[32];
-    snprintf(what, sizeof(what), "input %zu", i);
-    const tpj_type_t* t;
-    TPJ_RETURN_IF_ERROR(tpj_ir_operand(g, name, what, inputs[i], &t));
-    if (!t0) t0 = t;
-    tpj_type_t same = *t0;
-    same.dtype = t->dtype;
-    if (!tpj_type_equal(t, &same)) {
-      char a[96], b[96];
-      TPJ_FMT(t, a);
-      TPJ_FMT(t0, b);
-      return TPJ_STATUS(INVALID_ARGUMENT, "%s: %s shape differs from input 0 (got %s and %s)", name,
-                        what, a, b);
-    }
-    rts[i] = *t;
-    dts[2 * i] = dts[2 * i + 1] = t->dtype;
-  }
+  TPJ_RETURN_IF_ERROR(tpj_ir_same_shape_operands(g, name, inputs, n, rts));
+  const tpj_type_t* t0 = &rts[0];
+  for (size_t i = 0; i < n; ++i) dts[2 * i] = dts[2 * i + 1] = rts[i].dtype;
   TPJ_CHECK_ARG(t0->rank >= 1 && dim >= 0 && dim < t0->rank,
                 "%s: dimension out of range (got %lld, expected 0..%d)", name, (long long)dim,
                 (int)t0->rank - 1);
