@@ -126,6 +126,10 @@ typedef struct tpj_metrics_s {
   uint64_t cache_entries;   /* executables in the cache now (not reset) */
   uint64_t disk_hits;       /* compiles answered by the disk tier */
   uint64_t disk_writes;     /* executables written to the disk tier */
+  double execute_seconds;   /* wall time in executable launches, including the wait
+                               for completion where the caller waits */
+  double h2d_seconds;       /* wall time in host -> device copies (to completion) */
+  double d2h_seconds;       /* wall time in device -> host copies (to completion) */
 } tpj_metrics_t;
 
 void tpj_runtime_metrics_get(tpj_metrics_t* out_metrics);
@@ -141,6 +145,14 @@ void tpj_runtime_metrics_add_compile(double seconds);
 void tpj_runtime_metrics_add_cache_hit(void);
 void tpj_runtime_metrics_add_disk_hit(void);
 void tpj_runtime_metrics_add_disk_write(void);
+
+/* Timing counters. tpj_runtime_metrics_now_ns() reads CLOCK_MONOTONIC (one
+ * vDSO call, no syscall on Linux); callers take two readings around the work
+ * and add the difference, in nanoseconds, to the matching counter. */
+uint64_t tpj_runtime_metrics_now_ns(void);
+void tpj_runtime_metrics_add_execute_ns(uint64_t ns);
+void tpj_runtime_metrics_add_h2d_ns(uint64_t ns);
+void tpj_runtime_metrics_add_d2h_ns(uint64_t ns);
 
 #ifdef __cplusplus
 }

@@ -83,9 +83,11 @@ static PyObject* buffer_to_host(tpj_py_buffer_t* self, PyObject* args) {
     return tpj_py_raise(TPJ_STATUS(INVALID_ARGUMENT, "Buffer.to_host: null pointer"));
   }
   tpj_status_t s;
+  uint64_t t0 = tpj_runtime_metrics_now_ns();
   Py_BEGIN_ALLOW_THREADS
   s = tpj_buffer_to_host(b, (void*)(uintptr_t)ptr, (size_t)nbytes);
   Py_END_ALLOW_THREADS
+  tpj_runtime_metrics_add_d2h_ns(tpj_runtime_metrics_now_ns() - t0);
   if (s) return tpj_py_raise(s);
   tpj_runtime_metrics_add_bytes_d2h((uint64_t)nbytes);
   Py_RETURN_NONE;

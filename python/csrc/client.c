@@ -229,10 +229,12 @@ static PyObject* client_buffer_from_host(tpj_py_client_t* self, PyObject* args,
                                        : TPJ_HOST_SEMANTICS_COPY;
   tpj_buffer_t* buffer = NULL;
   tpj_status_t s;
+  uint64_t t0 = tpj_runtime_metrics_now_ns();
   Py_BEGIN_ALLOW_THREADS
   s = tpj_buffer_from_host(self->client, (const void*)(uintptr_t)ptr, (tpj_dtype_t)dtype,
                            dims, rank, (size_t)device, sem, &buffer);
   Py_END_ALLOW_THREADS
+  tpj_runtime_metrics_add_h2d_ns(tpj_runtime_metrics_now_ns() - t0);
   if (s) return tpj_py_raise(s);
   tpj_runtime_metrics_add_bytes_h2d((uint64_t)nbytes);
   return tpj_py_buffer_wrap((PyObject*)self, buffer,

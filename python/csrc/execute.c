@@ -72,10 +72,12 @@ static tpj_status_t launch(tpj_executable_t* exe, const exec_request_t* req,
   tpj_execute_args_t ea = {.args = req->args, .num_args = req->num_args,
                            .num_devices = nd, .donate = req->donate,
                            .out_buffers = out_buffers, .out_events = events};
+  uint64_t t0 = tpj_runtime_metrics_now_ns();
   tpj_status_t s = tpj_executable_execute(exe, &ea);
   for (size_t d = 0; d < nd && !s; ++d) {
     if (events[d]) s = tpj_event_await(events[d]);
   }
+  tpj_runtime_metrics_add_execute_ns(tpj_runtime_metrics_now_ns() - t0);
   for (size_t d = 0; d < nd; ++d) tpj_event_destroy(events[d]);
   free(events);
   if (s && out_buffers) {
@@ -269,6 +271,7 @@ static tpj_status_t copy_outputs(tpj_buffer_t** outs, const host_dest_t* dests, 
   if (!events) return TPJ_STATUS(RESOURCE_EXHAUSTED, "execute_to_host: out of memory");
   tpj_status_t s = NULL;
   *out_bytes = 0;
+  uint64_t t0 = tpj_runtime_metrics_now_ns();
   for (size_t i = 0; i < nout && !s; ++i) {
     if (!dests[i].ptr) continue;
     size_t want = dense_nbytes(outs[i]);
@@ -288,6 +291,7 @@ static tpj_status_t copy_outputs(tpj_buffer_t** outs, const host_dest_t* dests, 
     else tpj_status_free(e);
     tpj_event_destroy(events[i]);
   }
+  tpj_runtime_metrics_add_d2h_ns(tpj_runtime_metrics_now_ns() - t0);
   free(events);
   return s;
 }

@@ -140,6 +140,13 @@ static int set_u64(PyObject* d, const char* key, uint64_t v) {
   return rc;
 }
 
+static int set_f64(PyObject* d, const char* key, double v) {
+  PyObject* o = PyFloat_FromDouble(v);
+  int rc = o ? PyDict_SetItemString(d, key, o) : -1;
+  Py_XDECREF(o);
+  return rc;
+}
+
 static PyObject* py_metrics(PyObject* self, PyObject* unused) {
   tpj_metrics_t m;
   tpj_runtime_metrics_get(&m);
@@ -147,6 +154,9 @@ static PyObject* py_metrics(PyObject* self, PyObject* unused) {
   if (!d) return NULL;
   PyObject* secs = PyFloat_FromDouble(m.compile_seconds);
   if (!secs || PyDict_SetItemString(d, "compile_seconds", secs) < 0 ||
+      set_f64(d, "execute_seconds", m.execute_seconds) < 0 ||
+      set_f64(d, "h2d_seconds", m.h2d_seconds) < 0 ||
+      set_f64(d, "d2h_seconds", m.d2h_seconds) < 0 ||
       set_u64(d, "compiles", m.compiles) < 0 || set_u64(d, "cache_hits", m.cache_hits) < 0 ||
       set_u64(d, "executions", m.executions) < 0 ||
       set_u64(d, "bytes_h2d", m.bytes_h2d) < 0 || set_u64(d, "bytes_d2h", m.bytes_d2h) < 0 ||

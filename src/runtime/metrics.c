@@ -1,8 +1,9 @@
 /* metrics.c: process-wide runtime counters (compiles, cache hits, disk tier
- * hits and writes, executions, transfer bytes, fallbacks). Plain C11 atomics,
- * so the extension can bump them from any thread without a lock; compile time
- * is kept in nanoseconds. */
+ * hits and writes, executions, transfer bytes, fallbacks, and the time spent
+ * compiling, executing and copying). Plain C11 atomics, so the extension can
+ * bump them from any thread without a lock; times are kept in nanoseconds. */
 #include <stdatomic.h>
+#include <time.h>
 
 #include "tpj/runtime.h"
 
@@ -15,6 +16,9 @@ static atomic_uint_fast64_t g_bytes_d2h;
 static atomic_uint_fast64_t g_fallbacks;
 static atomic_uint_fast64_t g_disk_hits;
 static atomic_uint_fast64_t g_disk_writes;
+static atomic_uint_fast64_t g_execute_ns;
+static atomic_uint_fast64_t g_h2d_ns;
+static atomic_uint_fast64_t g_d2h_ns;
 
 void tpj_runtime_metrics_get(tpj_metrics_t* out_metrics) {
   if (!out_metrics) return;
@@ -28,6 +32,9 @@ void tpj_runtime_metrics_get(tpj_metrics_t* out_metrics) {
   out_metrics->cache_entries = tpj_runtime_cache_size();
   out_metrics->disk_hits = atomic_load(&g_disk_hits);
   out_metrics->disk_writes = atomic_load(&g_disk_writes);
+  out_metrics->execute_seconds = (double)atomic_load(&g_execute_ns) * 1e-9;
+  out_metrics->h2d_seconds = (double)atomic_load(&g_h2d_ns) * 1e-9;
+  out_metrics->d2h_seconds = (double)atomic_load(&g_d2h_ns) * 1e-9;
 }
 
 void tpj_runtime_metrics_reset(void) {
@@ -40,6 +47,9 @@ void tpj_runtime_metrics_reset(void) {
   atomic_store(&g_fallbacks, 0);
   atomic_store(&g_disk_hits, 0);
   atomic_store(&g_disk_writes, 0);
+  atomic_store(&g_execute_ns, 0);
+  atomic_store(&g_h2d_ns, 0);
+  atomic_store(&g_d2h_ns, 0);
 }
 
 void tpj_runtime_metrics_add_execution(void) { atomic_fetch_add(&g_executions, 1); }
@@ -58,3 +68,13 @@ void tpj_runtime_metrics_add_compile(double seconds) {
   atomic_fetch_add(&g_compiles, 1);
   if (seconds > 0) atomic_fetch_add(&g_compile_ns, (uint_fast64_t)(seconds * 1e9));
 }
+
+uint64_t tpj_runtime_metrics_now_ns(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_MONOTONIC, &ts) != 0) return 0;
+  return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+void tpj_runtime_metrics_add_execute_ns(uint64_t ns) { atomic_fetch_add(&g_execute_ns, ns); }
+void tpj_runtime_metrics_add_h2d_ns(uint64_t ns) { atomic_fetch_add(&g_h2d_ns, ns); }
+void tpj_runtime_metrics_add_d2h_ns(uint64_t ns) { atomic_fetch_add(&g_d2h_ns, ns); }
