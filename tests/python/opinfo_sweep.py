@@ -7,6 +7,7 @@ command line:
     python tests/python/opinfo_sweep.py --out build/opinfo_sweep.json [--ops add,mul]
         [--dtypes float32,bfloat16,int64] [--max-samples 6] [--no-grad]
         [--rerun-failed]   # re-run only ops that did not fully pass last time
+        [--mode eager]     # tensors on the "pjrt" device, op by op (opinfo_eager.py)
 Ops run in a worker subprocess (restarted after a crash or a hang), so one bad
 op cannot stall or kill the sweep; results are merged into the JSON by op, so
 re-running a subset after new lowerings land is cheap.
@@ -30,6 +31,10 @@ if os.path.join(ROOT, "python") not in sys.path:
 
 import torch  # noqa: E402
 from torch.utils import _pytree as pytree  # noqa: E402
+
+if HERE not in sys.path:
+    sys.path.insert(0, HERE)
+import opinfo_eager  # noqa: E402
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "int64": torch.int64}
 # (atol, rtol) per dtype; OpInfo's own toleranceOverride is used when larger.
@@ -79,9 +84,10 @@ def load_op_db() -> List[Any]:
     return list(op_db)
 
 
-def design_skip(op: Any) -> Optional[str]:
-    """Why an op is unsupported by design (None when it is swept)."""
-    if op.name in DATA_DEPENDENT:
+def design_skip(op: Any, mode: str = "compile") -> Optional[str]:
+    """Why an op is unsupported by design (None when it is swept). The eager
+    device has no graph, so data-dependent output shapes are swept there."""
+    if op.name in DATA_DEPENDENT and mode == "compile":
         return "data-dependent output shape"
     if op.name in RANDOM or "dropout" in op.name:
         return "random or uninitialized output (not comparable with eager)"
@@ -375,12 +381,14 @@ def samples_for(op: Any, dtype: torch.dtype, grad: bool, max_samples: int) -> Li
 
 
 def run_op(op: Any, dtypes: Iterable[torch.dtype], max_samples: int, with_grad: bool,
-           timeout_s: int = SAMPLE_TIMEOUT_S) -> List[Dict[str, Any]]:
-    """All records for one op: one per (dtype, pass, sample) plus design skips."""
+           timeout_s: int = SAMPLE_TIMEOUT_S, mode: str = "compile") -> List[Dict[str, Any]]:
+    """All records for one op: one per (dtype, pass, sample) plus design skips.
+    mode "compile": torch.compile(backend="pjrt"); "eager": tensors on the
+    pjrt device, op by op (opinfo_eager.py)."""
     import torch._dynamo
 
     key = op_key(op)
-    skip = design_skip(op)
+    skip = design_skip(op, mode)
     if skip is not None:
         return [{"op": key, "dtype": None, "pass": "fwd", "sample": None,
                  "status": "unsupported", "cause": "by_design", "detail": skip}]
@@ -403,7 +411,11 @@ def run_op(op: Any, dtypes: Iterable[torch.dtype], max_samples: int, with_grad: 
             continue
         for i, sample in enumerate(samples):
             try:
-                res = run_sample(op, sample, dtype, grad, timeout_s)
+                if mode == "eager":
+                    res = opinfo_eager.run_sample_eager(sys.modules[__name__], op, sample,
+                                                        dtype, grad, timeout_s)
+                else:
+                    res = run_sample(op, sample, dtype, grad, timeout_s)
             except Exception as e:  # a bug of this harness, not of the backend
                 res = {"fwd": {"status": "failed", "cause": "harness_error",
                                "detail": f"{type(e).__name__}: {str(e)[:200]}"}, "grad": None}
@@ -437,7 +449,7 @@ def configure(quiet: bool = True) -> None:
 # --------------------------------------------------------------- drivers --
 
 def _worker(ops: List[str], dtypes: List[str], max_samples: int, grad: bool,
-            out_path: str) -> None:
+            out_path: str, mode: str = "compile") -> None:
     """Subprocess body: runs `ops`, appending JSON lines to out_path."""
     configure()
     by_key = {op_key(op): op for op in load_op_db()}
@@ -446,7 +458,8 @@ def _worker(ops: List[str], dtypes: List[str], max_samples: int, grad: bool,
             f.write(json.dumps({"event": "start", "op": key}) + "\n")
             f.flush()
             t0 = time.time()
-            recs = run_op(by_key[key], [DTYPES[d] for d in dtypes], max_samples, grad)
+            recs = run_op(by_key[key], [DTYPES[d] for d in dtypes], max_samples, grad,
+                          mode=mode)
             for r in recs:
                 f.write(json.dumps(r) + "\n")
             f.write(json.dumps({"event": "done", "op": key,
@@ -468,7 +481,8 @@ def _read_lines(path: str) -> List[Dict[str, Any]]:
 
 
 def sweep(ops: List[str], dtypes: List[str], max_samples: int, grad: bool,
-          stall_s: int, log=print) -> Tuple[List[Dict[str, Any]], Dict[str, float]]:
+          stall_s: int, log=print, mode: str = "compile"
+          ) -> Tuple[List[Dict[str, Any]], Dict[str, float]]:
     """Runs `ops` in worker subprocesses, restarting after a crash or a stall
     (no finished op for stall_s seconds); returns (records, seconds per op)."""
     import tempfile
@@ -483,7 +497,7 @@ def sweep(ops: List[str], dtypes: List[str], max_samples: int, grad: bool,
         open(tmp, "w").close()
         cmd = [sys.executable, os.path.abspath(__file__), "--worker", "--ops", ",".join(todo),
                "--dtypes", ",".join(dtypes), "--max-samples", str(max_samples),
-               "--out", tmp] + ([] if grad else ["--no-grad"])
+               "--out", tmp, "--mode", mode] + ([] if grad else ["--no-grad"])
         err_file = open(tmp + ".err", "w+")  # a file, not a pipe: it cannot fill up
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=err_file)
         last_progress, last_count = time.time(), 0
@@ -564,7 +578,9 @@ def merge_files(out: str, base: Dict[str, Any], paths: List[str]) -> int:
 
 def main(argv: Optional[List[str]] = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", default=os.path.join(ROOT, "build", "opinfo_sweep.json"))
+    p.add_argument("--out", default=None, help="default build/opinfo_sweep[_eager].json")
+    p.add_argument("--mode", choices=("compile", "eager"), default="compile",
+                   help="torch.compile(backend=pjrt), or op by op on the pjrt device")
     p.add_argument("--ops", default="", help="comma-separated OpInfo names (default: all)")
     p.add_argument("--dtypes", default="float32,bfloat16,int64")
     p.add_argument("--max-samples", type=int, default=6)
@@ -575,8 +591,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                    help="merge other sweep JSONs (or worker .jsonl streams) into --out")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     a = p.parse_args(argv)
+    if a.out is None:
+        a.out = os.path.join(ROOT, "build", "opinfo_sweep_eager.json" if a.mode == "eager"
+                             else "opinfo_sweep.json")
     if a.worker:
-        _worker(a.ops.split(","), a.dtypes.split(","), a.max_samples, not a.no_grad, a.out)
+        _worker(a.ops.split(","), a.dtypes.split(","), a.max_samples, not a.no_grad, a.out,
+                a.mode)
         return 0
     old: Dict[str, Any] = {}
     if os.path.exists(a.out):
@@ -590,7 +610,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         keys = [k for k in keys if not op_fully_passed(old.get("records", []), k)]
     t0 = time.time()
     recs, secs = sweep(keys, a.dtypes.split(","), a.max_samples, not a.no_grad, a.stall,
-                       log=lambda m: print(m, file=sys.stderr, flush=True))
+                       log=lambda m: print(m, file=sys.stderr, flush=True), mode=a.mode)
     rerun, run_dtypes = set(keys), set(a.dtypes.split(","))
     merged = [r for r in old.get("records", []) if r["op"] not in rerun
               or (r["dtype"] is not None and r["dtype"] not in run_dtypes)] + recs
@@ -599,7 +619,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     runs = old.get("meta", {}).get("runs", []) + [
         {"ops": len(keys), "dtypes": sorted(run_dtypes), "max_samples": a.max_samples,
          "grad": not a.no_grad, "seconds": round(time.time() - t0, 1)}]
-    meta = {"torch": torch.__version__, "runs": runs, "dtypes": sorted(run_dtypes | set(
+    meta = {"torch": torch.__version__, "mode": a.mode, "runs": runs, "dtypes": sorted(run_dtypes | set(
                 old.get("meta", {}).get("dtypes", []))),
             "max_samples": a.max_samples, "grad": not a.no_grad,
             "last_run_ops": len(keys), "last_run_seconds": round(time.time() - t0, 1),
