@@ -39,61 +39,126 @@ def max_rel_error(got, want):
     return worst
 
 
-def _pjrt_bytes():
+# torch_pjrt.metrics() counters the profile takes deltas of.
+PROFILE_KEYS = ("execute_seconds", "h2d_seconds", "d2h_seconds", "bytes_h2d", "bytes_d2h",
+                "executions", "compile_seconds", "compiles", "disk_hits")
+
+
+def _metrics():
     import torch_pjrt
     m = torch_pjrt.metrics()
-    return m.get("bytes_h2d", 0) + m.get("bytes_d2h", 0)
+    return {k: m.get(k, 0) for k in PROFILE_KEYS}
+
+
+def _delta(before, after):
+    return {k: after[k] - before[k] for k in PROFILE_KEYS}
+
+
+def breakdown(step_s, per_step):
+    """Splits one step's wall time (seconds) into plugin execute (launch and
+    wait for completion), host->device and device->host copies, all from the
+    runtime's counters, and Python/framework: the rest (Dynamo guards,
+    AOTAutograd wrappers, argument packing, output wrapping, allocation).
+    per_step: counter deltas per step. Returns {part: {"ms", "pct"}}."""
+    parts = {"execute": per_step.get("execute_seconds", 0.0),
+             "h2d": per_step.get("h2d_seconds", 0.0),
+             "d2h": per_step.get("d2h_seconds", 0.0)}
+    parts["python"] = max(step_s - sum(parts.values()), 0.0)
+    return {k: {"ms": v * 1e3, "pct": 100.0 * v / step_s if step_s > 0 else 0.0}
+            for k, v in parts.items()}
+
+
+def error_text(e):
+    """One line naming the root cause: Dynamo wraps backend errors as
+    BackendCompilerFailed("backend='pjrt' raised:\n<the real error>")."""
+    root, seen = e, {id(e)}
+    while True:  # Dynamo keeps the backend's exception as inner_exception
+        nxt = getattr(root, "inner_exception", None) or root.__cause__
+        if nxt is None or id(nxt) in seen:
+            break
+        seen.add(id(nxt))
+        root = nxt
+    lines = [ln.strip() for ln in str(root).splitlines() if ln.strip()]
+    msg = lines[0] if lines else ""
+    if root is not e:
+        return f"error: {type(e).__name__}: {type(root).__name__}: {msg[:200]}"
+    return f"error: {type(e).__name__}: {msg[:200]}"
+
+
+def _prepare(wl, sys, row, want, log):
+    """Builds, runs the first call (compile) and checks it against eager.
+    Returns (run, got) or (None, None) after writing the reason into row."""
+    try:
+        run, readback = sys.prepare(wl)
+        if getattr(sys, "note", ""):
+            row["note"] = sys.note
+        m0 = _metrics() if sys.counts_metrics else None
+        t0 = time.perf_counter()
+        out = run()
+        row["first_call_s"] = time.perf_counter() - t0
+        if m0 is not None:
+            d = _delta(m0, _metrics())
+            row["first_call_compile_s"] = d["compile_seconds"]
+            row["first_call_compiles"] = d["compiles"]
+            row["first_call_disk_hits"] = d["disk_hits"]
+        got = readback(out)
+        if sys.name != "eager":
+            if want is None:
+                raise RuntimeError("eager reference missing")
+            err = max_rel_error(got, want)
+            row["max_rel_error"] = err
+            if not err <= wl.tol:
+                row["status"] = f"wrong result (max rel error {err:.2e} > {wl.tol:g})"
+                log(f"  {wl.name}/{sys.name}: {row['status']}")
+                return None, None
+        run()  # second warm-up call
+        row["status"] = "ok"
+        return run, got
+    except Exception as e:  # a failing system is reported, never timed
+        row["status"] = error_text(e)
+        log(f"  {wl.name}/{sys.name}: {row['status']}")
+        return None, None
 
 
 def measure(wl, systems, reps, log):
-    """Returns {system: row} for one workload; rows hold times or an error."""
-    rows, runs = {}, {}
-    want = None
+    """Returns {system: row} for one workload; rows hold times or an error.
+    Systems with counts_metrics get a profile from the runtime's counters,
+    read just outside each timed call (the reads are not timed)."""
+    rows, runs, want = {}, {}, None
     for sys in systems:
         row = rows.setdefault(sys.name, {"system": sys.name})
-        try:
-            run, readback = sys.prepare(wl)
-            if getattr(sys, "note", ""):
-                row["note"] = sys.note
-            t0 = time.perf_counter()
-            out = run()
-            row["first_call_s"] = time.perf_counter() - t0
-            got = readback(out)
-            if sys.name == "eager":
-                want = got
-            elif want is None:
-                raise RuntimeError("eager reference missing")
-            else:
-                err = max_rel_error(got, want)
-                row["max_rel_error"] = err
-                if not err <= wl.tol:
-                    row["status"] = f"wrong result (max rel error {err:.2e} > {wl.tol:g})"
-                    log(f"  {wl.name}/{sys.name}: {row['status']}")
-                    continue
-            run()  # second warm-up call
-            runs[sys.name] = run
-            row["status"] = "ok"
-        except Exception as e:  # a failing system is reported, never timed
-            row["status"] = f"error: {type(e).__name__}: {str(e).splitlines()[0][:160]}"
-            log(f"  {wl.name}/{sys.name}: {row['status']}")
+        run, got = _prepare(wl, sys, row, want, log)
+        if sys.name == "eager":
+            want = got
+        if run is not None:
+            runs[sys.name] = (run, sys.counts_metrics)
     times = {n: [] for n in runs}
-    bytes_per_call = None
+    totals = {n: dict.fromkeys(PROFILE_KEYS, 0) for n, (_, c) in runs.items() if c}
     for _ in range(reps):  # interleaved: A B C A B C ...
-        for name, run in runs.items():
-            b0 = _pjrt_bytes() if name == "pjrt" else 0
+        for name, (run, counted) in runs.items():
+            m0 = _metrics() if counted else None
             t0 = time.perf_counter()
             run()
             times[name].append(time.perf_counter() - t0)
-            if name == "pjrt":
-                bytes_per_call = _pjrt_bytes() - b0
+            if counted:
+                d = _delta(m0, _metrics())
+                for k in PROFILE_KEYS:
+                    totals[name][k] += d[k]
     for name, ts in times.items():
         med = statistics.median(ts)
         rows[name].update(median_s=med, min_s=min(ts), max_s=max(ts), reps=len(ts),
                           throughput=wl.items / med, unit=f"{wl.unit}/s")
         if wl.flops:
             rows[name]["gflops"] = wl.flops / med / 1e9
-    if bytes_per_call is not None:
-        rows["pjrt"]["bytes_moved_per_call"] = bytes_per_call
+        if name in totals:
+            per = {k: v / len(ts) for k, v in totals[name].items()}
+            mean = sum(ts) / len(ts)
+            rows[name]["bytes_moved_per_call"] = per["bytes_h2d"] + per["bytes_d2h"]
+            rows[name]["profile"] = {
+                "step_mean_ms": mean * 1e3, "parts": breakdown(mean, per),
+                "launches_per_step": per["executions"], "bytes_h2d_per_step": per["bytes_h2d"],
+                "bytes_d2h_per_step": per["bytes_d2h"],
+                "compiles_during_timing": totals[name]["compiles"]}
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     for row in rows.values():
         row["process_peak_rss_mib"] = rss

@@ -24,15 +24,42 @@ def _tree_to_torch(out):
     return out
 
 
-class TorchSystem:
-    """eager / inductor / pjrt: the same torch callable, compiled or not."""
+def _to_device(tree, dev):
+    if isinstance(tree, torch.Tensor):
+        return tree.to(dev)
+    return type(tree)(_to_device(t, dev) for t in tree)
 
-    def __init__(self, name, backend=None):
+
+def _sync_pjrt():
+    torch.pjrt.synchronize()
+
+
+def _sync_cuda():
+    torch.cuda.synchronize()
+
+
+class TorchSystem:
+    """eager / inductor / pjrt: the same torch callable, compiled or not.
+
+    device: where PyTorch keeps the model and inputs ("cpu" or "cuda"; for
+    "pjrt" the inputs stay on the CPU and torch-pjrt uploads them to its own
+    plugin's device). On "cuda" each call ends in torch.cuda.synchronize(), so
+    the time covers the kernels, not just their launch."""
+
+    counts_metrics = False
+
+    def __init__(self, name, backend=None, device="cpu"):
         self.name = name
         self.backend = backend
+        self.device = device
+        self.counts_metrics = backend == "pjrt"
 
     def prepare(self, wl):
         model, inputs = wl.build()
+        sync = None
+        if self.device != "cpu":
+            model, inputs = model.to(self.device), _to_device(inputs, self.device)
+            sync = _sync_cuda if self.device == "cuda" else None
         fn = wl.torch_callable(model)
         if self.backend is not None:
             fn = torch.compile(fn, backend=self.backend)
@@ -40,7 +67,34 @@ class TorchSystem:
 
         def run():
             with ctx():
-                return fn(*inputs)
+                out = fn(*inputs)
+            if sync is not None:
+                sync()
+            return out
+
+        return run, lambda out: _tree_to_torch(out)
+
+
+class PjrtDevCompileSystem(TorchSystem):
+    """torch.compile(backend="pjrt") over a model and inputs that already live
+    on the eager "pjrt" device: no host<->device copies per call, like torchax
+    (whose weights and inputs are JAX arrays on the device). Outputs stay on
+    the device; each call ends in torch.pjrt.synchronize()."""
+
+    def __init__(self):
+        super().__init__("pjrt_dev_compile", "pjrt", "pjrt")
+
+    def prepare(self, wl):
+        model, inputs = wl.build()
+        model, inputs = model.to("pjrt"), _to_device(inputs, "pjrt")
+        fn = torch.compile(wl.torch_callable(model), backend="pjrt")
+        ctx = torch.no_grad if wl.kind == "infer" else torch.enable_grad
+
+        def run():
+            with ctx():
+                out = fn(*inputs)
+            _sync_pjrt()
+            return out
 
         return run, lambda out: _tree_to_torch(out)
 
@@ -98,17 +152,27 @@ def torchax_backend_note():
 
 class TorchaxSystem:
     """torchax: the model's ATen ops mapped to JAX and jitted (jax.jit over
-    torchax.extract_jax), on the same xla-cpu-pjrt plugin when JAX accepts it."""
+    torchax.extract_jax), on the same xla-cpu-pjrt plugin when JAX accepts it,
+    or on JAX's GPU backend when platform == "cuda"."""
 
     name = "torchax"
+    counts_metrics = False
 
-    def __init__(self, use_same_plugin=True):
+    def __init__(self, use_same_plugin=True, platform="cpu"):
         self.use_same_plugin = use_same_plugin
+        self.platform = platform
         self.device = None
         self.note = ""
 
     def _device(self):
         import jax
+        if self.device is None and self.platform == "cuda":
+            try:
+                self.device = jax.devices("gpu")[0]
+            except RuntimeError as e:
+                raise Unsupported(f"JAX {jax.__version__} has no GPU backend ({e}); install "
+                                  f"the matching jax[cuda12] wheel") from e
+            self.note = f"JAX {jax.__version__} GPU backend ({self.device.device_kind})"
         if self.device is None:
             if self.use_same_plugin:
                 try:
@@ -174,17 +238,12 @@ class TorchaxSystem:
         return run, readback
 
 
-def _to_device(tree, dev):
-    if isinstance(tree, torch.Tensor):
-        return tree.to(dev)
-    return type(tree)(_to_device(t, dev) for t in tree)
-
-
 class PjrtDeviceSystem:
     """The eager pjrt device: model.to("pjrt"), every op dispatched one by one
     through the C lowering table (no torch.compile)."""
 
     name = "pjrt_device"
+    counts_metrics = False  # the eager runtime's launches are not timed by the counters
 
     def prepare(self, wl):
         model, inputs = wl.build()
@@ -202,9 +261,26 @@ class PjrtDeviceSystem:
         return run, lambda out: _tree_to_torch(out)
 
 
-def all_systems(names=None):
-    systems = [TorchSystem("eager"), TorchSystem("inductor", "inductor"),
-               TorchSystem("pjrt", "pjrt"), TorchaxSystem(), PjrtDeviceSystem()]
-    if names:
-        systems = [s for s in systems if s.name in names]
-    return systems
+# Every system, in the order rows and chart bars are shown.
+SYSTEM_NAMES = ["eager", "inductor", "pjrt", "pjrt_dev_compile", "torchax", "pjrt_device"]
+# Systems that cannot share a process with torch.compile (see __main__.py).
+CHILD_ONLY = {"torchax"}
+
+
+def all_systems(names=None, device="cpu"):
+    """The systems named (all by default), in SYSTEM_NAMES order. device "cuda":
+    eager and Inductor on torch's CUDA device, torchax on JAX's GPU backend, and
+    the pjrt systems on whatever plugin $TORCH_PJRT_PLUGIN names (main() sets
+    "cuda")."""
+    if device not in ("cpu", "cuda"):
+        raise ValueError(f"unknown bench device {device!r} (expected 'cpu' or 'cuda')")
+    unknown = sorted(set(names or []) - set(SYSTEM_NAMES))
+    if unknown:
+        raise ValueError(f"unknown systems {unknown} (expected some of {SYSTEM_NAMES})")
+    make = {"eager": lambda: TorchSystem("eager", None, device),
+            "inductor": lambda: TorchSystem("inductor", "inductor", device),
+            "pjrt": lambda: TorchSystem("pjrt", "pjrt"),
+            "pjrt_dev_compile": PjrtDevCompileSystem,
+            "torchax": lambda: TorchaxSystem(platform=device),
+            "pjrt_device": PjrtDeviceSystem}
+    return [make[n]() for n in SYSTEM_NAMES if not names or n in names]

@@ -159,14 +159,33 @@ def _tiny():
     return nn.Linear(8, 8), (torch.randn(1, 8),)
 
 
+# Sizes per suite: "quick" finishes the whole suite in well under 15 minutes
+# on 2 CPU cores, "full" is larger, "gpu" is realistic for one data-centre GPU
+# (bert-base shape, ResNet-18's real widths, 8192^2 matmuls).
+SIZES = {
+    "quick": dict(gpt_block=64, gpt_layers=2, gpt_embd=64, gpt_heads=4, gpt_batch=8,
+                  mlp=(128, 256, 10), mlp_batch=64, res_width=8, res_img=32, res_batch=8,
+                  bert_layers=2, bert_hidden=128, bert_batch=8, minilm_batch=32, matmul=512),
+    "full": dict(gpt_block=128, gpt_layers=4, gpt_embd=128, gpt_heads=4, gpt_batch=16,
+                 mlp=(128, 256, 10), mlp_batch=256, res_width=32, res_img=64, res_batch=8,
+                 bert_layers=4, bert_hidden=256, bert_batch=8, minilm_batch=32, matmul=1024),
+    "gpu": dict(gpt_block=512, gpt_layers=6, gpt_embd=512, gpt_heads=8, gpt_batch=32,
+                mlp=(1024, 4096, 1000), mlp_batch=1024, res_width=64, res_img=128,
+                res_batch=64, bert_layers=12, bert_hidden=768, bert_batch=32,
+                minilm_batch=128, matmul=8192),
+}
+
+
 def suite(size="quick"):
-    q = size == "quick"
-    gcfg = models.GPTConfig(vocab_size=256, block_size=64 if q else 128, n_layer=2 if q else 4,
-                            n_head=4, n_embd=64 if q else 128)
-    gb = 8 if q else 16
-    mlp_b, img = (64, 32) if q else (256, 64)
-    rw = 8 if q else 32
-    mm_n = 512 if q else 1024
+    if size not in SIZES:
+        raise ValueError(f"unknown suite size {size!r} (expected one of {sorted(SIZES)})")
+    z = SIZES[size]
+    gcfg = models.GPTConfig(vocab_size=256, block_size=z["gpt_block"], n_layer=z["gpt_layers"],
+                            n_head=z["gpt_heads"], n_embd=z["gpt_embd"])
+    gb, mb, rb, bb = z["gpt_batch"], z["mlp_batch"], z["res_batch"], z["bert_batch"]
+    mi, mh, mo = z["mlp"]
+    rw, img, mm_n, lb = z["res_width"], z["res_img"], z["matmul"], z["minilm_batch"]
+    bl, bh = z["bert_layers"], z["bert_hidden"]
 
     def gpt_batch(b):
         return (torch.randint(0, gcfg.vocab_size, (b, gcfg.block_size)),
@@ -174,24 +193,26 @@ def suite(size="quick"):
 
     return [
         Workload("mlp_train", "train",
-                 lambda: (models.MLP(128, 256, 10), (torch.randn(mlp_b, 128), torch.randint(0, 10, (mlp_b,)))),
-                 loss_fn=_ce, items=mlp_b),
-        Workload("resnet18_infer", "infer", lambda: (ResNet18(rw), (torch.randn(8, 3, img, img),)), items=8),
+                 lambda: (models.MLP(mi, mh, mo), (torch.randn(mb, mi), torch.randint(0, mo, (mb,)))),
+                 loss_fn=_ce, items=mb),
+        Workload("resnet18_infer", "infer", lambda: (ResNet18(rw), (torch.randn(rb, 3, img, img),)),
+                 items=rb),
         Workload("resnet18_train", "train",
-                 lambda: (ResNet18(rw), (torch.randn(8, 3, img, img), torch.randint(0, 10, (8,)))),
-                 loss_fn=_ce, items=8),
+                 lambda: (ResNet18(rw), (torch.randn(rb, 3, img, img), torch.randint(0, 10, (rb,)))),
+                 loss_fn=_ce, items=rb),
         Workload("gpt_infer_b1", "infer", lambda: (models.GPT(gcfg), gpt_batch(1)[:1]),
                  infer_fn=_gpt_logits, items=gcfg.block_size, unit="tokens"),
         Workload("gpt_infer_batched", "infer", lambda: (models.GPT(gcfg), gpt_batch(gb)[:1]),
                  infer_fn=_gpt_logits, items=gb * gcfg.block_size, unit="tokens"),
         Workload("gpt_train", "train", lambda: (models.GPT(gcfg), gpt_batch(gb)), loss_fn=_gpt_loss,
                  items=gb * gcfg.block_size, unit="tokens"),
-        Workload("bert_b1_seq128", "infer", lambda: _bert(1, 128, 2 if q else 4, 128 if q else 256),
+        Workload("bert_b1_seq128", "infer", lambda: _bert(1, 128, bl, bh),
                  infer_fn=_bert_out, items=1),
-        Workload("bert_batched", "infer", lambda: _bert(8, 128, 2 if q else 4, 128 if q else 256),
-                 infer_fn=_bert_out, items=8),
+        Workload("bert_batched", "infer", lambda: _bert(bb, 128, bl, bh),
+                 infer_fn=_bert_out, items=bb),
         Workload("minilm_b1", "infer", lambda: _minilm(1), infer_fn=_minilm_embed, items=1, unit="sentences"),
-        Workload("minilm_b32", "infer", lambda: _minilm(32), infer_fn=_minilm_embed, items=32, unit="sentences"),
+        Workload(f"minilm_b{lb}", "infer", lambda: _minilm(lb), infer_fn=_minilm_embed, items=lb,
+                 unit="sentences"),
         Workload("tiny_call_overhead", "infer", _tiny, items=1, unit="calls"),
         Workload(f"matmul_f32_{mm_n}", "infer", lambda: _matmul(mm_n, torch.float32), items=1,
                  unit="matmuls", flops=2 * mm_n ** 3),
