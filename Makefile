@@ -120,7 +120,7 @@ demo: $(EXT) $(TOOLS)
 
 bench: $(EXT)
 	$(VPY) -m pip install -q -r requirements-bench.txt
-	$(VPY) -m torch_pjrt.bench --quick
+	$(VPY) -m torch_pjrt.bench --quick $(BENCH_ARGS)
 
 clean:
 	rm -rf build python/torch_pjrt/*.so *.egg-info python/*.egg-info
