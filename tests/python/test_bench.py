@@ -205,6 +205,7 @@ def test_missed_targets_and_profile_rows():
     assert tiny == [("pjrt", "2.00× Inductor's per-call time (target ≤ 1.5×)", "inductor")]
     md = report.markdown(res)
     assert "| gpt | pjrt | 0.50× torchax (target ≥ 1.0×) | 4 | 3 (75%) |" in md
+    assert "| 2 | 8 + 8 | 2 |" in md  # launches, bytes, gap to torchax in ms
     assert "1.50 (1.00)" in md
     assert "pjrt_dev_compile (tensors on the pjrt device) vs torchax: geometric mean 1.33×" in md
     assert "| elementwise op on (16, 16), µs/op | 30.0 µs | 6.0 µs | 5.00× | ≤ 3× (missed) |" in md

@@ -120,7 +120,8 @@ def _profile(res, gi):
              "the timed steps; the first call's time and its compile seconds are shown apart. "
              "*gap* = this row's median minus the peer's.", "",
              "| workload | system | missed | step ms | execute | h2d | d2h | Python/framework | "
-             "launches/step | gap ms | first call s (compile s) |", "|---" * 11 + "|"]
+             "launches/step | bytes/step h2d + d2h | gap ms | first call s (compile s) |",
+             "|---" * 12 + "|"]
     n = 0
     for name, rows in res["workloads"].items():
         for s, text, peer in missed_targets(name, rows, gi is not None and gi < 1.0):
@@ -129,6 +130,7 @@ def _profile(res, gi):
                 continue
             n += 1
             parts = prof["parts"]
+            untimed = prof["launches_per_step"] > 0 and parts["execute"]["ms"] == 0
             cell = lambda k: f"{parts[k]['ms']:.3g} ({parts[k]['pct']:.0f}%)"
             gap = (rows[s]["median_s"] - rows[peer]["median_s"]) * 1e3
             fc = rows[s].get("first_call_s")
@@ -136,11 +138,14 @@ def _profile(res, gi):
             first = f"{fc:.2f} ({cs:.2f})" if fc is not None and cs is not None else "–"
             if rows[s].get("first_call_disk_hits"):
                 first += f", {rows[s]['first_call_disk_hits']} from the disk cache"
-            lines.append(f"| {name} | {s} | {text} | {prof['step_mean_ms']:.3g} | {cell('execute')} | "
-                         f"{cell('h2d')} | {cell('d2h')} | {cell('python')} | "
-                         f"{prof['launches_per_step']:.3g} | {gap:.3g} | {first} |")
+            ex = "not timed on this path" if untimed else cell("execute")
+            py = "(includes execute)" if untimed else cell("python")
+            nbytes = f"{prof['bytes_h2d_per_step']:.0f} + {prof['bytes_d2h_per_step']:.0f}"
+            lines.append(f"| {name} | {s} | {text} | {prof['step_mean_ms']:.3g} | {ex} | "
+                         f"{cell('h2d')} | {cell('d2h')} | {py} | "
+                         f"{prof['launches_per_step']:.3g} | {nbytes} | {gap:.3g} | {first} |")
     if not n:
-        lines.append("| (no torch-pjrt row misses a target, or no profile was taken) |" + " |" * 10)
+        lines.append("| (no torch-pjrt row misses a target, or no profile was taken) |" + " |" * 11)
     return lines
 
 
