@@ -11,6 +11,7 @@ torch_pjrt.metrics()["fallbacks"]; torch_pjrt.config.fallback = "error" raises).
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import types
 from typing import Optional
@@ -37,6 +38,7 @@ def rename_device(name: str = "pjrt") -> None:
     torch._register_device_module(name, _make_module(name))
     torch.utils.generate_methods_for_privateuse1_backend(
         for_tensor=True, for_module=True, for_storage=True, for_packed_sequence=True)
+    _register_fused_kernels()
     _backend_name = name
 
 
@@ -54,6 +56,94 @@ def _lazy_init() -> None:
     """Called from C++ on the first use of the device: starts the default client."""
     from ._device import default_client
     _load_extension().init(default_client())
+
+
+# ------------------------------------------------------ fused kernels --
+# PyTorch sends accelerator devices (PrivateUse1 included) down fused-kernel
+# paths that have no CPU or decomposed form to fall back on: nn.LSTM / nn.GRU
+# call _thnn_fused_{lstm,gru}_cell per time step, and nn.TransformerEncoderLayer
+# in eval mode under no_grad calls _transformer_encoder_layer_fwd. Here each is
+# its math in ATen ops, which run on the device. The cells are registered on
+# AutogradPrivateUse1, so autograd differentiates the ops they are made of
+# (their own backward, _thnn_fused_*_backward_impl, has no device kernel).
+_fused_lib = None
+
+
+def _lstm_cell(igates, hgates, cx, input_bias=None, hidden_bias=None):
+    gates = igates + hgates
+    if input_bias is not None:
+        gates = gates + input_bias
+    if hidden_bias is not None:
+        gates = gates + hidden_bias
+    i, f, g, o = gates.chunk(4, 1)
+    i, f, g, o = torch.sigmoid(i), torch.sigmoid(f), torch.tanh(g), torch.sigmoid(o)
+    cy = f * cx + i * g
+    hy = o * torch.tanh(cy)
+    return hy, cy, torch.cat([i, f, g, o], 1)  # workspace [B, 4H]: the activated gates
+
+
+def _gru_cell(igates, hgates, hx, input_bias=None, hidden_bias=None):
+    if input_bias is not None:
+        igates = igates + input_bias
+    if hidden_bias is not None:
+        hgates = hgates + hidden_bias
+    ir, ii, in_ = igates.chunk(3, 1)
+    hr, hi, hn = hgates.chunk(3, 1)
+    r = torch.sigmoid(ir + hr)
+    z = torch.sigmoid(ii + hi)
+    n = torch.tanh(in_ + r * hn)
+    hy = n + z * (hx - n)
+    return hy, torch.cat([r, z, in_, hn, n], 1)  # workspace [B, 5H]
+
+
+def _masked_attention(q, k, v, mask, mask_type):
+    """softmax(q k^T) v over [B, H, L, D] with the fused kernel's mask rules:
+    a non-bool mask counts as bool (nonzero = masked); mask_type 1 is a [B, S]
+    key padding mask; rows with every key masked give zeros, not NaN."""
+    scores = torch.matmul(q, k.transpose(-2, -1))
+    if mask is not None:
+        mask = mask.to(torch.bool)
+        if mask_type == 1:
+            mask = mask[:, None, None, :]
+        scores = scores.masked_fill(mask, float("-inf"))
+        probs = torch.softmax(scores, -1).masked_fill(mask, 0.0)
+    else:
+        probs = torch.softmax(scores, -1)
+    return torch.matmul(probs, v)
+
+
+def _encoder_layer(src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight, proj_bias,
+                   use_gelu, norm_first, eps, norm_weight_1, norm_bias_1, norm_weight_2,
+                   norm_bias_2, ffn_weight_1, ffn_bias_1, ffn_weight_2, ffn_bias_2, mask=None,
+                   mask_type=None):
+    F = torch.nn.functional
+    b, length, e = src.shape
+    head = embed_dim // num_heads
+    x = F.layer_norm(src, (e,), norm_weight_1, norm_bias_1, eps) if norm_first else src
+    qkv = F.linear(x, qkv_weight, qkv_bias).view(b, length, 3, num_heads, head)
+    q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each [B, H, L, D]
+    ctx = _masked_attention(q / math.sqrt(head), k, v, mask, mask_type)
+    attn = F.linear(ctx.transpose(1, 2).reshape(b, length, e), proj_weight, proj_bias)
+    x = attn + src
+    if not norm_first:
+        x = F.layer_norm(x, (e,), norm_weight_1, norm_bias_1, eps)
+    h = F.layer_norm(x, (e,), norm_weight_2, norm_bias_2, eps) if norm_first else x
+    h = F.linear(h, ffn_weight_1, ffn_bias_1)
+    h = F.gelu(h) if use_gelu else F.relu(h)
+    x = F.linear(h, ffn_weight_2, ffn_bias_2) + x
+    if not norm_first:
+        x = F.layer_norm(x, (e,), norm_weight_2, norm_bias_2, eps)
+    return x
+
+
+def _register_fused_kernels() -> None:
+    global _fused_lib
+    if _fused_lib is not None:
+        return
+    _fused_lib = torch.library.Library("aten", "IMPL")
+    _fused_lib.impl("_thnn_fused_lstm_cell", _lstm_cell, "AutogradPrivateUse1")
+    _fused_lib.impl("_thnn_fused_gru_cell", _gru_cell, "AutogradPrivateUse1")
+    _fused_lib.impl("_transformer_encoder_layer_fwd", _encoder_layer, "PrivateUse1")
 
 
 def _make_module(name: str) -> types.ModuleType:
@@ -93,7 +183,8 @@ def _make_module(name: str) -> types.ModuleType:
 
 
 def stats() -> dict:
-    """Eager op counters: ops, signature_hits, programs, live_storages."""
+    """Eager op counters: ops, signature_hits, programs, live_storages,
+    cross_device_copies."""
     return _load_extension().stats()
 
 
