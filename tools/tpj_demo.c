@@ -54,7 +54,7 @@ static tpj_status_t demo_execute(tpj_client_t* client, const char* text, size_t 
   if (!s) s = tpj_buffer_from_host(client, a, TPJ_DTYPE_F32, dims, 2, 0, TPJ_HOST_SEMANTICS_COPY, &args[0]);
   if (!s) s = tpj_buffer_from_host(client, b, TPJ_DTYPE_F32, dims, 2, 0, TPJ_HOST_SEMANTICS_COPY, &args[1]);
   if (!s) {
-    tpj_execute_args_t ea = {args, 2, 1, NULL, outs, NULL};
+    tpj_execute_args_t ea = {args, 2, 1, NULL, outs, NULL, 0};
     s = tpj_executable_execute(exe, &ea);
   }
   float y[6], total = 0;

@@ -139,6 +139,7 @@ typedef struct tpj_eager_stats_s {
   uint64_t signature_hits; /* programs found by signature, no StableHLO built */
   uint64_t programs;       /* programs built (signature misses) */
   uint64_t live_storages;
+  uint64_t cross_device_copies; /* buffers an op moved to another device */
 } tpj_eager_stats_t;
 void tpj_eager_stats_get(tpj_eager_stats_t* out_stats);
 /* Drops every cached eager program (the runtime compile cache keeps its own). */

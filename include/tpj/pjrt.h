@@ -154,10 +154,15 @@ typedef struct tpj_compile_options_s {
   int num_replicas;   /* >= 1 */
   int num_partitions; /* >= 1 */
   bool use_spmd_partitioning;
+  /* CompileOptionsProto field 4: no device assignment, so the one-device
+   * executable runs on whichever addressable device tpj_execute_args_t.device
+   * names (needs num_replicas == num_partitions == 1). */
+  bool portable;
 } tpj_compile_options_t;
 
 /* Serializes CompileOptionsProto by hand (field 3 executable_build_options:
- * 4 num_replicas, 5 num_partitions, 6 use_spmd_partitioning). out has room for
+ * 4 num_replicas, 5 num_partitions, 6 use_spmd_partitioning; field 4
+ * compile_portable_executable). out has room for
  * out_capacity bytes; *out_len receives the length. */
 tpj_status_t tpj_compile_options_encode(const tpj_compile_options_t* options,
                                         uint8_t* out, size_t out_capacity,
@@ -170,7 +175,8 @@ tpj_status_t tpj_executable_compile(tpj_client_t* client, const char* program,
                                     tpj_executable_t** out_executable);
 void tpj_executable_destroy(tpj_executable_t* executable);
 size_t tpj_executable_num_outputs(const tpj_executable_t* executable);
-size_t tpj_executable_num_devices(const tpj_executable_t* executable);
+size_t tpj_executable_num_devices(const tpj_executable_t* executable); /* 1 if portable */
+bool tpj_executable_is_portable(const tpj_executable_t* executable);
 /* Output dtypes if the plugin reports them (API >= 0.45), else UNIMPLEMENTED. */
 tpj_status_t tpj_executable_output_dtypes(tpj_executable_t* executable,
                                           tpj_dtype_t* out_dtypes, size_t count);
@@ -200,10 +206,16 @@ typedef struct tpj_execute_args_s {
                                   deleted */
   tpj_buffer_t** out_buffers;  /* (num_devices, num_outputs) caller-allocated */
   tpj_event_t** out_events;    /* (num_devices) or NULL: completion events */
+  /* Addressable device index a single-device executable runs on (then
+   * num_devices is 1; the arguments must live on that device). 0, the
+   * zero-initialised default, keeps the compiled device assignment, which is
+   * device 0 for everything compiled without one (tpj_executable_compile). A
+   * non-zero index with a multi-device executable is INVALID_ARGUMENT. */
+  size_t device;
 } tpj_execute_args_t;
 
 /* Launches; returns when the launch is enqueued. On error no output buffers or
- * events are left behind. */
+ * events are left behind. The outputs live on the executing device(s). */
 tpj_status_t tpj_executable_execute(tpj_executable_t* executable,
                                     const tpj_execute_args_t* args);
 

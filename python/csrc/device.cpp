@@ -917,10 +917,11 @@ PyObject* py_set_device(PyObject*, PyObject* arg) {
 PyObject* py_stats(PyObject*, PyObject*) {
   tpj_eager_stats_t s;
   tpj_eager_stats_get(&s);
-  return Py_BuildValue("{s:K,s:K,s:K,s:K}", "ops", (unsigned long long)s.ops, "signature_hits",
-                       (unsigned long long)s.signature_hits, "programs",
+  return Py_BuildValue("{s:K,s:K,s:K,s:K,s:K}", "ops", (unsigned long long)s.ops,
+                       "signature_hits", (unsigned long long)s.signature_hits, "programs",
                        (unsigned long long)s.programs, "live_storages",
-                       (unsigned long long)s.live_storages);
+                       (unsigned long long)s.live_storages, "cross_device_copies",
+                       (unsigned long long)s.cross_device_copies);
 }
 
 PyMethodDef g_methods[] = {

@@ -30,7 +30,7 @@ typedef struct disk_header_s {
   uint64_t text_len;
   int32_t num_replicas;
   int32_t num_partitions;
-  uint32_t spmd;
+  uint32_t spmd;          /* bit 0 use_spmd_partitioning, bit 1 portable */
   uint32_t reserved;
   uint64_t payload_len;   /* serialized executable bytes after the header */
   uint64_t payload_hash;  /* DISK_CONFIRM_SEED over the payload */
@@ -106,7 +106,8 @@ static tpj_status_t make_header(const tpj_client_t* client, const char* program,
   char* id = identity_string(client, &id_len);
   if (!id) return TPJ_STATUS(RESOURCE_EXHAUSTED, "disk cache: out of memory (identity)");
   tpj_compile_options_t o = normalize_options(options);
-  int64_t fields[3] = {o.num_replicas, o.num_partitions, o.use_spmd_partitioning ? 1 : 0};
+  int64_t fields[3] = {o.num_replicas, o.num_partitions,
+                       (o.use_spmd_partitioning ? 1 : 0) | (o.portable ? 2 : 0)};
   disk_header_t h;
   memset(&h, 0, sizeof(h));
   memcpy(h.magic, DISK_MAGIC, sizeof(h.magic));
@@ -120,7 +121,7 @@ static tpj_status_t make_header(const tpj_client_t* client, const char* program,
   h.text_len = program_len;
   h.num_replicas = o.num_replicas;
   h.num_partitions = o.num_partitions;
-  h.spmd = o.use_spmd_partitioning ? 1u : 0u;
+  h.spmd = (o.use_spmd_partitioning ? 1u : 0u) | (o.portable ? 2u : 0u); /* flag bits */
   free(id);
   *out_header = h;
   return NULL;

@@ -27,6 +27,9 @@ tpj_status_t tpj_compile_options_encode(const tpj_compile_options_t* options,
                 options->num_replicas);
   TPJ_CHECK_ARG(options->num_partitions >= 1, "num_partitions must be >= 1 (got %d)",
                 options->num_partitions);
+  TPJ_CHECK_ARG(!options->portable || (options->num_replicas == 1 && options->num_partitions == 1),
+                "a portable executable needs one replica and one partition (got %d and %d)",
+                options->num_replicas, options->num_partitions);
   /* ExecutableBuildOptionsProto: 4 num_replicas, 5 num_partitions, 6 spmd. */
   uint8_t inner[32];
   size_t n = 0;
@@ -43,13 +46,18 @@ tpj_status_t tpj_compile_options_encode(const tpj_compile_options_t* options,
   size_t h = 0;
   header[h++] = 0x1a;
   h += put_varint(header + h, n);
-  if (h + n > out_capacity) {
-    return TPJ_STATUS(OUT_OF_RANGE, "compile options need %zu bytes (capacity %zu)", h + n,
-                      out_capacity);
+  size_t tail = options->portable ? 2 : 0; /* field 4 compile_portable_executable */
+  if (h + n + tail > out_capacity) {
+    return TPJ_STATUS(OUT_OF_RANGE, "compile options need %zu bytes (capacity %zu)",
+                      h + n + tail, out_capacity);
   }
   memcpy(out, header, h);
   memcpy(out + h, inner, n);
-  *out_len = h + n;
+  if (tail) {
+    out[h + n] = 0x20;
+    out[h + n + 1] = 0x01;
+  }
+  *out_len = h + n + tail;
   return NULL;
 }
 
@@ -70,7 +78,12 @@ tpj_status_t tpj_executable_read_info(tpj_executable_t* e) {
   d.executable = e->loaded;
   TPJ_RETURN_IF_ERROR(TPJ_PJRT_CALL(p, LoadedExecutable_AddressableDevices, &d));
   if (d.num_addressable_devices == 0) {
-    return TPJ_STATUS(INTERNAL, "executable runs on no addressable device");
+    /* Portable: no device assignment; it runs on the device execute names. */
+    e->device_indices = (size_t*)calloc(1, sizeof(size_t));
+    if (!e->device_indices) return TPJ_STATUS(RESOURCE_EXHAUSTED, "executable: out of memory");
+    e->num_devices = 1;
+    e->portable = true;
+    return NULL;
   }
   e->device_indices = (size_t*)calloc(d.num_addressable_devices, sizeof(size_t));
   if (!e->device_indices) return TPJ_STATUS(RESOURCE_EXHAUSTED, "executable: out of memory");
@@ -92,7 +105,7 @@ tpj_status_t tpj_executable_compile(tpj_client_t* client, const char* program,
                                     tpj_executable_t** out_executable) {
   TPJ_CHECK_ARG(client && program && out_executable, "tpj_executable_compile: NULL argument");
   *out_executable = NULL;
-  static const tpj_compile_options_t kDefault = {1, 1, false};
+  static const tpj_compile_options_t kDefault = {1, 1, false, false};
   uint8_t encoded[64];
   size_t encoded_len = 0;
   TPJ_RETURN_IF_ERROR(tpj_compile_options_encode(options ? options : &kDefault, encoded,
@@ -145,6 +158,7 @@ void tpj_executable_destroy(tpj_executable_t* e) {
 
 size_t tpj_executable_num_outputs(const tpj_executable_t* e) { return e ? e->num_outputs : 0; }
 size_t tpj_executable_num_devices(const tpj_executable_t* e) { return e ? e->num_devices : 0; }
+bool tpj_executable_is_portable(const tpj_executable_t* e) { return e && e->portable; }
 
 tpj_status_t tpj_executable_output_dtypes(tpj_executable_t* e, tpj_dtype_t* out_dtypes,
                                           size_t count) {

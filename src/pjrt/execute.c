@@ -46,6 +46,9 @@ static tpj_status_t launch_init(launch_t* l, const tpj_executable_t* e,
       TPJ_CHECK_ARG(b, "execute: argument %zu on device %zu is NULL", i, d);
       TPJ_CHECK_ARG(b->client == e->client,
                     "execute: argument %zu on device %zu belongs to another client", i, d);
+      TPJ_CHECK_ARG(x->device == 0 || b->device_index == x->device,
+                    "execute: argument %zu is on device %zu (expected the execute device %zu)",
+                    i, b->device_index, x->device);
       l->args[d * na + i] = b->buffer;
     }
     l->arg_lists[d] = l->args + d * na;
@@ -54,6 +57,27 @@ static tpj_status_t launch_init(launch_t* l, const tpj_executable_t* e,
   for (size_t i = 0; i < na; ++i) {
     if (!(x->donate && x->donate[i])) l->keep[l->num_keep++] = (int64_t)i;
   }
+  return NULL;
+}
+
+/* The PJRT device to run on (execute_device): x->device for a portable
+ * executable; NULL (the compiled assignment) otherwise. */
+static tpj_status_t launch_device(const tpj_executable_t* e, const tpj_execute_args_t* x,
+                                  PJRT_Device** out_device) {
+  *out_device = NULL;
+  if (x->device == 0 && !e->portable) return NULL;
+  TPJ_CHECK_ARG(e->num_devices == 1, "execute: a device index needs a single-device "
+                "executable (got device %zu for %zu devices)", x->device, e->num_devices);
+  TPJ_CHECK_ARG(x->device < e->client->num_addressable,
+                "execute: device index out of range (got %zu, expected < %zu)", x->device,
+                e->client->num_addressable);
+  if (!e->portable) {
+    TPJ_CHECK_ARG(x->device == e->device_indices[0], "execute: the executable is assigned "
+                  "to device %zu (got device %zu; compile it portable to choose the device)",
+                  e->device_indices[0], x->device);
+    return NULL;
+  }
+  *out_device = e->client->devices[x->device].device;
   return NULL;
 }
 
@@ -110,7 +134,9 @@ tpj_status_t tpj_executable_execute(tpj_executable_t* e, const tpj_execute_args_
 
   launch_t l;
   memset(&l, 0, sizeof(l));
-  tpj_status_t st = launch_init(&l, e, x);
+  PJRT_Device* device = NULL;
+  tpj_status_t st = launch_device(e, x, &device);
+  if (!st) st = launch_init(&l, e, x);
   if (st) {
     launch_free(&l);
     return st;
@@ -126,6 +152,7 @@ tpj_status_t tpj_executable_execute(tpj_executable_t* e, const tpj_execute_args_
   a.num_args = x->num_args;
   a.output_lists = (PJRT_Buffer** const*)l.out_lists;
   a.device_complete_events = l.events;
+  a.execute_device = device;
   st = TPJ_PJRT_CALL(e->client->plugin, LoadedExecutable_Execute, &a);
   if (st) {
     /* A plugin may fail after producing some outputs: release them all. */

@@ -64,6 +64,7 @@ struct tpj_executable_s {
   size_t num_outputs;
   size_t num_devices;
   size_t* device_indices; /* (num_devices) client addressable indices */
+  bool portable;          /* no device assignment: runs where execute says */
 };
 
 /* Looks up slot `slot`: UNIMPLEMENTED naming `name` and the API version when

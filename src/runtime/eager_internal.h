@@ -40,7 +40,7 @@ tpj_status_t tpj_eager_view_write(tpj_graph_t* g, tpj_value_t flat, int64_t flat
 /* true when writing v replaces every element of its storage (kept as v's dtype). */
 bool tpj_eager_view_covers_storage(const tpj_eager_tensor_t* v);
 
-void tpj_eager_stats_count(int which); /* 0 op, 1 signature hit, 2 program */
+void tpj_eager_stats_count(int which); /* 0 op, 1 signature hit, 2 program, 3 copy */
 
 /* Scalars as runtime inputs (eager_scalar.c). A cached rank-0 buffer holding
  * `bytes` of dtype on device; release each reference returned by get. */

@@ -329,7 +329,11 @@ static tpj_status_t prog_lookup_or_build(const prog_t* p, tpj_cached_executable_
   char* text = NULL;
   size_t len = 0;
   st = build_text(p, &text, &len);
-  if (!st) st = tpj_runtime_compile_cached(tpj_eager_client(), text, len, NULL, out_exe, NULL);
+  /* Portable: one executable serves every device (tpj_execute_args_t.device). */
+  tpj_compile_options_t portable = {.num_replicas = 1, .num_partitions = 1, .portable = true};
+  if (!st) {
+    st = tpj_runtime_compile_cached(tpj_eager_client(), text, len, &portable, out_exe, NULL);
+  }
   if (!st) tpj_eager_cache_put(sb.data, sb.len, h, *out_exe);
   free(text);
   tpj_strbuf_deinit(&sb);
@@ -349,22 +353,24 @@ static tpj_status_t prog_executable(prog_t* p, tpj_cached_executable_t** out_exe
   return st;
 }
 
-/* Moves a buffer to `device` when it lives elsewhere; *moved gets the copy. */
+/* Moves a buffer to `device` when it lives elsewhere; *moved gets the copy
+ * (counted in tpj_eager_stats_t.cross_device_copies). */
 static tpj_status_t on_device(tpj_buffer_t* b, size_t device, tpj_buffer_t** moved) {
   *moved = NULL;
   if (tpj_buffer_device_index(b) == device) return NULL;
+  tpj_eager_stats_count(3);
   return tpj_buffer_copy_to_device(b, device, moved);
 }
 
-/* The scalar runtime inputs on device 0, in parameter order (host scalars,
+/* The scalar runtime inputs on `device`, in parameter order (host scalars,
  * then lifted arguments). */
-static tpj_status_t prog_scalars(const prog_t* p, tpj_eager_scalar_t** out) {
+static tpj_status_t prog_scalars(const prog_t* p, size_t device, tpj_eager_scalar_t** out) {
   const tpj_eager_op_t* op = p->op;
   size_t k = 0;
   for (size_t i = 0; i < op->num_inputs; ++i) {
     if (!op->inputs[i].host_scalar) continue;
-    TPJ_RETURN_IF_ERROR(tpj_eager_scalar_get(op->inputs[i].dtype, op->inputs[i].host_scalar, 0,
-                                             &out[k++]));
+    TPJ_RETURN_IF_ERROR(tpj_eager_scalar_get(op->inputs[i].dtype, op->inputs[i].host_scalar,
+                                             device, &out[k++]));
   }
   for (size_t i = 0; i < op->num_args; ++i) {
     if (!p->lifted[i]) continue;
@@ -375,16 +381,19 @@ static tpj_status_t prog_scalars(const prog_t* p, tpj_eager_scalar_t** out) {
     float fv = (float)dv;
     const void* bytes = dt == TPJ_DTYPE_S64 ? (const void*)&iv
                         : dt == TPJ_DTYPE_F64 ? (const void*)&dv : (const void*)&fv;
-    TPJ_RETURN_IF_ERROR(tpj_eager_scalar_get(dt, bytes, 0, &out[k++]));
+    TPJ_RETURN_IF_ERROR(tpj_eager_scalar_get(dt, bytes, device, &out[k++]));
   }
   return NULL;
 }
 
-/* Executes on device 0 (single-device executables run there), moving inputs
- * and results between devices as needed. */
+/* Executes on `device`, where the op's tensors live (a portable executable
+ * runs on any device). An input elsewhere is copied over; a plugin that
+ * ignored the portable option runs the program on device 0 and the results
+ * are moved to `device`. */
 static tpj_status_t prog_execute(const prog_t* p, tpj_executable_t* exe, size_t device,
                                  tpj_buffer_t** outs, size_t num_outs) {
   const tpj_eager_op_t* op = p->op;
+  size_t run_on = tpj_executable_is_portable(exe) ? device : 0;
   size_t nb = p->num_storages + op->num_extra, n = nb + p->num_scalars;
   tpj_buffer_t** args = calloc(2 * n + 1, sizeof(*args));
   tpj_eager_scalar_t** scalars = calloc(p->num_scalars + 1, sizeof(*scalars));
@@ -394,22 +403,22 @@ static tpj_status_t prog_execute(const prog_t* p, tpj_executable_t* exe, size_t 
     return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op: out of memory");
   }
   tpj_buffer_t** moved = args + n;
-  tpj_status_t st = prog_scalars(p, scalars);
+  tpj_status_t st = prog_scalars(p, run_on, scalars);
   for (size_t i = 0; i < p->num_scalars && !st; ++i) {
     args[nb + i] = tpj_eager_scalar_buffer(scalars[i]);
   }
   for (size_t i = 0; i < nb && !st; ++i) {
     tpj_buffer_t* b = i < p->num_storages ? p->storages[i]->buffer
                                           : op->extra_inputs[i - p->num_storages];
-    st = on_device(b, 0, &moved[i]);
+    st = on_device(b, run_on, &moved[i]);
     args[i] = moved[i] ? moved[i] : b;
   }
   if (!st) {
-    tpj_execute_args_t x = {args, n, 1, NULL, outs, NULL};
+    tpj_execute_args_t x = {args, n, 1, NULL, outs, NULL, run_on};
     st = tpj_executable_execute(exe, &x);
     if (!st) tpj_runtime_metrics_add_execution();
   }
-  for (size_t i = 0; i < num_outs && !st && device != 0; ++i) {
+  for (size_t i = 0; i < num_outs && !st && device != run_on; ++i) {
     tpj_buffer_t* m = NULL;
     st = on_device(outs[i], device, &m);
     if (m) {

@@ -12,7 +12,7 @@ static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static tpj_client_t* g_client;
 static tpj_eager_storage_t* g_live;
 static uint64_t g_live_count;
-static uint64_t g_stats[3];
+static uint64_t g_stats[4];
 
 tpj_status_t tpj_eager_init(tpj_client_t* client) {
   TPJ_CHECK_ARG(client, "eager init: client is NULL");
@@ -165,7 +165,7 @@ tpj_status_t tpj_eager_synchronize(void) {
 }
 
 void tpj_eager_stats_count(int which) {
-  if (which >= 0 && which < 3) __atomic_fetch_add(&g_stats[which], 1, __ATOMIC_RELAXED);
+  if (which >= 0 && which < 4) __atomic_fetch_add(&g_stats[which], 1, __ATOMIC_RELAXED);
 }
 
 void tpj_eager_stats_get(tpj_eager_stats_t* out) {
@@ -173,6 +173,7 @@ void tpj_eager_stats_get(tpj_eager_stats_t* out) {
   out->ops = __atomic_load_n(&g_stats[0], __ATOMIC_RELAXED);
   out->signature_hits = __atomic_load_n(&g_stats[1], __ATOMIC_RELAXED);
   out->programs = __atomic_load_n(&g_stats[2], __ATOMIC_RELAXED);
+  out->cross_device_copies = __atomic_load_n(&g_stats[3], __ATOMIC_RELAXED);
   pthread_mutex_lock(&g_lock);
   out->live_storages = g_live_count;
   pthread_mutex_unlock(&g_lock);

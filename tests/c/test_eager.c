@@ -14,7 +14,8 @@
 
 static tpj_client_t* g_client;
 
-/* Splits $TORCH_PJRT_PLUGIN_PATH on ':' and creates a client of "cpu". */
+/* Splits $TORCH_PJRT_PLUGIN_PATH on ':' and creates a client of "cpu" with
+ * two devices. */
 static tpj_status_t make_client(tpj_client_t** out_client) {
   const char* env = getenv("TORCH_PJRT_PLUGIN_PATH");
   char* copy = strdup(env ? env : ".");
@@ -30,7 +31,8 @@ static tpj_status_t make_client(tpj_client_t** out_client) {
   s = tpj_plugin_load(path, &plugin);
   free(path);
   TPJ_RETURN_IF_ERROR(s);
-  return tpj_client_create(plugin, NULL, 0, out_client);
+  tpj_option_t two = {.name = "cpu_device_count", .kind = TPJ_OPTION_KIND_INT64, .int_value = 2};
+  return tpj_client_create(plugin, &two, 1, out_client);
 }
 
 static tpj_status_t ensure_init(void) {
@@ -376,6 +378,55 @@ TPJ_TEST(torch_dtype_codes) {
 
 /* A new client drops the programs and scalar buffers of the old one; a
  * client change with live storages is refused. */
+/* An op whose tensors live on device 1 runs there: results on device 1, no
+ * buffer moved; only a genuine cross-device copy moves one. */
+TPJ_TEST(ops_run_on_the_device_of_their_tensors) {
+  TPJ_EXPECT_OK(ensure_init());
+  TPJ_EXPECT(tpj_eager_device_count() == 2);
+  tpj_eager_storage_t* s = NULL;
+  TPJ_EXPECT_OK(tpj_eager_storage_create(4 * sizeof(float), 1, &s));
+  int64_t sz[1] = {4}, st[1] = {1};
+  tpj_eager_tensor_t v = view(s, TPJ_DTYPE_F32, 1, sz, st, 0);
+  const float data[4] = {1, -2, 3, 0.5f};
+  TPJ_EXPECT_OK(tpj_eager_write_host(data, sizeof(data), &v));
+  tpj_eager_tensor_t in[2] = {v, v};
+  double factor = 3.0;
+  memset(&in[1], 0, sizeof(in[1]));
+  in[1].dtype = TPJ_DTYPE_F64;
+  in[1].host_scalar = &factor;
+  tpj_arg_t args[2] = {arg_tensor(0), arg_tensor(1)};
+  tpj_type_t ot = f32_type(1, sz);
+  tpj_eager_op_t op = {"aten::mul.Tensor", args, 2, in, 2, NULL, 0, &ot, 1, 1, NULL};
+  tpj_eager_stats_t a, b;
+  tpj_eager_stats_get(&a);
+  tpj_buffer_t* res = NULL;
+  TPJ_EXPECT_OK(tpj_eager_op_run(&op, &res));
+  TPJ_EXPECT_OK(tpj_eager_op_run_into(&op, &v)); /* v *= 3 in place */
+  tpj_eager_stats_get(&b);
+  TPJ_EXPECT(b.cross_device_copies == a.cross_device_copies);
+  TPJ_EXPECT(res && tpj_buffer_device_index(res) == 1);
+  tpj_buffer_t* flat = NULL;
+  TPJ_EXPECT_OK(tpj_eager_materialize(&v, &flat));
+  TPJ_EXPECT(flat && tpj_buffer_device_index(flat) == 1);
+  tpj_buffer_destroy(flat);
+  float got[4];
+  if (res) TPJ_EXPECT_OK(tpj_buffer_to_host(res, got, sizeof(got)));
+  for (int i = 0; i < 4; ++i) TPJ_EXPECT(got[i] == data[i] * 3.0f);
+  TPJ_EXPECT_OK(tpj_eager_read_host(&v, got, sizeof(got)));
+  for (int i = 0; i < 4; ++i) TPJ_EXPECT(got[i] == data[i] * 3.0f);
+  tpj_eager_storage_t* d0 = NULL;
+  TPJ_EXPECT_OK(tpj_eager_storage_create(4 * sizeof(float), 0, &d0));
+  tpj_eager_tensor_t w = view(d0, TPJ_DTYPE_F32, 1, sz, st, 0);
+  TPJ_EXPECT_OK(tpj_eager_copy(&v, &w)); /* pjrt:1 -> pjrt:0 moves one buffer */
+  tpj_eager_stats_get(&a);
+  TPJ_EXPECT(a.cross_device_copies == b.cross_device_copies + 1);
+  TPJ_EXPECT_OK(tpj_eager_read_host(&w, got, sizeof(got)));
+  for (int i = 0; i < 4; ++i) TPJ_EXPECT(got[i] == data[i] * 3.0f);
+  tpj_buffer_destroy(res);
+  tpj_eager_storage_destroy(d0);
+  tpj_eager_storage_destroy(s);
+}
+
 TPJ_TEST(client_change) {
   TPJ_EXPECT_OK(ensure_init());
   tpj_eager_storage_t* s = NULL;

@@ -139,7 +139,7 @@ TPJ_TEST(compile_execute_two_outputs) {
   TPJ_EXPECT_OK(vec4(c, b, 0, &args[1]));
   tpj_buffer_t* outs[2];
   tpj_event_t* events[1];
-  tpj_execute_args_t x = {args, 2, 1, NULL, outs, events};
+  tpj_execute_args_t x = {args, 2, 1, NULL, outs, events, 0};
   TPJ_EXPECT_OK(tpj_executable_execute(e, &x));
   TPJ_EXPECT_OK(tpj_event_await(events[0]));
   float y[4];
@@ -153,6 +153,59 @@ TPJ_TEST(compile_execute_two_outputs) {
   tpj_executable_destroy(e);
   TPJ_EXPECT_ERROR(tpj_executable_compile(c, "module { bogus", 14, NULL, &e), UNKNOWN,
                    "PJRT_Client_Compile failed: -:1:10: error: custom op 'bogus' is unknown");
+}
+
+/* A single-device program runs on the device named in the args: its outputs
+ * are on that device; arguments elsewhere and multi-device programs fail. */
+TPJ_TEST(execute_on_chosen_device) {
+  tpj_client_t* c = NULL;
+  TPJ_EXPECT_OK(cpu_client(&c));
+  tpj_compile_options_t portable = {.num_replicas = 1, .num_partitions = 1, .portable = true};
+  tpj_executable_t* e = NULL;
+  TPJ_EXPECT_OK(tpj_executable_compile(c, kMulAdd, strlen(kMulAdd), &portable, &e));
+  TPJ_EXPECT(tpj_executable_is_portable(e) && tpj_executable_num_devices(e) == 1);
+  TPJ_EXPECT(tpj_executable_num_outputs(e) == 2);
+  const float a[4] = {1, 2, 3, 4}, b[4] = {-2, 0.5f, 8, 3};
+  for (size_t dev = 0; dev < 4; ++dev) {
+    tpj_buffer_t* args[2] = {NULL, NULL};
+    TPJ_EXPECT_OK(vec4(c, a, dev, &args[0]));
+    TPJ_EXPECT_OK(vec4(c, b, dev, &args[1]));
+    tpj_buffer_t* outs[2] = {NULL, NULL};
+    tpj_execute_args_t x = {args, 2, 1, NULL, outs, NULL, dev};
+    TPJ_EXPECT_OK(tpj_executable_execute(e, &x));
+    float y[4];
+    TPJ_EXPECT_OK(tpj_buffer_to_host(outs[0], y, sizeof(y)));
+    for (int i = 0; i < 4; ++i) TPJ_EXPECT(y[i] == a[i] * b[i]);
+    TPJ_EXPECT_OK(tpj_buffer_to_host(outs[1], y, sizeof(y)));
+    for (int i = 0; i < 4; ++i) TPJ_EXPECT(y[i] == a[i] + b[i]);
+    TPJ_EXPECT(tpj_buffer_device_index(outs[0]) == dev && tpj_buffer_device_index(outs[1]) == dev);
+    for (int i = 0; i < 2; ++i) { tpj_buffer_destroy(outs[i]); tpj_buffer_destroy(args[i]); }
+  }
+  tpj_buffer_t* args[2] = {NULL, NULL};
+  TPJ_EXPECT_OK(vec4(c, a, 1, &args[0]));
+  TPJ_EXPECT_OK(vec4(c, b, 2, &args[1]));
+  tpj_buffer_t* outs[2] = {NULL, NULL};
+  tpj_execute_args_t x = {args, 2, 1, NULL, outs, NULL, 1};
+  TPJ_EXPECT_ERROR(tpj_executable_execute(e, &x), INVALID_ARGUMENT,
+                   "execute: argument 1 is on device 2 (expected the execute device 1)");
+  x.device = 4;
+  TPJ_EXPECT_ERROR(tpj_executable_execute(e, &x), INVALID_ARGUMENT,
+                   "execute: device index out of range (got 4, expected < 4)");
+  TPJ_EXPECT(outs[0] == NULL && outs[1] == NULL);
+  tpj_executable_destroy(e);
+  /* Compiled with the default assignment (device 0): only device 0 runs it. */
+  TPJ_EXPECT_OK(tpj_executable_compile(c, kMulAdd, strlen(kMulAdd), NULL, &e));
+  TPJ_EXPECT(!tpj_executable_is_portable(e));
+  x.device = 1;
+  TPJ_EXPECT_ERROR(tpj_executable_execute(e, &x), INVALID_ARGUMENT,
+                   "execute: the executable is assigned to device 0 (got device 1");
+  portable.num_replicas = 2;
+  tpj_executable_t* bad = NULL;
+  TPJ_EXPECT_ERROR(tpj_executable_compile(c, kMulAdd, strlen(kMulAdd), &portable, &bad),
+                   INVALID_ARGUMENT, "a portable executable needs one replica and one "
+                   "partition (got 2 and 1)");
+  for (int i = 0; i < 2; ++i) tpj_buffer_destroy(args[i]);
+  tpj_executable_destroy(e);
 }
 
 static const char kDouble[] =
@@ -174,7 +227,7 @@ TPJ_TEST(donation) {
     TPJ_EXPECT_OK(vec4(c, a, 0, &arg));
     bool donate[1] = {donate_it != 0};
     tpj_buffer_t* out = NULL;
-    tpj_execute_args_t x = {&arg, 1, 1, donate, &out, NULL};
+    tpj_execute_args_t x = {&arg, 1, 1, donate, &out, NULL, 0};
     TPJ_EXPECT_OK(tpj_executable_execute(e, &x));
     float y[4];
     TPJ_EXPECT_OK(tpj_buffer_to_host(out, y, sizeof(y)));
@@ -197,7 +250,7 @@ static const char kDoubleNoAlias[] =
 TPJ_TEST(four_replicas) {
   tpj_client_t* c = NULL;
   TPJ_EXPECT_OK(cpu_client(&c));
-  tpj_compile_options_t opts = {4, 1, false};
+  tpj_compile_options_t opts = {4, 1, false, false};
   tpj_executable_t* e = NULL;
   TPJ_EXPECT_OK(tpj_executable_compile(c, kDoubleNoAlias, strlen(kDoubleNoAlias), &opts, &e));
   TPJ_EXPECT(tpj_executable_num_devices(e) == 4);
@@ -208,7 +261,12 @@ TPJ_TEST(four_replicas) {
   }
   tpj_buffer_t* outs[4];
   tpj_event_t* events[4];
-  tpj_execute_args_t x = {args, 1, 4, NULL, outs, events};
+  tpj_execute_args_t x = {args, 1, 4, NULL, outs, events, 0};
+  x.device = 2;
+  TPJ_EXPECT_ERROR(tpj_executable_execute(e, &x), INVALID_ARGUMENT,
+                   "execute: a device index needs a single-device executable (got device 2 "
+                   "for 4 devices)");
+  x.device = 0;
   TPJ_EXPECT_OK(tpj_executable_execute(e, &x));
   for (size_t d = 0; d < 4; ++d) {
     TPJ_EXPECT_OK(tpj_event_await(events[d]));
@@ -306,7 +364,7 @@ TPJ_TEST(fast_d2h_transposed_outputs) {
   TPJ_EXPECT_OK(tpj_buffer_from_host(c, a, TPJ_DTYPE_F32, dims, 2, 0, TPJ_HOST_SEMANTICS_COPY,
                                      &arg));
   tpj_buffer_t* outs[2] = {NULL, NULL};
-  tpj_execute_args_t x = {&arg, 1, 1, NULL, outs, NULL};
+  tpj_execute_args_t x = {&arg, 1, 1, NULL, outs, NULL, 0};
   TPJ_EXPECT_OK(tpj_executable_execute(e, &x));
   for (int o = 0; o < 2; ++o) {
     float y[6];

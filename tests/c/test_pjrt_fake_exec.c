@@ -50,7 +50,7 @@ TPJ_TEST(execute_outputs_donation_events) {
   bool donate[2] = {true, false};
   tpj_buffer_t* outs[3];
   tpj_event_t* events[1];
-  tpj_execute_args_t x = {args, 2, 1, donate, outs, events};
+  tpj_execute_args_t x = {args, 2, 1, donate, outs, events, 0};
   TPJ_EXPECT_OK(tpj_executable_execute(e, &x));
   TPJ_EXPECT(tpj_buffer_is_deleted(args[0]) && !tpj_buffer_is_deleted(args[1]));
   ready_log_t log = {0, TPJ_STATUS_UNKNOWN};
@@ -79,7 +79,7 @@ TPJ_TEST(execute_outputs_donation_events) {
 TPJ_TEST(execute_on_two_devices) {
   tpj_client_t* c = NULL;
   TPJ_EXPECT_OK(fake_client(2, &c));
-  tpj_compile_options_t opts = {2, 1, false};
+  tpj_compile_options_t opts = {2, 1, false, false};
   tpj_executable_t* e = NULL;
   TPJ_EXPECT_OK(tpj_executable_compile(c, "fake.outputs=1", 14, &opts, &e));
   TPJ_EXPECT(tpj_executable_num_devices(e) == 2);
@@ -87,13 +87,13 @@ TPJ_TEST(execute_on_two_devices) {
   TPJ_EXPECT_OK(vec4(c, 0, 0, &args[0]));
   TPJ_EXPECT_OK(vec4(c, 100, 1, &args[1]));
   tpj_buffer_t* outs[2];
-  tpj_execute_args_t x = {args, 1, 2, NULL, outs, NULL};
+  tpj_execute_args_t x = {args, 1, 2, NULL, outs, NULL, 0};
   TPJ_EXPECT_OK(tpj_executable_execute(e, &x));
   float y[4];
   TPJ_EXPECT_OK(tpj_buffer_to_host(outs[1], y, sizeof(y)));
   TPJ_EXPECT(y[0] == 101 && y[3] == 104 && tpj_buffer_device_index(outs[1]) == 1);
   TPJ_EXPECT(!tpj_buffer_is_deleted(args[0])); /* donate NULL: nothing donated */
-  tpj_execute_args_t wrong = {args, 1, 1, NULL, outs, NULL};
+  tpj_execute_args_t wrong = {args, 1, 1, NULL, outs, NULL, 0};
   TPJ_EXPECT_ERROR(tpj_executable_execute(e, &wrong), INVALID_ARGUMENT,
                    "wrong number of devices (got 1, expected 2)");
   for (int i = 0; i < 2; ++i) {
@@ -109,7 +109,7 @@ static void run_failing(int* failed, const char* mode, tpj_status_code_t code,
                         const char* needle) {
   tpj_client_t* c = NULL;
   TPJ_EXPECT_OK(fake_client(2, &c));
-  tpj_compile_options_t opts = {2, 1, false};
+  tpj_compile_options_t opts = {2, 1, false, false};
   tpj_executable_t* e = NULL;
   tpj_buffer_t* args[2] = {NULL, NULL};
   TPJ_EXPECT_OK(tpj_executable_compile(c, kProgram, strlen(kProgram), &opts, &e));
@@ -118,7 +118,7 @@ static void run_failing(int* failed, const char* mode, tpj_status_code_t code,
   tpj_buffer_t* outs[6];
   tpj_event_t* events[2];
   memset(outs, 0xab, sizeof(outs));
-  tpj_execute_args_t x = {args, 1, 2, NULL, outs, events};
+  tpj_execute_args_t x = {args, 1, 2, NULL, outs, events, 0};
   setenv("TPJ_FAKE_MODE", mode, 1);
   tpj_status_t st = tpj_executable_execute(e, &x);
   unsetenv("TPJ_FAKE_MODE");
@@ -154,7 +154,7 @@ TPJ_TEST(events_that_report_errors) {
   TPJ_EXPECT(b == NULL);
   tpj_buffer_t* outs[3];
   tpj_event_t* events[1];
-  tpj_execute_args_t x = {&arg, 1, 1, NULL, outs, events};
+  tpj_execute_args_t x = {&arg, 1, 1, NULL, outs, events, 0};
   TPJ_EXPECT_OK(tpj_executable_execute(e, &x));
   TPJ_EXPECT_ERROR(tpj_event_await(events[0]), DATA_LOSS, "fake: device lost");
   ready_log_t log = {0, TPJ_STATUS_OK};

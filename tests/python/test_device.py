@@ -300,6 +300,38 @@ def test_cross_device_copy_subprocess(subprocess_env):
     assert "ok" in r.stdout
 
 
+def test_ops_run_on_their_device_subprocess(subprocess_env):
+    # Ops on pjrt:1 tensors execute on device 1: results live there and no
+    # buffer is moved between devices (only the explicit .to() copies one).
+    code = textwrap.dedent("""
+        import torch, torch_pjrt
+        torch_pjrt.set_client_options(cpu_device_count=2)
+        from torch_pjrt import device
+        device.ensure_registered()
+        a, b = torch.randn(4, 3), torch.randn(4, 3)
+        x, y = a.to("pjrt:1"), b.to("pjrt:1")
+        before = device.stats()
+        z = (x * 2 + y).relu()
+        z.add_(1.5)
+        w = z.sum(0)
+        after = device.stats()
+        assert after["cross_device_copies"] == before["cross_device_copies"], (before, after)
+        assert after["ops"] >= before["ops"] + 5, (before, after)
+        for t in (z, w):
+            # A result's storage device is its buffer's device (wrap_buffer).
+            assert t.untyped_storage().device == torch.device("pjrt:1"), t.device
+        torch.testing.assert_close(w.cpu(), ((a * 2 + b).relu() + 1.5).sum(0))
+        moved = z.to("pjrt:0")
+        assert device.stats()["cross_device_copies"] == after["cross_device_copies"] + 1
+        torch.testing.assert_close(moved.cpu(), (a * 2 + b).relu() + 1.5)
+        print("ok")
+    """)
+    r = subprocess.run([sys.executable, "-c", code], env=subprocess_env, capture_output=True,
+                       text=True, timeout=300)
+    assert r.returncode == 0, r.stderr[-3000:]
+    assert "ok" in r.stdout
+
+
 def test_rename_device_subprocess(subprocess_env):
     # `import torch_pjrt` registers the device; TORCH_PJRT_DEVICE_NAME names it.
     subprocess_env = dict(subprocess_env, TORCH_PJRT_DEVICE_NAME="tpu")
