@@ -14,6 +14,14 @@ from torch_pjrt.bench import __main__ as bench_main
 from torch_pjrt.bench import harness, peaks, perop, report, systems, workloads
 
 
+@pytest.fixture(autouse=True)
+def _restore_dynamo_config(monkeypatch):
+    """harness.measure makes Dynamo's recompile-limit hit an error (right for
+    the bench process); keep that from leaking into other tests."""
+    monkeypatch.setattr(torch._dynamo.config, "fail_on_recompile_limit_hit",
+                        torch._dynamo.config.fail_on_recompile_limit_hit)
+
+
 # ------------------------------------------------------------ arguments --
 
 def test_resolve_device_from_flag_and_plugin_env():
@@ -226,3 +234,58 @@ def test_error_text_names_the_root_cause():
             raise RuntimeError("backend raised:\n") from e
     except RuntimeError as e:
         assert harness.error_text(e) == "error: RuntimeError: KeyError: 'inner'"
+
+
+class _Counting:
+    """torch.compile with a backend that counts the graphs it is given."""
+    counts_metrics = False
+
+    def __init__(self, name):
+        self.name, self.graphs = name, 0
+
+    def backend(self, gm, example_inputs):
+        self.graphs += 1
+        return gm.forward
+
+    def prepare(self, wl):
+        model, inputs = wl.build()
+        fn = torch.compile(wl.torch_callable(model), backend=self.backend)
+        return (lambda: fn(*inputs)), (lambda o: o)
+
+
+def test_workloads_sharing_code_objects_are_all_compiled(monkeypatch):
+    """_Loss.forward is one code object for every infer_fn workload; beyond
+    Dynamo's recompile_limit (8; 2 here, to keep the test fast) it would run
+    eagerly unless measure resets Dynamo per workload."""
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 2)
+    sys_ = _Counting("inductor")
+    eager = _Fake("eager", None)
+    n = 4
+    for i in range(n):
+        wl = workloads.Workload(f"w{i}", "infer",
+                                lambda i=i: (torch.nn.Linear(4 + i, 3), (torch.randn(2, 4 + i),)),
+                                infer_fn=lambda m, x: m(x) * 2)
+        eager.out = wl.infer_module(wl.build()[0])(*wl.build()[1])
+        rows = harness.measure(wl, [eager, sys_], 2, lambda m: None)
+        assert rows["inductor"]["status"] == "ok", rows["inductor"]
+    assert sys_.graphs == n
+
+
+def test_measure_reports_a_system_failing_in_the_timed_loop():
+    calls = {"n": 0}
+
+    class Flaky(_Fake):
+        def prepare(self, wl):
+            def run():
+                calls["n"] += 1
+                if calls["n"] > 3:
+                    raise RuntimeError("recompile limit")
+                return self.out
+            return run, (lambda o: o)
+
+    wl = workloads.Workload("w", "infer", lambda: (None, ()))
+    rows = harness.measure(wl, [_Fake("eager", torch.ones(2)), Flaky("pjrt", torch.ones(2), True)],
+                           4, lambda m: None)
+    assert rows["pjrt"]["status"] == "timed call failed: RuntimeError: recompile limit"
+    assert "median_s" not in rows["pjrt"] and "profile" not in rows["pjrt"]
+    assert rows["eager"]["reps"] == 4

@@ -120,10 +120,22 @@ def _prepare(wl, sys, row, want, log):
         return None, None
 
 
+def fresh_dynamo():
+    """Dynamo caps the compiled variants of one code object (recompile_limit,
+    8) and silently runs the frame eagerly beyond it. The workloads share
+    code objects (_Loss.forward, the training step), so without a reset the
+    later workloads' "compiled" systems would be timed as eager: clear
+    Dynamo's caches before each workload, and make a hit of the limit an
+    error instead of a silent eager run."""
+    torch._dynamo.reset()
+    torch._dynamo.config.fail_on_recompile_limit_hit = True
+
+
 def measure(wl, systems, reps, log):
     """Returns {system: row} for one workload; rows hold times or an error.
     Systems with counts_metrics get a profile from the runtime's counters,
     read just outside each timed call (the reads are not timed)."""
+    fresh_dynamo()
     rows, runs, want = {}, {}, None
     for sys in systems:
         row = rows.setdefault(sys.name, {"system": sys.name})
@@ -135,10 +147,17 @@ def measure(wl, systems, reps, log):
     times = {n: [] for n in runs}
     totals = {n: dict.fromkeys(PROFILE_KEYS, 0) for n, (_, c) in runs.items() if c}
     for _ in range(reps):  # interleaved: A B C A B C ...
-        for name, (run, counted) in runs.items():
+        for name, (run, counted) in list(runs.items()):
             m0 = _metrics() if counted else None
             t0 = time.perf_counter()
-            run()
+            try:
+                run()
+            except Exception as e:  # e.g. a recompile in the timed loop: report, stop timing
+                rows[name]["status"] = "timed call failed: " + error_text(e)[len("error: "):]
+                log(f"  {wl.name}/{name}: {rows[name]['status']}")
+                del runs[name], times[name]
+                totals.pop(name, None)
+                continue
             times[name].append(time.perf_counter() - t0)
             if counted:
                 d = _delta(m0, _metrics())
