@@ -22,6 +22,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <deque>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <unordered_map>
@@ -189,6 +190,9 @@ struct PjrtHooks final : at::PrivateUse1HooksInterface {
   const at::Generator& getDefaultGenerator(c10::DeviceIndex) const override {
     return at::detail::getDefaultCPUGenerator();
   }
+  // Host staging memory (pin_memory(), non_blocking copies) is plain CPU memory.
+  bool isPinnedPtr(const void*) const override { return false; }
+  at::Allocator* getPinnedMemoryAllocator() const override { return at::getCPUAllocator(); }
   void resizePrivateUse1Bytes(const c10::Storage& storage, size_t newsize) const override {
     TORCH_CHECK(false, "torch_pjrt: storage resize to ", newsize, " bytes is not supported");
   }
@@ -358,6 +362,19 @@ std::string target_of(const c10::FunctionSchema& s) {
   return s.name() + "." + (s.overload_name().empty() ? "default" : s.overload_name());
 }
 
+// target_of for the per-op path, built once per schema and thread (a schema
+// lives as long as its registration; the name check catches a reused address).
+const std::string& target_of_cached(const c10::FunctionSchema& s) {
+  thread_local std::unordered_map<const c10::FunctionSchema*, std::pair<std::string, std::string>>
+      cache;
+  auto& entry = cache[&s];
+  if (entry.first != s.name() || entry.second.empty()) {
+    entry.first = s.name();
+    entry.second = target_of(s);
+  }
+  return entry.second;
+}
+
 bool writes_arg(const c10::Argument& a) { return a.alias_info() && a.alias_info()->isWrite(); }
 
 // The functional overload whose arguments match the mutating op's non-out
@@ -418,8 +435,10 @@ Functional functional_of(const c10::FunctionSchema& s) {
 }
 
 bool is_type(const c10::Argument& a, c10::TypeKind kind) {
-  c10::TypePtr t = a.real_type();
-  if (auto opt = t->cast<c10::OptionalType>()) t = opt->getElementType();
+  const c10::Type* t = a.real_type().get();  // no shared_ptr copies: this runs per argument
+  if (t->kind() == c10::TypeKind::OptionalType) {
+    t = static_cast<const c10::OptionalType*>(t)->getElementType().get();
+  }
   return t->kind() == kind;
 }
 
@@ -427,10 +446,12 @@ struct Encoded {
   std::vector<tpj_arg_t> args;
   std::vector<tpj_eager_tensor_t> inputs;
   std::vector<at::Tensor> keep;
-  std::deque<std::vector<int64_t>> ints;
-  std::deque<std::vector<double>> floats;
-  std::deque<std::vector<tpj_value_t>> lists;
-  std::deque<std::string> strs;
+  // Lists: element addresses stay put, and an empty one allocates nothing
+  // (a std::deque allocates on construction, on every op).
+  std::list<std::vector<int64_t>> ints;
+  std::list<std::vector<double>> floats;
+  std::list<std::vector<tpj_value_t>> lists;
+  std::list<std::string> strs;
   c10::DeviceIndex device = -1;
 };
 
@@ -559,7 +580,9 @@ void key_bytes(std::string& k, const void* p, size_t n) { k.append((const char*)
 // The call's signature: op, encoded arguments and input metadata (out=
 // tensors included), which determine the output types.
 std::string meta_key(const std::string& target, const Encoded& e, const std::vector<c10::IValue>& in) {
-  std::string k = target;
+  std::string k;
+  k.reserve(512);  // one allocation for almost every call
+  k = target;
   for (const auto& a : e.args) {
     key_bytes(k, &a.kind, sizeof(a.kind));
     key_bytes(k, &a.i, sizeof(a.i));
@@ -686,6 +709,24 @@ bool normal_into(const at::Tensor& self, double mean, double std) {
   return true;
 }
 
+// Boolean / byte masks among the indices of index.Tensor -> one int64 index
+// per mask dim; at::nonzero runs on the device (python/torch_pjrt/eager_decomp.py:
+// a synchronizing count, then a static-shape program). False: no mask.
+bool masks_to_long(const c10::IValue& v, c10::List<std::optional<at::Tensor>>* out) {
+  bool any = false;
+  for (const auto& o : v.toOptionalTensorList()) {
+    std::optional<at::Tensor> t = o;
+    if (t && t->defined() && (t->scalar_type() == at::kBool || t->scalar_type() == at::kByte)) {
+      at::Tensor nz = at::nonzero(*t);
+      for (int64_t d = 0; d < t->dim(); ++d) out->push_back(std::optional<at::Tensor>(nz.select(1, d)));
+      any = true;
+    } else {
+      out->push_back(t);
+    }
+  }
+  return any;
+}
+
 // Ops without a lowering that have a short exact decomposition into lowered
 // ops on the device. Returns false when `target` is not one of them.
 bool decomposed(const c10::OperatorHandle& op, const std::string& target, torch::jit::Stack* stack,
@@ -697,7 +738,8 @@ bool decomposed(const c10::OperatorHandle& op, const std::string& target, torch:
   at::Tensor result;
   if ((target == "aten::native_batch_norm.default" ||
        target == "aten::_native_batch_norm_legit.default") &&
-      in[5].toBool() && in[3].isTensor() && in[4].isTensor()) {
+      in[5].toBool() && in[3].isTensor() && in[3].toTensor().defined() && in[4].isTensor() &&
+      in[4].toTensor().defined()) {  // C++ callers pass absent stats as undefined tensors
     // Training with running stats: the update of running_mean / running_var
     // is a side effect the schema of native_batch_norm does not show.
     const at::Tensor& rm = in[3].toTensor();
@@ -714,7 +756,15 @@ bool decomposed(const c10::OperatorHandle& op, const std::string& target, torch:
     for (size_t i = 0; i < 3; ++i) stack->push_back(fs[i]);
     return true;
   }
-  if (name == "aten::zero" && inplace) {
+  c10::List<std::optional<at::Tensor>> long_idx;
+  if (target == "aten::index.Tensor" && masks_to_long(in[1], &long_idx)) {
+    result = at::index(in[0].toTensor(), long_idx);
+  } else if ((name == "aten::index_put" || name == "aten::_index_put_impl") && nargs >= 4 &&
+             in[2].isTensor() && in[2].toTensor().numel() != 1 && masks_to_long(in[1], &long_idx)) {
+    // Values that vary along the masked elements (x[mask] = v, x[mask]'s backward).
+    if (inplace) in[0].toTensor().index_put_(long_idx, in[2].toTensor(), in[3].toBool());
+    else result = at::index_put(in[0].toTensor(), long_idx, in[2].toTensor(), in[3].toBool());
+  } else if (name == "aten::zero" && inplace) {
     in[0].toTensor().fill_(0);
   } else if (target == "aten::normal_.default" && in[3].isNone()) {
     if (!normal_into(in[0].toTensor(), in[1].toDouble(), in[2].toDouble())) return false;
@@ -746,7 +796,7 @@ bool decomposed(const c10::OperatorHandle& op, const std::string& target, torch:
 
 void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::Stack* stack) {
   const auto& schema = op.schema();
-  std::string target = target_of(schema);
+  const std::string& target = target_of_cached(schema);
   size_t nargs = schema.arguments().size();
   std::vector<c10::IValue> in(stack->end() - (ptrdiff_t)nargs, stack->end());
   for (const auto& r : schema.returns()) {
@@ -849,6 +899,8 @@ TORCH_LIBRARY_IMPL(_, PrivateUse1, m) {
 TORCH_LIBRARY_IMPL(aten, PrivateUse1, m) {
   m.impl("convolution", torch::CppFunction::makeFromBoxedFunction<&fallback>());
   m.impl("convolution_backward", torch::CppFunction::makeFromBoxedFunction<&fallback>());
+  // Its composite kernel runs a meta function that cannot take boolean masks.
+  m.impl("index.Tensor", torch::CppFunction::makeFromBoxedFunction<&fallback>());
   m.impl("_has_compatible_shallow_copy_type", compatible_shallow_copy);
 }
 
@@ -941,5 +993,11 @@ PyModuleDef g_module = {PyModuleDef_HEAD_INIT, "torch_pjrt._eager",
 
 PyMODINIT_FUNC PyInit__eager(void) {
   at::RegisterPrivateUse1HooksInterface(new PjrtHooks());
+  // Python device kernels: decompositions and data-dependent shapes.
+  PyObject* decomp = PyImport_ImportModule("torch_pjrt.eager_decomp");
+  PyObject* n = decomp ? PyObject_CallMethod(decomp, "register", nullptr) : nullptr;
+  Py_XDECREF(decomp);
+  if (!n) return nullptr;
+  Py_DECREF(n);
   return PyModule_Create(&g_module);
 }

@@ -16,6 +16,9 @@ import torch
 from torch.utils import _pytree as pytree
 
 DEVICE = "pjrt"
+# Tensor leaves (by position in (input, args, kwargs)) PyTorch requires on the
+# CPU whatever the device of the input (tensor_split's split points).
+CPU_ARGS = {"tensor_split": (1,)}
 _FALLBACK_RE = re.compile(r"torch_pjrt: (aten::[\w.]+) cannot run on the pjrt device \((.*?)\) "
                           r"and torch_pjrt.config.fallback is 'error'")
 
@@ -35,10 +38,10 @@ def classify_eager_error(exc: BaseException, stage: str) -> Dict[str, Any]:
     return {"status": "failed", "cause": stage + "_error", "detail": first}
 
 
-def _to_device(ts: List[torch.Tensor], grad: bool) -> List[torch.Tensor]:
+def _to_device(ts: List[torch.Tensor], grad: bool, cpu_args=()) -> List[torch.Tensor]:
     out = []
-    for t in ts:
-        d = t.detach().to(DEVICE)
+    for i, t in enumerate(ts):
+        d = t.detach().to("cpu" if i in cpu_args else DEVICE)
         if grad and t.requires_grad:
             d.requires_grad_(True)
         out.append(d)
@@ -51,6 +54,13 @@ def _off_device(tree: Any) -> Optional[str]:
         if isinstance(x, torch.Tensor) and x.device.type != DEVICE:
             return f"output {i} is on {x.device}, not on {DEVICE}"
     return None
+
+
+def _names_device(sample: Any) -> bool:
+    """True when the sample passes a device (x.to("cpu")): outputs may be anywhere."""
+    leaves = pytree.tree_leaves((sample.args, sample.kwargs))
+    return any(isinstance(x, torch.device) or (isinstance(x, str) and x in ("cpu", "meta"))
+               for x in leaves)
 
 
 def _to_cpu(tree: Any) -> Any:
@@ -81,8 +91,10 @@ def run_sample_eager(sw: Any, op: Any, sample: Any, dtype: torch.dtype, grad: bo
         why = {"status": "unsupported", "cause": "sparse_complex_quantized", "detail": ""}
         return {"fwd": why, "grad": None}
 
-    def fn(*ts):
+    def fn(*ts, device=None):
         inp, args, kwargs = rebuild(list(ts))
+        if device is not None and "device" in kwargs:  # factories: arange, ones, windows
+            kwargs = dict(kwargs, device=device)
         return op(inp, *args, **kwargs)
 
     atol, rtol = sw.tolerance(op, dtype)
@@ -101,12 +113,16 @@ def run_sample_eager(sw: Any, op: Any, sample: Any, dtype: torch.dtype, grad: bo
     executions = torch_pjrt.metrics().get("executions", 0)
     try:
         with sw._Alarm(timeout_s):
-            dev_in = _to_device(tensors, grad)
-            actual = fn(*dev_in)
-            wrong = _off_device(actual)
+            dev_in = _to_device(tensors, grad, cpu_args=CPU_ARGS.get(op.name, ()))
+            actual = fn(*dev_in, device=DEVICE)
+            wrong = None if _names_device(sample) else _off_device(actual)
             actual_cpu = _to_cpu(actual)
     except Exception as e:
         result["fwd"] = classify_eager_error(e, "forward")
+        return result
+    if wrong is not None and not any(isinstance(x, torch.Tensor) and x.device.type == DEVICE
+                                     for x in dev_in):
+        result["fwd"] = {"status": "unsupported", "cause": "no_device_input", "detail": wrong}
         return result
     if wrong is not None:
         result["fwd"] = {"status": "failed", "cause": "wrong_device", "detail": wrong}

@@ -1,0 +1,219 @@
+"""Device kernels, written in Python, for ATen ops the eager "pjrt" device has
+no single lowering for. Registered on PrivateUse1 when the device extension
+loads (python/csrc/device.cpp imports this module), so these ops run as
+several device ops instead of falling back to the CPU:
+
+- ops with a decomposition in torch._decomp (logaddexp.out, isin, vdot, ...)
+  whose target and functional form both lack a C lowering;
+- data-dependent output shapes: nonzero, masked_select, masked_scatter(_),
+  equal. One synchronizing read (the count of true mask elements) fixes the
+  output shape; the rest are static-shape device programs (a stable argsort
+  puts the true positions first, in row-major order).
+
+A decomposition that cannot apply (it returns NotImplemented, or calls itself)
+goes through the same fallback policy as the C++ fallback: an error under
+torch_pjrt.config.fallback = "error", else a warned, counted CPU run.
+"""
+from __future__ import annotations
+
+import threading
+import warnings
+from typing import Any, Callable, List, Optional
+
+import torch
+from torch.utils import _pytree as pytree
+
+from . import _C, config
+
+_lib: Optional[torch.library.Library] = None
+_state = threading.local()
+_warned: set = set()
+# Ops device.cpp's fallback decomposes itself (zero_, normal_, addcmul, batch norm).
+_CPP_DECOMPOSED = {"zero_", "normal_", "addcmul", "addcmul_", "addcdiv", "addcdiv_",
+                   "native_batch_norm", "_native_batch_norm_legit"}
+
+
+def _target(op: Any) -> str:
+    return f"{op._schema.name}.{op._overloadname or 'default'}"
+
+
+def _dispatch_name(op: Any) -> str:
+    name = op._schema.name
+    return name + ("." + op._schema.overload_name if op._schema.overload_name else "")
+
+
+def _functional_lowered(op: Any) -> bool:
+    """Mirror of device.cpp functional_of(): a non-mutating overload of the base
+    name whose leading arguments are the op's non-out arguments, lowered."""
+    base = op._schema.name.split("::")[1].rstrip("_")
+    want = [a.name for a in op._schema.arguments if not a.is_out]
+    packet = getattr(torch.ops.aten, base, None)
+    if packet is None:
+        return False
+    for name in packet.overloads():
+        f = getattr(packet, name)
+        args = [a.name for a in f._schema.arguments]
+        if f._schema.is_mutable or args[:len(want)] != want:
+            continue
+        if all(n in ("dtype", "layout", "device", "pin_memory") for n in args[len(want):]) \
+                and _C.lower_supported(_target(f)):
+            return True
+    return False
+
+
+def _needs_kernel(op: Any) -> bool:
+    if not op._schema.name.startswith("aten::"):
+        return False
+    base = op._schema.name.split("::")[1]
+    if base in _CPP_DECOMPOSED or _C.lower_supported(_target(op)):
+        return False
+    name = _dispatch_name(op)
+    for key in ("PrivateUse1", "CompositeImplicitAutograd"):
+        if torch._C._dispatch_has_kernel_for_dispatch_key(name, key):
+            return False
+    return not (op._schema.is_mutable and _functional_lowered(op))
+
+
+def _cpu_run(op: Any, why: str, args: tuple, kwargs: dict) -> Any:
+    """The fallback policy for an op no device kernel can run."""
+    target = _target(op)
+    if config.fallback == "error":
+        raise RuntimeError(f"torch_pjrt: {target} cannot run on the pjrt device ({why}) and "
+                           f"torch_pjrt.config.fallback is 'error'")
+    if target not in _warned:
+        _warned.add(target)
+        warnings.warn(f"torch_pjrt: {target} runs on CPU ({why}); its tensors are copied "
+                      f"to the host and back")
+    dev = next(x.device for x in pytree.tree_leaves((args, kwargs))
+               if isinstance(x, torch.Tensor) and x.device.type != "cpu")
+    move = lambda x: x.cpu() if isinstance(x, torch.Tensor) else x  # noqa: E731
+    cargs, ckwargs = pytree.tree_map(move, (args, kwargs))
+    out = op(*cargs, **ckwargs)
+    written = {}  # in-place and out= arguments get the results back
+    for i, a in enumerate(op._schema.arguments):
+        if not (a.alias_info and a.alias_info.is_write):
+            continue
+        orig, host = (args[i], cargs[i]) if i < len(args) else (kwargs.get(a.name),
+                                                                 ckwargs.get(a.name))
+        if isinstance(orig, torch.Tensor):
+            orig.resize_(host.shape).copy_(host)
+            written[id(host)] = orig
+    return pytree.tree_map(lambda x: written.get(id(x), x.to(dev))
+                           if isinstance(x, torch.Tensor) else x, out)
+
+
+def _decomp_kernel(op: Any, decomp: Callable) -> Callable:
+    def kernel(*args, **kwargs):
+        active = getattr(_state, "active", None)
+        if active is None:
+            active = _state.active = set()
+        if op in active:
+            return _cpu_run(op, "its decomposition calls itself", args, kwargs)
+        active.add(op)
+        try:
+            out = decomp(*args, **kwargs)
+        finally:
+            active.discard(op)
+        if out is NotImplemented:
+            return _cpu_run(op, "its decomposition does not apply", args, kwargs)
+        return out
+    return kernel
+
+
+# ------------------------------------------------- data-dependent shapes --
+
+def _true_positions(mask: torch.Tensor) -> torch.Tensor:
+    """int64 [count]: row-major linear positions of the nonzero elements."""
+    is_zero = torch.eq(mask.reshape(-1), 0)
+    count = is_zero.numel() - int(is_zero.sum().item())  # the one synchronizing read
+    if count == 0:
+        return torch.empty((0,), dtype=torch.int64, device=mask.device)
+    return torch.argsort(is_zero.to(torch.int32), stable=True)[:count]
+
+
+def nonzero(self: torch.Tensor) -> torch.Tensor:
+    pos = _true_positions(self) if self.numel() else torch.empty(
+        (0,), dtype=torch.int64, device=self.device)
+    if self.dim() == 0 or pos.numel() == 0:
+        return torch.empty((pos.numel(), self.dim()), dtype=torch.int64, device=self.device)
+    cols: List[torch.Tensor] = []
+    stride = 1
+    for size in reversed(self.shape):
+        cols.append(torch.remainder(torch.div(pos, stride, rounding_mode="floor"), size))
+        stride *= size
+    return torch.stack(cols[::-1], 1)
+
+
+def masked_select(self: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    if mask.dtype != torch.bool:
+        raise RuntimeError(f"masked_select: expected BoolTensor for mask (got {mask.dtype})")
+    s, m = torch.broadcast_tensors(self, mask)
+    pos = _true_positions(m) if m.numel() else None
+    if pos is None or pos.numel() == 0:
+        return torch.empty((0,), dtype=self.dtype, device=self.device)
+    return s.reshape(-1).index_select(0, pos)
+
+
+def masked_scatter(self: torch.Tensor, mask: torch.Tensor,
+                   source: torch.Tensor) -> torch.Tensor:
+    if mask.dtype != torch.bool:
+        raise RuntimeError(f"masked_scatter: expected BoolTensor for mask (got {mask.dtype})")
+    s, m = torch.broadcast_tensors(self, mask)
+    ones = m.reshape(-1).to(torch.int64)
+    count = int(ones.sum().item()) if ones.numel() else 0
+    if count > source.numel():
+        raise RuntimeError(f"masked_scatter: expected source to have at least as many "
+                           f"elements as ones in mask (got {source.numel()}, need {count})")
+    if count == 0:
+        return s.clone()
+    pos = torch.clamp(torch.cumsum(ones, 0) - 1, min=0)
+    vals = source.reshape(-1).index_select(0, pos).reshape(s.shape)
+    return torch.where(m, vals.to(s.dtype), s)
+
+
+def masked_scatter_(self: torch.Tensor, mask: torch.Tensor,
+                    source: torch.Tensor) -> torch.Tensor:
+    out = masked_scatter(self, mask, source)
+    if out.shape != self.shape:
+        raise RuntimeError(f"masked_scatter_: mask of shape {tuple(mask.shape)} does not "
+                           f"broadcast to self's shape {tuple(self.shape)}")
+    return self.copy_(out)
+
+
+def equal(self: torch.Tensor, other: torch.Tensor) -> bool:
+    if self.shape != other.shape:
+        return False
+    if self.numel() == 0:
+        return True
+    return bool(torch.eq(self, other).all().item())
+
+
+_DATA_DEPENDENT = {"nonzero": nonzero, "masked_select": masked_select,
+                   "masked_scatter": masked_scatter, "masked_scatter_": masked_scatter_,
+                   "equal": equal}
+
+
+def register() -> int:
+    """Registers the kernels on PrivateUse1 (once); returns how many."""
+    global _lib
+    if _lib is not None:
+        return 0
+    _lib = torch.library.Library("aten", "IMPL")
+    n = 0
+    for name, fn in _DATA_DEPENDENT.items():
+        _lib.impl(name, fn, "PrivateUse1")
+        n += 1
+    from torch._decomp import decomposition_table
+    for op, decomp in decomposition_table.items():
+        if not isinstance(op, torch._ops.OpOverload) or op._schema.name.split("::")[-1] in \
+                _DATA_DEPENDENT:
+            continue
+        try:
+            needed = _needs_kernel(op)
+        except (RuntimeError, AttributeError):
+            continue
+        if needed:
+            _lib.impl(_dispatch_name(op).split("::")[1], _decomp_kernel(op, decomp),
+                      "PrivateUse1")
+            n += 1
+    return n
