@@ -15,11 +15,13 @@ from torch_pjrt.bench import harness, peaks, perop, report, systems, workloads
 
 
 @pytest.fixture(autouse=True)
-def _restore_dynamo_config(monkeypatch):
+def _restore_dynamo_config():
     """harness.measure makes Dynamo's recompile-limit hit an error (right for
     the bench process); keep that from leaking into other tests."""
-    monkeypatch.setattr(torch._dynamo.config, "fail_on_recompile_limit_hit",
-                        torch._dynamo.config.fail_on_recompile_limit_hit)
+    cfg = torch._dynamo.config
+    saved = (cfg.fail_on_recompile_limit_hit, cfg.recompile_limit)
+    yield
+    cfg.fail_on_recompile_limit_hit, cfg.recompile_limit = saved
 
 
 # ------------------------------------------------------------ arguments --
@@ -253,11 +255,11 @@ class _Counting:
         return (lambda: fn(*inputs)), (lambda o: o)
 
 
-def test_workloads_sharing_code_objects_are_all_compiled(monkeypatch):
+def test_workloads_sharing_code_objects_are_all_compiled():
     """_Loss.forward is one code object for every infer_fn workload; beyond
     Dynamo's recompile_limit (8; 2 here, to keep the test fast) it would run
     eagerly unless measure resets Dynamo per workload."""
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 2)
+    torch._dynamo.config.recompile_limit = 2  # restored by _restore_dynamo_config
     sys_ = _Counting("inductor")
     eager = _Fake("eager", None)
     n = 4
