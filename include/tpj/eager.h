@@ -57,6 +57,18 @@ size_t tpj_eager_storage_nbytes(const tpj_eager_storage_t* storage);
 size_t tpj_eager_storage_device(const tpj_eager_storage_t* storage);
 /* The element type the buffer is kept in (INVALID before the first write). */
 tpj_dtype_t tpj_eager_storage_dtype(const tpj_eager_storage_t* storage);
+/* The storage's whole flat buffer (1-D, borrowed: valid until the next write
+ * into the storage) when the storage is kept as `dtype`; a never-written
+ * storage first gets zeros of `dtype` (made on the device). *out_buffer is
+ * NULL when the storage is kept as another dtype: read it through a view
+ * (tpj_eager_materialize) instead. Used to pass storages to compiled programs. */
+tpj_status_t tpj_eager_storage_buffer(tpj_eager_storage_t* storage, tpj_dtype_t dtype,
+                                      tpj_buffer_t** out_buffer);
+/* Makes `buffer` the storage's contents (kept as the buffer's dtype), e.g. a
+ * compiled program's result. Takes ownership of `buffer`, also on error (then
+ * it is destroyed). It must be 1-D, on the storage's device, and hold exactly
+ * the storage's bytes; every view of the storage sees the new contents. */
+tpj_status_t tpj_eager_storage_set_buffer(tpj_eager_storage_t* storage, tpj_buffer_t* buffer);
 
 /* ------------------------------------------------------------------ views -- */
 

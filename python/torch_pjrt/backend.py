@@ -195,16 +195,11 @@ def _aot_backend() -> Any:
 
 def pjrt_backend(gm: fx.GraphModule, example_inputs: Sequence[Any], **kwargs: Any) -> Any:
     """Dynamo backend: torch.compile(model, backend="pjrt")."""
-    devices = sorted({str(t.device) for t in example_inputs
-                      if isinstance(t, torch.Tensor) and t.device.type not in ("cpu", "meta")})
-    if devices:
-        # The compiled path takes host tensors and keeps its own device buffers;
-        # handing back CPU results for device inputs would silently change the
-        # device, so refuse loudly until device-resident inputs are supported.
-        raise NotImplementedError(
-            f"torch.compile(backend=\"pjrt\"): inputs on {', '.join(devices)} are not supported yet "
-            f"(got device tensors, expected CPU tensors); compile the model on CPU tensors "
-            f"(the backend moves data to the PJRT device itself) or run it eagerly on the device")
+    # Inputs may be CPU tensors (uploaded, results downloaded) or tensors on
+    # one pjrt device (kept there: no host transfers); anything else is refused.
+    _compiled.compiled_device.program_device(
+        [t for t in example_inputs if isinstance(t, torch.Tensor) and t.device.type != "meta"],
+        "inputs")
     return _aot_backend()(gm, example_inputs, **kwargs)
 
 

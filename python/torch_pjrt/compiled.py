@@ -17,6 +17,7 @@ import torch.fx as fx
 from torch.utils import _pytree as pytree
 
 from . import _aten
+from . import compiled_device
 from . import fx_lower
 
 log = logging.getLogger("torch_pjrt")
@@ -292,7 +293,7 @@ def _signature(args: Sequence[Any]) -> Tuple[Any, ...]:
     sig = []
     for a in args:
         if isinstance(a, torch.Tensor):
-            sig.append(("T", a.dtype, tuple(a.shape)))
+            sig.append(("T", a.dtype, tuple(a.shape), str(a.device)))
         elif isinstance(a, (bool, int, float)) or a is None:
             sig.append(("S", type(a).__name__, a))
         elif isinstance(a, (torch.SymInt, torch.SymFloat, torch.SymBool)):
@@ -303,17 +304,24 @@ def _signature(args: Sequence[Any]) -> Tuple[Any, ...]:
 
 
 _Tensor = torch.Tensor
+_DeviceProgram = compiled_device.DeviceProgram
+_run_device = compiled_device.run
+
+
+def _upload_cached(t: torch.Tensor) -> Any:
+    buf = buffer_cache.lookup(t)
+    return buf if buf is not None else upload(t)
 _PLAIN_SCALARS = (bool, int, float, type(None))
 
 
 def _fast_key(args: Sequence[Any]) -> Optional[Tuple[Any, ...]]:
-    """A cheap exact key for the per-call program lookup: (dtype, shape) for
-    tensors, (type, value) for plain scalars; None when an argument needs the
-    full `_signature` (symbolic values, other objects)."""
+    """A cheap exact key for the per-call program lookup: (dtype, shape,
+    device) for tensors, (type, value) for plain scalars; None when an argument
+    needs the full `_signature` (symbolic values, other objects)."""
     key = []
     for a in args:
         if isinstance(a, _Tensor):
-            key.append((a.dtype, a.shape))
+            key.append((a.dtype, a.shape, a.device))
         elif type(a) in _PLAIN_SCALARS:
             key.append((type(a), a))
         else:
@@ -427,21 +435,30 @@ class CompiledGraph:
             return self._static
         return fx_lower.propagate_values(self.gm, args)
 
-    def _compile(self, args: Sequence[Any], sig: Tuple[Any, ...]) -> _Program:
+    def _compile(self, args: Sequence[Any], sig: Tuple[Any, ...]) -> Any:
+        device = compiled_device.program_device(args, self.name)
         values = self._values_for(args, sig)
         c = _C()
         n_ops = sum(1 for n in self.gm.graph.nodes if n.op == "call_function")
-        log.info("torch_pjrt: compiling %s (%d ops)", self.name, n_ops)
+        log.info("torch_pjrt: compiling %s (%d ops) for %s", self.name, n_ops,
+                 device or "cpu tensors")
         t0 = time.perf_counter()
-        lowered = fx_lower.lower_graph(self.gm, values, c.Graph)
+        if device is not None:
+            lowered, dev_args, codes = compiled_device.lower(
+                self.gm, values, args, c.Graph, fx_lower.lower_graph)
+        else:
+            lowered = fx_lower.lower_graph(self.gm, values, c.Graph)
         cl = client()
         executable = cl.compile(lowered.text) if lowered.text else None
         log.info("torch_pjrt: compiled %s (%d StableHLO ops) in %.3f s", self.name,
                  lowered.op_count, time.perf_counter() - t0)
+        if device is not None:
+            return compiled_device.DeviceProgram(self.gm, lowered, executable, cl, device,
+                                                 dev_args, codes, args, self.writebacks)
         return _Program(lowered, executable, cl, self.donate_args, self.writebacks,
                         self.saved_from)
 
-    def program(self, args: Sequence[Any]) -> _Program:
+    def program(self, args: Sequence[Any]) -> Any:
         key = _fast_key(args)
         if key is not None:
             prog = self._fast.get(key)
@@ -486,6 +503,8 @@ class CompiledGraph:
         if prog.executable is None:
             leaves = [v for _, v in prog.leaves]
             return pytree.tree_unflatten(leaves, prog.lowered.out_spec)
+        if type(prog) is _DeviceProgram:
+            return _run_device(prog, args, _upload_cached, rng_seed, _C())
         bufs = self._inputs(prog, args)
         donate = prog.donate
         if prog.check_alias:

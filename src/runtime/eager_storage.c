@@ -145,6 +145,58 @@ void tpj_eager_storage_replace(tpj_eager_storage_t* s, tpj_buffer_t* buffer, tpj
   s->dtype = dtype;
 }
 
+/* Gives a never-written storage its zeros, made by a program on the device
+ * (no host transfer). */
+static tpj_status_t storage_zeros(tpj_eager_storage_t* s, tpj_dtype_t dtype) {
+  int64_t n = tpj_eager_storage_numel(s, dtype);
+  tpj_arg_t args[5] = {{.kind = TPJ_ARG_KIND_INT_LIST, .ints = &n, .count = 1}};
+  for (int i = 1; i < 5; ++i) args[i].kind = TPJ_ARG_KIND_NONE;
+  tpj_type_t t = {.dtype = dtype, .rank = 1, .dims = {n}};
+  tpj_eager_op_t op = {.target = "aten::zeros.default", .args = args, .num_args = 5,
+                       .out_types = &t, .num_outs = 1, .device = s->device};
+  tpj_buffer_t* b = NULL;
+  TPJ_RETURN_IF_ERROR(tpj_eager_op_run(&op, &b));
+  tpj_eager_storage_replace(s, b, dtype);
+  return NULL;
+}
+
+tpj_status_t tpj_eager_storage_buffer(tpj_eager_storage_t* s, tpj_dtype_t dtype,
+                                      tpj_buffer_t** out_buffer) {
+  TPJ_CHECK_ARG(s && out_buffer, "eager storage buffer: NULL argument");
+  *out_buffer = NULL;
+  TPJ_CHECK_ARG(tpj_dtype_size(dtype) > 0, "eager storage buffer: bad dtype (got %d)",
+                (int)dtype);
+  if (!s->buffer) TPJ_RETURN_IF_ERROR(storage_zeros(s, dtype));
+  if (s->dtype == dtype) *out_buffer = s->buffer;
+  return NULL;
+}
+
+tpj_status_t tpj_eager_storage_set_buffer(tpj_eager_storage_t* s, tpj_buffer_t* buffer) {
+  tpj_status_t st = NULL;
+  if (!s || !buffer) {
+    st = TPJ_STATUS(INVALID_ARGUMENT, "eager storage set buffer: NULL argument");
+  } else if (tpj_buffer_rank(buffer) != 1) {
+    st = TPJ_STATUS(INVALID_ARGUMENT, "eager storage set buffer: buffer must be 1-D (got rank "
+                    "%zu)", tpj_buffer_rank(buffer));
+  } else if ((size_t)tpj_buffer_dims(buffer)[0] * tpj_dtype_size(tpj_buffer_dtype(buffer)) !=
+             s->nbytes) {
+    st = TPJ_STATUS(INVALID_ARGUMENT, "eager storage set buffer: size mismatch (got %lld "
+                    "elements of %zu bytes, expected %zu bytes)",
+                    (long long)tpj_buffer_dims(buffer)[0],
+                    tpj_dtype_size(tpj_buffer_dtype(buffer)), s->nbytes);
+  } else if (tpj_buffer_device_index(buffer) != s->device) {
+    st = TPJ_STATUS(INVALID_ARGUMENT, "eager storage set buffer: buffer is on device %zu "
+                    "(expected the storage's device %zu)", tpj_buffer_device_index(buffer),
+                    s->device);
+  }
+  if (st) {
+    tpj_buffer_destroy(buffer);
+    return st;
+  }
+  tpj_eager_storage_replace(s, buffer, tpj_buffer_dtype(buffer));
+  return NULL;
+}
+
 tpj_status_t tpj_eager_synchronize(void) {
   /* Waits under the lock: a storage destroyed meanwhile would free its buffer. */
   pthread_mutex_lock(&g_lock);

@@ -360,10 +360,13 @@ def test_dropout_mask_shared_by_forward_and_backward():
     assert 0.3 < (out == 0).float().mean().item() < 0.7
 
 
-def test_device_tensor_inputs_are_refused_loudly():
-    # Until device-resident inputs are supported, the compiled path must not
-    # silently hand back CPU tensors for pjrt-device inputs.
-    m = torch.nn.Linear(8, 4).to("pjrt")
-    x = torch.randn(2, 8, device="pjrt")
-    with pytest.raises(Exception, match="inputs on pjrt:0 are not supported yet"):
-        pjrt(m)(x)
+def test_device_tensor_inputs_give_device_results():
+    # pjrt-device inputs run on the device and give pjrt results (more in
+    # test_device_compile.py); they are never silently moved to the CPU.
+    m = torch.nn.Linear(8, 4)
+    x = torch.randn(2, 8)
+    md = torch.nn.Linear(8, 4).to("pjrt")
+    md.load_state_dict(m.state_dict())
+    out = pjrt(md)(x.to("pjrt"))
+    assert out.device.type == "pjrt"
+    torch.testing.assert_close(out.detach().cpu(), m(x).detach(), rtol=1e-4, atol=1e-5)

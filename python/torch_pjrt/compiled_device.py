@@ -1,0 +1,265 @@
+"""Compiled graphs on eager "pjrt" tensors: torch.compile(backend="pjrt")
+with inputs already on the device moves no data between host and device.
+
+A program for device inputs takes each device tensor's storage buffer as a
+flat 1-D parameter (a contiguous tensor covering its storage is passed as the
+storage's buffer itself, no copy; any other view is first materialized on the
+device) and returns flat 1-D results, which become the storages of new pjrt
+tensors. Results that AOTAutograd copies into mutated inputs (BatchNorm
+running stats, in-place optimizer steps) are installed straight into those
+inputs' storages; the copy_ that follows is then a no-op. CPU tensor inputs
+(e.g. 0-dim scalars) are uploaded as before, and outputs that eager PyTorch
+would put on the CPU are downloaded.
+"""
+from __future__ import annotations
+
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.fx as fx
+from torch.utils import _pytree as pytree
+
+from . import _aten
+
+# feed kinds (the CPU feeds keep the numbers of compiled._FEED_*)
+FEED_ARG, FEED_CONST, FEED_RNG, FEED_DEV = 0, 2, 3, 4
+
+
+def _numel(shape: Sequence[int]) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+def device_type() -> str:
+    """The name PyTorch knows the pjrt device by (PrivateUse1)."""
+    return torch._C._get_privateuse1_backend_name()
+
+
+def program_device(args: Sequence[Any], name: str) -> Optional[torch.device]:
+    """The pjrt device the tensors in `args` live on (None: all on the CPU).
+    Raises for other device types and for tensors on two pjrt devices."""
+    found: Dict[str, torch.device] = {}
+    pjrt = device_type()
+    for a in args:
+        if isinstance(a, torch.Tensor) and a.device.type != "cpu":
+            found.setdefault(str(a.device), a.device)
+    if not found:
+        return None
+    bad = [d for d in found if found[d].type != pjrt]
+    if bad or len(found) > 1:
+        raise NotImplementedError(
+            f"torch.compile(backend=\"pjrt\"): graph {name} has inputs on "
+            f"{', '.join(sorted(found))} (expected one {pjrt} device, optionally with CPU "
+            f"tensors); move all inputs to one device")
+    return next(iter(found.values()))
+
+
+class FlatParamGraph:
+    """A _C.Graph whose first parameters (flags[i] true) are declared flat 1-D
+    and viewed back to their shape, and whose results are flattened: the
+    layout of eager storage buffers."""
+
+    def __init__(self, graph_cls: Any, flags: Sequence[bool]):
+        self._g = graph_cls()
+        self._flags = list(flags)
+        self._n = 0
+
+    def param(self, code: int, shape: Sequence[int]) -> int:
+        i = self._n
+        self._n += 1
+        if i < len(self._flags) and self._flags[i]:
+            pid = self._g.param(code, (_numel(shape),))
+            return self._g.lower("aten::view.default",
+                                 [("tensor", pid), ("ints", list(shape))],
+                                 [(code, tuple(shape))])[0]
+        return self._g.param(code, shape)
+
+    def set_results(self, ids: Sequence[int]) -> None:
+        flat = []
+        for rid in ids:
+            code, shape = self._g.value_type(rid)
+            n = _numel(shape)
+            flat.append(self._g.lower("aten::view.default", [("tensor", rid), ("ints", [n])],
+                                      [(code, (n,))])[0])
+        self._g.set_results(flat)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._g, name)
+
+
+def _placeholder_flags(gm: fx.GraphModule, values: Dict[fx.Node, Any],
+                       args: Sequence[Any]) -> Tuple[List[bool], List[int]]:
+    """Per tensor parameter (placeholders in order): is it a device tensor;
+    and the positions of the device tensor arguments."""
+    flags, dev = [], []
+    pos = 0
+    for node in gm.graph.nodes:
+        if node.op != "placeholder":
+            continue
+        if isinstance(values.get(node), torch.Tensor):
+            is_dev = isinstance(args[pos], torch.Tensor) and args[pos].device.type != "cpu"
+            flags.append(is_dev)
+            if is_dev:
+                dev.append(pos)
+        pos += 1
+    return flags, dev
+
+
+def _output_on_device(gm: fx.GraphModule, n_leaves: int) -> List[bool]:
+    """Per output leaf: does eager PyTorch put it on the device (meta value's
+    device; True when unknown)."""
+    out = next((n for n in gm.graph.nodes if n.op == "output"), None)
+    leaves = pytree.tree_leaves(out.args[0]) if out is not None else []
+    flags = [True] * n_leaves
+    if len(leaves) != n_leaves:
+        return flags
+    for i, leaf in enumerate(leaves):
+        val = leaf.meta.get("val") if isinstance(leaf, fx.Node) else None
+        if isinstance(val, torch.Tensor) and val.device.type == "cpu":
+            flags[i] = False
+    return flags
+
+
+class DeviceProgram:
+    """One compiled signature for inputs on one pjrt device."""
+    __slots__ = ("lowered", "executable", "client", "device", "index", "feeds",
+                 "arg_dtypes", "results", "leaves", "writebacks", "identity_out",
+                 "flat_type")
+
+    def __init__(self, gm: fx.GraphModule, lowered: Any, executable: Any, cl: Any,
+                 device: torch.device, dev_args: Sequence[int], arg_dtypes: Tuple[int, ...],
+                 args: Sequence[Any], writebacks: Sequence[Tuple[int, int]]):
+        self.lowered = lowered
+        self.executable = executable
+        self.client = cl
+        self.device = device
+        self.index = device.index or 0
+        dev = set(dev_args)
+        feeds = []
+        for src in lowered.inputs:
+            if src[0] == "arg" and src[1] in dev:
+                t = args[src[1]]
+                feeds.append((FEED_DEV, src[1], t.numel() * t.element_size(),
+                              _aten.dtype_code(t.dtype)))
+            elif src[0] == "arg":
+                feeds.append((FEED_ARG, src[1], 0, 0))
+            elif src[0] == "const":
+                feeds.append((FEED_CONST, src[1], 0, 0))
+            else:
+                feeds.append((FEED_RNG, None, 0, 0))
+        self.feeds = feeds
+        self.arg_dtypes = arg_dtypes
+        on_dev = _output_on_device(gm, len(lowered.outputs))
+        res_dev = [True] * len(lowered.result_types)
+        for leaf, (kind, k) in enumerate(lowered.outputs):
+            if kind == "result":
+                res_dev[k] = on_dev[leaf]
+        self.results = [(dtype, tuple(shape), d)
+                        for (dtype, shape), d in zip(lowered.result_types, res_dev)]
+        self.leaves = lowered.outputs
+        self.writebacks = []
+        for leaf, pos in writebacks:
+            if leaf < len(lowered.outputs) and lowered.outputs[leaf][0] == "result":
+                k = lowered.outputs[leaf][1]
+                if res_dev[k] and pos in dev:
+                    self.writebacks.append((k, pos))
+        self.identity_out = [v for kind, v in lowered.outputs] == list(
+            range(len(lowered.result_types))) and all(
+                kind == "result" for kind, _ in lowered.outputs)
+        spec = lowered.out_spec
+        self.flat_type = None
+        if (spec is not None and spec.type in (tuple, list)
+                and spec.num_leaves == len(lowered.outputs)
+                and all(c.is_leaf() for c in spec.children())):
+            self.flat_type = spec.type
+
+
+def lower(gm: fx.GraphModule, values: Dict[fx.Node, Any], args: Sequence[Any],
+          graph_cls: Any, lower_graph: Any) -> Tuple[Any, List[int], Tuple[int, ...]]:
+    """Lowers `gm` with flat device parameters and results; returns the
+    lowered graph, the device argument positions and the per-parameter dtype
+    codes (0 for parameters that are not device tensors)."""
+    flags, dev = _placeholder_flags(gm, values, args)
+    lowered = lower_graph(gm, values, lambda: FlatParamGraph(graph_cls, flags))
+    dev_set = set(dev)
+    codes = []
+    for i, src in enumerate(lowered.inputs):
+        want = i < len(flags) and flags[i]
+        got = src[0] == "arg" and src[1] in dev_set
+        if want != got or (src[0] == "arg" and i >= len(flags)):
+            raise RuntimeError(f"torch_pjrt internal error: parameter {i} of the device "
+                               f"program is fed by {src[0]} but was declared "
+                               f"{'flat' if want else 'shaped'}")
+        codes.append(_aten.dtype_code(args[src[1]].dtype) if got else 0)
+    return lowered, dev, tuple(codes)
+
+
+def _whole_storage(t: torch.Tensor, nbytes: int) -> Optional[int]:
+    """The storage handle of `t` when it is a contiguous view covering its
+    whole storage (`nbytes`), else None."""
+    s = t.untyped_storage()
+    h = s.data_ptr()
+    if t.data_ptr() == h and s.nbytes() == nbytes and t.is_contiguous():
+        return h
+    return None
+
+
+def run(prog: DeviceProgram, args: Sequence[Any], upload: Any, seed: Any, c: Any) -> Any:
+    """Runs `prog` on `args` (device tensors stay on the device); returns the
+    graph's output structure. `upload(t)`: device buffer of a CPU tensor;
+    `seed()`: two RNG words; `c`: the _C module."""
+    cl = prog.client
+    ins: List[Any] = []
+    whole: Dict[int, int] = {}  # argument position -> storage handle
+    for kind, v, nbytes, code in prog.feeds:
+        if kind == FEED_DEV:
+            t = args[v]
+            h = _whole_storage(t, nbytes)
+            if h is None:
+                ins.append(c.eager_materialize(cl, t.untyped_storage().data_ptr(), code,
+                                               tuple(t.shape), t.stride(), t.storage_offset()))
+            else:
+                whole[v] = h
+                ins.append(h)
+        elif kind == FEED_ARG or kind == FEED_CONST:
+            ins.append(upload(args[v] if kind == FEED_ARG else v))
+        else:
+            w = seed()
+            ins.append(c.eager_seed(cl, int(w[0]), int(w[1]), 0))
+    n = len(prog.results)
+    results: List[Any] = [None] * n
+    dests: List[Any] = [None] * n
+    used = set()
+    for k, pos in prog.writebacks:
+        h = whole.get(pos)
+        t = args[pos]
+        if h is not None and h not in used and t.dtype == prog.results[k][0]:
+            # The result becomes the input's storage; AOTAutograd's copy_ of
+            # this alias into the input is then a no-op.
+            used.add(h)
+            dests[k] = h
+            results[k] = t.detach()
+    dev = prog.device
+    for k, (dtype, shape, on_dev) in enumerate(prog.results):
+        if on_dev and dests[k] is None:
+            t = torch.empty(shape, dtype=dtype, device=dev)
+            results[k] = t
+            dests[k] = t.untyped_storage().data_ptr()
+    outs = prog.executable.execute_eager(ins, prog.arg_dtypes, dests, prog.index)
+    for k, (dtype, shape, on_dev) in enumerate(prog.results):
+        if not on_dev:
+            t = torch.empty(shape, dtype=dtype)
+            if t.numel():
+                outs[k].to_host(t.data_ptr(), t.numel() * t.element_size())
+            results[k] = t
+    if prog.identity_out:
+        leaves = results
+    else:
+        leaves = [results[v] if kind == "result" else v for kind, v in prog.leaves]
+    if prog.flat_type is tuple:
+        return tuple(leaves)
+    if prog.flat_type is list:
+        return leaves
+    return pytree.tree_unflatten(leaves, prog.lowered.out_spec)
