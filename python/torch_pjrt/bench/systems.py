@@ -41,10 +41,11 @@ def _sync_cuda():
 class TorchSystem:
     """eager / inductor / pjrt: the same torch callable, compiled or not.
 
-    device: where PyTorch keeps the model and inputs ("cpu" or "cuda"; for
-    "pjrt" the inputs stay on the CPU and torch-pjrt uploads them to its own
-    plugin's device). On "cuda" each call ends in torch.cuda.synchronize(), so
-    the time covers the kernels, not just their launch."""
+    device: where PyTorch keeps the model and inputs: "cpu", "cuda" or the
+    eager "pjrt" device (the `pjrt` system keeps CPU tensors: torch-pjrt
+    uploads them to its plugin's device itself). On "cuda" and "pjrt" each
+    call ends in a device synchronize, so the time covers the work, not just
+    its launch."""
 
     counts_metrics = False
 
@@ -56,10 +57,9 @@ class TorchSystem:
 
     def prepare(self, wl):
         model, inputs = wl.build()
-        sync = None
+        sync = {"cuda": _sync_cuda, "pjrt": _sync_pjrt}.get(self.device)
         if self.device != "cpu":
             model, inputs = model.to(self.device), _to_device(inputs, self.device)
-            sync = _sync_cuda if self.device == "cuda" else None
         fn = wl.torch_callable(model)
         if self.backend is not None:
             fn = torch.compile(fn, backend=self.backend)
@@ -83,20 +83,6 @@ class PjrtDevCompileSystem(TorchSystem):
 
     def __init__(self):
         super().__init__("pjrt_dev_compile", "pjrt", "pjrt")
-
-    def prepare(self, wl):
-        model, inputs = wl.build()
-        model, inputs = model.to("pjrt"), _to_device(inputs, "pjrt")
-        fn = torch.compile(wl.torch_callable(model), backend="pjrt")
-        ctx = torch.no_grad if wl.kind == "infer" else torch.enable_grad
-
-        def run():
-            with ctx():
-                out = fn(*inputs)
-            _sync_pjrt()
-            return out
-
-        return run, lambda out: _tree_to_torch(out)
 
 
 _torchax_env = None
