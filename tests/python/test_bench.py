@@ -188,7 +188,7 @@ def _row(ms, **extra):
 
 
 def _results():
-    prof = {"step_mean_ms": 4.0, "launches_per_step": 2, "bytes_h2d_per_step": 8,
+    prof = {"step_ms": 4.0, "launches_per_step": 2, "bytes_h2d_per_step": 8,
             "bytes_d2h_per_step": 8, "compiles_during_timing": 0,
             "parts": harness.breakdown(0.004, {"execute_seconds": 0.003})}
     wl = {"gpt": {"eager": _row(5), "inductor": _row(3), "torchax": _row(2),
@@ -214,8 +214,9 @@ def test_missed_targets_and_profile_rows():
     tiny = report.missed_targets("tiny_call_overhead", res["workloads"]["tiny_call_overhead"], False)
     assert tiny == [("pjrt", "2.00× Inductor's per-call time (target ≤ 1.5×)", "inductor")]
     md = report.markdown(res)
-    assert "| gpt | pjrt | 0.50× torchax (target ≥ 1.0×) | 4 | 3 (75%) |" in md
-    assert "| 2 | 8 + 8 | 2 |" in md  # launches, bytes, gap to torchax in ms
+    assert ("| gpt | pjrt | 0.50× torchax (target ≥ 1.0×); 0.75× Inductor (geomean target "
+            "≥ 1.0×) | 4 | 3 (75%) | 0 (0%) | 0 (0%) | 1 (25%) |") in md
+    assert "| 2 | 8 + 8 | 2 vs torchax; 1 vs inductor |" in md  # launches, bytes, gaps in ms
     assert "1.50 (1.00)" in md
     assert "pjrt_dev_compile (tensors on the pjrt device) vs torchax: geometric mean 1.33×" in md
     assert "| elementwise op on (16, 16), µs/op | 30.0 µs | 6.0 µs | 5.00× | ≤ 3× (missed) |" in md
@@ -291,3 +292,11 @@ def test_measure_reports_a_system_failing_in_the_timed_loop():
     assert rows["pjrt"]["status"] == "timed call failed: RuntimeError: recompile limit"
     assert "median_s" not in rows["pjrt"] and "profile" not in rows["pjrt"]
     assert rows["eager"]["reps"] == 4
+
+
+def test_report_write_files(tmp_path):
+    paths = report.write(_results(), str(tmp_path))
+    names = sorted(p.rsplit("/", 1)[1] for p in paths)
+    assert names[:2] == ["2026-11-22-h.json", "2026-11-22-h.md"]
+    text = (tmp_path / "2026-11-22-h.md").read_text()
+    assert "## Where the time goes" in text and "## Per-op overhead" in text

@@ -85,6 +85,18 @@ def error_text(e):
     return f"error: {type(e).__name__}: {msg[:200]}"
 
 
+def profile(times, deltas):
+    """The profile of one system from its per-rep times and counter deltas:
+    the median step split by the median of each counter (medians, like the
+    table, so one preempted rep on a shared machine does not skew the split)."""
+    med = {k: statistics.median(d[k] for d in deltas) for k in PROFILE_KEYS}
+    step = statistics.median(times)
+    return {"step_ms": step * 1e3, "parts": breakdown(step, med),
+            "launches_per_step": med["executions"], "bytes_h2d_per_step": med["bytes_h2d"],
+            "bytes_d2h_per_step": med["bytes_d2h"],
+            "compiles_during_timing": sum(d["compiles"] for d in deltas)}
+
+
 def _prepare(wl, sys, row, want, log):
     """Builds, runs the first call (compile) and checks it against eager.
     Returns (run, got) or (None, None) after writing the reason into row."""
@@ -145,7 +157,7 @@ def measure(wl, systems, reps, log):
         if run is not None:
             runs[sys.name] = (run, sys.counts_metrics)
     times = {n: [] for n in runs}
-    totals = {n: dict.fromkeys(PROFILE_KEYS, 0) for n, (_, c) in runs.items() if c}
+    deltas = {n: [] for n, (_, c) in runs.items() if c}
     for _ in range(reps):  # interleaved: A B C A B C ...
         for name, (run, counted) in list(runs.items()):
             m0 = _metrics() if counted else None
@@ -156,28 +168,21 @@ def measure(wl, systems, reps, log):
                 rows[name]["status"] = "timed call failed: " + error_text(e)[len("error: "):]
                 log(f"  {wl.name}/{name}: {rows[name]['status']}")
                 del runs[name], times[name]
-                totals.pop(name, None)
+                deltas.pop(name, None)
                 continue
             times[name].append(time.perf_counter() - t0)
             if counted:
-                d = _delta(m0, _metrics())
-                for k in PROFILE_KEYS:
-                    totals[name][k] += d[k]
+                deltas[name].append(_delta(m0, _metrics()))
     for name, ts in times.items():
         med = statistics.median(ts)
         rows[name].update(median_s=med, min_s=min(ts), max_s=max(ts), reps=len(ts),
                           throughput=wl.items / med, unit=f"{wl.unit}/s")
         if wl.flops:
             rows[name]["gflops"] = wl.flops / med / 1e9
-        if name in totals:
-            per = {k: v / len(ts) for k, v in totals[name].items()}
-            mean = sum(ts) / len(ts)
-            rows[name]["bytes_moved_per_call"] = per["bytes_h2d"] + per["bytes_d2h"]
-            rows[name]["profile"] = {
-                "step_mean_ms": mean * 1e3, "parts": breakdown(mean, per),
-                "launches_per_step": per["executions"], "bytes_h2d_per_step": per["bytes_h2d"],
-                "bytes_d2h_per_step": per["bytes_d2h"],
-                "compiles_during_timing": totals[name]["compiles"]}
+        if name in deltas:
+            rows[name]["profile"] = profile(ts, deltas[name])
+            p = rows[name]["profile"]
+            rows[name]["bytes_moved_per_call"] = p["bytes_h2d_per_step"] + p["bytes_d2h_per_step"]
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     for row in rows.values():
         row["process_peak_rss_mib"] = rss

@@ -122,44 +122,53 @@ def _targets(res):
     return lines, geo_missed
 
 
+def _profile_row(name, s, rows, misses):
+    prof = rows[s]["profile"]
+    parts = prof["parts"]
+    untimed = prof["launches_per_step"] > 0 and parts["execute"]["ms"] == 0
+    cell = lambda k: f"{parts[k]['ms']:.3g} ({parts[k]['pct']:.0f}%)"
+    ex = "not timed on this path" if untimed else cell("execute")
+    py = "(includes execute)" if untimed else cell("python")
+    nbytes = f"{prof['bytes_h2d_per_step']:.0f} + {prof['bytes_d2h_per_step']:.0f}"
+    gaps = "; ".join(f"{(rows[s]['median_s'] - rows[peer]['median_s']) * 1e3:.3g} vs {peer}"
+                     for peer in dict.fromkeys(peer for _, peer in misses))
+    fc, cs = rows[s].get("first_call_s"), rows[s].get("first_call_compile_s")
+    first = f"{fc:.2f} ({cs:.2f})" if fc is not None and cs is not None else "–"
+    if rows[s].get("first_call_disk_hits"):
+        first += f", {rows[s]['first_call_disk_hits']} from the disk cache"
+    missed = "; ".join(text for text, _ in misses)
+    return (f"| {name} | {s} | {missed} | {prof['step_ms']:.3g} | {ex} | {cell('h2d')} | "
+            f"{cell('d2h')} | {py} | {prof['launches_per_step']:.3g} | {nbytes} | {gaps} | "
+            f"{first} |")
+
+
 def _profile(res, geo_missed):
     """Where torch-pjrt's step time goes, for every row that misses a target."""
     lines = ["", "## Where the time goes (torch-pjrt rows that miss a target)", "",
-             "Mean step split by the runtime's counters (`torch_pjrt.metrics()` deltas over the "
-             "timed reps): *execute* = inside the plugin's execute incl. waiting for completion, "
-             "*h2d*/*d2h* = host↔device copies, *Python/framework* = the rest of the step "
-             "(Dynamo guards, AOTAutograd, argument packing, output wrapping). Compile is not in "
-             "the timed steps; the first call's time and its compile seconds are shown apart. "
-             "*gap* = this row's median minus the peer's.", "",
+             "Median step split by the runtime's counters (`torch_pjrt.metrics()` deltas around "
+             "each timed rep, medians over the reps): *execute* = inside the plugin's execute "
+             "incl. waiting for completion, *h2d*/*d2h* = host↔device copies, "
+             "*Python/framework* = the rest of the step (Dynamo guards, AOTAutograd, argument "
+             "packing, output wrapping). Compile is not in the timed steps; the first call's time "
+             "and the compile seconds inside it are shown apart. *gap* = this row's median minus "
+             "the peer's, in ms.", "",
              "| workload | system | missed | step ms | execute | h2d | d2h | Python/framework | "
              "launches/step | bytes/step h2d + d2h | gap ms | first call s (compile s) |",
              "|---" * 12 + "|"]
     n = unprofiled = 0
     for name, rows in res["workloads"].items():
+        by_sys = {}
         for s, text, peer in missed_targets(name, rows, geo_missed):
-            prof = rows.get(s, {}).get("profile")
-            if not prof:
+            by_sys.setdefault(s, []).append((text, peer))
+        for s, misses in by_sys.items():
+            if not rows.get(s, {}).get("profile"):
                 unprofiled += 1
                 continue
             n += 1
-            parts = prof["parts"]
-            untimed = prof["launches_per_step"] > 0 and parts["execute"]["ms"] == 0
-            cell = lambda k: f"{parts[k]['ms']:.3g} ({parts[k]['pct']:.0f}%)"
-            gap = (rows[s]["median_s"] - rows[peer]["median_s"]) * 1e3
-            fc = rows[s].get("first_call_s")
-            cs = rows[s].get("first_call_compile_s")
-            first = f"{fc:.2f} ({cs:.2f})" if fc is not None and cs is not None else "–"
-            if rows[s].get("first_call_disk_hits"):
-                first += f", {rows[s]['first_call_disk_hits']} from the disk cache"
-            ex = "not timed on this path" if untimed else cell("execute")
-            py = "(includes execute)" if untimed else cell("python")
-            nbytes = f"{prof['bytes_h2d_per_step']:.0f} + {prof['bytes_d2h_per_step']:.0f}"
-            lines.append(f"| {name} | {s} | {text} | {prof['step_mean_ms']:.3g} | {ex} | "
-                         f"{cell('h2d')} | {cell('d2h')} | {py} | "
-                         f"{prof['launches_per_step']:.3g} | {nbytes} | {gap:.3g} | {first} |")
+            lines.append(_profile_row(name, s, rows, misses))
     if unprofiled:
-        lines += ["", f"{unprofiled} missed target(s) have no profile (a run without the "
-                      f"runtime's timing counters)."]
+        lines += ["", f"{unprofiled} row(s) missing a target have no profile (a run without "
+                      f"the runtime's timing counters)."]
     elif not n:
         lines.append("| (no torch-pjrt row misses a target) |" + " |" * 11)
     return lines
