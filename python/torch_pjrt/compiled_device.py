@@ -126,7 +126,7 @@ class DeviceProgram:
     """One compiled signature for inputs on one pjrt device."""
     __slots__ = ("lowered", "executable", "client", "device", "index", "feeds",
                  "arg_dtypes", "results", "leaves", "writebacks", "identity_out",
-                 "flat_type")
+                 "flat_type", "no_results", "device_results", "host_results")
 
     def __init__(self, gm: fx.GraphModule, lowered: Any, executable: Any, cl: Any,
                  device: torch.device, dev_args: Sequence[int], arg_dtypes: Tuple[int, ...],
@@ -158,6 +158,11 @@ class DeviceProgram:
                 res_dev[k] = on_dev[leaf]
         self.results = [(dtype, tuple(shape), d)
                         for (dtype, shape), d in zip(lowered.result_types, res_dev)]
+        self.no_results = [None] * len(self.results)
+        self.device_results = [(k, shape, dtype)
+                               for k, (dtype, shape, d) in enumerate(self.results) if d]
+        self.host_results = [(k, shape, dtype)
+                             for k, (dtype, shape, d) in enumerate(self.results) if not d]
         self.leaves = lowered.outputs
         self.writebacks = []
         for leaf, pos in writebacks:
@@ -196,64 +201,52 @@ def lower(gm: fx.GraphModule, values: Dict[fx.Node, Any], args: Sequence[Any],
     return lowered, dev, tuple(codes)
 
 
-def _whole_storage(t: torch.Tensor, nbytes: int) -> Optional[int]:
-    """The storage handle of `t` when it is a contiguous view covering its
-    whole storage (`nbytes`), else None."""
-    s = t.untyped_storage()
-    h = s.data_ptr()
-    if t.data_ptr() == h and s.nbytes() == nbytes and t.is_contiguous():
-        return h
-    return None
-
-
 def run(prog: DeviceProgram, args: Sequence[Any], upload: Any, seed: Any, c: Any) -> Any:
     """Runs `prog` on `args` (device tensors stay on the device); returns the
     graph's output structure. `upload(t)`: device buffer of a CPU tensor;
     `seed()`: two RNG words; `c`: the _C module."""
-    cl = prog.client
     ins: List[Any] = []
     whole: Dict[int, int] = {}  # argument position -> storage handle
     for kind, v, nbytes, code in prog.feeds:
         if kind == FEED_DEV:
             t = args[v]
-            h = _whole_storage(t, nbytes)
-            if h is None:
-                ins.append(c.eager_materialize(cl, t.untyped_storage().data_ptr(), code,
-                                               tuple(t.shape), t.stride(), t.storage_offset()))
-            else:
+            s = t.untyped_storage()
+            h = s.data_ptr()
+            # A contiguous view of its whole storage passes the storage's
+            # buffer itself; any other view is materialized on the device.
+            if t.data_ptr() == h and s.nbytes() == nbytes and t.is_contiguous():
                 whole[v] = h
                 ins.append(h)
-        elif kind == FEED_ARG or kind == FEED_CONST:
-            ins.append(upload(args[v] if kind == FEED_ARG else v))
+            else:
+                ins.append(c.eager_materialize(prog.client, h, code, tuple(t.shape),
+                                               t.stride(), t.storage_offset()))
+        elif kind == FEED_ARG:
+            ins.append(upload(args[v]))
+        elif kind == FEED_CONST:
+            ins.append(upload(v))
         else:
             w = seed()
-            ins.append(c.eager_seed(cl, int(w[0]), int(w[1]), 0))
-    n = len(prog.results)
-    results: List[Any] = [None] * n
-    dests: List[Any] = [None] * n
-    used = set()
+            ins.append(c.eager_seed(prog.client, int(w[0]), int(w[1]), 0))
+    results = list(prog.no_results)
+    dests = list(prog.no_results)
     for k, pos in prog.writebacks:
         h = whole.get(pos)
-        t = args[pos]
-        if h is not None and h not in used and t.dtype == prog.results[k][0]:
-            # The result becomes the input's storage; AOTAutograd's copy_ of
-            # this alias into the input is then a no-op.
-            used.add(h)
+        if h is not None and h not in dests:
+            # The result becomes the input's storage (every view of it sees
+            # the write); AOTAutograd's copy_ of this alias into the input
+            # then copies the storage onto itself.
             dests[k] = h
-            results[k] = t.detach()
-    dev = prog.device
-    for k, (dtype, shape, on_dev) in enumerate(prog.results):
-        if on_dev and dests[k] is None:
-            t = torch.empty(shape, dtype=dtype, device=dev)
-            results[k] = t
+            results[k] = args[pos].detach()
+    empty, dev = torch.empty, prog.device
+    for k, shape, dtype in prog.device_results:
+        if dests[k] is None:
+            t = results[k] = empty(shape, dtype=dtype, device=dev)
             dests[k] = t.untyped_storage().data_ptr()
     outs = prog.executable.execute_eager(ins, prog.arg_dtypes, dests, prog.index)
-    for k, (dtype, shape, on_dev) in enumerate(prog.results):
-        if not on_dev:
-            t = torch.empty(shape, dtype=dtype)
-            if t.numel():
-                outs[k].to_host(t.data_ptr(), t.numel() * t.element_size())
-            results[k] = t
+    for k, shape, dtype in prog.host_results:
+        t = results[k] = empty(shape, dtype=dtype)
+        if t.numel():
+            outs[k].to_host(t.data_ptr(), t.numel() * t.element_size())
     if prog.identity_out:
         leaves = results
     else:
