@@ -120,8 +120,10 @@ static tpj_status_t run_call(tpj_executable_t* exe, const eager_call_t* c, tpj_b
   tpj_event_t* ev = NULL;
   tpj_execute_args_t ea = {.args = c->args, .num_args = c->num_args, .num_devices = 1,
                            .out_buffers = outs, .out_events = &ev};
+  uint64_t t0 = tpj_runtime_metrics_now_ns();
   TPJ_RETURN_IF_ERROR(tpj_executable_execute(exe, &ea));
   tpj_status_t st = ev ? tpj_event_await(ev) : NULL;
+  tpj_runtime_metrics_add_execute_ns(tpj_runtime_metrics_now_ns() - t0);
   tpj_event_destroy(ev);
   for (size_t o = 0; o < c->num_outs && !st; ++o) {
     if (tpj_buffer_device_index(outs[o]) == c->device) continue;
