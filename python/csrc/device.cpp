@@ -843,7 +843,7 @@ void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::St
   if (!expected_outputs(op, in, meta_key(target, e, in), &outs, &why)) {
     return run_on_cpu(op, stack, target, why);
   }
-  bool random = false;
+  bool random = target == "aten::native_dropout.default";  // random without a Generator arg
   for (const auto& a : schema.arguments()) random = random || is_type(a, c10::TypeKind::GeneratorType);
   tpj_buffer_t* seed = random ? make_seed(e) : nullptr;
   lift.resize(e.args.size(), 0);
