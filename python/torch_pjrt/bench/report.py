@@ -65,11 +65,11 @@ def missed_targets(name, rows, inductor_geomean_missed):
         ri = ratio(rows, "inductor", s)
         if geo_missed and ri is not None and ri < 1.0:
             out.append((s, f"{ri:.2f}× Inductor (geomean target ≥ 1.0×)", "inductor"))
-    if name == "tiny_call_overhead":
-        ri = ratio(rows, "inductor")
+    for s in PJRT_SYSTEMS if name == "tiny_call_overhead" else ():
+        ri = ratio(rows, "inductor", s)
         if ri is not None and 1.0 / ri > TINY_TARGET:
-            out.append(("pjrt", f"{1.0 / ri:.2f}× Inductor's per-call time "
-                                f"(target ≤ {TINY_TARGET}×)", "inductor"))
+            out.append((s, f"{1.0 / ri:.2f}× Inductor's per-call time "
+                           f"(target ≤ {TINY_TARGET}×)", "inductor"))
     return out
 
 
@@ -113,10 +113,11 @@ def _targets(res):
         for n, r in missed:
             lines.append(f"  - {n}: {r:.2f}× ({(1 / r - 1) * 100:.0f}% slower than torchax)")
     tiny = wl.get("tiny_call_overhead", {})
-    ri = ratio(tiny, "inductor")
-    if ri:
-        p, i = tiny["pjrt"]["median_s"] * 1e6, tiny["inductor"]["median_s"] * 1e6
-        lines.append(f"- per-call overhead of the tiny model: pjrt {p:.1f} µs vs Inductor "
+    for s in PJRT_SYSTEMS:
+        if not ratio(tiny, "inductor", s):
+            continue
+        p, i = tiny[s]["median_s"] * 1e6, tiny["inductor"]["median_s"] * 1e6
+        lines.append(f"- per-call overhead of the tiny model: {s} {p:.1f} µs vs Inductor "
                      f"{i:.1f} µs = {p / i:.2f}× Inductor's (target ≤ {TINY_TARGET}×"
                      f"{', missed' if p / i > TINY_TARGET else ''})")
     return lines, geo_missed
