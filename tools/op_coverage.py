@@ -3,9 +3,12 @@
     .venv/bin/python tools/op_coverage.py                 # from build/opinfo_sweep.json
     .venv/bin/python tools/op_coverage.py --run [sweep args, e.g. --dtypes float32]
     .venv/bin/python tools/op_coverage.py --run --rerun-failed   # cheap refresh
+    .venv/bin/python tools/op_coverage.py --run --mode eager [--dtypes float32 ...]
+                                   # the eager-device sweep -> build/opinfo_sweep_eager.json
 
 The sweep itself is tests/python/opinfo_sweep.py (torch.compile(backend="pjrt")
-vs eager CPU, fallback = "error"); this file only summarizes its JSON.
+vs eager CPU, fallback = "error"; --mode eager: the op on "pjrt" tensors); this
+file only summarizes the two JSONs (the eager one is optional).
 """
 from __future__ import annotations
 
@@ -20,6 +23,7 @@ from typing import Any, Dict, List
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWEEP = os.path.join(ROOT, "tests", "python", "opinfo_sweep.py")
 DEFAULT_JSON = os.path.join(ROOT, "build", "opinfo_sweep.json")
+DEFAULT_EAGER_JSON = os.path.join(ROOT, "build", "opinfo_sweep_eager.json")
 DEFAULT_MD = os.path.join(ROOT, "docs", "op_coverage.md")
 COLUMNS = [("float32", "fwd"), ("float32", "grad"), ("bfloat16", "fwd"), ("bfloat16", "grad"),
            ("int64", "fwd")]
@@ -53,24 +57,96 @@ def _why(r: Dict[str, Any]) -> str:
     return f"{r.get('cause')}: {detail[:110]}"
 
 
-def totals(records: List[Dict[str, Any]]) -> List[str]:
-    out = ["| dtype | pass | samples run | passed | failed | pass % | unsupported samples |",
-           "|---|---|---:|---:|---:|---:|---:|"]
+def _counts(records: List[Dict[str, Any]], dtype: str, which: str):
+    recs = [r for r in records if r["dtype"] == dtype and r["pass"] == which
+            and r.get("cause") != "dtype_not_supported"]
+    p = sum(r["status"] == "passed" for r in recs)
+    f = sum(r["status"] == "failed" for r in recs)
+    return recs, p, f, len(recs) - p - f
+
+
+def totals(records: List[Dict[str, Any]], eager: List[Dict[str, Any]]) -> List[str]:
+    """Per dtype and pass: torch.compile columns, then eager-device columns."""
+    out = ["| dtype | pass | compile: run | passed | failed | pass % | unsupported | "
+           "eager device: run | passed | failed | pass % | unsupported |",
+           "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for dtype, which in COLUMNS:
-        recs = [r for r in records if r["dtype"] == dtype and r["pass"] == which
-                and r.get("cause") != "dtype_not_supported"]
-        if not recs:
+        recs, p, f, u = _counts(records, dtype, which)
+        erecs, ep, ef, eu = _counts(eager, dtype, which)
+        if not recs and not erecs:
             continue
-        p = sum(r["status"] == "passed" for r in recs)
-        f = sum(r["status"] == "failed" for r in recs)
-        u = len(recs) - p - f
-        out.append(f"| {dtype} | {'forward' if which == 'fwd' else 'gradient'} | {p + f} | "
-                   f"{p} | {f} | {_pct(p, p + f)} | {u} |")
+        cells = [f"{p + f} | {p} | {f} | {_pct(p, p + f)} | {u}" if recs else "- | - | - | - | -",
+                 f"{ep + ef} | {ep} | {ef} | {_pct(ep, ep + ef)} | {eu}" if erecs
+                 else "- | - | - | - | -"]
+        out.append(f"| {dtype} | {'forward' if which == 'fwd' else 'gradient'} | "
+                   + " | ".join(cells) + " |")
     return out
 
 
-def render(data: Dict[str, Any]) -> str:
+def _op_cell(recs: List[Dict[str, Any]]) -> str:
+    """passed/ran over every dtype and pass of one op ("" when nothing ran)."""
+    ran = [r for r in recs if r["status"] != "unsupported"]
+    p = sum(r["status"] == "passed" for r in ran)
+    if not ran:
+        return ""
+    return f"**{p}/{len(ran)}**" if p == len(ran) else f"{p}/{len(ran)}"
+
+
+def eager_section(eager: List[Dict[str, Any]], meta: Dict[str, Any]) -> List[str]:
+    """The eager-device sweep: how it runs, failure causes, ops that fell back
+    to the CPU, and every failing op with its first failure."""
+    if not eager:
+        return ["", "## Eager device", "", "No eager-device sweep recorded yet "
+                "(`tests/python/opinfo_sweep.py --mode eager`)."]
+    failed = [r for r in eager if r["status"] == "failed"]
+    f32 = [r for r in eager if r["dtype"] == "float32" and r["status"] != "unsupported"]
+    f32_pass = sum(r["status"] == "passed" for r in f32)
+    lines = ["", "## Eager device: OpInfo op by op on `\"pjrt\"` tensors", "",
+             f"Last written {meta.get('finished', '?')}: every sample's tensors moved to the "
+             "pjrt device, the op called eagerly (PrivateUse1 dispatch, one cached program "
+             "per op signature), the outputs compared with the same op on CPU tensors "
+             "(same tolerances and tie-order policy as above); gradients = backward on the "
+             "device vs CPU. `torch_pjrt.config.fallback = \"error\"`: an op that would run "
+             "on the CPU is a failure (cause `fallback`, the ATen op named). Data-dependent "
+             "output shapes (nonzero, masked_select, boolean masks, unique...) are swept "
+             "here: the eager device has no graph to keep static.",
+             "", f"- **float32: {f32_pass}/{len(f32)} samples pass ({_pct(f32_pass, len(f32))})**",
+             f"- Samples run (all dtypes): {sum(r['status'] != 'unsupported' for r in eager)}, "
+             f"passed {sum(r['status'] == 'passed' for r in eager)}", "",
+             "| cause | samples | ops |", "|---|---:|---:|"]
+    causes = collections.Counter(r.get("cause") for r in failed)
+    for cause, n in causes.most_common():
+        ops = len({r["op"] for r in failed if r.get("cause") == cause})
+        lines.append(f"| {cause} | {n} | {ops} |")
+    miss: Dict[str, set] = collections.defaultdict(set)
+    miss_n: collections.Counter = collections.Counter()
+    for r in failed:
+        for m in r.get("missing", []):
+            miss[m].add(r["op"])
+            miss_n[m] += 1
+    lines += ["", "ATen ops that would fall back to the CPU:", "",
+              "| ATen op | failing samples | OpInfo ops affected |", "|---|---:|---|"]
+    for m, n in miss_n.most_common(60):
+        ops = sorted(miss[m])
+        lines.append(f"| `{m}` | {n} | {', '.join(ops[:8])}{' ...' if len(ops) > 8 else ''} |")
+    by_op: Dict[str, List[Dict[str, Any]]] = collections.defaultdict(list)
+    for r in failed:
+        by_op[r["op"]].append(r)
+    lines += ["", f"Failing ops ({len(by_op)}):", "", "| op | failing samples | first failure |",
+              "|---|---:|---|"]
+    for key in sorted(by_op):
+        lines.append(f"| {key} | {len(by_op[key])} | {_why(by_op[key][0])} |")
+    return lines
+
+
+def render(data: Dict[str, Any], eager_data: Dict[str, Any]) -> str:
     meta, records = data.get("meta", {}), data["records"]
+    eager = eager_data.get("records", [])
+    eager_by_op: Dict[str, List[Dict[str, Any]]] = collections.defaultdict(list)
+    for r in eager:
+        eager_by_op[r["op"]].append(r)
+    e32 = [r for r in eager if r["dtype"] == "float32" and r["status"] != "unsupported"]
+    e32_pass = sum(r["status"] == "passed" for r in e32)
     by_op: Dict[str, List[Dict[str, Any]]] = collections.defaultdict(list)
     for r in records:
         by_op[r["op"]].append(r)
@@ -82,7 +158,7 @@ def render(data: Dict[str, Any]) -> str:
     f32_pass = sum(r["status"] == "passed" for r in f32)
     failed = [r for r in records if r["status"] == "failed"]
     lines = [
-        "# Op coverage: OpInfo through `torch.compile(backend=\"pjrt\")`",
+        "# Op coverage: OpInfo through `torch.compile(backend=\"pjrt\")` and the eager device",
         "",
         "Generated by `tools/op_coverage.py` from a real run of "
         "`tests/python/opinfo_sweep.py` — do not edit by hand.",
@@ -111,9 +187,11 @@ def render(data: Dict[str, Any]) -> str:
         f"- Samples run (forward + gradient, all dtypes): "
         f"{sum(r['status'] != 'unsupported' for r in records)}, passed "
         f"{sum(r['status'] == 'passed' for r in records)}",
-        f"- **float32: {f32_pass}/{len(f32)} samples pass ({_pct(f32_pass, len(f32))})**",
+        f"- **float32: {f32_pass}/{len(f32)} samples pass ({_pct(f32_pass, len(f32))})**"
+        f" through torch.compile; eager device (section below): **{e32_pass}/{len(e32)} "
+        f"({_pct(e32_pass, len(e32))})**",
         "",
-    ] + totals(records)
+    ] + totals(records, eager)
     no_exec = sum(1 for r in records if r["status"] == "passed" and r["pass"] == "fwd"
                   and r.get("executions") == 0)
     if no_exec:
@@ -159,8 +237,8 @@ def render(data: Dict[str, Any]) -> str:
               "Cells are passed/ran samples (bold = all pass); `(Nu)` = N samples "
               "unsupported (eager raises, non-Core-ATen op, graph break). Why = first "
               "failure.", "",
-              "| op | " + " | ".join(f"{d} {w}" for d, w in columns) + " | why |",
-              "|---|" + "---:|" * len(columns) + "---|"]
+              "| op | " + " | ".join(f"{d} {w}" for d, w in columns) + " | why | eager device |",
+              "|---|" + "---:|" * len(columns) + "---|---:|"]
     for key in sorted(swept):
         recs = swept[key]
         cells = [_cell([r for r in recs if r["dtype"] == d and r["pass"] == w])
@@ -170,7 +248,8 @@ def render(data: Dict[str, Any]) -> str:
         if not bad and not any(r["status"] == "passed" for r in recs):
             unsup = [r for r in recs if r["status"] == "unsupported"]
             why = f"unsupported: {_why(unsup[0])}" if unsup else ""
-        lines.append(f"| {key} | " + " | ".join(cells) + f" | {why} |")
+        lines.append(f"| {key} | " + " | ".join(cells) + f" | {why} | "
+                     f"{_op_cell(eager_by_op.get(key, []))} |")
     lines += ["", "## Unsupported by design", "",
               "Data-dependent output shapes, random or uninitialized outputs, and ops "
               "with no Core-ATen decomposition (LAPACK, FFT, sparse, complex):", ""]
@@ -179,24 +258,33 @@ def render(data: Dict[str, Any]) -> str:
         grouped[why].append(k)
     for why, ks in sorted(grouped.items()):
         lines.append(f"- {why} ({len(ks)}): {', '.join(sorted(ks))}")
+    lines += eager_section(eager, eager_data.get("meta", {}))
     return "\n".join(lines) + "\n"
 
 
 def main(argv: List[str]) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--json", default=DEFAULT_JSON)
+    p.add_argument("--eager-json", default=DEFAULT_EAGER_JSON,
+                   help="eager-device sweep (opinfo_sweep.py --mode eager); skipped if absent")
     p.add_argument("--out", default=DEFAULT_MD)
     p.add_argument("--run", action="store_true", help="run the sweep first")
     a, sweep_args = p.parse_known_args(argv)
     if a.run:
-        subprocess.check_call([sys.executable, SWEEP, "--out", a.json] + sweep_args)
+        eager = "eager" in sweep_args or "--mode=eager" in sweep_args
+        subprocess.check_call([sys.executable, SWEEP, "--out", a.eager_json if eager else a.json]
+                              + sweep_args)
     elif sweep_args:
         p.error(f"unknown arguments {sweep_args} (sweep arguments need --run)")
     with open(a.json) as f:
         data = json.load(f)
+    eager_data: Dict[str, Any] = {}
+    if os.path.exists(a.eager_json):
+        with open(a.eager_json) as f:
+            eager_data = json.load(f)
     os.makedirs(os.path.dirname(os.path.abspath(a.out)), exist_ok=True)
     with open(a.out, "w") as f:
-        f.write(render(data))
+        f.write(render(data, eager_data))
     print(f"wrote {a.out}")
     return 0
 

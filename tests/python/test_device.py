@@ -233,7 +233,9 @@ def test_gpt_trains():
 
 UNLOWERED = [("aten::special_i1e", torch.special.i1e), ("aten::special_i0e", torch.special.i0e),
              ("aten::special_ndtri", torch.special.ndtri), ("aten::lgamma", torch.lgamma),
-             ("aten::digamma", torch.digamma), ("aten::special_entr", torch.special.entr)]
+             ("aten::digamma", torch.digamma),
+             # special_entr runs on the device now (torch._decomp, eager_decomp.py).
+             ("aten::special_airy_ai", torch.special.airy_ai)]
 
 
 def test_fallback_warns_counts_and_errors():
@@ -347,3 +349,65 @@ def test_rename_device_subprocess(subprocess_env):
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "[2.0, 2.0]" in r.stdout
+
+
+# ------------------------------------------ data-dependent output shapes --
+
+def test_data_dependent_shapes_run_on_device():
+    """nonzero, masked_select, boolean-mask get/set, masked_scatter and their
+    gradients: a synchronizing count, then device programs (no CPU fallback)."""
+    a = torch.randn(5, 7)
+    m = a > 0.2
+    A, M = a.to(DEV), m.to(DEV)
+    old = torch_pjrt.config.fallback
+    torch_pjrt.config.fallback = "error"
+    try:
+        torch.testing.assert_close(torch.nonzero(M).cpu(), torch.nonzero(m))
+        torch.testing.assert_close(torch.nonzero(A[0] > 9).cpu(), torch.nonzero(a[0] > 9))
+        torch.testing.assert_close(torch.masked_select(A, M).cpu(), torch.masked_select(a, m))
+        torch.testing.assert_close(A[M].cpu(), a[m])
+        torch.testing.assert_close(A[M[:, 0]].cpu(), a[m[:, 0]])  # a row mask
+        b, B = a.clone(), A.clone()
+        b[m] = -1.0
+        B[M] = -1.0
+        torch.testing.assert_close(B.cpu(), b)
+        src = torch.arange(35.0)
+        torch.testing.assert_close(a.masked_scatter(m, src),
+                                   A.masked_scatter(M, src.to(DEV)).cpu())
+        assert torch.equal(A, A.clone()) and not torch.equal(A, A + 1)
+        g = A.clone().requires_grad_()
+        (g[M] * 3).sum().backward()
+        torch.testing.assert_close(g.grad.cpu(), m.float() * 3)
+    finally:
+        torch_pjrt.config.fallback = old
+
+
+def test_print_does_not_fall_back():
+    """print() formats through masked_select: no warning, no fallback."""
+    b = torch.tensor([[1.5, -2.0, float("inf")], [3.0, 0.0, 4.25]]).to(DEV)
+    torch_pjrt.metrics_reset()
+    with warnings.catch_warnings(record=True) as w:
+        warnings.simplefilter("always")
+        text = str(b)
+    assert "4.2500" in text and "inf" in text
+    assert torch_pjrt.metrics()["fallbacks"] == 0
+    assert not [x for x in w if "torch_pjrt" in str(x.message)], [str(x.message) for x in w]
+
+
+def test_decomposed_ops_run_on_device():
+    """Ops without a lowering but with a torch._decomp decomposition run as
+    device ops (logaddexp.out, isin, special_entr) instead of on the CPU."""
+    a, b = torch.randn(4, 5), torch.randn(4, 5)
+    old = torch_pjrt.config.fallback
+    torch_pjrt.config.fallback = "error"
+    torch_pjrt.metrics_reset()
+    try:
+        torch.testing.assert_close(torch.logaddexp(a.to(DEV), b.to(DEV)).cpu(),
+                                   torch.logaddexp(a, b))
+        torch.testing.assert_close(torch.special.entr(a.abs().to(DEV)).cpu(),
+                                   torch.special.entr(a.abs()))
+        i, j = torch.tensor([1, 2, 3, 7]), torch.tensor([2, 7, 9])
+        torch.testing.assert_close(torch.isin(i.to(DEV), j.to(DEV)).cpu(), torch.isin(i, j))
+    finally:
+        torch_pjrt.config.fallback = old
+    assert torch_pjrt.metrics()["fallbacks"] == 0

@@ -5,6 +5,8 @@ float32, forward and gradients) with torch_pjrt.config.fallback = "error", so
 a missing lowering fails instead of silently running on the CPU.
 `-m full`: the whole OpInfo sweep in worker subprocesses (see opinfo_sweep.py,
 tools/op_coverage.py writes docs/op_coverage.md from the same records).
+The same two tiers run in eager-device mode (opinfo_eager.py): sample tensors
+on "pjrt", op by op, fallback = "error", forward and device backward vs CPU.
 """
 import os
 import sys
@@ -28,6 +30,16 @@ FAST_SAMPLES = 2
 KNOWN_FAILURES = set()
 # Float32 pass-rate floor for the full sweep (98.7% measured on 2026-11-22, rounded down).
 FULL_FLOOR = 0.95
+# Eager device gate: one sample each, float32 forward + gradient, covering the
+# lowering table, Python decompositions (logaddexp), data-dependent shapes
+# (masked_select, nonzero, boolean-mask __getitem__) and in-place index_put.
+EAGER_FAST_OPS = [
+    "add", "mul", "matmul", "sum", "softmax", "nn.functional.relu", "nn.functional.layer_norm",
+    "index_select", "where", "cat", "nn.functional.cross_entropy", "logaddexp",
+    "masked_select", "nonzero", "__getitem__", "index_put",
+]
+# Eager-device float32 floor for the full sweep (see docs/op_coverage.md).
+EAGER_FULL_FLOOR = 0.90
 
 
 @pytest.fixture(scope="module")
@@ -56,6 +68,27 @@ def test_opinfo_fast(ops, name):
     assert not bad, f"{name}: " + "; ".join(
         f"{r['pass']} sample {r['sample']}: {r['status']} {r.get('cause')} "
         f"{r.get('missing', '')} {r.get('detail', '')}" for r in bad)
+
+
+@pytest.mark.parametrize("name", EAGER_FAST_OPS)
+def test_opinfo_eager_fast(ops, name):
+    records = sweep.run_op(ops[name], [torch.float32], 1, with_grad=True, mode="eager")
+    ran = [r for r in records if r["status"] != "unsupported"]
+    assert ran, f"{name}: no samples ran: {records}"
+    bad = [r for r in ran if r["status"] != "passed"]
+    assert not bad, f"{name}: " + "; ".join(
+        f"{r['pass']} sample {r['sample']}: {r.get('cause')} {r.get('missing', '')} "
+        f"{r.get('detail', '')}" for r in bad)
+
+
+def test_eager_sweep_counts_fallback_as_failure(ops):
+    """An op without a device kernel is a failure naming the op, not a CPU pass."""
+    import opinfo_eager
+    err = RuntimeError("torch_pjrt: aten::foo.out cannot run on the pjrt device (no lowering) "
+                       "and torch_pjrt.config.fallback is 'error'")
+    got = opinfo_eager.classify_eager_error(err, "forward")
+    assert got["status"] == "failed" and got["cause"] == "fallback"
+    assert got["missing"] == ["aten::foo.out"] and got["why"] == "no lowering"
 
 
 def test_sweep_detects_mismatch():
@@ -99,3 +132,15 @@ def test_opinfo_full_sweep(tmp_path):
     ran = [r for r in records if r["dtype"] == "float32" and r["status"] != "unsupported"]
     passed = sum(r["status"] == "passed" for r in ran)
     assert ran and passed / len(ran) >= FULL_FLOOR, f"{passed}/{len(ran)} passed"
+
+
+@pytest.mark.full
+def test_opinfo_full_sweep_eager():
+    """Every OpInfo op on the eager device (float32 forward + device backward);
+    the pass rate must not regress below the floor of docs/op_coverage.md."""
+    keys = [sweep.op_key(op) for op in sweep.load_op_db()]
+    records, _ = sweep.sweep(keys, ["float32"], 2, True, stall_s=180, log=lambda m: None,
+                             mode="eager")
+    ran = [r for r in records if r["dtype"] == "float32" and r["status"] != "unsupported"]
+    passed = sum(r["status"] == "passed" for r in ran)
+    assert ran and passed / len(ran) >= EAGER_FULL_FLOOR, f"{passed}/{len(ran)} passed"
