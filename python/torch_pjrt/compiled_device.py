@@ -168,7 +168,9 @@ class DeviceProgram:
         for leaf, pos in writebacks:
             if leaf < len(lowered.outputs) and lowered.outputs[leaf][0] == "result":
                 k = lowered.outputs[leaf][1]
-                if res_dev[k] and pos in dev:
+                dtype, shape = lowered.result_types[k]
+                if (res_dev[k] and pos in dev and args[pos].dtype == dtype
+                        and tuple(args[pos].shape) == tuple(shape)):
                     self.writebacks.append((k, pos))
         self.identity_out = [v for kind, v in lowered.outputs] == list(
             range(len(lowered.result_types))) and all(
