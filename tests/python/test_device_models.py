@@ -126,7 +126,8 @@ def check_training(name, build, batches, loss_fn=None, steps=2, lr=1e-4, rtol=1e
     want = train_script(cpu_model, "cpu", batches, loss_fn, lr, eval_batch, eval_fn)
     fallbacks = torch_pjrt.metrics()["fallbacks"]
     got = train_script(dev_model, DEV, batches, loss_fn, lr, eval_batch, eval_fn)
-    assert torch_pjrt.metrics()["fallbacks"] == fallbacks, "an op fell back to CPU"
+    fallbacks = torch_pjrt.metrics()["fallbacks"] - fallbacks
+    assert fallbacks == 0, "an op fell back to CPU"
     assert all(p.device.type == DEV for p in dev_model.parameters())
 
     close = torch.testing.assert_close
@@ -138,12 +139,17 @@ def check_training(name, build, batches, loss_fn=None, steps=2, lr=1e-4, rtol=1e
         assert a == pytest.approx(b, rel=rtol, abs=atol), f"step {step}: loss {a} vs {b}"
     grtol = grad_rtol if grad_rtol is not None else rtol * 10
     gatol = grad_atol if grad_atol is not None else atol * 10
-    grad_rel = 0.0
+    grad_rel = grad_abs = 0.0
     for step, (ga, gb) in enumerate(zip(got["grads"], want["grads"])):
         assert ga.keys() == gb.keys(), f"step {step}: parameters with gradients differ"
+        scale = max(g.abs().max().item() for g in gb.values() if g.numel())
         for n in gb:
+            if ga[n].equal(gb[n]):
+                continue
             close(ga[n], gb[n], rtol=grtol, atol=gatol, msg=lambda m: f"step {step} grad {n}: {m}")
-            grad_rel = max(grad_rel, _rel(ga[n], gb[n]))
+            grad_abs = max(grad_abs, (ga[n] - gb[n]).abs().max().item())
+            if gb[n].numel() and gb[n].abs().max().item() >= 1e-3 * scale:  # not noise-only
+                grad_rel = max(grad_rel, _rel(ga[n], gb[n]))
     # AdamW normalizes each gradient element: an element whose gradient is f32
     # rounding noise (|g| ~ 1e-9, e.g. a barely used embedding row) moves by
     # +-lr in a direction the noise picks, on CPU as on any device. Parameters
@@ -153,15 +159,17 @@ def check_training(name, build, batches, loss_fn=None, steps=2, lr=1e-4, rtol=1e
     for n, b in want["state"].items():
         a = got["state"][n]
         assert a.device.type == "cpu" and a.dtype == b.dtype, n
-        close(a, b, rtol=grtol, atol=patol, msg=lambda m: f"after training, {n}: {m}")
+        if not a.equal(b):  # frozen weights are bit-identical: skip the costly check
+            close(a, b, rtol=grtol, atol=patol, msg=lambda m: f"after training, {n}: {m}")
     # Loading the CPU weights back into the device model is a state_dict round trip.
     dev_model.load_state_dict(want["state"])
     for n, p in dev_model.state_dict().items():
         assert p.device.type == DEV and p.cpu().equal(want["state"][n]), n
     loss_diff = max(abs(a - b) for a, b in zip(got["losses"], want["losses"]))
     print(f"\n[device-model] {name}: steps={len(batches)} loss_absdiff={loss_diff:.2e} "
-          f"grad_reldiff={grad_rel:.2e} pjrt={got['seconds']:.2f}s cpu={want['seconds']:.2f}s "
-          f"fallbacks=0")
+          f"grad_absdiff={grad_abs:.2e} grad_reldiff={grad_rel:.2e} pjrt={got['seconds']:.2f}s "
+          f"cpu={want['seconds']:.2f}s fallbacks={fallbacks}")
+    return got, want
 
 
 # ------------------------------------------------------- transformers --
@@ -217,15 +225,18 @@ def test_minilm_real_weights_inference_and_train_step():
         e = embed(m, b)
         return (1 - (e[0] * e[1]).sum()) + (e[0] * e[2]).sum().clamp(min=0)
 
-    model = tf.AutoModel.from_pretrained(path, attn_implementation="eager").eval()
-    with torch.no_grad():
-        want = embed(model, batch)
-        dev = copy.deepcopy(model).to(DEV)
-        got = embed(dev, _to(batch, DEV)).cpu()
-    cos = F.cosine_similarity(got, want, dim=-1)
+    model = tf.AutoModel.from_pretrained(path, attn_implementation="eager")
+    # Fine-tune the top two encoder layers (the usual recipe, and the cheap one:
+    # the 30522 x 384 word embedding table alone would carry 90 MB of AdamW
+    # state per run). The frozen layers still run forward on the device.
+    model.requires_grad_(False)
+    for layer in model.encoder.layer[-2:]:
+        layer.requires_grad_(True)
+    got, want = check_training("MiniLM-L6 (real weights)", lambda: model, batch,
+                               loss_fn=contrastive, steps=1, lr=1e-5, eval_batch=batch,
+                               eval_fn=embed)
+    cos = F.cosine_similarity(got["eval"][0], want["eval"][0], dim=-1)
     assert cos.min().item() >= 0.9999, cos
-    check_training("MiniLM-L6 (real weights)", lambda: model, batch, loss_fn=contrastive,
-                   steps=1, lr=1e-5, rtol=1e-4, atol=1e-5, grad_atol=1e-5)
 
 
 @pytest.mark.parametrize("attn", ["sdpa", pytest.param("eager", marks=pytest.mark.full)])
@@ -407,8 +418,8 @@ class _RNN(nn.Module):
         return self.head(h)
 
 
-@pytest.mark.parametrize("cell", [nn.LSTM, pytest.param(nn.GRU, marks=pytest.mark.full)],
-                         ids=["lstm", "gru"])
+@pytest.mark.full
+@pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU], ids=["lstm", "gru"])
 def test_rnn(cell):
     ids = torch.randint(0, 50, (3, 7))
     y = torch.randint(0, 5, (3, 7))
@@ -584,6 +595,7 @@ def test_dropout_runs_on_device():
 
 # ------------------------------------------------- compile-backend models --
 
+@pytest.mark.full  # test_device.py::test_gpt_trains covers it in the fast suite
 def test_gpt_char_model_adamw():
     from torch_pjrt.models import GPT, char_batch
     batches = [tuple(char_batch(2)) for _ in range(2)]
