@@ -271,6 +271,13 @@ at::Tensor& set_empty(at::Tensor& self) {
 // dst = src; one of them (or both) lives on pjrt.
 at::Tensor copy_from(const at::Tensor& self, const at::Tensor& dst, bool) {
   if (dst.numel() == 0) return dst;
+  // The same view of the same storage (AOTAutograd's copy_ of a compiled
+  // graph's write-back, installed in place): nothing to copy.
+  if (self.device() == dst.device() && self.is_alias_of(dst) &&
+      self.storage_offset() == dst.storage_offset() && self.sizes().equals(dst.sizes()) &&
+      self.strides().equals(dst.strides()) && self.scalar_type() == dst.scalar_type()) {
+    return dst;
+  }
   if (self.device().type() == kDev && dst.device().type() == kDev) {
     at::Tensor src = self.expand_as(dst);
     tpj_eager_tensor_t s = view_of(src), d = view_of(dst);
@@ -901,6 +908,10 @@ TORCH_LIBRARY_IMPL(aten, PrivateUse1, m) {
   m.impl("convolution_backward", torch::CppFunction::makeFromBoxedFunction<&fallback>());
   // Its composite kernel runs a meta function that cannot take boolean masks.
   m.impl("index.Tensor", torch::CppFunction::makeFromBoxedFunction<&fallback>());
+  // Composite kernels that call helpers without a lowering; the ops themselves have one.
+  m.impl("cummax", torch::CppFunction::makeFromBoxedFunction<&fallback>());
+  m.impl("cummin", torch::CppFunction::makeFromBoxedFunction<&fallback>());
+  m.impl("logcumsumexp", torch::CppFunction::makeFromBoxedFunction<&fallback>());
   m.impl("_has_compatible_shallow_copy_type", compatible_shallow_copy);
 }
 

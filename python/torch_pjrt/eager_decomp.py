@@ -6,7 +6,7 @@ several device ops instead of falling back to the CPU:
 - ops with a decomposition in torch._decomp (logaddexp.out, isin, vdot, ...)
   whose target and functional form both lack a C lowering;
 - data-dependent output shapes: nonzero, masked_select, masked_scatter(_),
-  equal. One synchronizing read (the count of true mask elements) fixes the
+  equal, unique (_unique2, _unique, unique_consecutive; sorted output). One synchronizing read (the count of true mask elements) fixes the
   output shape; the rest are static-shape device programs (a stable argsort
   puts the true positions first, in row-major order).
 
@@ -188,9 +188,79 @@ def equal(self: torch.Tensor, other: torch.Tensor) -> bool:
     return bool(torch.eq(self, other).all().item())
 
 
+def _runs(flat: torch.Tensor, perm: Optional[torch.Tensor], inverse: bool, counts: bool):
+    """Unique values of runs of equal elements of 1-D `flat` (sorted by `perm`,
+    or consecutive when perm is None), inverse indices and run lengths."""
+    n = flat.numel()
+    empty = torch.empty((0,), dtype=torch.int64, device=flat.device)
+    if n == 0:
+        return flat[:0], empty, empty
+    first = torch.ones((1,), dtype=torch.bool, device=flat.device)
+    is_first = torch.cat([first, torch.ne(flat[1:], flat[:-1])]) if n > 1 else first
+    starts = _true_positions(is_first)  # syncs on the number of runs
+    vals = flat.index_select(0, starts)
+    inv = cnt = empty
+    if inverse:
+        gid = torch.cumsum(is_first.to(torch.int64), 0) - 1
+        inv = gid if perm is None else torch.zeros_like(gid).scatter(0, perm, gid)
+    if counts:
+        end = torch.full((1,), n, dtype=torch.int64, device=flat.device)
+        cnt = torch.cat([starts[1:], end]) - starts
+    return vals, inv, cnt
+
+
+def _unique2(self: torch.Tensor, sorted: bool = True, return_inverse: bool = False,
+             return_counts: bool = False):
+    flat = self.reshape(-1)
+    keys, perm = torch.sort(flat, stable=True)
+    vals, inv, cnt = _runs(keys, perm, return_inverse, return_counts)
+    return vals, inv.reshape(self.shape) if return_inverse else inv, cnt
+
+
+def _unique(self: torch.Tensor, sorted: bool = True, return_inverse: bool = False):
+    vals, inv, _ = _unique2(self, sorted, return_inverse, False)
+    return vals, inv
+
+
+def unique_consecutive(self: torch.Tensor, return_inverse: bool = False,
+                       return_counts: bool = False, dim: Optional[int] = None):
+    if dim is not None:
+        return _cpu_run(torch.ops.aten.unique_consecutive.default, "dim= is not supported",
+                        (self, return_inverse, return_counts, dim), {})
+    vals, inv, cnt = _runs(self.reshape(-1), None, return_inverse, return_counts)
+    return vals, inv.reshape(self.shape) if return_inverse else inv, cnt
+
+
+def nonzero_static(self: torch.Tensor, *, size: int, fill_value: int = -1) -> torch.Tensor:
+    nz = nonzero(self)
+    if nz.shape[0] >= size:
+        return nz[:size].clone()
+    pad = torch.full((size - nz.shape[0], self.dim()), fill_value, dtype=torch.int64,
+                     device=self.device)
+    return torch.cat([nz, pad])
+
+
+# ---------------------------------- short exact forms without a decomposition --
+
+def addbmm(self: torch.Tensor, batch1: torch.Tensor, batch2: torch.Tensor, *, beta=1,
+           alpha=1) -> torch.Tensor:
+    prod = torch.bmm(batch1, batch2).sum(0)
+    if beta == 0:  # self is ignored, NaN and inf included
+        return prod * alpha if alpha != 1 else prod
+    return torch.add(self * beta if beta != 1 else self, prod, alpha=alpha)
+
+
+def _shrink_backward(grad_output: torch.Tensor, self: torch.Tensor, lambd) -> torch.Tensor:
+    keep = torch.logical_or(self < -lambd, self > lambd)
+    return torch.where(keep, grad_output, torch.zeros_like(grad_output))
+
+
 _DATA_DEPENDENT = {"nonzero": nonzero, "masked_select": masked_select,
                    "masked_scatter": masked_scatter, "masked_scatter_": masked_scatter_,
-                   "equal": equal}
+                   "equal": equal, "_unique2": _unique2, "_unique": _unique,
+                   "unique_consecutive": unique_consecutive, "nonzero_static": nonzero_static,
+                   "addbmm": addbmm, "softshrink_backward": _shrink_backward,
+                   "hardshrink_backward": _shrink_backward}
 
 
 def register() -> int:

@@ -353,6 +353,29 @@ TPJ_LOWERING(tpj_lower_shape_put) {
   return tpj_shape_reshape_to_out(g, call, res, 0, &out[0]);
 }
 
+/* index_reduce on rank-0 self and source (one index): the same reduce on
+ * [1]-shaped views, reshaped back to rank 0. */
+static tpj_status_t index_reduce_scalar(tpj_graph_t* g, const tpj_lower_call_t* call,
+                                        tpj_value_t idx, tpj_value_t src, tpj_value_t* out) {
+  tpj_value_t x, res;
+  int64_t one = 1;
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 0, &x));
+  TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, x, &one, 1, &x));
+  TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, src, &one, 1, &src));
+  TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, idx, &one, 1, &idx));
+  tpj_arg_t args[6];
+  for (size_t i = 0; i < 6; ++i) args[i] = call->args[i];
+  args[0].tensor = x;
+  args[1].i = 0;
+  args[2].kind = TPJ_ARG_KIND_TENSOR;
+  args[2].tensor = idx;
+  args[3].tensor = src;
+  tpj_lower_call_t inner = *call;
+  inner.args = args;
+  TPJ_RETURN_IF_ERROR(tpj_lower_shape_scatter_reduce_two(g, &inner, &res));
+  return tpj_build_reshape(g, res, NULL, 0, &out[0]);
+}
+
 /* index_reduce(self, dim, index, source, reduce, include_self): scatter_reduce
  * with index broadcast along `dim` over source's shape. */
 TPJ_LOWERING(tpj_lower_shape_index_reduce) {
@@ -363,6 +386,10 @@ TPJ_LOWERING(tpj_lower_shape_index_reduce) {
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 3, &src));
   const tpj_type_t* st = tpj_lower_type(g, src);
   const tpj_type_t* it = tpj_lower_type(g, idx);
+  if (st->rank == 0 && it->rank <= 1 && tpj_type_numel(it) == 1 && call->num_args == 6 &&
+      tpj_lower_type(g, call->args[0].tensor)->rank == 0) {
+    return index_reduce_scalar(g, call, idx, src, out);
+  }
   if (st->rank == 0 || it->rank > 1 || call->num_args != 6) {
     return TPJ_LOWER_UNSUPPORTED(call, "only 1-D index with source of rank >= 1 is supported "
                                  "(got index rank %d, source rank %d)", it->rank, st->rank);

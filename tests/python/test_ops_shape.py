@@ -496,3 +496,12 @@ def test_embedding_bag_per_sample_weights():
     gr = torch.randn_like(want[0])
     check(aten._embedding_bag_backward.default, gr, idx, off, want[1], want[2], want[3], 10,
           False, 0, False, psw, -1)
+
+
+@pytest.mark.parametrize("reduce", ["mean", "prod", "amax"])
+def test_index_reduce_rank0(reduce):
+    # Rank-0 self and source with a one-element index (an OpInfo sample).
+    x, src = torch.tensor(2.5), torch.tensor(-1.5)
+    for include_self in (True, False):
+        check(aten.index_reduce.default, x, 0, torch.tensor([0]), src, reduce,
+              include_self=include_self)
