@@ -442,8 +442,10 @@ def _numel(shape: Sequence[int]) -> int:
 
 class CompiledGraph:
     """Callable running one FX graph as one device program per input signature
-    (shapes, dtypes, scalar values). Returns CPU tensors shaped like the graph's
-    output structure.
+    (shapes, dtypes, devices, scalar values). Returns tensors shaped like the
+    graph's output structure: CPU tensors for CPU inputs; for inputs on a pjrt
+    device, pjrt tensors on that device and no host transfers (see
+    compiled_device).
 
     `saved_from`: output leaves from this index on are only saved for the
     backward (AOTAutograd forward graphs); their values stay on the device

@@ -111,6 +111,17 @@ def test_cnn_batchnorm_running_stats_written_back_on_device():
         close(g, w)
     check_model_matches(cpu, dev)  # running_mean / running_var / num_batches_tracked
     close(mean_view, cpu.bn1.running_mean[1:3])
+    # The write-backs are installed into the storages by the compiled call:
+    # AOTAutograd's copy_ into the inputs then runs no eager program.
+    from torch_pjrt import device
+    fwd = pjrt(dev)
+    with torch.no_grad():
+        fwd(xd)
+        before = device.stats()["ops"]
+        fwd(xd)
+        assert device.stats()["ops"] == before
+        cpu(x), cpu(x)  # the same two running-stat updates
+    check_model_matches(cpu, dev)
     # eval mode reads the updated running stats on the device
     cpu.eval(), dev.eval()
     close(pjrt(dev)(xd), cpu(x))
