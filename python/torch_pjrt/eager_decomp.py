@@ -84,6 +84,7 @@ def _cpu_run(op: Any, why: str, args: tuple, kwargs: dict) -> Any:
         _warned.add(target)
         warnings.warn(f"torch_pjrt: {target} runs on CPU ({why}); its tensors are copied "
                       f"to the host and back")
+    _C.metrics_add_fallback()
     dev = next(x.device for x in pytree.tree_leaves((args, kwargs))
                if isinstance(x, torch.Tensor) and x.device.type != "cpu")
     move = lambda x: x.cpu() if isinstance(x, torch.Tensor) else x  # noqa: E731
@@ -106,14 +107,17 @@ def _decomp_kernel(op: Any, decomp: Callable) -> Callable:
     def kernel(*args, **kwargs):
         active = getattr(_state, "active", None)
         if active is None:
-            active = _state.active = set()
-        if op in active:
+            active = _state.active = {}
+        # A decomposition may call its op again once with other dtypes (int64 ->
+        # float32 promotion); deeper means it does not make progress.
+        depth = active.get(op, 0)
+        if depth >= 2:
             return _cpu_run(op, "its decomposition calls itself", args, kwargs)
-        active.add(op)
+        active[op] = depth + 1
         try:
             out = decomp(*args, **kwargs)
         finally:
-            active.discard(op)
+            active[op] = depth
         if out is NotImplemented:
             return _cpu_run(op, "its decomposition does not apply", args, kwargs)
         return out
@@ -255,12 +259,27 @@ def _shrink_backward(grad_output: torch.Tensor, self: torch.Tensor, lambd) -> to
     return torch.where(keep, grad_output, torch.zeros_like(grad_output))
 
 
+def searchsorted(sorted_sequence: torch.Tensor, self: torch.Tensor, *, out_int32: bool = False,
+                 right: bool = False, side: Optional[str] = None,
+                 sorter: Optional[torch.Tensor] = None) -> torch.Tensor:
+    """Counts, per value, the sequence elements before its insertion point: one
+    broadcast comparison and a sum (N x M work, no data-dependent control)."""
+    seq = sorted_sequence if sorter is None else torch.gather(sorted_sequence, -1, sorter)
+    right = right or side == "right"
+    if seq.dim() == 1:
+        s, v = seq, self.unsqueeze(-1)
+    else:  # batched: sequence (..., N), values (..., M)
+        s, v = seq.unsqueeze(-2), self.unsqueeze(-1)
+    before = torch.le(s, v) if right else torch.lt(s, v)
+    return before.sum(-1, dtype=torch.int32 if out_int32 else torch.int64)
+
+
 _DATA_DEPENDENT = {"nonzero": nonzero, "masked_select": masked_select,
                    "masked_scatter": masked_scatter, "masked_scatter_": masked_scatter_,
                    "equal": equal, "_unique2": _unique2, "_unique": _unique,
                    "unique_consecutive": unique_consecutive, "nonzero_static": nonzero_static,
                    "addbmm": addbmm, "softshrink_backward": _shrink_backward,
-                   "hardshrink_backward": _shrink_backward}
+                   "hardshrink_backward": _shrink_backward, "searchsorted.Tensor": searchsorted}
 
 
 def register() -> int:
@@ -276,7 +295,7 @@ def register() -> int:
     from torch._decomp import decomposition_table
     for op, decomp in decomposition_table.items():
         if not isinstance(op, torch._ops.OpOverload) or op._schema.name.split("::")[-1] in \
-                _DATA_DEPENDENT:
+                {k.split(".")[0] for k in _DATA_DEPENDENT}:
             continue
         try:
             needed = _needs_kernel(op)
