@@ -274,12 +274,74 @@ def searchsorted(sorted_sequence: torch.Tensor, self: torch.Tensor, *, out_int32
     return before.sum(-1, dtype=torch.int32 if out_int32 else torch.int64)
 
 
+# ------------------------------------- orthogonal polynomials of degree n --
+
+def _poly(x: torch.Tensor, n: torch.Tensor, first: Callable, step: Callable):
+    """(x, vals, degree) with vals[k] = P_k(x) by a three-term recurrence up to
+    the largest degree in n (one synchronizing read), selected per element."""
+    dev = x.device if isinstance(x, torch.Tensor) else n.device
+    x, n = (v if isinstance(v, torch.Tensor) else torch.as_tensor(v, device=dev) for v in (x, n))
+    dtype = torch.promote_types(x.dtype, n.dtype)
+    if not dtype.is_floating_point:
+        dtype = torch.get_default_dtype()
+    x, n = torch.broadcast_tensors(x.to(dtype), n)
+    deg = n.to(torch.int64)  # truncation, as the CPU kernels cast n
+    top = min(int(deg.max().item()) if deg.numel() else 0, 1024)
+    p, q = torch.ones_like(x), first(x)
+    res = torch.where(deg == 1, q, p)
+    for k in range(1, top):
+        p, q = q, step(k, x, p, q)
+        res = torch.where(deg == k + 1, q, res)
+    return x, torch.where(deg < 0, torch.zeros_like(res), res), deg
+
+
+def _pm_one(x: torch.Tensor, deg: torch.Tensor, res: torch.Tensor) -> torch.Tensor:
+    """P(+-1) = 1 or (-1)^n for Chebyshev T and Legendre P (n >= 0)."""
+    one = torch.ones_like(res)
+    val = torch.where((x > 0) | (torch.remainder(deg, 2) == 0), one, -one)
+    return torch.where((x.abs() == 1) & (deg >= 0), val, res)
+
+
+def chebyshev_t(x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    x, res, deg = _poly(x, n, lambda x: x, lambda k, x, p, q: (x + x) * q - p)
+    far = (deg > 6) & (x.abs() < 1)  # the CPU kernel's closed form for large n
+    res = torch.where(far, torch.cos(deg.to(x.dtype) * torch.acos(x)), res)
+    return _pm_one(x, deg, res)
+
+
+def legendre_p(x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    x, res, deg = _poly(x, n, lambda x: x,
+                        lambda k, x, p, q: ((k + k + 1) * x * q - k * p) / (k + 1))
+    return _pm_one(x, deg, res)
+
+
+def laguerre_l(x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+    x, res, deg = _poly(x, n, lambda x: 1 - x,
+                        lambda k, x, p, q: (((k + k) + (1 - x)) * q - k * p) / (k + 1))
+    return torch.where((x == 0) & (deg >= 0), torch.ones_like(res), res)
+
+
+def _hermite(first: Callable, step: Callable) -> Callable:
+    def kernel(x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        x, res, deg = _poly(x, n, first, step)
+        limit = {torch.float32: 128, torch.float64: 512}.get(x.dtype, 1024)
+        return torch.where(deg > limit, torch.full_like(res, float("nan")), res)
+    return kernel
+
+
 _DATA_DEPENDENT = {"nonzero": nonzero, "masked_select": masked_select,
                    "masked_scatter": masked_scatter, "masked_scatter_": masked_scatter_,
                    "equal": equal, "_unique2": _unique2, "_unique": _unique,
                    "unique_consecutive": unique_consecutive, "nonzero_static": nonzero_static,
                    "addbmm": addbmm, "softshrink_backward": _shrink_backward,
-                   "hardshrink_backward": _shrink_backward, "searchsorted.Tensor": searchsorted}
+                   "hardshrink_backward": _shrink_backward, "searchsorted.Tensor": searchsorted,
+                   "special_chebyshev_polynomial_t": chebyshev_t,
+                   "special_legendre_polynomial_p": legendre_p,
+                   "special_laguerre_polynomial_l": laguerre_l,
+                   "special_hermite_polynomial_h": _hermite(
+                       lambda x: x + x, lambda k, x, p, q: (x + x) * q - (k + k) * p),
+                   "special_hermite_polynomial_he": _hermite(
+                       lambda x: x, lambda k, x, p, q: x * q - k * p)}
 
 
 def register() -> int:
