@@ -7,6 +7,7 @@
 
 #include <ATen/ATen.h>
 #include <ATen/EmptyTensor.h>
+#include <ATen/autocast_mode.h>
 #include <ATen/detail/PrivateUse1HooksInterface.h>
 #include <ATen/native/CPUFallback.h>
 #include <ATen/native/Resize.h>
@@ -900,6 +901,27 @@ bool compatible_shallow_copy(const at::Tensor& self, const at::Tensor& from) {
 TORCH_LIBRARY_IMPL(_, PrivateUse1, m) {
   m.fallback(torch::CppFunction::makeFromBoxedFunction<&fallback>());
 }
+
+// torch.autocast("pjrt", dtype=...): PyTorch's own op lists and cast policies
+// (matmuls and convolutions in the low precision, reductions and losses in
+// f32), as it registers them for CUDA; every other op passes through.
+#define TPJ_AUTOCAST_LOW(...) KERNEL_PRIVATEUSEONE(__VA_ARGS__, lower_precision_fp)
+#define TPJ_AUTOCAST_FP32(...) KERNEL_PRIVATEUSEONE(__VA_ARGS__, fp32)
+#define TPJ_AUTOCAST_FP32_OPT(...) KERNEL_PRIVATEUSEONE(__VA_ARGS__, fp32_set_opt_dtype)
+#define TPJ_AUTOCAST_PROMOTE(...) KERNEL_PRIVATEUSEONE(__VA_ARGS__, promote)
+namespace tpj_autocast {
+using namespace at;  // the op lists name ATen types unqualified
+TORCH_LIBRARY_IMPL(_, AutocastPrivateUse1, m) {
+  m.fallback(torch::CppFunction::makeFallthrough());
+}
+TORCH_LIBRARY_IMPL(aten, AutocastPrivateUse1, m) {
+  AT_FORALL_LOWER_PRECISION_FP(TPJ_AUTOCAST_LOW)
+  AT_FORALL_FP32(TPJ_AUTOCAST_FP32)
+  AT_FORALL_FP32_SET_OPT_DTYPE(TPJ_AUTOCAST_FP32_OPT)
+  AT_FORALL_DIFFERENT_REDISPATCH_SIGNATURE(KERNEL_DIFFERENT_REDISPATCH_SIGNATURE_PRIVATEUSEONE)
+  AT_FORALL_PROMOTE(TPJ_AUTOCAST_PROMOTE)
+}
+}  // namespace tpj_autocast
 
 // Composite kernels that would end in *_overrideable: send them to the
 // lowering table instead.

@@ -179,6 +179,8 @@ def _make_module(name: str) -> types.ModuleType:
     m.get_rng_state = lambda device=None: torch.get_rng_state()
     m.set_rng_state = lambda state, device=None: torch.set_rng_state(state)
     m.stats = ext.stats
+    # torch.autocast("pjrt", dtype=...) asks the device module which dtypes it takes.
+    m.get_amp_supported_dtype = lambda: [torch.float16, torch.bfloat16]
     return m
 
 

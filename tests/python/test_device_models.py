@@ -593,6 +593,29 @@ def test_dropout_runs_on_device():
     assert F.dropout(x, 0.25, training=False).cpu().equal(x.detach().cpu())
 
 
+def test_autocast_bf16_training_step():
+    # torch.autocast(device_type, dtype=torch.bfloat16) as a CUDA script uses
+    # it: PyTorch's CUDA op lists apply (linear in bf16, log_softmax / losses
+    # in f32); parameters and their gradients stay f32.
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.LayerNorm(32), nn.Linear(32, 4))
+    dev = copy.deepcopy(ref).to(DEV)
+    x, y = torch.randn(8, 16), torch.randint(0, 4, (8,))
+    results = []
+    for model, device in ((ref, "cpu"), (dev, DEV)):
+        with torch.autocast(device_type=device, dtype=torch.bfloat16):
+            hidden = model[0](x.to(device))
+            loss = F.cross_entropy(model(x.to(device)), y.to(device))
+        assert hidden.dtype == torch.bfloat16 and loss.dtype == torch.float32, device
+        loss.backward()
+        results.append((loss.item(), [p.grad for p in model.parameters()]))
+    (want, want_g), (got, got_g) = results
+    assert got == pytest.approx(want, rel=1e-2)
+    for a, b in zip(got_g, want_g):
+        assert a.dtype == torch.float32 and a.device.type == DEV
+        torch.testing.assert_close(a.cpu(), b, rtol=5e-2, atol=5e-3)
+
+
 # ------------------------------------------------- compile-backend models --
 
 @pytest.mark.full  # test_device.py::test_gpt_trains covers it in the fast suite
