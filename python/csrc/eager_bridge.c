@@ -17,6 +17,7 @@ typedef struct {
   size_t num_outs;
   tpj_eager_storage_t** dests; /* (num_outs) storage to install into, or NULL */
   size_t device;               /* where the results live */
+  size_t exec_device;          /* where it runs: `device` if portable, else 0 */
 } eager_call_t;
 
 static void call_free(eager_call_t* c) {
@@ -47,7 +48,8 @@ static tpj_status_t storage_arg(tpj_eager_storage_t* s, tpj_dtype_t dtype, tpj_b
   return NULL;
 }
 
-/* Fills argument i from a Buffer or a storage handle; moves it to device 0. */
+/* Fills argument i from a Buffer or a storage handle; moves it to the
+ * executing device. */
 static int fill_arg(tpj_py_executable_t* self, eager_call_t* c, size_t i, PyObject* obj,
                     PyObject* dtypes) {
   tpj_buffer_t* b = NULL;
@@ -72,9 +74,9 @@ static int fill_arg(tpj_py_executable_t* self, eager_call_t* c, size_t i, PyObje
     }
     st = storage_arg(s, (tpj_dtype_t)dt, &b, &c->owned[i]);
   }
-  if (!st && tpj_buffer_device_index(b) != 0) {
+  if (!st && tpj_buffer_device_index(b) != c->exec_device) {
     tpj_buffer_t* moved = NULL;
-    st = tpj_buffer_copy_to_device(b, 0, &moved);
+    st = tpj_buffer_copy_to_device(b, c->exec_device, &moved);
     tpj_buffer_destroy(c->owned[i]);
     c->owned[i] = moved;
     b = moved;
@@ -115,11 +117,12 @@ static int parse_call(tpj_py_executable_t* self, eager_call_t* c, PyObject* args
   return rc;
 }
 
-/* Launches on device 0, awaits, and moves the outputs to c->device. */
+/* Launches on c->exec_device, awaits, and moves the outputs to c->device. */
 static tpj_status_t run_call(tpj_executable_t* exe, const eager_call_t* c, tpj_buffer_t** outs) {
   tpj_event_t* ev = NULL;
   tpj_execute_args_t ea = {.args = c->args, .num_args = c->num_args, .num_devices = 1,
-                           .out_buffers = outs, .out_events = &ev};
+                           .out_buffers = outs, .out_events = &ev,
+                           .device = c->exec_device};
   uint64_t t0 = tpj_runtime_metrics_now_ns();
   TPJ_RETURN_IF_ERROR(tpj_executable_execute(exe, &ea));
   tpj_status_t st = ev ? tpj_event_await(ev) : NULL;
@@ -189,6 +192,7 @@ PyObject* tpj_py_executable_execute_eager(tpj_py_executable_t* self, PyObject* a
                                    "client is not the eager device's client"));
   }
   eager_call_t c = {.num_outs = tpj_executable_num_outputs(exe), .device = (size_t)device};
+  c.exec_device = tpj_executable_is_portable(exe) ? c.device : 0;
   PyObject* row = NULL;
   tpj_buffer_t** outs = calloc(c.num_outs + 1, sizeof(*outs));
   if (!outs) {
@@ -261,4 +265,26 @@ PyObject* tpj_py_eager_seed(PyObject* unused, PyObject* args) {
   tpj_status_t st = tpj_eager_seed_create(words, (size_t)device, &out);
   if (st) return tpj_py_raise(st);
   return tpj_py_buffer_wrap(client, out, NULL);
+}
+
+/* eager_compile(client, mlir: str) -> Executable: compiled portable (no
+ * device assignment), so execute_eager runs it on the device of its tensors. */
+PyObject* tpj_py_eager_compile(PyObject* unused, PyObject* args) {
+  PyObject* client = NULL;
+  const char* text = NULL;
+  Py_ssize_t len = 0;
+  if (!PyArg_ParseTuple(args, "O!s#:eager_compile", &tpj_py_client_type, &client, &text,
+                        &len)) {
+    return NULL;
+  }
+  tpj_client_t* cl = ((tpj_py_client_t*)client)->client;
+  if (!cl) return tpj_py_raise(TPJ_STATUS(FAILED_PRECONDITION, "eager_compile: client is closed"));
+  tpj_compile_options_t options = {.num_replicas = 1, .num_partitions = 1, .portable = true};
+  tpj_cached_executable_t* handle = NULL;
+  tpj_status_t st;
+  Py_BEGIN_ALLOW_THREADS
+  st = tpj_runtime_compile_cached(cl, text, (size_t)len, &options, &handle, NULL);
+  Py_END_ALLOW_THREADS
+  if (st) return tpj_py_raise(st);
+  return tpj_py_executable_wrap(client, handle);
 }

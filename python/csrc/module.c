@@ -192,6 +192,7 @@ static PyObject* py_cache_clear(PyObject* self, PyObject* unused) {
 /* Implemented in eager_bridge.c. */
 PyObject* tpj_py_eager_materialize(PyObject* self, PyObject* args);
 PyObject* tpj_py_eager_seed(PyObject* self, PyObject* args);
+PyObject* tpj_py_eager_compile(PyObject* self, PyObject* args);
 
 static PyMethodDef module_methods[] = {
     {"eager_materialize", tpj_py_eager_materialize, METH_VARARGS,
@@ -199,6 +200,9 @@ static PyMethodDef module_methods[] = {
      "Buffer: a pjrt storage view as a new flat 1-D buffer (on the device)"},
     {"eager_seed", tpj_py_eager_seed, METH_VARARGS,
      "eager_seed(client, word0: int, word1: int, device: int) -> Buffer: u64[2] RNG state"},
+    {"eager_compile", tpj_py_eager_compile, METH_VARARGS,
+     "eager_compile(client, mlir: str) -> Executable: a portable executable (runs on the "
+     "device execute_eager names)"},
     {"plugin_resolve", py_plugin_resolve, METH_VARARGS,
      "plugin_resolve(spec: str | None, search_dirs: list[str]) -> str"},
     {"lower_supported", py_lower_supported, METH_O,

@@ -493,7 +493,12 @@ class CompiledGraph:
         else:
             lowered = fx_lower.lower_graph(self.gm, values, c.Graph)
         cl = client()
-        executable = cl.compile(lowered.text) if lowered.text else None
+        if not lowered.text:
+            executable = None
+        elif device is not None:  # portable: runs on the device of its inputs
+            executable = c.eager_compile(cl, lowered.text)
+        else:
+            executable = cl.compile(lowered.text)
         log.info("torch_pjrt: compiled %s (%d StableHLO ops) in %.3f s", self.name,
                  lowered.op_count, time.perf_counter() - t0)
         if device is not None:
