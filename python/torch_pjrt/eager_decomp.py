@@ -276,15 +276,20 @@ def searchsorted(sorted_sequence: torch.Tensor, self: torch.Tensor, *, out_int32
 
 # ------------------------------------- orthogonal polynomials of degree n --
 
-def _poly(x: torch.Tensor, n: torch.Tensor, first: Callable, step: Callable):
-    """(x, vals, degree) with vals[k] = P_k(x) by a three-term recurrence up to
-    the largest degree in n (one synchronizing read), selected per element."""
+def _float_args(x: Any, n: Any):
+    """x in the result dtype (int64 -> the default float) and n, broadcast."""
     dev = x.device if isinstance(x, torch.Tensor) else n.device
     x, n = (v if isinstance(v, torch.Tensor) else torch.as_tensor(v, device=dev) for v in (x, n))
     dtype = torch.promote_types(x.dtype, n.dtype)
     if not dtype.is_floating_point:
         dtype = torch.get_default_dtype()
-    x, n = torch.broadcast_tensors(x.to(dtype), n)
+    return torch.broadcast_tensors(x.to(dtype), n)
+
+
+def _poly(x: torch.Tensor, n: torch.Tensor, first: Callable, step: Callable):
+    """(x, vals, degree) with vals[k] = P_k(x) by a three-term recurrence up to
+    the largest degree in n (one synchronizing read), selected per element."""
+    x, n = _float_args(x, n)
     deg = n.to(torch.int64)  # truncation, as the CPU kernels cast n
     top = min(int(deg.max().item()) if deg.numel() else 0, 1024)
     p, q = torch.ones_like(x), first(x)
@@ -302,11 +307,53 @@ def _pm_one(x: torch.Tensor, deg: torch.Tensor, res: torch.Tensor) -> torch.Tens
     return torch.where((x.abs() == 1) & (deg >= 0), val, res)
 
 
-def chebyshev_t(x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
-    x, res, deg = _poly(x, n, lambda x: x, lambda k, x, p, q: (x + x) * q - p)
-    far = (deg > 6) & (x.abs() < 1)  # the CPU kernel's closed form for large n
-    res = torch.where(far, torch.cos(deg.to(x.dtype) * torch.acos(x)), res)
-    return _pm_one(x, deg, res)
+def _cheb(first: Callable, at_one: Callable, far: Callable, far_n: int = 8,
+          shifted: bool = False) -> Callable:
+    """Chebyshev T, U, V, W (shifted: of 2x - 1): the recurrence, the values at
+    +-1, and the CPU kernels' closed forms for n > far_n inside (-1, 1)."""
+    def kernel(x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
+        if shifted:
+            x, n = _float_args(x, n)
+            x = x + x - 1
+        x, res, deg = _poly(x, n, first, lambda k, x, p, q: (x + x) * q - p)
+        nf, even = deg.to(x.dtype), torch.remainder(deg, 2) == 0
+        a = torch.acos(x)
+        res = torch.where((deg > far_n) & (x.abs() < 1), far(x, nf, even, a), res)
+        return torch.where((x.abs() == 1) & (deg >= 0), at_one(x, nf, even), res)
+    return kernel
+
+
+def _odd_sign(even: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    return torch.where(even, v, -v)
+
+
+_CHEB = {  # kind: (P_1(x), P_n(+-1), closed form for large n, far_n, shifted far_n)
+    "t": (lambda x: x,
+          lambda x, nf, even: torch.where((x > 0) | even, torch.ones_like(nf), -torch.ones_like(nf)),
+          lambda x, nf, even, a: torch.cos(nf * a), 6, 6),
+    "u": (lambda x: x + x,
+          lambda x, nf, even: torch.where((x > 0) | even, nf + 1, -(nf + 1)),
+          lambda x, nf, even, a: torch.where(torch.sin(a) != 0,
+                                             torch.sin((nf + 1) * a) / torch.sin(a),
+                                             (nf + 1) * torch.cos((nf + 1) * a) / x), 8, 6),
+    "v": (lambda x: x + x - 1,
+          lambda x, nf, even: torch.where(x > 0, torch.ones_like(nf),
+                                          _odd_sign(even, nf + nf + 1)),
+          lambda x, nf, even, a: torch.where(torch.sin(a / 2) != 1,
+                                             torch.cos((nf + 0.5) * a) / torch.cos(a / 2),
+                                             _odd_sign(even, nf + nf + 1)), 8, 6),
+    "w": (lambda x: x + x + 1,
+          lambda x, nf, even: torch.where(x > 0, nf + nf + 1,
+                                          _odd_sign(even, torch.ones_like(nf))),
+          lambda x, nf, even, a: torch.where(
+              torch.cos(a / 2) != 1, torch.sin((nf + 0.5) * a) / torch.sin(a / 2),
+              torch.where(x > 0, nf + nf + 1, _odd_sign(even, torch.ones_like(nf)))), 8, 4),
+}
+_CHEB_KERNELS = {}
+for _kind, (_first, _one, _far, _n, _sn) in _CHEB.items():
+    _CHEB_KERNELS[f"special_chebyshev_polynomial_{_kind}"] = _cheb(_first, _one, _far, _n)
+    _CHEB_KERNELS[f"special_shifted_chebyshev_polynomial_{_kind}"] = _cheb(
+        _first, _one, _far, _sn, shifted=True)
 
 
 def legendre_p(x: torch.Tensor, n: torch.Tensor) -> torch.Tensor:
@@ -335,7 +382,7 @@ _DATA_DEPENDENT = {"nonzero": nonzero, "masked_select": masked_select,
                    "unique_consecutive": unique_consecutive, "nonzero_static": nonzero_static,
                    "addbmm": addbmm, "softshrink_backward": _shrink_backward,
                    "hardshrink_backward": _shrink_backward, "searchsorted.Tensor": searchsorted,
-                   "special_chebyshev_polynomial_t": chebyshev_t,
+                   **_CHEB_KERNELS,
                    "special_legendre_polynomial_p": legendre_p,
                    "special_laguerre_polynomial_l": laguerre_l,
                    "special_hermite_polynomial_h": _hermite(

@@ -411,3 +411,28 @@ def test_decomposed_ops_run_on_device():
     finally:
         torch_pjrt.config.fallback = old
     assert torch_pjrt.metrics()["fallbacks"] == 0
+
+
+def test_polynomials_unique_searchsorted_on_device():
+    """Python device kernels (eager_decomp.py) against CPU, with fallback = "error"."""
+    x = torch.cat([torch.linspace(-1.5, 1.5, 13), torch.tensor([1.0, -1.0, 0.0, 0.3])])
+    n = torch.tensor([-1, 0, 1, 2, 3, 4, 5, 7, 9, 12, 3, 2, 1, 9, 4, 3, 10]).float()
+    S = torch.special
+    old = torch_pjrt.config.fallback
+    torch_pjrt.config.fallback = "error"
+    try:
+        for f in (S.chebyshev_polynomial_t, S.chebyshev_polynomial_u, S.chebyshev_polynomial_w,
+                  S.shifted_chebyshev_polynomial_v, S.legendre_polynomial_p,
+                  S.laguerre_polynomial_l, S.hermite_polynomial_h, S.hermite_polynomial_he):
+            torch.testing.assert_close(f(x.to(DEV), n.to(DEV)).cpu(), f(x, n), equal_nan=True)
+        t = torch.tensor([[3, 1, 3], [2, 1, 7]])
+        for got, want in zip(torch.unique(t.to(DEV), return_inverse=True, return_counts=True),
+                             torch.unique(t, return_inverse=True, return_counts=True)):
+            torch.testing.assert_close(got.cpu(), want)
+        seq, v = torch.tensor([1.0, 3.0, 5.0, 7.0]), torch.tensor([[0.0, 3.0], [6.0, 9.0]])
+        for right in (False, True):
+            torch.testing.assert_close(
+                torch.searchsorted(seq.to(DEV), v.to(DEV), right=right).cpu(),
+                torch.searchsorted(seq, v, right=right))
+    finally:
+        torch_pjrt.config.fallback = old
