@@ -246,6 +246,29 @@ def nonzero_static(self: torch.Tensor, *, size: int, fill_value: int = -1) -> to
 
 # ---------------------------------- short exact forms without a decomposition --
 
+def nanmedian_dim(self: torch.Tensor, dim: int, keepdim: bool = False):
+    """The lower median of the non-NaN elements: a stable sort (NaN last) and a
+    gather at (count - 1) // 2; all-NaN slices give NaN."""
+    if self.dim() == 0:
+        return self.clone(), torch.zeros((), dtype=torch.int64, device=self.device)
+    vals, perm = torch.sort(self, dim=dim, stable=True)
+    k = torch.logical_not(torch.isnan(self)).sum(dim, keepdim=True)
+    pos = torch.clamp(torch.div(k - 1, 2, rounding_mode="floor"), min=0)
+    v, i = vals.gather(dim, pos), perm.gather(dim, pos)
+    return (v, i) if keepdim else (v.squeeze(dim), i.squeeze(dim))
+
+
+def nanmedian(self: torch.Tensor) -> torch.Tensor:
+    if self.numel() == 0:
+        return torch.full((), float("nan"), dtype=self.dtype, device=self.device)
+    return nanmedian_dim(self.reshape(-1), 0)[0]
+
+
+def efficientzerotensor(size, *, dtype=None, layout=None, device=None, pin_memory=None):
+    """A plain zero tensor (autograd's placeholder for an all-zero gradient)."""
+    return torch.zeros(size, dtype=dtype, device=device)
+
+
 def addbmm(self: torch.Tensor, batch1: torch.Tensor, batch2: torch.Tensor, *, beta=1,
            alpha=1) -> torch.Tensor:
     prod = torch.bmm(batch1, batch2).sum(0)
@@ -382,7 +405,8 @@ _DATA_DEPENDENT = {"nonzero": nonzero, "masked_select": masked_select,
                    "unique_consecutive": unique_consecutive, "nonzero_static": nonzero_static,
                    "addbmm": addbmm, "softshrink_backward": _shrink_backward,
                    "hardshrink_backward": _shrink_backward, "searchsorted.Tensor": searchsorted,
-                   **_CHEB_KERNELS,
+                   **_CHEB_KERNELS, "nanmedian": nanmedian, "nanmedian.dim": nanmedian_dim,
+                   "_efficientzerotensor": efficientzerotensor,
                    "special_legendre_polynomial_p": legendre_p,
                    "special_laguerre_polynomial_l": laguerre_l,
                    "special_hermite_polynomial_h": _hermite(
