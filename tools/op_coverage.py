@@ -112,8 +112,18 @@ def eager_section(eager: List[Dict[str, Any]], meta: Dict[str, Any]) -> List[str
              "here: the eager device has no graph to keep static.",
              "", f"- **float32: {f32_pass}/{len(f32)} samples pass ({_pct(f32_pass, len(f32))})**",
              f"- Samples run (all dtypes): {sum(r['status'] != 'unsupported' for r in eager)}, "
-             f"passed {sum(r['status'] == 'passed' for r in eager)}", "",
-             "| cause | samples | ops |", "|---|---:|---:|"]
+             f"passed {sum(r['status'] == 'passed' for r in eager)}",
+             "- Unsupported samples by reason: " + ", ".join(
+                 f"{c} {n}" for c, n in collections.Counter(
+                     r.get("cause") for r in eager if r["status"] == "unsupported"
+                     and r.get("cause") not in ("by_design", "dtype_not_supported")
+                 ).most_common()) + "; whole ops skipped by design as for the compile "
+             "sweep: random or uninitialized outputs, LAPACK/FFT/sparse/complex.",
+             "", "Ops without a single lowering run as several device ops where "
+             "`python/torch_pjrt/eager_decomp.py` has a kernel for them (torch._decomp "
+             "decompositions, nonzero / masked_select / unique / searchsorted with one "
+             "synchronizing count, orthogonal polynomials); the rest are listed below.",
+             "", "| cause | samples | ops |", "|---|---:|---:|"]
     causes = collections.Counter(r.get("cause") for r in failed)
     for cause, n in causes.most_common():
         ops = len({r["op"] for r in failed if r.get("cause") == cause})
