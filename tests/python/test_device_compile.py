@@ -217,6 +217,25 @@ def test_cpu_scalar_tensor_mixes_with_device_tensors():
     close(out, f(x, s))
 
 
+def test_independent_cpu_and_device_values_keep_their_devices():
+    # As in eager PyTorch: CPU values stay on the CPU, device values on the device.
+    def f(x, y):
+        return x * 2, y + 1
+    x, y = torch.randn(3), torch.randn(4)
+    a, b = pjrt(f)(x.to(DEV), y)
+    assert a.device.type == DEV and b.device.type == "cpu"
+    close(a, x * 2)
+    close(b, y + 1)
+
+
+def test_storage_kept_as_another_dtype_is_reinterpreted():
+    def f(a):
+        return a + 1
+    x = torch.randn(4, 3)
+    out = pjrt(f)(x.to(DEV).view(torch.int32))
+    assert torch.equal(out.cpu(), x.view(torch.int32) + 1)
+
+
 def test_mixed_device_inputs_raise_naming_the_devices():
     def f(x, y):
         return x + y
