@@ -264,6 +264,22 @@ def nanmedian(self: torch.Tensor) -> torch.Tensor:
     return nanmedian_dim(self.reshape(-1), 0)[0]
 
 
+def histc(self: torch.Tensor, bins: int = 100, min=0, max=0) -> torch.Tensor:
+    """Equal-width bins over [min, max] (the data's range when min == max: one
+    synchronizing read); elements outside, and NaN, are not counted."""
+    lo, hi = float(min), float(max)
+    if lo == hi and self.numel():
+        lo, hi = float(self.min().item()), float(self.max().item())
+    if lo == hi:
+        lo, hi = lo - 1, hi + 1
+    x = self.reshape(-1)
+    inside = torch.logical_and(x >= lo, x <= hi)
+    pos = ((x - lo) / (hi - lo) * bins).to(torch.int64)
+    pos = torch.clamp(torch.where(inside, pos, torch.zeros_like(pos)), 0, bins - 1)
+    out = torch.zeros((bins,), dtype=self.dtype, device=self.device)
+    return out.scatter_add(0, pos, inside.to(self.dtype)) if x.numel() else out
+
+
 def efficientzerotensor(size, *, dtype=None, layout=None, device=None, pin_memory=None):
     """A plain zero tensor (autograd's placeholder for an all-zero gradient)."""
     return torch.zeros(size, dtype=dtype, device=device)
@@ -406,7 +422,7 @@ _DATA_DEPENDENT = {"nonzero": nonzero, "masked_select": masked_select,
                    "addbmm": addbmm, "softshrink_backward": _shrink_backward,
                    "hardshrink_backward": _shrink_backward, "searchsorted.Tensor": searchsorted,
                    **_CHEB_KERNELS, "nanmedian": nanmedian, "nanmedian.dim": nanmedian_dim,
-                   "_efficientzerotensor": efficientzerotensor,
+                   "_efficientzerotensor": efficientzerotensor, "histc": histc,
                    "special_legendre_polynomial_p": legendre_p,
                    "special_laguerre_polynomial_l": laguerre_l,
                    "special_hermite_polynomial_h": _hermite(
