@@ -280,6 +280,19 @@ def histc(self: torch.Tensor, bins: int = 100, min=0, max=0) -> torch.Tensor:
     return out.scatter_add(0, pos, inside.to(self.dtype)) if x.numel() else out
 
 
+def mode(self: torch.Tensor, dim: int = -1, keepdim: bool = False):
+    """The most frequent value along dim (the smallest among equally frequent
+    ones) and an index of it: a sort, then pairwise equality counts."""
+    if self.dim() == 0:
+        return self.clone(), torch.zeros((), dtype=torch.int64, device=self.device)
+    x = self.movedim(dim, -1)
+    vals, perm = torch.sort(x, dim=-1, stable=True)
+    counts = torch.eq(vals.unsqueeze(-1), vals.unsqueeze(-2)).sum(-1)
+    best = torch.argmax(counts, dim=-1, keepdim=True)  # first maximum: the smallest value
+    v, i = vals.gather(-1, best).movedim(-1, dim), perm.gather(-1, best).movedim(-1, dim)
+    return (v, i) if keepdim else (v.squeeze(dim), i.squeeze(dim))
+
+
 def efficientzerotensor(size, *, dtype=None, layout=None, device=None, pin_memory=None):
     """A plain zero tensor (autograd's placeholder for an all-zero gradient)."""
     return torch.zeros(size, dtype=dtype, device=device)
@@ -423,6 +436,7 @@ _DATA_DEPENDENT = {"nonzero": nonzero, "masked_select": masked_select,
                    "hardshrink_backward": _shrink_backward, "searchsorted.Tensor": searchsorted,
                    **_CHEB_KERNELS, "nanmedian": nanmedian, "nanmedian.dim": nanmedian_dim,
                    "_efficientzerotensor": efficientzerotensor, "histc": histc,
+                   "mode": mode,
                    "special_legendre_polynomial_p": legendre_p,
                    "special_laguerre_polynomial_l": laguerre_l,
                    "special_hermite_polynomial_h": _hermite(
