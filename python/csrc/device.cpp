@@ -100,6 +100,8 @@ struct PjrtAllocator final : at::Allocator {
   }
 };
 PjrtAllocator g_alloc;
+// torch.UntypedStorage(n, device="pjrt") (torch.load's map_location) asks c10 for it.
+REGISTER_ALLOCATOR(kDev, &g_alloc)
 
 tpj_eager_storage_t* storage_of(const at::Tensor& t) {
   return (tpj_eager_storage_t*)t.storage().data_ptr().get_context();

@@ -170,8 +170,26 @@ def _make_module(name: str) -> types.ModuleType:
     def manual_seed_all(seed: int) -> None:  # random ops draw from torch's CPU generator
         pass
 
+    class device:  # noqa: N801  (torch.cuda.device's name and role; torch.load uses it)
+        """Context manager that makes `device` the current device."""
+
+        def __init__(self, device):
+            if isinstance(device, (str, torch.device)):
+                device = torch.device(device).index
+            self.index = device
+            self.prev = None
+
+        def __enter__(self):
+            self.prev = ext.current_device()
+            if self.index is not None and self.index >= 0:
+                ext.set_device(self.index)
+
+        def __exit__(self, *exc):
+            ext.set_device(self.prev)
+            return False
+
     for fn in (device_count, is_available, synchronize, current_device, set_device,
-               manual_seed_all):
+               manual_seed_all, device):
         setattr(m, fn.__name__, fn)
     m.manual_seed = manual_seed_all
     m.is_initialized = lambda: True

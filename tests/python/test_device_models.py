@@ -172,6 +172,80 @@ def check_training(name, build, batches, loss_fn=None, steps=2, lr=1e-4, rtol=1e
     return got, want
 
 
+# ---------------------------------------------- a whole CUDA-style script --
+
+class _Classifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(64, 32)
+        layer = nn.TransformerEncoderLayer(32, 4, dim_feedforward=64, dropout=0.0,
+                                           batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(32, 3)
+
+    def forward(self, ids):
+        return self.head(self.encoder(self.emb(ids)).mean(1))
+
+
+def _cuda_style_main(device: str) -> dict:
+    """What a CUDA training script does, with `device` in place of "cuda"."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    data = torch.utils.data.TensorDataset(torch.randint(0, 64, (24, 9), generator=g),
+                                          torch.randint(0, 3, (24,), generator=g))
+    loader = torch.utils.data.DataLoader(data, batch_size=8, shuffle=True, pin_memory=True,
+                                         generator=torch.Generator().manual_seed(2))
+    model = _Classifier().to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=len(loader))
+    losses = []
+    model.train()
+    for ids, labels in loader:
+        ids = ids.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        loss = F.cross_entropy(model(ids), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    model.eval()
+    correct = 0
+    logits = []
+    with torch.no_grad():
+        for ids, labels in loader:
+            out = model(ids.to(device))
+            correct += (out.argmax(1) == labels.to(device)).sum().item()
+            logits.append(out.cpu())
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, buf)
+    buf.seek(0)
+    ckpt = torch.load(buf, map_location=device)
+    fresh = _Classifier().to(device)
+    fresh.load_state_dict(ckpt["model"])
+    fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=1e-3)
+    fresh_opt.load_state_dict(ckpt["opt"])
+    state = fresh_opt.state[next(iter(fresh.parameters()))]
+    assert state["exp_avg"].device.type == device
+    return {"losses": losses, "correct": correct, "logits": torch.cat(logits),
+            "params": {n: p.detach().cpu() for n, p in fresh.named_parameters()}}
+
+
+def test_cuda_style_script_only_device_changed():
+    want = _cuda_style_main("cpu")
+    before = torch_pjrt.metrics()["fallbacks"]
+    got = _cuda_style_main(DEV)
+    assert torch_pjrt.metrics()["fallbacks"] == before
+    assert got["losses"] == pytest.approx(want["losses"], rel=1e-4, abs=1e-5)
+    assert got["correct"] == want["correct"]
+    # Eval runs the fused encoder fast path on both devices.
+    torch.testing.assert_close(got["logits"], want["logits"], rtol=1e-4, atol=1e-5)
+    for n, p in want["params"].items():
+        torch.testing.assert_close(got["params"][n], p, rtol=1e-3, atol=1e-5 + 2e-3 * 3,
+                                   msg=lambda m: f"{n}: {m}")
+
+
 # ------------------------------------------------------- transformers --
 
 def _ids(vocab, batch=2, seq=12, gen_seed=0):
