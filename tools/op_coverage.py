@@ -110,6 +110,10 @@ def eager_section(eager: List[Dict[str, Any]], meta: Dict[str, Any]) -> List[str
              "on the CPU is a failure (cause `fallback`, the ATen op named). Data-dependent "
              "output shapes (nonzero, masked_select, boolean masks, unique...) are swept "
              "here: the eager device has no graph to keep static.",
+             "", "Recorded eager sweep runs (wall seconds): " + "; ".join(
+                 f"{r['ops']} ops, {'/'.join(r['dtypes'])}, up to {r['max_samples']} samples "
+                 f"per dtype, gradients {'on' if r['grad'] else 'off'}: {r['seconds']} s"
+                 for r in meta.get("runs", [])) + ".",
              "", f"- **float32: {f32_pass}/{len(f32)} samples pass ({_pct(f32_pass, len(f32))})**",
              f"- Samples run (all dtypes): {sum(r['status'] != 'unsupported' for r in eager)}, "
              f"passed {sum(r['status'] == 'passed' for r in eager)}",
