@@ -7,7 +7,10 @@
 
 #include "pjrt/pjrt_internal.h"
 
-/* Scratch arrays for one launch, freed together. */
+#define LAUNCH_INLINE 16
+
+/* Scratch arrays for one launch, freed together. A one-device launch of up to
+ * LAUNCH_INLINE arguments and outputs (every eager op) uses the inline ones. */
 typedef struct launch_s {
   PJRT_Buffer** args;          /* (num_devices, num_args) */
   PJRT_Buffer* const** arg_lists; /* (num_devices) rows of args */
@@ -16,9 +19,17 @@ typedef struct launch_s {
   PJRT_Event** events;         /* (num_devices) or NULL */
   int64_t* keep;               /* (num_keep) non-donatable argument indices */
   size_t num_keep;
+  bool small;                  /* the arrays below are used */
+  PJRT_Buffer* args_inline[LAUNCH_INLINE + 1];
+  PJRT_Buffer* const* arg_lists_inline[1];
+  PJRT_Buffer* outs_inline[LAUNCH_INLINE + 1];
+  PJRT_Buffer** out_lists_inline[1];
+  PJRT_Event* events_inline[1];
+  int64_t keep_inline[LAUNCH_INLINE + 1];
 } launch_t;
 
 static void launch_free(launch_t* l) {
+  if (l->small) return;
   free(l->args);
   free(l->arg_lists);
   free(l->outs);
@@ -27,15 +38,29 @@ static void launch_free(launch_t* l) {
   free(l->keep);
 }
 
-static tpj_status_t launch_init(launch_t* l, const tpj_executable_t* e,
-                                const tpj_execute_args_t* x) {
-  size_t nd = x->num_devices, na = x->num_args, no = e->num_outputs;
+static void launch_alloc(launch_t* l, size_t nd, size_t na, size_t no, bool events) {
+  l->small = nd == 1 && na <= LAUNCH_INLINE && no <= LAUNCH_INLINE;
+  if (l->small) {
+    l->args = l->args_inline;
+    l->arg_lists = l->arg_lists_inline;
+    l->outs = l->outs_inline;
+    l->out_lists = l->out_lists_inline;
+    l->events = events ? l->events_inline : NULL;
+    l->keep = l->keep_inline;
+    return;
+  }
   l->args = (PJRT_Buffer**)calloc(nd * na + 1, sizeof(PJRT_Buffer*));
   l->arg_lists = (PJRT_Buffer* const**)calloc(nd, sizeof(*l->arg_lists));
   l->outs = (PJRT_Buffer**)calloc(nd * no + 1, sizeof(PJRT_Buffer*));
   l->out_lists = (PJRT_Buffer***)calloc(nd, sizeof(*l->out_lists));
-  l->events = x->out_events ? (PJRT_Event**)calloc(nd, sizeof(PJRT_Event*)) : NULL;
+  l->events = events ? (PJRT_Event**)calloc(nd, sizeof(PJRT_Event*)) : NULL;
   l->keep = (int64_t*)calloc(na + 1, sizeof(int64_t));
+}
+
+static tpj_status_t launch_init(launch_t* l, const tpj_executable_t* e,
+                                const tpj_execute_args_t* x) {
+  size_t nd = x->num_devices, na = x->num_args, no = e->num_outputs;
+  launch_alloc(l, nd, na, no, x->out_events != NULL);
   if (!l->args || !l->arg_lists || !l->outs || !l->out_lists || !l->keep ||
       (x->out_events && !l->events)) {
     return TPJ_STATUS(RESOURCE_EXHAUSTED, "execute: out of memory");

@@ -1,6 +1,7 @@
 /* eager_cache.c: the eager op signature cache. Per-op dispatch must not build
  * StableHLO text when the same op signature ran before, so programs are found
- * by a byte signature of the call (hash + full compare) before anything else. */
+ * by a byte signature of the call (hash + full compare) before anything else;
+ * the signature is built without heap allocation on that path. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,52 @@ typedef struct entry_s {
 #define NUM_BUCKETS 4096
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static entry_t* g_buckets[NUM_BUCKETS];
+
+void tpj_eager_sig_init(tpj_eager_sig_t* sb) {
+  sb->data = sb->inline_buf;
+  sb->len = 0;
+  sb->cap = sizeof(sb->inline_buf);
+  sb->oom = false;
+}
+
+void tpj_eager_sig_deinit(tpj_eager_sig_t* sb) {
+  if (sb->data != sb->inline_buf) free(sb->data);
+  sb->data = sb->inline_buf;
+  sb->len = 0;
+  sb->cap = sizeof(sb->inline_buf);
+}
+
+void tpj_eager_sig_put(tpj_eager_sig_t* sb, const void* bytes, size_t n) {
+  if (sb->oom || n == 0) return;
+  if (sb->len + n > sb->cap) {
+    size_t cap = 2 * (sb->len + n);
+    char* grown = malloc(cap);
+    if (!grown) {
+      sb->oom = true;
+      return;
+    }
+    memcpy(grown, sb->data, sb->len);
+    if (sb->data != sb->inline_buf) free(sb->data);
+    sb->data = grown;
+    sb->cap = cap;
+  }
+  memcpy(sb->data + sb->len, bytes, n);
+  sb->len += n;
+}
+
+uint64_t tpj_eager_sig_hash(const tpj_eager_sig_t* sb) {
+  uint64_t h = 0x9e3779b97f4a7c15ull ^ sb->len, w;
+  size_t i = 0;
+  for (; i + 8 <= sb->len; i += 8) {
+    memcpy(&w, sb->data + i, 8);
+    h = (h ^ w) * 0xff51afd7ed558ccdull;
+    h ^= h >> 32;
+  }
+  w = 0;
+  memcpy(&w, sb->data + i, sb->len - i);
+  h = (h ^ w) * 0xc4ceb9fe1a85ec53ull;
+  return h ^ (h >> 29);
+}
 
 tpj_cached_executable_t* tpj_eager_cache_find(const char* blob, size_t len, uint64_t hash) {
   pthread_mutex_lock(&g_lock);

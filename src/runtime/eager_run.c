@@ -10,6 +10,8 @@
 #include "tpj/emit.h"
 #include "tpj/runtime.h"
 
+#define PROG_INLINE 16
+
 typedef struct prog_s {
   const tpj_eager_op_t* op;        /* target NULL: identity of value 0 */
   const tpj_eager_tensor_t* dst;   /* NULL, or the view result 0 is written into */
@@ -20,6 +22,10 @@ typedef struct prog_s {
   tpj_dtype_t dst_flat_dtype;
   bool* lifted;                    /* (num_args) scalar argument is a runtime input */
   size_t num_scalars;              /* host scalars + lifted arguments */
+  /* Small calls (almost all) use these instead of heap arrays. */
+  tpj_eager_storage_t* storages_inline[PROG_INLINE];
+  size_t slot_inline[PROG_INLINE];
+  bool lifted_inline[PROG_INLINE];
 } prog_t;
 
 static size_t slot_of(prog_t* p, tpj_eager_storage_t* s) {
@@ -36,9 +42,10 @@ static tpj_status_t prog_init(prog_t* p, const tpj_eager_op_t* op, const tpj_eag
   p->dst = dst;
   p->dst_slot = -1;
   size_t n = op->num_inputs + 1;
-  p->storages = calloc(n, sizeof(*p->storages));
-  p->slot = calloc(n, sizeof(*p->slot));
-  p->lifted = calloc(op->num_args + 1, sizeof(*p->lifted));
+  bool small = n <= PROG_INLINE && op->num_args + 1 <= PROG_INLINE;
+  p->storages = small ? p->storages_inline : calloc(n, sizeof(*p->storages));
+  p->slot = small ? p->slot_inline : calloc(n, sizeof(*p->slot));
+  p->lifted = small ? p->lifted_inline : calloc(op->num_args + 1, sizeof(*p->lifted));
   if (!p->storages || !p->slot || !p->lifted) return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op: out of memory");
   for (size_t i = 0; i < op->num_inputs; ++i) {
     const tpj_eager_tensor_t* v = &op->inputs[i];
@@ -87,24 +94,24 @@ static size_t prog_num_lifted(const prog_t* p) {
 }
 
 static void prog_deinit(prog_t* p) {
-  free(p->storages);
-  free(p->slot);
-  free(p->lifted);
+  if (p->storages != p->storages_inline) free(p->storages);
+  if (p->slot != p->slot_inline) free(p->slot);
+  if (p->lifted != p->lifted_inline) free(p->lifted);
 }
 
 /* ------------------------------------------------------------- signature -- */
 
-#define PUT(sb, x) tpj_strbuf_append((sb), (const char*)&(x), sizeof(x))
+#define PUT(sb, x) tpj_eager_sig_put((sb), &(x), sizeof(x))
 
-static void sig_view(tpj_strbuf_t* sb, const tpj_eager_tensor_t* v) {
+static void sig_view(tpj_eager_sig_t* sb, const tpj_eager_tensor_t* v) {
   PUT(sb, v->dtype);
   PUT(sb, v->rank);
-  tpj_strbuf_append(sb, (const char*)v->sizes, sizeof(int64_t) * (size_t)v->rank);
-  tpj_strbuf_append(sb, (const char*)v->strides, sizeof(int64_t) * (size_t)v->rank);
+  tpj_eager_sig_put(sb, v->sizes, sizeof(int64_t) * (size_t)v->rank);
+  tpj_eager_sig_put(sb, v->strides, sizeof(int64_t) * (size_t)v->rank);
   PUT(sb, v->offset);
 }
 
-static void sig_arg(tpj_strbuf_t* sb, const tpj_arg_t* a, bool lifted) {
+static void sig_arg(tpj_eager_sig_t* sb, const tpj_arg_t* a, bool lifted) {
   PUT(sb, a->kind);
   PUT(sb, lifted);
   if (lifted) return; /* a runtime input: its kind is the key, not its value */
@@ -114,22 +121,26 @@ static void sig_arg(tpj_strbuf_t* sb, const tpj_arg_t* a, bool lifted) {
     case TPJ_ARG_KIND_INT: case TPJ_ARG_KIND_BOOL: case TPJ_ARG_KIND_DTYPE: PUT(sb, a->i); break;
     case TPJ_ARG_KIND_FLOAT: PUT(sb, a->f); break;
     case TPJ_ARG_KIND_INT_LIST: case TPJ_ARG_KIND_BOOL_LIST:
-      tpj_strbuf_append(sb, (const char*)a->ints, a->count * sizeof(int64_t));
+      tpj_eager_sig_put(sb, a->ints, a->count * sizeof(int64_t));
       break;
     case TPJ_ARG_KIND_FLOAT_LIST:
-      tpj_strbuf_append(sb, (const char*)a->floats, a->count * sizeof(double));
+      tpj_eager_sig_put(sb, a->floats, a->count * sizeof(double));
       break;
     case TPJ_ARG_KIND_TENSOR_LIST:
-      tpj_strbuf_append(sb, (const char*)a->tensors, a->count * sizeof(tpj_value_t));
+      tpj_eager_sig_put(sb, a->tensors, a->count * sizeof(tpj_value_t));
       break;
-    case TPJ_ARG_KIND_STRING: tpj_strbuf_puts(sb, a->str ? a->str : ""); PUT(sb, a->kind); break;
+    case TPJ_ARG_KIND_STRING:
+      tpj_eager_sig_put(sb, a->str ? a->str : "", a->str ? strlen(a->str) : 0);
+      PUT(sb, a->kind);
+      break;
     default: break;
   }
 }
 
-static void sig_build(const prog_t* p, tpj_strbuf_t* sb) {
+static void sig_build(const prog_t* p, tpj_eager_sig_t* sb) {
   const tpj_eager_op_t* op = p->op;
-  tpj_strbuf_puts(sb, op->target ? op->target : "=");
+  const char* target = op->target ? op->target : "=";
+  tpj_eager_sig_put(sb, target, strlen(target) + 1);
   PUT(sb, op->num_args);
   for (size_t i = 0; i < op->num_args; ++i) sig_arg(sb, &op->args[i], p->lifted[i]);
   for (size_t i = 0; i < p->num_storages; ++i) {
@@ -149,14 +160,14 @@ static void sig_build(const prog_t* p, tpj_strbuf_t* sb) {
     size_t r = tpj_buffer_rank(op->extra_inputs[i]);
     PUT(sb, dt);
     PUT(sb, r);
-    tpj_strbuf_append(sb, (const char*)tpj_buffer_dims(op->extra_inputs[i]), r * sizeof(int64_t));
+    tpj_eager_sig_put(sb, tpj_buffer_dims(op->extra_inputs[i]), r * sizeof(int64_t));
   }
   PUT(sb, op->num_outs);
   for (size_t i = 0; i < op->num_outs; ++i) {
     const tpj_type_t* t = &op->out_types[i];
     PUT(sb, t->dtype);
     PUT(sb, t->rank);
-    tpj_strbuf_append(sb, (const char*)t->dims, sizeof(int64_t) * (size_t)t->rank);
+    tpj_eager_sig_put(sb, t->dims, sizeof(int64_t) * (size_t)t->rank);
   }
   PUT(sb, p->dst_slot);
   if (p->dst) {
@@ -310,25 +321,24 @@ static tpj_status_t build_text(const prog_t* p, char** out_text, size_t* out_len
 /* --------------------------------------------------------------- execute -- */
 
 static tpj_status_t prog_lookup_or_build(const prog_t* p, tpj_cached_executable_t** out_exe) {
-  tpj_strbuf_t sb;
-  tpj_strbuf_init(&sb);
+  tpj_eager_sig_t sb;
+  tpj_eager_sig_init(&sb);
   sig_build(p, &sb);
-  tpj_status_t st = tpj_strbuf_status(&sb);
-  if (st) {
-    tpj_strbuf_deinit(&sb);
-    return st;
+  if (sb.oom) {
+    tpj_eager_sig_deinit(&sb);
+    return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op: out of memory (signature)");
   }
-  uint64_t h = tpj_hash_bytes(sb.data, sb.len, TPJ_HASH_SEED);
+  uint64_t h = tpj_eager_sig_hash(&sb);
   *out_exe = tpj_eager_cache_find(sb.data, sb.len, h);
   if (*out_exe) {
     tpj_eager_stats_count(1);
-    tpj_strbuf_deinit(&sb);
+    tpj_eager_sig_deinit(&sb);
     return NULL;
   }
   tpj_eager_stats_count(2);
   char* text = NULL;
   size_t len = 0;
-  st = build_text(p, &text, &len);
+  tpj_status_t st = build_text(p, &text, &len);
   /* Portable: one executable serves every device (tpj_execute_args_t.device). */
   tpj_compile_options_t portable = {.num_replicas = 1, .num_partitions = 1, .portable = true};
   if (!st) {
@@ -336,7 +346,7 @@ static tpj_status_t prog_lookup_or_build(const prog_t* p, tpj_cached_executable_
   }
   if (!st) tpj_eager_cache_put(sb.data, sb.len, h, *out_exe);
   free(text);
-  tpj_strbuf_deinit(&sb);
+  tpj_eager_sig_deinit(&sb);
   return st;
 }
 
@@ -395,11 +405,17 @@ static tpj_status_t prog_execute(const prog_t* p, tpj_executable_t* exe, size_t 
   const tpj_eager_op_t* op = p->op;
   size_t run_on = tpj_executable_is_portable(exe) ? device : 0;
   size_t nb = p->num_storages + op->num_extra, n = nb + p->num_scalars;
-  tpj_buffer_t** args = calloc(2 * n + 1, sizeof(*args));
-  tpj_eager_scalar_t** scalars = calloc(p->num_scalars + 1, sizeof(*scalars));
+  tpj_buffer_t* args_inline[2 * PROG_INLINE + 1] = {0};
+  tpj_eager_scalar_t* scalars_inline[PROG_INLINE + 1] = {0};
+  bool small = 2 * n + 1 <= 2 * PROG_INLINE + 1 && p->num_scalars <= PROG_INLINE;
+  tpj_buffer_t** args = small ? args_inline : calloc(2 * n + 1, sizeof(*args));
+  tpj_eager_scalar_t** scalars =
+      small ? scalars_inline : calloc(p->num_scalars + 1, sizeof(*scalars));
   if (!args || !scalars) {
-    free(args);
-    free(scalars);
+    if (!small) {
+      free(args);
+      free(scalars);
+    }
     return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op: out of memory");
   }
   tpj_buffer_t** moved = args + n;
@@ -431,8 +447,10 @@ static tpj_status_t prog_execute(const prog_t* p, tpj_executable_t* exe, size_t 
   }
   for (size_t i = 0; i < n; ++i) tpj_buffer_destroy(moved[i]);
   for (size_t i = 0; i < p->num_scalars; ++i) tpj_eager_scalar_release(scalars[i]);
-  free(scalars);
-  free(args);
+  if (!small) {
+    free(scalars);
+    free(args);
+  }
   return st;
 }
 
