@@ -293,6 +293,28 @@ def mode(self: torch.Tensor, dim: int = -1, keepdim: bool = False):
     return (v, i) if keepdim else (v.squeeze(dim), i.squeeze(dim))
 
 
+def as_strided_scatter(self: torch.Tensor, src: torch.Tensor, size, stride,
+                       storage_offset=None) -> torch.Tensor:
+    out = self.clone()
+    out.as_strided(size, stride, storage_offset).copy_(src)
+    return out
+
+
+def frexp(self: torch.Tensor):
+    """x = mantissa * 2**exponent, 0.5 <= |mantissa| < 1: log2 for the exponent,
+    then one correction step for values next to a power of two."""
+    a = self.abs()
+    finite = torch.isfinite(self) & (a > 0)
+    one = torch.ones_like(a)
+    e = torch.floor(torch.log2(torch.where(finite, a, one))) + 1
+    m = self / torch.pow(2.0, e)
+    big, small = m.abs() >= 1, (m.abs() < 0.5) & finite
+    m = torch.where(big, m / 2, torch.where(small, m * 2, m))
+    e = torch.where(big, e + 1, torch.where(small, e - 1, e))
+    e = torch.where(finite, e, torch.zeros_like(e))
+    return torch.where(finite, m, self), e.to(torch.int32)
+
+
 def efficientzerotensor(size, *, dtype=None, layout=None, device=None, pin_memory=None):
     """A plain zero tensor (autograd's placeholder for an all-zero gradient)."""
     return torch.zeros(size, dtype=dtype, device=device)
@@ -436,7 +458,8 @@ _DATA_DEPENDENT = {"nonzero": nonzero, "masked_select": masked_select,
                    "hardshrink_backward": _shrink_backward, "searchsorted.Tensor": searchsorted,
                    **_CHEB_KERNELS, "nanmedian": nanmedian, "nanmedian.dim": nanmedian_dim,
                    "_efficientzerotensor": efficientzerotensor, "histc": histc,
-                   "mode": mode,
+                   "mode": mode, "as_strided_scatter": as_strided_scatter,
+                   "frexp.Tensor": frexp,
                    "special_legendre_polynomial_p": legendre_p,
                    "special_laguerre_polynomial_l": laguerre_l,
                    "special_hermite_polynomial_h": _hermite(
