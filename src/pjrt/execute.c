@@ -71,7 +71,7 @@ static tpj_status_t launch_init(launch_t* l, const tpj_executable_t* e,
       TPJ_CHECK_ARG(b, "execute: argument %zu on device %zu is NULL", i, d);
       TPJ_CHECK_ARG(b->client == e->client,
                     "execute: argument %zu on device %zu belongs to another client", i, d);
-      TPJ_CHECK_ARG(x->device == 0 || b->device_index == x->device,
+      TPJ_CHECK_ARG(!(e->portable || x->device != 0) || b->device_index == x->device,
                     "execute: argument %zu is on device %zu (expected the execute device %zu)",
                     i, b->device_index, x->device);
       l->args[d * na + i] = b->buffer;

@@ -171,6 +171,38 @@ TPJ_TEST(events_that_report_errors) {
   tpj_client_destroy(c);
 }
 
+/* A portable program runs on the device named in the args (PJRT's
+ * execute_device); a failing launch there leaves nothing behind. */
+TPJ_TEST(portable_runs_on_chosen_device) {
+  tpj_client_t* c = NULL;
+  TPJ_EXPECT_OK(fake_client(2, &c));
+  tpj_compile_options_t opts = {.num_replicas = 1, .num_partitions = 1, .portable = true};
+  tpj_executable_t* e = NULL;
+  TPJ_EXPECT_OK(tpj_executable_compile(c, "fake.outputs=1", 14, &opts, &e));
+  TPJ_EXPECT(tpj_executable_is_portable(e) && tpj_executable_num_devices(e) == 1);
+  tpj_buffer_t* arg = NULL;
+  TPJ_EXPECT_OK(vec4(c, 10, 1, &arg));
+  tpj_buffer_t* out = NULL;
+  tpj_event_t* ev = NULL;
+  tpj_execute_args_t x = {&arg, 1, 1, NULL, &out, &ev, 1};
+  TPJ_EXPECT_OK(tpj_executable_execute(e, &x));
+  float y[4];
+  TPJ_EXPECT_OK(tpj_buffer_to_host(out, y, sizeof(y)));
+  TPJ_EXPECT(y[0] == 11 && y[3] == 14 && tpj_buffer_device_index(out) == 1);
+  tpj_event_destroy(ev);
+  tpj_buffer_destroy(out);
+  setenv("TPJ_FAKE_MODE", "execute_fail", 1);
+  TPJ_EXPECT_ERROR(tpj_executable_execute(e, &x), INTERNAL, "fake: execution failed");
+  unsetenv("TPJ_FAKE_MODE");
+  TPJ_EXPECT(out == NULL && ev == NULL);
+  x.device = 0; /* the argument is on device 1 */
+  TPJ_EXPECT_ERROR(tpj_executable_execute(e, &x), INVALID_ARGUMENT,
+                   "argument 0 is on device 1 (expected the execute device 0)");
+  tpj_buffer_destroy(arg);
+  tpj_executable_destroy(e);
+  tpj_client_destroy(c);
+}
+
 TPJ_TEST(resolve_specs) {
   char* path = NULL;
   const char* dirs[1] = {"/nonexistent"};

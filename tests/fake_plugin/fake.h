@@ -38,6 +38,7 @@ struct PJRT_LoadedExecutable {
   size_t num_outputs;
   size_t num_devices;               /* = num_replicas */
   int* output_types;                /* (num_outputs), all F32 */
+  int portable;                     /* no device assignment: runs on execute_device */
 };
 struct PJRT_Executable { PJRT_LoadedExecutable* loaded; };
 

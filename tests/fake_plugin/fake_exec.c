@@ -126,6 +126,12 @@ static int parse_replicas(const uint8_t* p, size_t n) {
   return -1;
 }
 
+/* compile_portable_executable (field 4 = 1) after field 3. */
+static int parse_portable(const uint8_t* p, size_t n) {
+  size_t at = n >= 2 ? (size_t)p[1] + 2 : n;
+  return at + 1 < n && p[at] == 0x20 && p[at + 1] == 1;
+}
+
 PJRT_Error* fake_compile(void* args) {
   PJRT_Client_Compile_Args* a = (PJRT_Client_Compile_Args*)args;
   FAKE_CHECK_SIZE(PJRT_Client_Compile_Args, a);
@@ -150,6 +156,7 @@ PJRT_Error* fake_compile(void* args) {
   e->num_outputs = outs;
   e->num_devices = (size_t)replicas;
   e->output_types = types;
+  e->portable = parse_portable((const uint8_t*)a->compile_options, a->compile_options_size);
   a->executable = e;
   return NULL;
 }
@@ -187,7 +194,7 @@ PJRT_Error* fake_loaded_devices(void* args) {
   PJRT_LoadedExecutable_AddressableDevices_Args* a =
       (PJRT_LoadedExecutable_AddressableDevices_Args*)args;
   a->addressable_devices = a->executable->client->device_ptrs;
-  a->num_addressable_devices = a->executable->num_devices;
+  a->num_addressable_devices = a->executable->portable ? 0 : a->executable->num_devices;
   return NULL;
 }
 
@@ -197,12 +204,14 @@ static PJRT_Error* check_args(const PJRT_LoadedExecutable_Execute_Args* a) {
   const PJRT_LoadedExecutable* e = a->executable;
   if (a->num_devices != e->num_devices)
     return fake_error(3, "fake: expected %zu devices, got %zu", e->num_devices, a->num_devices);
+  if (e->portable != (a->execute_device != NULL))
+    return fake_error(3, "fake: execute_device must be set exactly for portable executables");
   for (size_t d = 0; d < a->num_devices; ++d) {
     for (size_t i = 0; i < a->num_args; ++i) {
       const PJRT_Buffer* b = a->argument_lists[d][i];
       if (b->deleted) return fake_error(9, "fake: argument %zu was deleted", i);
       if (b->type != F32) return fake_error(3, "fake: argument %zu is not f32", i);
-      if (b->device != e->client->device_ptrs[d])
+      if (b->device != (e->portable ? a->execute_device : e->client->device_ptrs[d]))
         return fake_error(3, "fake: argument %zu is on the wrong device", i);
     }
   }
@@ -212,7 +221,8 @@ static PJRT_Error* check_args(const PJRT_LoadedExecutable_Execute_Args* a) {
 /* Output j of device d = argument (j % num_args) + (j + 1); scalar 42 without args. */
 static PJRT_Buffer* run_one(const PJRT_LoadedExecutable_Execute_Args* a, size_t d, size_t j) {
   if (a->num_args == 0) {
-    PJRT_Buffer* b = buffer_new(F32, NULL, 0, a->executable->client->device_ptrs[d]);
+    PJRT_Device* dev = a->execute_device ? a->execute_device : a->executable->client->device_ptrs[d];
+    PJRT_Buffer* b = buffer_new(F32, NULL, 0, dev);
     if (b) *(float*)b->data = 42.0f;
     return b;
   }
