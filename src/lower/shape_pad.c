@@ -34,7 +34,8 @@ static tpj_status_t tpj_pad_move(tpj_graph_t* g, tpj_value_t v, int64_t d, bool 
 }
 
 /* Padding list (2 * k ints, last dim first) checked against x's rank and
- * sizes: reflect needs pad < size, replicate needs size > 0. */
+ * sizes: reflect needs 0 <= pad < size; replicate needs size > 0 and a
+ * non-empty result (a negative pad crops). */
 static tpj_status_t tpj_pad_args(const tpj_lower_call_t* call, size_t pi, size_t k,
                                  const tpj_type_t* xt, bool reflect, const int64_t** out_pad) {
   size_t n;
@@ -45,10 +46,11 @@ static tpj_status_t tpj_pad_args(const tpj_lower_call_t* call, size_t pi, size_t
                       (int)xt->rank);
   for (size_t j = 0; j < 2 * k; ++j) {
     int64_t size = xt->dims[xt->rank - 1 - (int64_t)(j / 2)], p = (*out_pad)[j];
-    if (reflect ? (p < 0 || p >= size) : (p < 0 || size == 0))
+    int64_t n_out = size + (*out_pad)[j & ~(size_t)1] + (*out_pad)[j | 1];
+    if (reflect ? (p < 0 || p >= size) : (size == 0 || n_out <= 0))
       return TPJ_LOWER_UNSUPPORTED(call, "padding %lld for a dim of size %lld (reflect "
-                                   "needs 0 <= pad < size, replicate a non-empty dim)",
-                                   (long long)p, (long long)size);
+                                   "needs 0 <= pad < size, replicate a non-empty dim and "
+                                   "result)", (long long)p, (long long)size);
   }
   return NULL;
 }

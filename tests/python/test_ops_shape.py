@@ -505,3 +505,14 @@ def test_index_reduce_rank0(reduce):
     for include_self in (True, False):
         check(aten.index_reduce.default, x, 0, torch.tensor([0]), src, reduce,
               include_self=include_self)
+
+
+@pytest.mark.parametrize("k,shape,pad", [(1, (2, 3, 7), [-2, 3]), (2, (2, 3, 5, 6), [-1, 2, 3, -2]),
+                                         (3, (1, 2, 4, 5, 6), [1, -2, 0, 3, -2, -1])])
+def test_replication_pad_negative_crops(k, shape, pad):
+    # A negative replicate pad crops (nn.functional.pad(mode="replicate")).
+    x = torch.randn(shape)
+    fwd = getattr(aten, f"replication_pad{k}d").default
+    bwd = getattr(aten, f"replication_pad{k}d_backward").default
+    check(fwd, x, pad)
+    check(bwd, torch.randn(fwd(x, pad).shape), x, pad)
