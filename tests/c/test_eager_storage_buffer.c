@@ -76,6 +76,22 @@ TPJ_TEST(lazy_storage_gets_zeros_on_the_device) {
   TPJ_EXPECT_ERROR(tpj_eager_storage_buffer(s, TPJ_DTYPE_INVALID, &again), INVALID_ARGUMENT,
                    "bad dtype");
   tpj_eager_storage_destroy(s);
+  /* empty and boolean storages, read through a view (eager ops do the same) */
+  tpj_eager_storage_t* e = NULL;
+  TPJ_EXPECT_OK(tpj_eager_storage_create(0, 0, &e));
+  TPJ_EXPECT_OK(tpj_eager_storage_buffer(e, TPJ_DTYPE_F32, &b));
+  TPJ_EXPECT(b != NULL && tpj_buffer_dims(b)[0] == 0);
+  tpj_eager_storage_destroy(e);
+  TPJ_EXPECT_OK(tpj_eager_storage_create(3, 0, &e));
+  tpj_eager_tensor_t pv = flat_view(e, TPJ_DTYPE_PRED, 3);
+  tpj_buffer_t* flat = NULL;
+  TPJ_EXPECT_OK(tpj_eager_materialize(&pv, &flat));
+  TPJ_EXPECT(bytes_h2d() == h2d);
+  uint8_t bits[3] = {1, 1, 1};
+  TPJ_EXPECT_OK(tpj_buffer_to_host(flat, bits, sizeof(bits)));
+  TPJ_EXPECT(bits[0] == 0 && bits[1] == 0 && bits[2] == 0);
+  tpj_buffer_destroy(flat);
+  tpj_eager_storage_destroy(e);
 }
 
 TPJ_TEST(set_buffer_installs_and_every_view_sees_it) {

@@ -38,14 +38,13 @@ def close(a, b, rtol=1e-4, atol=1e-5):
     torch.testing.assert_close(a.detach().cpu(), b.detach().cpu(), rtol=rtol, atol=atol)
 
 
-def train(model, x, y, steps, loss_fn, opt_fn=None, seed=None):
-    """Runs `steps` SGD steps; returns the losses. With `seed` (a pjrt
-    ones()), backward() starts from it instead of a fresh ones tensor."""
+def train(model, x, y, steps, loss_fn, opt_fn=None):
+    """Runs `steps` SGD steps; returns the losses."""
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     losses = []
     for _ in range(steps):
         loss = loss_fn(model(x), y)
-        loss.backward(seed)
+        loss.backward()
         if opt_fn is None:
             opt.step()
         else:
@@ -82,12 +81,11 @@ def test_mlp_training_moves_no_data_and_matches_cpu():
     dev = copy.deepcopy(cpu).to(DEV)
     x, y = torch.randn(8, 16), torch.randint(0, 5, (8,))
     xd, yd = x.to(DEV), y.to(DEV)
-    seed = torch.ones((), device=DEV)
     loss_fn = nn.functional.cross_entropy
     want = train(cpu, x, y, 3, loss_fn)
     compiled = pjrt(dev)
     torch_pjrt.metrics_reset()
-    got = train(compiled, xd, yd, 3, loss_fn, seed=seed)
+    got = train(compiled, xd, yd, 3, loss_fn)
     assert transfers() == (0, 0)
     for g, w in zip(got, want):
         assert g.device == xd.device
@@ -101,11 +99,10 @@ def test_cnn_batchnorm_running_stats_written_back_on_device():
     dev = copy.deepcopy(cpu).to(DEV).train()
     x, y = torch.randn(4, 3, 8, 8), torch.randint(0, 5, (4,))
     xd, yd = x.to(DEV), y.to(DEV)
-    seed = torch.ones((), device=DEV)
     mean_view = dev.bn1.running_mean[1:3]  # another view of the mutated storage
     want = train(cpu, x, y, 2, nn.functional.cross_entropy)
     torch_pjrt.metrics_reset()
-    got = train(pjrt(dev), xd, yd, 2, nn.functional.cross_entropy, seed=seed)
+    got = train(pjrt(dev), xd, yd, 2, nn.functional.cross_entropy)
     assert transfers() == (0, 0)
     for g, w in zip(got, want):
         close(g, w)
@@ -134,25 +131,25 @@ def test_gpt_training_step_on_device():
     dev = copy.deepcopy(cpu).to(DEV)
     idx, tgt = models.char_batch(2, cfg)
     idxd, tgtd = idx.to(DEV), tgt.to(DEV)
-    seed = torch.ones((), device=DEV)
 
-    def steps(model, fn, i, t, s=None):
+    def steps(model, fn, i, t):
         opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
         losses = []
         for k in range(2):
-            if k == 1:  # after AdamW's first step made its (eager) state
+            if k == 0:  # AdamW's state (eager zeros_like) is made on the device too
                 torch_pjrt.metrics_reset()
             loss = fn(i, t)
-            loss.backward(s)
+            loss.backward()
             opt.step()
             opt.zero_grad()
             losses.append(loss.detach())
         return losses
 
-    # Only the loss leaves the compiled region: a logits output would get a
-    # zeros() gradient from autograd, made by the eager device.
+    # logits get a zeros() gradient from autograd (made on the device) and
+    # backward() starts from a ones() made on the device: no transfers either.
+    compiled = pjrt(dev)
     want = steps(cpu, lambda i, t: cpu(i, t)[1], idx, tgt)
-    got = steps(dev, pjrt(lambda i, t: dev(i, t)[1]), idxd, tgtd, seed)
+    got = steps(dev, lambda i, t: compiled(i, t)[1], idxd, tgtd)
     assert transfers() == (0, 0)
     for g, w in zip(got, want):
         close(g, w)
@@ -255,10 +252,9 @@ def test_results_stay_on_the_second_device_subprocess(subprocess_env):
         dev = copy.deepcopy(cpu).to("pjrt:1")
         x = torch.randn(5, 6)
         xd = x.to("pjrt:1")
-        seed = torch.ones((), device="pjrt:1")
         torch_pjrt.metrics_reset()
         out = torch.compile(dev, backend="pjrt")(xd)
-        out.sum().backward(seed)
+        out.sum().backward()
         m = torch_pjrt.metrics()
         assert (m["bytes_h2d"], m["bytes_d2h"]) == (0, 0), m
         assert out.device == torch.device("pjrt:1"), out.device
