@@ -7,6 +7,9 @@ set_device. Every ATen op on pjrt tensors runs through the C lowering table as
 a one-op StableHLO program, compiled once per signature and cached in C; ops
 without a lowering run on CPU (one warning per op, counted in
 torch_pjrt.metrics()["fallbacks"]; torch_pjrt.config.fallback = "error" raises).
+The fused kernels PyTorch calls on accelerators (LSTM/GRU cells, the
+TransformerEncoderLayer eval fast path) run as device ops (below);
+torch.autocast("pjrt", dtype=torch.bfloat16) applies PyTorch's CUDA op lists.
 """
 from __future__ import annotations
 
