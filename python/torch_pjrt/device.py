@@ -9,7 +9,8 @@ without a lowering run on CPU (one warning per op, counted in
 torch_pjrt.metrics()["fallbacks"]; torch_pjrt.config.fallback = "error" raises).
 The fused kernels PyTorch calls on accelerators (LSTM/GRU cells, the
 TransformerEncoderLayer eval fast path) run as device ops (below);
-torch.autocast("pjrt", dtype=torch.bfloat16) applies PyTorch's CUDA op lists.
+torch.autocast("pjrt", dtype=...) applies PyTorch's CUDA op lists, and
+torch.amp.GradScaler("pjrt") runs its unscale / scale update on the device.
 """
 from __future__ import annotations
 
@@ -139,6 +140,32 @@ def _encoder_layer(src, embed_dim, num_heads, qkv_weight, qkv_bias, proj_weight,
     return x
 
 
+def _amp_unscale(grads, found_inf, inv_scale):
+    """GradScaler's unscale: grads *= inv_scale; found_inf = 1 if any is not
+    finite. Device ops only: nothing is read back to the host."""
+    inv = inv_scale.reshape(())
+    for g in grads:
+        bad = torch.logical_not(torch.isfinite(g)).any().to(found_inf.dtype)
+        found_inf.copy_(torch.maximum(found_inf, bad))
+        g.mul_(inv)
+
+
+def _amp_update_scale(scale, growth_tracker, found_inf, growth_factor, backoff_factor,
+                      growth_interval):
+    """GradScaler's scale update: back off after an overflow, grow after
+    growth_interval clean steps (when the grown scale is finite)."""
+    found = found_inf > 0
+    succ = growth_tracker + 1
+    grown = scale * growth_factor
+    grow = torch.logical_and(torch.logical_not(found), succ >= growth_interval)
+    new_scale = torch.where(found, scale * backoff_factor,
+                            torch.where(torch.logical_and(grow, torch.isfinite(grown)), grown,
+                                        scale))
+    growth_tracker.copy_(torch.where(torch.logical_or(found, grow),
+                                     torch.zeros_like(succ), succ))
+    return scale.copy_(new_scale)
+
+
 def _register_fused_kernels() -> None:
     global _fused_lib
     if _fused_lib is not None:
@@ -147,6 +174,8 @@ def _register_fused_kernels() -> None:
     _fused_lib.impl("_thnn_fused_lstm_cell", _lstm_cell, "AutogradPrivateUse1")
     _fused_lib.impl("_thnn_fused_gru_cell", _gru_cell, "AutogradPrivateUse1")
     _fused_lib.impl("_transformer_encoder_layer_fwd", _encoder_layer, "PrivateUse1")
+    _fused_lib.impl("_amp_foreach_non_finite_check_and_unscale_", _amp_unscale, "PrivateUse1")
+    _fused_lib.impl("_amp_update_scale_", _amp_update_scale, "PrivateUse1")
 
 
 def _make_module(name: str) -> types.ModuleType:

@@ -690,6 +690,36 @@ def test_autocast_bf16_training_step():
         torch.testing.assert_close(a.cpu(), b, rtol=5e-2, atol=5e-3)
 
 
+def test_grad_scaler_skips_overflow_and_regrows():
+    # torch.amp.GradScaler(device): unscale_, the inf check and the scale
+    # update run on the device; an overflowing step is skipped as on CPU.
+    def run(device):
+        torch.manual_seed(0)
+        model = nn.Linear(4, 3).to(device)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        scaler = torch.amp.GradScaler(device, init_scale=2.0 ** 16, growth_interval=2)
+        x = torch.randn(5, 4).to(device)
+        scales = []
+        for step in range(5):
+            opt.zero_grad()
+            loss = model(x).pow(2).mean() * (float("inf") if step == 1 else 1.0)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            scaler.step(opt)
+            scaler.update()
+            scales.append(scaler.get_scale())
+        return scales, [p.detach().cpu() for p in model.parameters()]
+
+    want, want_p = run("cpu")
+    before = torch_pjrt.metrics()["fallbacks"]
+    got, got_p = run(DEV)
+    assert torch_pjrt.metrics()["fallbacks"] == before
+    assert got == want == [2.0 ** 16, 2.0 ** 15, 2.0 ** 15, 2.0 ** 16, 2.0 ** 16]
+    for a, b in zip(got_p, want_p):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 # ------------------------------------------------- compile-backend models --
 
 @pytest.mark.full  # test_device.py::test_gpt_trains covers it in the fast suite
