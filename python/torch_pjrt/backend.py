@@ -102,16 +102,19 @@ def _raise_unsupported(gm: fx.GraphModule, unsupported: Dict[fx.Node, str]) -> N
 
 def compile_graph(gm: fx.GraphModule, name: str, donate_args: Sequence[int] = (),
                   writebacks: Sequence[Tuple[int, int]] = (),
-                  saved_from: Optional[int] = None) -> Callable[..., Any]:
+                  saved_from: Optional[int] = None,
+                  on_device: bool = False) -> Callable[..., Any]:
     """A callable running `gm` on the device (partitioned when needed).
-    `saved_from`: see CompiledGraph (forward graphs of AOTAutograd)."""
+    `saved_from`: see CompiledGraph (forward graphs of AOTAutograd);
+    `on_device`: the inputs are pjrt tensors (unsupported ops then run on the
+    eager device)."""
     unsupported = find_unsupported(gm)
     if not unsupported:
         return _compiled.CompiledGraph(gm, name=name, donate_args=donate_args,
                                        writebacks=writebacks, saved_from=saved_from)
     if _fallback_mode() == "error":
         _raise_unsupported(gm, unsupported)
-    return _compiled.PartitionedGraph(gm, unsupported, name)
+    return _compiled.PartitionedGraph(gm, unsupported, name, on_device)
 
 
 _graph_counter = [0]
@@ -167,8 +170,10 @@ def _compiler(kind: str) -> Callable[[fx.GraphModule, Sequence[Any]], Any]:
         _graph_counter[0] += 1
         donate, writebacks = _input_mutations(gm) if kind != "backward" else ([], [])
         saved_from = _saved_from(gm) if kind == "forward" else None
+        on_device = any(isinstance(t, torch.Tensor) and t.device.type not in ("cpu", "meta")
+                        for t in example_inputs)
         fn = compile_graph(gm, f"{kind}_{_graph_counter[0]}", donate_args=donate,
-                           writebacks=writebacks, saved_from=saved_from)
+                           writebacks=writebacks, saved_from=saved_from, on_device=on_device)
 
         # AOTAutograd's boxed convention: one list argument, which we may clear
         # so that inputs (saved activations) are freed as early as possible.

@@ -465,15 +465,17 @@ _warn_lock = threading.Lock()
 fallback_counts: Dict[str, int] = {}
 
 
-def warn_fallback(name: str, reason: str = "") -> None:
-    """Warns once per op name (per process) that `name` runs on the CPU."""
+def warn_fallback(name: str, reason: str = "", where: str = "in eager PyTorch on the CPU"
+                  ) -> None:
+    """Warns once per op name (per process) that `name` runs outside the
+    compiled program (`where`: on the CPU, or op by op on the pjrt device)."""
     with _warn_lock:
         if name in _warned_ops:
             return
         _warned_ops.add(name)
     why = f" ({reason})" if reason else ""
     warnings.warn(f"torch_pjrt: op {name} is not supported on the device{why}; "
-                  f"it runs in eager PyTorch on the CPU (fallback)", stacklevel=3)
+                  f"it runs {where} (fallback)", stacklevel=3)
 
 
 def count_fallbacks(names: Sequence[str]) -> None:
@@ -528,10 +530,13 @@ def partition(gm: fx.GraphModule, unsupported: Set[fx.Node], name: str) -> fx.Gr
 class PartitionedGraph:
     """A graph whose unsupported ops run eagerly between device subgraphs."""
 
-    def __init__(self, gm: fx.GraphModule, unsupported: Dict[fx.Node, str], name: str):
+    def __init__(self, gm: fx.GraphModule, unsupported: Dict[fx.Node, str], name: str,
+                 on_device: bool = False):
         self.names = [fx_lower.op_name(n) for n in unsupported]
+        where = ("eagerly on the pjrt device, op by op" if on_device
+                 else "in eager PyTorch on the CPU")
         for node, reason in unsupported.items():
-            warn_fallback(fx_lower.op_name(node), reason)
+            warn_fallback(fx_lower.op_name(node), reason, where)
         self.gm = partition(gm, set(unsupported), name)
 
     def __call__(self, *args: Any) -> Any:
