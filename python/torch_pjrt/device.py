@@ -220,8 +220,20 @@ def _make_module(name: str) -> types.ModuleType:
             ext.set_device(self.prev)
             return False
 
+    def empty_cache() -> None:  # storage is freed as soon as PyTorch releases it
+        pass
+
+    def is_bf16_supported(including_emulation: bool = True) -> bool:
+        return True
+
+    def get_device_name(device=None) -> str:
+        """The PJRT device kind, e.g. "cpu" or "NVIDIA H100 80GB HBM3"."""
+        from ._device import devices
+        idx = torch.device(device).index if isinstance(device, (str, torch.device)) else device
+        return devices()[idx or 0]["kind"]
+
     for fn in (device_count, is_available, synchronize, current_device, set_device,
-               manual_seed_all, device):
+               manual_seed_all, device, empty_cache, is_bf16_supported, get_device_name):
         setattr(m, fn.__name__, fn)
     m.manual_seed = manual_seed_all
     m.is_initialized = lambda: True

@@ -232,6 +232,18 @@ def _cuda_style_main(device: str) -> dict:
             "params": {n: p.detach().cpu() for n, p in fresh.named_parameters()}}
 
 
+def test_device_module_calls_of_cuda_scripts():
+    mod = getattr(torch, DEV)  # torch.cuda.X in the script becomes torch.pjrt.X
+    mod.manual_seed_all(0)
+    mod.synchronize()
+    mod.empty_cache()
+    assert mod.is_available() and mod.device_count() >= 1 and mod.is_bf16_supported()
+    assert isinstance(mod.get_device_name(0), str) and mod.get_device_name()
+    with mod.device(f"{DEV}:0"):
+        assert mod.current_device() == 0
+    assert torch.accelerator.current_accelerator().type == DEV
+
+
 def test_cuda_style_script_only_device_changed():
     want = _cuda_style_main("cpu")
     before = torch_pjrt.metrics()["fallbacks"]
