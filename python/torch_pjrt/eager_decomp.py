@@ -68,7 +68,9 @@ def _needs_kernel(op: Any) -> bool:
     if base in _CPP_DECOMPOSED or _C.lower_supported(_target(op)):
         return False
     name = _dispatch_name(op)
-    for key in ("PrivateUse1", "CompositeImplicitAutograd"):
+    # A CompositeExplicitAutograd kernel already runs on the device (through
+    # lowered ops) without a trip through Python.
+    for key in ("PrivateUse1", "CompositeImplicitAutograd", "CompositeExplicitAutograd"):
         if torch._C._dispatch_has_kernel_for_dispatch_key(name, key):
             return False
     return not (op._schema.is_mutable and _functional_lowered(op))
