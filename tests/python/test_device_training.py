@@ -1,0 +1,352 @@
+"""Training on the eager "pjrt" device, part 2 (part 1, with the harness's
+description, is test_device_models.py): plain-torch architectures (RNNs,
+U-Net, TransformerEncoder incl. its eval fast path, MultiheadAttention,
+EmbeddingBag), a whole CUDA-style script with only the device string changed
+(DataLoader, clip_grad_norm_, OneCycleLR, checkpoint round trip), autocast,
+GradScaler, the device-module calls such scripts make, and regression tests
+for ops these models needed. fallback = "error" throughout."""
+import copy
+import io
+
+import pytest
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+import torch_pjrt
+import torch_pjrt.config
+from device_train import DEV, check_training
+
+
+@pytest.fixture(autouse=True)
+def _strict(monkeypatch):
+    monkeypatch.setattr(torch_pjrt.config, "fallback", "error")
+    yield
+
+
+# ---------------------------------------------- a whole CUDA-style script --
+
+class _Classifier(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.emb = nn.Embedding(64, 32)
+        layer = nn.TransformerEncoderLayer(32, 4, dim_feedforward=64, dropout=0.0,
+                                           batch_first=True)
+        self.encoder = nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+        self.head = nn.Linear(32, 3)
+
+    def forward(self, ids):
+        return self.head(self.encoder(self.emb(ids)).mean(1))
+
+
+def _cuda_style_main(device: str) -> dict:
+    """What a CUDA training script does, with `device` in place of "cuda"."""
+    torch.manual_seed(0)
+    g = torch.Generator().manual_seed(1)
+    data = torch.utils.data.TensorDataset(torch.randint(0, 64, (24, 9), generator=g),
+                                          torch.randint(0, 3, (24,), generator=g))
+    loader = torch.utils.data.DataLoader(data, batch_size=8, shuffle=True, pin_memory=True,
+                                         generator=torch.Generator().manual_seed(2))
+    model = _Classifier().to(device)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.01)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=1e-3, total_steps=len(loader))
+    losses = []
+    model.train()
+    for ids, labels in loader:
+        ids = ids.to(device, non_blocking=True)
+        labels = labels.to(device, non_blocking=True)
+        loss = F.cross_entropy(model(ids), labels)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        losses.append(loss.item())
+    model.eval()
+    correct = 0
+    logits = []
+    with torch.no_grad():
+        for ids, labels in loader:
+            out = model(ids.to(device))
+            correct += (out.argmax(1) == labels.to(device)).sum().item()
+            logits.append(out.cpu())
+    buf = io.BytesIO()
+    torch.save({"model": model.state_dict(), "opt": opt.state_dict()}, buf)
+    buf.seek(0)
+    ckpt = torch.load(buf, map_location=device)
+    fresh = _Classifier().to(device)
+    fresh.load_state_dict(ckpt["model"])
+    fresh_opt = torch.optim.AdamW(fresh.parameters(), lr=1e-3)
+    fresh_opt.load_state_dict(ckpt["opt"])
+    state = fresh_opt.state[next(iter(fresh.parameters()))]
+    assert state["exp_avg"].device.type == device
+    return {"losses": losses, "correct": correct, "logits": torch.cat(logits),
+            "params": {n: p.detach().cpu() for n, p in fresh.named_parameters()}}
+
+
+def test_device_module_calls_of_cuda_scripts():
+    mod = getattr(torch, DEV)  # torch.cuda.X in the script becomes torch.pjrt.X
+    mod.manual_seed_all(0)
+    mod.synchronize()
+    mod.empty_cache()
+    assert mod.is_available() and mod.device_count() >= 1 and mod.is_bf16_supported()
+    assert isinstance(mod.get_device_name(0), str) and mod.get_device_name()
+    with mod.device(f"{DEV}:0"):
+        assert mod.current_device() == 0
+    assert torch.accelerator.current_accelerator().type == DEV
+
+
+def test_cuda_style_script_only_device_changed():
+    want = _cuda_style_main("cpu")
+    before = torch_pjrt.metrics()["fallbacks"]
+    got = _cuda_style_main(DEV)
+    assert torch_pjrt.metrics()["fallbacks"] == before
+    assert got["losses"] == pytest.approx(want["losses"], rel=1e-4, abs=1e-5)
+    assert got["correct"] == want["correct"]
+    # Eval runs the fused encoder fast path on both devices.
+    torch.testing.assert_close(got["logits"], want["logits"], rtol=1e-4, atol=1e-5)
+    for n, p in want["params"].items():
+        torch.testing.assert_close(got["params"][n], p, rtol=1e-3, atol=1e-5 + 2e-3 * 3,
+                                   msg=lambda m: f"{n}: {m}")
+
+
+# ------------------------------------------------------- plain torch --
+
+class _RNN(nn.Module):
+    def __init__(self, cell):
+        super().__init__()
+        self.emb = nn.Embedding(50, 16)
+        self.rnn = cell(16, 24, num_layers=2, batch_first=True, bidirectional=True)
+        self.head = nn.Linear(48, 5)
+
+    def forward(self, ids):
+        h, _ = self.rnn(self.emb(ids))
+        return self.head(h)
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU], ids=["lstm", "gru"])
+def test_rnn(cell):
+    ids = torch.randint(0, 50, (3, 7))
+    y = torch.randint(0, 5, (3, 7))
+    check_training(cell.__name__, lambda: _RNN(cell), [(ids, y)] * 2,
+                   loss_fn=lambda m, b: F.cross_entropy(m(b[0]).flatten(0, 1), b[1].flatten()),
+                   eval_batch=ids)
+
+
+class _UNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.down1 = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.SiLU())
+        self.down2 = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1),
+                                   nn.InstanceNorm2d(16, affine=True), nn.ReLU())
+        self.mid = nn.Conv2d(16, 16, 3, padding=1, padding_mode="reflect")
+        self.up = nn.ConvTranspose2d(16, 8, 2, stride=2)
+        self.up2 = nn.Conv2d(24, 8, 3, padding=1, padding_mode="replicate")
+        self.out = nn.Conv2d(8 + 8, 2, 1)
+
+    def forward(self, x):
+        a = self.down1(x)
+        b = self.down2(a)
+        b = F.leaky_relu(self.mid(b), 0.1)
+        u = torch.cat([self.up(b), a], dim=1)
+        v = F.interpolate(b, scale_factor=2, mode="bilinear", align_corners=False)
+        v = self.up2(torch.cat([v, self.up(b)], dim=1))
+        return self.out(torch.cat([u[:, :8] + v, a], dim=1))
+
+
+@pytest.mark.full
+def test_unet_conv_transpose_upsample_cat():
+    x = torch.randn(2, 3, 16, 16)
+    check_training("U-Net", _UNet, [x], eval_batch=[x])
+
+
+def test_transformer_encoder_layer_train_and_eval():
+    # In eval mode under no_grad nn.TransformerEncoderLayer takes its fused
+    # fast path (aten::_transformer_encoder_layer_fwd) on the device too.
+    x = torch.randn(2, 9, 32)
+    mask = torch.zeros(2, 9, dtype=torch.bool)
+    mask[1, 6:] = True
+    batch = {"src": x, "src_key_padding_mask": mask}
+    check_training("TransformerEncoderLayer",
+                   lambda: nn.TransformerEncoderLayer(32, 4, dim_feedforward=64, dropout=0.0,
+                                                      batch_first=True), batch,
+                   eval_batch=batch)
+
+
+@pytest.mark.full
+def test_transformer_encoder_layer_norm_first_gelu():
+    x = torch.randn(2, 9, 32)
+    causal = nn.Transformer.generate_square_subsequent_mask(9)
+    batch = {"src": x, "src_mask": causal}
+    check_training("TransformerEncoderLayer (norm_first, gelu)",
+                   lambda: nn.TransformerEncoderLayer(32, 4, dim_feedforward=64, dropout=0.0,
+                                                      batch_first=True, norm_first=True,
+                                                      activation="gelu"), batch,
+                   eval_batch=batch)
+
+
+@pytest.mark.full
+def test_transformer_encoder_stack_eval():
+    layer = nn.TransformerEncoderLayer(32, 4, dim_feedforward=64, dropout=0.0, batch_first=True)
+    x = torch.randn(2, 9, 32)
+    mask = torch.zeros(2, 9, dtype=torch.bool)
+    mask[0, 7:] = True
+    batch = {"src": x, "src_key_padding_mask": mask}
+    check_training("TransformerEncoder", lambda: nn.TransformerEncoder(layer, 2,
+                                                                      enable_nested_tensor=False),
+                   batch, eval_batch=batch)
+
+
+class _MHA(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.mha = nn.MultiheadAttention(32, 4, batch_first=True, kdim=24, vdim=20)
+
+    def forward(self, q, k, v, pad):
+        out, w = self.mha(q, k, v, key_padding_mask=pad)
+        return out, w
+
+
+@pytest.mark.full
+def test_multihead_attention_key_padding_mask():
+    pad = torch.zeros(2, 7, dtype=torch.bool)
+    pad[0, 5:] = True
+    args = [torch.randn(2, 5, 32), torch.randn(2, 7, 24), torch.randn(2, 7, 20), pad]
+    check_training("MultiheadAttention", _MHA, [args], eval_batch=args)
+
+
+class _Bag(nn.Module):
+    def __init__(self, mode):
+        super().__init__()
+        self.bag = nn.EmbeddingBag(40, 12, mode=mode)
+        self.head = nn.Linear(12, 3)
+
+    def forward(self, ids, offsets):
+        return self.head(self.bag(ids, offsets))
+
+
+@pytest.mark.full
+@pytest.mark.parametrize("mode", ["mean", "sum", "max"])
+def test_embedding_bag(mode):
+    args = [torch.randint(0, 40, (11,)), torch.tensor([0, 3, 3, 7])]  # one empty bag
+    check_training(f"EmbeddingBag ({mode})", lambda: _Bag(mode), [args], eval_batch=args)
+
+
+class _Misc(nn.Module):
+    """einsum, cumsum, topk, masked_fill, normalize, group/instance norm, pads."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.Parameter(torch.randn(4, 6, 5))
+        self.conv = nn.Conv2d(4, 4, 3)
+        self.gn = nn.GroupNorm(2, 4)
+        self.inorm = nn.InstanceNorm2d(4, affine=True)
+
+    def forward(self, x, mask):
+        y = F.pad(x, (1, 1, 2, 2), mode="reflect")
+        y = self.conv(F.pad(y, (0, 1, 1, 0), mode="replicate"))
+        y = self.inorm(self.gn(y))
+        seq = y.flatten(2).transpose(1, 2)[:, :8, :]  # [b, 8, 4]
+        e = torch.einsum("bsc,cdk->bsdk", seq, self.w).sum(-1)  # [b, 8, 6]
+        e = e.masked_fill(mask[..., None], -1e4)
+        c = torch.cumsum(F.normalize(e, dim=-1), dim=1)
+        vals, idx = torch.topk(c, 3, dim=-1)
+        up = F.interpolate(y, size=(11, 9), mode="nearest")
+        return vals, idx, up.mean((2, 3)), F.pad(e, (2, 0), mode="constant", value=0.5)
+
+
+@pytest.mark.full
+def test_misc_ops_model():
+    mask = torch.zeros(2, 8, dtype=torch.bool)
+    mask[0, 6:] = True
+    args = [torch.randn(2, 4, 8, 8), mask]
+    check_training("misc ops", _Misc, [args], eval_batch=args)
+
+
+# ----------------------------------------------- ops these models need --
+
+def test_batch_norm_without_running_stats():
+    # InstanceNorm and batch_norm(training, running stats None) reach the
+    # device's native_batch_norm with undefined (not None) running stats.
+    x, w, b = torch.randn(2, 4, 5, 5), torch.rand(4) + 0.5, torch.randn(4)
+    X, W, B = (t.to(DEV).requires_grad_() for t in (x, w, b))
+    xr, wr, br = (t.clone().requires_grad_() for t in (x, w, b))
+    for fn in (lambda x, w, b: F.batch_norm(x, None, None, w, b, training=True),
+               lambda x, w, b: F.instance_norm(x, weight=w, bias=b),
+               lambda x, w, b: F.group_norm(x, 2, w, b)):
+        got, want = fn(X, W, B), fn(xr, wr, br)
+        torch.testing.assert_close(got.cpu(), want, rtol=1e-5, atol=1e-5)
+        got.pow(2).sum().backward()
+        want.pow(2).sum().backward()
+    for d, r in ((X, xr), (W, wr), (B, br)):
+        torch.testing.assert_close(d.grad.cpu(), r.grad, rtol=1e-4, atol=1e-4)
+
+
+def test_dropout_runs_on_device():
+    # native_dropout has no Generator argument yet draws random bits: the
+    # device passes it a fresh RNG state like the ops that do.
+    x = torch.randn(20000, device=DEV, requires_grad=True)
+    before = torch_pjrt.metrics()["fallbacks"]
+    y = F.dropout(x, 0.25, training=True)
+    y.sum().backward()
+    assert torch_pjrt.metrics()["fallbacks"] == before
+    kept = y.detach().cpu() != 0
+    assert 0.72 < kept.float().mean().item() < 0.78
+    torch.testing.assert_close(y.detach().cpu()[kept], x.detach().cpu()[kept] / 0.75)
+    torch.testing.assert_close(x.grad.cpu(), kept.float() / 0.75)
+    assert not F.dropout(x, 0.25, training=True).cpu().equal(y.detach().cpu())  # fresh bits
+    assert F.dropout(x, 0.25, training=False).cpu().equal(x.detach().cpu())
+
+
+def test_autocast_bf16_training_step():
+    # torch.autocast(device_type, dtype=torch.bfloat16) as a CUDA script uses
+    # it: PyTorch's CUDA op lists apply (linear in bf16, log_softmax / losses
+    # in f32); parameters and their gradients stay f32.
+    torch.manual_seed(0)
+    ref = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.LayerNorm(32), nn.Linear(32, 4))
+    dev = copy.deepcopy(ref).to(DEV)
+    x, y = torch.randn(8, 16), torch.randint(0, 4, (8,))
+    results = []
+    for model, device in ((ref, "cpu"), (dev, DEV)):
+        with torch.autocast(device_type=device, dtype=torch.bfloat16):
+            hidden = model[0](x.to(device))
+            loss = F.cross_entropy(model(x.to(device)), y.to(device))
+        assert hidden.dtype == torch.bfloat16 and loss.dtype == torch.float32, device
+        loss.backward()
+        results.append((loss.item(), [p.grad for p in model.parameters()]))
+    (want, want_g), (got, got_g) = results
+    assert got == pytest.approx(want, rel=1e-2)
+    for a, b in zip(got_g, want_g):
+        assert a.dtype == torch.float32 and a.device.type == DEV
+        torch.testing.assert_close(a.cpu(), b, rtol=5e-2, atol=5e-3)
+
+
+def test_grad_scaler_skips_overflow_and_regrows():
+    # torch.amp.GradScaler(device): unscale_, the inf check and the scale
+    # update run on the device; an overflowing step is skipped as on CPU.
+    def run(device):
+        torch.manual_seed(0)
+        model = nn.Linear(4, 3).to(device)
+        opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+        scaler = torch.amp.GradScaler(device, init_scale=2.0 ** 16, growth_interval=2)
+        x = torch.randn(5, 4).to(device)
+        scales = []
+        for step in range(5):
+            opt.zero_grad()
+            loss = model(x).pow(2).mean() * (float("inf") if step == 1 else 1.0)
+            scaler.scale(loss).backward()
+            scaler.unscale_(opt)
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            scaler.step(opt)
+            scaler.update()
+            scales.append(scaler.get_scale())
+        return scales, [p.detach().cpu() for p in model.parameters()]
+
+    want, want_p = run("cpu")
+    before = torch_pjrt.metrics()["fallbacks"]
+    got, got_p = run(DEV)
+    assert torch_pjrt.metrics()["fallbacks"] == before
+    assert got == want == [2.0 ** 16, 2.0 ** 15, 2.0 ** 15, 2.0 ** 16, 2.0 ** 16]
+    for a, b in zip(got_p, want_p):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
