@@ -11,6 +11,8 @@
 #include <ATen/detail/PrivateUse1HooksInterface.h>
 #include <ATen/native/CPUFallback.h>
 #include <ATen/native/Resize.h>
+#include <ATen/native/transformers/attention.h>
+#include <ATen/SDPBackend.h>
 #include <ATen/ops/as_strided_native.h>
 #include <ATen/ops/view_native.h>
 #include <ATen/ops/_reshape_alias_native.h>
@@ -925,6 +927,25 @@ TORCH_LIBRARY_IMPL(aten, AutocastPrivateUse1, m) {
 }
 }  // namespace tpj_autocast
 
+// scaled_dot_product_attention takes the flash path (one lowered op, with a
+// lowered backward) instead of the math composite (bmm, _safe_softmax: ~10 ops)
+// where that kernel's contract holds: 4-d q/k/v of one floating dtype, no
+// dropout, no grouped-query heads, no mask or one of q's dtype.
+namespace {
+int64_t sdp_choice(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
+                   const std::optional<at::Tensor>& mask, double dropout_p, bool is_causal,
+                   std::optional<double> scale, bool enable_gqa) {
+  bool ok = q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && dropout_p == 0.0 && !enable_gqa &&
+            at::isFloatingType(q.scalar_type()) && k.scalar_type() == q.scalar_type() &&
+            v.scalar_type() == q.scalar_type() && q.size(1) == k.size(1) &&
+            (!mask.has_value() || !mask->defined() || mask->scalar_type() == q.scalar_type());
+  return static_cast<int64_t>(ok ? at::SDPBackend::flash_attention : at::SDPBackend::math);
+}
+}  // namespace
+namespace at::native {
+REGISTER_PRIVATEUSE1_DISPATCH(_fused_sdp_choice_stub, &sdp_choice)
+}  // namespace at::native
+
 // Composite kernels that would end in *_overrideable: send them to the
 // lowering table instead.
 TORCH_LIBRARY_IMPL(aten, PrivateUse1, m) {
@@ -936,6 +957,8 @@ TORCH_LIBRARY_IMPL(aten, PrivateUse1, m) {
   m.impl("cummax", torch::CppFunction::makeFromBoxedFunction<&fallback>());
   m.impl("cummin", torch::CppFunction::makeFromBoxedFunction<&fallback>());
   m.impl("logcumsumexp", torch::CppFunction::makeFromBoxedFunction<&fallback>());
+  // Its composite kernel runs as several ops (batch norm over a reshape); the op has a lowering.
+  m.impl("native_layer_norm", torch::CppFunction::makeFromBoxedFunction<&fallback>());
   m.impl("_has_compatible_shallow_copy_type", compatible_shallow_copy);
 }
 

@@ -436,3 +436,49 @@ def test_polynomials_unique_searchsorted_on_device():
                 torch.searchsorted(seq, v, right=right))
     finally:
         torch_pjrt.config.fallback = old
+
+
+def _ops_of(fn):
+    torch.pjrt.synchronize()
+    before = pjrt_device.stats()["ops"]
+    out = fn()
+    torch.pjrt.synchronize()
+    return out, pjrt_device.stats()["ops"] - before
+
+
+def test_layer_norm_and_sdpa_run_as_one_op():
+    """native_layer_norm and scaled_dot_product_attention (flash path where its
+    contract holds, else the math composite) each run as one lowered device op;
+    forward and backward match CPU eager."""
+    torch.manual_seed(0)
+    x, w, b = torch.randn(2, 5, 8), torch.randn(8), torch.randn(8)
+    xd, wd, bd = (t.to(DEV).requires_grad_() for t in (x, w, b))
+    ln, n = _ops_of(lambda: torch.nn.functional.layer_norm(xd, (8,), wd, bd, 1e-5))
+    assert n == 1
+    for t in (x, w, b):
+        t.requires_grad_()
+    want = torch.nn.functional.layer_norm(x, (8,), w, b, 1e-5)
+    torch.testing.assert_close(ln.cpu(), want)
+    g = torch.randn(2, 5, 8)
+    ln.backward(g.to(DEV))
+    want.backward(g)
+    for got, ref in ((xd, x), (wd, w), (bd, b)):
+        torch.testing.assert_close(got.grad.cpu(), ref.grad, atol=1e-5, rtol=1e-4)
+    q, k, v = (torch.randn(2, 3, 6, 4) for _ in range(3))
+    mask = torch.randn(6, 6)
+    bmask = torch.rand(6, 6) > 0.3
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    for kw, one_op in (({}, True), ({"is_causal": True}, True), ({"attn_mask": mask}, True),
+                       ({"attn_mask": bmask}, False), ({"scale": 0.7}, True)):
+        qd, kd, vd = (t.to(DEV).requires_grad_() for t in (q, k, v))
+        kwd = {n_: (a.to(DEV) if isinstance(a, torch.Tensor) else a) for n_, a in kw.items()}
+        out, n = _ops_of(lambda: sdpa(qd, kd, vd, **kwd))
+        assert (n == 1) == one_op, (kw, n)
+        qc, kc, vc = (t.clone().requires_grad_() for t in (q, k, v))
+        want = sdpa(qc, kc, vc, **kw)
+        torch.testing.assert_close(out.cpu(), want, atol=1e-5, rtol=1e-4)
+        go = torch.randn_like(want)
+        out.backward(go.to(DEV))
+        want.backward(go)
+        for got, ref in ((qd, qc), (kd, kc), (vd, vc)):
+            torch.testing.assert_close(got.grad.cpu(), ref.grad, atol=1e-5, rtol=1e-4)
