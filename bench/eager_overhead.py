@@ -5,7 +5,8 @@
 Prints microseconds per op for (1) a chain of small elementwise ops on a
 (16, 16) tensor and (2) one transformer encoder layer forward (d_model 64,
 4 heads, batch 2, seq 16), each after a warm-up that fills the compile caches
-(wall time, and process CPU time with its ratio to CPU eager),
+(wall time, process CPU time and calling-thread CPU time, with ratios to
+CPU eager),
 and (3) the programs built by each of 5 AdamW steps (0 after the first).
 `run()` returns the same numbers as a dict for other harnesses.
 """
@@ -36,16 +37,21 @@ def _chain(x: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def _time(fn, dev: str, iters: int) -> tuple:
-    """(wall seconds, process CPU seconds) per call. CPU time counts every
-    thread of the process and not the time spent waiting for a core, so it is
-    the steadier figure on a shared machine."""
+    """(wall, process CPU, calling-thread CPU) seconds per call. CPU time counts
+    no time spent waiting for a core, so it is the steadier figure on a shared
+    machine. Process CPU time also counts XLA's worker threads, which spin
+    while idle after running a program (about as long as the calling thread
+    for ops the XLA CPU client runs asynchronously); the calling thread's CPU
+    time is the dispatch cost plus what runs inline."""
     fn()
     _sync(dev)
-    t0, c0 = time.perf_counter(), time.process_time()
+    t0, c0, m0 = time.perf_counter(), time.process_time(), time.thread_time()
     for _ in range(iters):
         fn()
     _sync(dev)
-    return (time.perf_counter() - t0) / iters, (time.process_time() - c0) / iters
+    n = iters
+    return ((time.perf_counter() - t0) / n, (time.process_time() - c0) / n,
+            (time.thread_time() - m0) / n)
 
 
 def _adamw_compiles(steps: int = 5) -> list:
@@ -84,14 +90,16 @@ def run(iters: int = 20, chain: int = 25, threads: int = 1) -> dict:
     src = torch.randn(2, 16, 64)
     for dev, layer in (("cpu", layer_cpu), ("pjrt", layer_pjrt)):
         x = torch.randn(16, 16).to(dev)
-        wall, cpu = _time(lambda: _chain(x, chain), dev, iters)
+        wall, cpu, main = _time(lambda: _chain(x, chain), dev, iters)
         out[f"{dev}_elementwise_us_per_op"] = wall / (4 * chain) * 1e6
         out[f"{dev}_elementwise_cpu_us_per_op"] = cpu / (4 * chain) * 1e6
+        out[f"{dev}_elementwise_thread_us_per_op"] = main / (4 * chain) * 1e6
         s = src.to(dev)
         with torch.no_grad():
-            wall, cpu = _time(lambda: layer(s), dev, iters)
+            wall, cpu, main = _time(lambda: layer(s), dev, iters)
         out[f"{dev}_transformer_layer_us"] = wall * 1e6
         out[f"{dev}_transformer_layer_cpu_us"] = cpu * 1e6
+        out[f"{dev}_transformer_layer_thread_us"] = main * 1e6
     out["adamw_compiles_per_step"] = _adamw_compiles()
     st = device.stats()
     out["signature_hits"] = st["signature_hits"]
@@ -111,7 +119,10 @@ def main() -> None:
     print(f"transformer layer fwd:  pjrt {r['pjrt_transformer_layer_us']:.0f} us, "
           f"cpu eager {r['cpu_transformer_layer_us']:.0f} us (wall); CPU time "
           f"{r['pjrt_transformer_layer_cpu_us']:.0f} vs {r['cpu_transformer_layer_cpu_us']:.0f}"
-          f" = {r['pjrt_transformer_layer_cpu_us'] / r['cpu_transformer_layer_cpu_us']:.1f}x")
+          f" = {r['pjrt_transformer_layer_cpu_us'] / r['cpu_transformer_layer_cpu_us']:.1f}x; "
+          f"calling thread {r['pjrt_transformer_layer_thread_us']:.0f} vs "
+          f"{r['cpu_transformer_layer_thread_us']:.0f}"
+          f" = {r['pjrt_transformer_layer_thread_us'] / r['cpu_transformer_layer_thread_us']:.1f}x")
     print(f"AdamW step programs built (steps 1..5): {r['adamw_compiles_per_step']}")
     print(f"programs built {r['programs']}, signature hits {r['signature_hits']}")
 
