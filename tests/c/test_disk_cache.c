@@ -36,21 +36,7 @@ static tpj_status_t cpu_client(tpj_client_t** out_client) {
     *out_client = g_cpu;
     return NULL;
   }
-  const char* env = getenv("TORCH_PJRT_PLUGIN_PATH");
-  char* copy = strdup(env ? env : ".");
-  if (!copy) return TPJ_STATUS(RESOURCE_EXHAUSTED, "test: out of memory");
-  const char* dirs[32];
-  size_t n = 0;
-  for (char* tok = strtok(copy, ":"); tok && n < 32; tok = strtok(NULL, ":")) dirs[n++] = tok;
-  char* path = NULL;
-  tpj_status_t s = tpj_plugin_resolve("cpu", dirs, n, &path);
-  free(copy);
-  TPJ_RETURN_IF_ERROR(s);
-  tpj_plugin_t* plugin = NULL;
-  s = tpj_plugin_load(path, &plugin);
-  free(path);
-  TPJ_RETURN_IF_ERROR(s);
-  TPJ_RETURN_IF_ERROR(tpj_client_create(plugin, NULL, 0, &g_cpu));
+  TPJ_RETURN_IF_ERROR(tpj_test_cpu_client(0, &g_cpu));
   *out_client = g_cpu;
   return NULL;
 }

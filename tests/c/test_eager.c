@@ -14,29 +14,8 @@
 
 static tpj_client_t* g_client;
 
-/* Splits $TORCH_PJRT_PLUGIN_PATH on ':' and creates a client of "cpu" with
- * two devices. */
-static tpj_status_t make_client(tpj_client_t** out_client) {
-  const char* env = getenv("TORCH_PJRT_PLUGIN_PATH");
-  char* copy = strdup(env ? env : ".");
-  if (!copy) return TPJ_STATUS(RESOURCE_EXHAUSTED, "test: out of memory");
-  const char* dirs[32];
-  size_t n = 0;
-  for (char* tok = strtok(copy, ":"); tok && n < 32; tok = strtok(NULL, ":")) dirs[n++] = tok;
-  char* path = NULL;
-  tpj_status_t s = tpj_plugin_resolve("cpu", dirs, n, &path);
-  free(copy);
-  TPJ_RETURN_IF_ERROR(s);
-  tpj_plugin_t* plugin = NULL;
-  s = tpj_plugin_load(path, &plugin);
-  free(path);
-  TPJ_RETURN_IF_ERROR(s);
-  tpj_option_t two = {.name = "cpu_device_count", .kind = TPJ_OPTION_KIND_INT64, .int_value = 2};
-  return tpj_client_create(plugin, &two, 1, out_client);
-}
-
 static tpj_status_t ensure_init(void) {
-  if (!g_client) TPJ_RETURN_IF_ERROR(make_client(&g_client));
+  if (!g_client) TPJ_RETURN_IF_ERROR(tpj_test_cpu_client(2, &g_client));
   return tpj_eager_init(g_client);
 }
 
@@ -434,7 +413,7 @@ TPJ_TEST(client_change) {
   float out[9];
   TPJ_EXPECT_OK(run_add_alpha(s, 2.0, out));
   tpj_client_t* other = NULL;
-  TPJ_EXPECT_OK(make_client(&other));
+  TPJ_EXPECT_OK(tpj_test_cpu_client(2, &other));
   TPJ_EXPECT_ERROR(tpj_eager_init(other), FAILED_PRECONDITION, "different client");
   tpj_eager_storage_destroy(s);
   tpj_eager_stats_t a, b;

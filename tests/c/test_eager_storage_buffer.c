@@ -15,25 +15,7 @@ static tpj_client_t* g_client;
 
 /* A client of "cpu" (found on $TORCH_PJRT_PLUGIN_PATH) with two devices. */
 static tpj_status_t ensure_init(void) {
-  if (!g_client) {
-    const char* env = getenv("TORCH_PJRT_PLUGIN_PATH");
-    char* copy = strdup(env ? env : ".");
-    if (!copy) return TPJ_STATUS(RESOURCE_EXHAUSTED, "test: out of memory");
-    const char* dirs[32];
-    size_t n = 0;
-    for (char* t = strtok(copy, ":"); t && n < 32; t = strtok(NULL, ":")) dirs[n++] = t;
-    char* path = NULL;
-    tpj_status_t s = tpj_plugin_resolve("cpu", dirs, n, &path);
-    free(copy);
-    TPJ_RETURN_IF_ERROR(s);
-    tpj_plugin_t* plugin = NULL;
-    s = tpj_plugin_load(path, &plugin);
-    free(path);
-    TPJ_RETURN_IF_ERROR(s);
-    tpj_option_t two = {.name = "cpu_device_count", .kind = TPJ_OPTION_KIND_INT64,
-                        .int_value = 2};
-    TPJ_RETURN_IF_ERROR(tpj_client_create(plugin, &two, 1, &g_client));
-  }
+  if (!g_client) TPJ_RETURN_IF_ERROR(tpj_test_cpu_client(2, &g_client));
   return tpj_eager_init(g_client);
 }
 

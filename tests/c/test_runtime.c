@@ -25,25 +25,6 @@ static const char kMul[] =
     "  }\n"
     "}\n";
 
-/* Splits $TORCH_PJRT_PLUGIN_PATH on ':' and creates a client of "cpu". */
-static tpj_status_t make_client(tpj_client_t** out_client) {
-  const char* env = getenv("TORCH_PJRT_PLUGIN_PATH");
-  char* copy = strdup(env ? env : ".");
-  if (!copy) return TPJ_STATUS(RESOURCE_EXHAUSTED, "test: out of memory");
-  const char* dirs[32];
-  size_t n = 0;
-  for (char* tok = strtok(copy, ":"); tok && n < 32; tok = strtok(NULL, ":")) dirs[n++] = tok;
-  char* path = NULL;
-  tpj_status_t s = tpj_plugin_resolve("cpu", dirs, n, &path);
-  free(copy);
-  TPJ_RETURN_IF_ERROR(s);
-  tpj_plugin_t* plugin = NULL;
-  s = tpj_plugin_load(path, &plugin);
-  free(path);
-  TPJ_RETURN_IF_ERROR(s);
-  return tpj_client_create(plugin, NULL, 0, out_client);
-}
-
 TPJ_TEST(metrics_add_get_reset) {
   tpj_runtime_metrics_reset();
   tpj_metrics_t m;
@@ -114,7 +95,7 @@ static tpj_status_t run_binary(tpj_client_t* client, tpj_cached_executable_t* h,
 
 TPJ_TEST(cache_hits_misses_and_eviction) {
   tpj_client_t* client = NULL;
-  TPJ_EXPECT_OK(make_client(&client));
+  TPJ_EXPECT_OK(tpj_test_cpu_client(0, &client));
   tpj_runtime_cache_clear();
   tpj_runtime_metrics_reset();
   tpj_cached_executable_t *h1 = NULL, *h2 = NULL, *h3 = NULL;
@@ -171,7 +152,7 @@ static void* compile_thread(void* p) {
 
 TPJ_TEST(cache_concurrent_compiles_share_one_entry) {
   tpj_client_t* client = NULL;
-  TPJ_EXPECT_OK(make_client(&client));
+  TPJ_EXPECT_OK(tpj_test_cpu_client(0, &client));
   tpj_runtime_cache_clear();
   compile_job_t jobs[4] = {{0}};
   pthread_t threads[4];

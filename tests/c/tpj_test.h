@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include "tpj/base.h"
+#include "tpj/pjrt.h"
 
 typedef void (*tpj_test_fn)(int* failed);
 typedef struct { const char* name; tpj_test_fn fn; } tpj_test_case_t;
@@ -77,6 +78,31 @@ static inline int tpj_test_run_all(const char* suite) {
   }
   printf("%s: %d passed, %d failed\n", suite, passed, nfailed);
   return nfailed ? 1 : 0;
+}
+
+/* Creates a client of the "cpu" plugin found on $TORCH_PJRT_PLUGIN_PATH
+ * (':'-separated directories, "." when unset). device_count > 0 passes the
+ * plugin option cpu_device_count; 0 keeps the plugin's default. */
+static inline tpj_status_t tpj_test_cpu_client(int64_t device_count,
+                                               tpj_client_t** out_client) {
+  const char* env = getenv("TORCH_PJRT_PLUGIN_PATH");
+  char* copy = strdup(env ? env : ".");
+  if (!copy) return TPJ_STATUS(RESOURCE_EXHAUSTED, "test: out of memory");
+  const char* dirs[32];
+  size_t n = 0;
+  for (char* tok = strtok(copy, ":"); tok && n < 32; tok = strtok(NULL, ":")) dirs[n++] = tok;
+  char* path = NULL;
+  tpj_status_t s = tpj_plugin_resolve("cpu", dirs, n, &path);
+  free(copy);
+  TPJ_RETURN_IF_ERROR(s);
+  tpj_plugin_t* plugin = NULL;
+  s = tpj_plugin_load(path, &plugin);
+  free(path);
+  TPJ_RETURN_IF_ERROR(s);
+  tpj_option_t count = {.name = "cpu_device_count", .kind = TPJ_OPTION_KIND_INT64,
+                        .int_value = device_count};
+  return tpj_client_create(plugin, device_count > 0 ? &count : NULL, device_count > 0 ? 1 : 0,
+                           out_client);
 }
 
 #define TPJ_TEST_MAIN(suite) \
