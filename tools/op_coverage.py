@@ -92,6 +92,27 @@ def _op_cell(recs: List[Dict[str, Any]]) -> str:
     return f"**{p}/{len(ran)}**" if p == len(ran) else f"{p}/{len(ran)}"
 
 
+def failure_tables(failed: List[Dict[str, Any]], missing_title: str, most: int) -> List[str]:
+    """The failure-cause table of `failed` records, then under `missing_title`
+    the `most` ATen ops they miss most often (samples, OpInfo ops affected)."""
+    lines = ["| cause | samples | ops |", "|---|---:|---:|"]
+    for cause, n in collections.Counter(r.get("cause") for r in failed).most_common():
+        ops = len({r["op"] for r in failed if r.get("cause") == cause})
+        lines.append(f"| {cause} | {n} | {ops} |")
+    missing: Dict[str, set] = collections.defaultdict(set)
+    miss_n: collections.Counter = collections.Counter()
+    for r in failed:
+        for m in r.get("missing", []):
+            missing[m].add(r["op"])
+            miss_n[m] += 1
+    lines += ["", missing_title, "",
+              "| ATen op | failing samples | OpInfo ops affected |", "|---|---:|---|"]
+    for m, n in miss_n.most_common(most):
+        ops = sorted(missing[m])
+        lines.append(f"| `{m}` | {n} | {', '.join(ops[:8])}{' ...' if len(ops) > 8 else ''} |")
+    return lines
+
+
 def eager_section(eager: List[Dict[str, Any]], meta: Dict[str, Any]) -> List[str]:
     """The eager-device sweep: how it runs, failure causes, ops that fell back
     to the CPU, and every failing op with its first failure."""
@@ -127,22 +148,8 @@ def eager_section(eager: List[Dict[str, Any]], meta: Dict[str, Any]) -> List[str
              "`python/torch_pjrt/eager_decomp.py` has a kernel for them (torch._decomp "
              "decompositions, nonzero / masked_select / unique / searchsorted with one "
              "synchronizing count, orthogonal polynomials); the rest are listed below.",
-             "", "| cause | samples | ops |", "|---|---:|---:|"]
-    causes = collections.Counter(r.get("cause") for r in failed)
-    for cause, n in causes.most_common():
-        ops = len({r["op"] for r in failed if r.get("cause") == cause})
-        lines.append(f"| {cause} | {n} | {ops} |")
-    miss: Dict[str, set] = collections.defaultdict(set)
-    miss_n: collections.Counter = collections.Counter()
-    for r in failed:
-        for m in r.get("missing", []):
-            miss[m].add(r["op"])
-            miss_n[m] += 1
-    lines += ["", "ATen ops that would fall back to the CPU:", "",
-              "| ATen op | failing samples | OpInfo ops affected |", "|---|---:|---|"]
-    for m, n in miss_n.most_common(60):
-        ops = sorted(miss[m])
-        lines.append(f"| `{m}` | {n} | {', '.join(ops[:8])}{' ...' if len(ops) > 8 else ''} |")
+             ""]
+    lines += failure_tables(failed, "ATen ops that would fall back to the CPU:", 60)
     by_op: Dict[str, List[Dict[str, Any]]] = collections.defaultdict(list)
     for r in failed:
         by_op[r["op"]].append(r)
@@ -215,22 +222,8 @@ def render(data: Dict[str, Any], eager_data: Dict[str, Any]) -> str:
                                 and r.get("cause") not in ("by_design", "dtype_not_supported"))
     lines += ["", "Unsupported samples by reason: " + ", ".join(
         f"{c} {n}" for c, n in unsup.most_common()) + "."]
-    causes = collections.Counter(r.get("cause") for r in failed)
-    lines += ["", "## Failure causes", "", "| cause | samples | ops |", "|---|---:|---:|"]
-    for cause, n in causes.most_common():
-        ops = len({r["op"] for r in failed if r.get("cause") == cause})
-        lines.append(f"| {cause} | {n} | {ops} |")
-    missing: Dict[str, set] = collections.defaultdict(set)
-    miss_n: collections.Counter = collections.Counter()
-    for r in failed:
-        for m in r.get("missing", []):
-            missing[m].add(r["op"])
-            miss_n[m] += 1
-    lines += ["", "## Most frequent missing ATen lowerings", "",
-              "| ATen op | failing samples | OpInfo ops affected |", "|---|---:|---|"]
-    for m, n in miss_n.most_common(40):
-        ops = sorted(missing[m])
-        lines.append(f"| `{m}` | {n} | {', '.join(ops[:8])}{' ...' if len(ops) > 8 else ''} |")
+    lines += ["", "## Failure causes", ""]
+    lines += failure_tables(failed, "## Most frequent missing ATen lowerings", 40)
     kept: collections.Counter = collections.Counter()
     kept_ops: Dict[str, set] = collections.defaultdict(set)
     for r in records:
