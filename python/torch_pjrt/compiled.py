@@ -404,7 +404,8 @@ class CompiledGraph:
     def __call__(self, *args: Any) -> Any:
         prog = self.program(args)
         if prog.executable is None:
-            leaves = [v for _, v in prog.leaves]
+            leaves = [args[v] if kind == "input" else args[v].detach() if kind == "alias"
+                      else v for kind, v in prog.leaves]
             return pytree.tree_unflatten(leaves, prog.lowered.out_spec)
         if type(prog) is _DeviceProgram:
             return _run_device(prog, args, _upload_cached, rng_seed, _C())
@@ -446,7 +447,8 @@ class CompiledGraph:
         if prog.identity_out:
             leaves = results
         else:
-            leaves = [results[v] if kind == "result" else v for kind, v in prog.leaves]
+            leaves = [results[v] if kind == "result" else args[v] if kind == "input" else
+                  args[v].detach() if kind == "alias" else v for kind, v in prog.leaves]
         if prog.flat_type is tuple:
             return tuple(leaves)
         if prog.flat_type is list:

@@ -252,7 +252,8 @@ def run(prog: DeviceProgram, args: Sequence[Any], upload: Any, seed: Any, c: Any
     if prog.identity_out:
         leaves = results
     else:
-        leaves = [results[v] if kind == "result" else v for kind, v in prog.leaves]
+        leaves = [results[v] if kind == "result" else args[v] if kind == "input" else
+                  args[v].detach() if kind == "alias" else v for kind, v in prog.leaves]
     if prog.flat_type is tuple:
         return tuple(leaves)
     if prog.flat_type is list:

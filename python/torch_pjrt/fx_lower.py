@@ -53,6 +53,13 @@ class LoweredGraph:
     # One entry per flattened output leaf:
     #   ("result", k)  the k-th StableHLO result
     #   ("value", v)   a Python value folded at trace time (number or None)
+    #   ("input", i)   the i-th runtime argument itself (a placeholder returned
+    #                  as is, like Inductor does; e.g. forward graphs saving
+    #                  their inputs for the backward)
+    #   ("alias", i)   a view of the i-th runtime argument (`detach()`): the
+    #                  output is aten.alias / aten.detach of it
+    #                  Neither is a program result (no launch when every leaf
+    #                  is one of these).
     outputs: List[Tuple[str, Any]]
     out_spec: Any                                # pytree spec of the output
     result_types: List[Tuple[torch.dtype, Tuple[int, ...]]]
@@ -62,6 +69,10 @@ class LoweredGraph:
 
 
 # ------------------------------------------------------------------ helpers --
+
+# Ops whose result is a view of their whole input with the same shape and
+# dtype: an output that is such a chain over an argument is that argument.
+ALIAS_TARGETS = frozenset([torch.ops.aten.alias.default, torch.ops.aten.detach.default])
 
 def op_name(node: fx.Node) -> str:
     """'aten::add.Tensor' for OpOverloads, a readable name otherwise."""
@@ -210,6 +221,7 @@ class _Walker:
         self.failed: Dict[fx.Node, BaseException] = {}
         self.const_ids: Dict[int, int] = {}
         self.n_placeholders = 0
+        self.aliases: Dict[fx.Node, int] = {}  # node -> argument it merely aliases
 
     # value ids ----------------------------------------------------------------
     def _param(self, value: torch.Tensor, source: Tuple[Any, ...]) -> int:
@@ -239,6 +251,7 @@ class _Walker:
         val = self.values.get(node)
         if isinstance(val, torch.Tensor):
             self.ids[node] = self._param(val, ("arg", index))
+            self.aliases[node] = index
         else:
             self.scalars[node] = concrete_scalar(val) if _is_scalar_like(val) else val
 
@@ -274,6 +287,8 @@ class _Walker:
             raise UnsupportedNodeError(node, op_name(node),
                                        f"{op_name(node)} is not an ATen op")
         self._lower(node, val)
+        if node.target in ALIAS_TARGETS and node.args and node.args[0] in self.aliases:
+            self.aliases[node] = self.aliases[node.args[0]]
 
     def _out_types(self, node: fx.Node, val: Any) -> Tuple[List[Any], bool]:
         if isinstance(val, torch.Tensor):
@@ -329,7 +344,10 @@ class _Walker:
         leaves, spec = pytree.tree_flatten(node.args[0])
         outputs, result_ids = [], []
         for leaf in leaves:
-            if isinstance(leaf, fx.Node) and leaf in self.ids:
+            if isinstance(leaf, fx.Node) and leaf in self.aliases:
+                kind = "input" if leaf.op == "placeholder" else "alias"
+                outputs.append((kind, self.aliases[leaf]))
+            elif isinstance(leaf, fx.Node) and leaf in self.ids:
                 outputs.append(("result", len(result_ids)))
                 result_ids.append(self.tensor_id(leaf))
             elif isinstance(leaf, fx.Node):
