@@ -6,39 +6,13 @@ import time
 
 import pytest
 import torch
-import torch.nn as nn
 
 import torch_pjrt
 from torch_pjrt import device as pjrt_device
+from zoo_models import float_tensors, no_dropout, square_loss
 
 pjrt_device.ensure_registered()
 DEV = "pjrt"
-
-
-def _tf():
-    return pytest.importorskip("transformers")
-
-
-def _no_dropout(model: nn.Module) -> nn.Module:
-    for mod in model.modules():
-        if isinstance(mod, nn.Dropout):
-            mod.p = 0.0
-    return model
-
-
-def _tensors(out):
-    """Float tensors of a model output (tensor, tuple, dict or ModelOutput)."""
-    if isinstance(out, torch.Tensor):
-        return [out] if out.is_floating_point() else []
-    if isinstance(out, dict):
-        out = list(out.values())
-    if isinstance(out, (list, tuple)):
-        return [t for o in out for t in _tensors(o)]
-    return []
-
-
-def _square_loss(out):
-    return sum(t.float().pow(2).mean() for t in _tensors(out))
 
 
 def _to(batch, device):
@@ -63,7 +37,7 @@ def train_script(model, device, batches, loss_fn, lr=1e-4, eval_batch=None, eval
         model.eval()
         with torch.no_grad():
             out = (eval_fn or (lambda m, b: _call(m, b)))(model, _to(eval_batch, device))
-            seen["eval"] = [t.cpu() for t in _tensors(out)]
+            seen["eval"] = [t.cpu() for t in float_tensors(out)]
     model.train()
     opt = torch.optim.AdamW(model.parameters(), lr=lr)
     for batch in batches:
@@ -100,9 +74,9 @@ def check_training(name, build, batches, loss_fn=None, steps=2, lr=1e-4, rtol=1e
                    atol=1e-5, grad_rtol=None, grad_atol=None, param_atol=None,
                    eval_batch=None, eval_fn=None):
     """Runs train_script on CPU and on pjrt from one seeded model and compares."""
-    loss_fn = loss_fn or (lambda m, b: _square_loss(_call(m, b)))
+    loss_fn = loss_fn or (lambda m, b: square_loss(_call(m, b)))
     torch.manual_seed(0)
-    cpu_model = _no_dropout(build())
+    cpu_model = no_dropout(build())
     dev_model = copy.deepcopy(cpu_model)
     if not isinstance(batches, list):
         batches = [batches] * steps

@@ -15,7 +15,9 @@ import torch.nn.functional as F
 
 import torch_pjrt
 import torch_pjrt.config
-from device_train import _ids, _tf, check_training
+from device_train import _ids, check_training
+import zoo_models as zoo
+from zoo_models import transformers_or_skip as _tf
 
 
 @pytest.fixture(autouse=True)
@@ -25,6 +27,13 @@ def _strict(monkeypatch):
 
 
 # ------------------------------------------------------- transformers --
+
+def check_image_classifier(name, build, x, labels):
+    """check_training of a transformers image classifier: the loss is the
+    model's own (cross entropy against `labels`), eval runs on `x` alone."""
+    check_training(name, build, {"pixel_values": x, "labels": labels},
+                   loss_fn=lambda m, b: m(**b).loss, eval_batch={"pixel_values": x})
+
 
 def test_bert_model_inference_and_adamw():
     tf = _tf()
@@ -89,9 +98,7 @@ def test_minilm_real_weights_inference_and_train_step():
 @pytest.mark.parametrize("attn", ["sdpa", pytest.param("eager", marks=pytest.mark.full)])
 def test_llama_gqa_rope(attn):
     tf = _tf()
-    cfg = tf.LlamaConfig(vocab_size=96, hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=64, attn_implementation=attn)
+    cfg = zoo.llama_config(tf, attn)
     ids = _ids(96)
     mask = torch.ones_like(ids)
     mask[1, :3] = 0  # left padding
@@ -103,9 +110,7 @@ def test_llama_gqa_rope(attn):
 @pytest.mark.full
 def test_qwen2():
     tf = _tf()
-    cfg = tf.Qwen2Config(vocab_size=96, hidden_size=32, intermediate_size=64,
-                         num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=2,
-                         max_position_embeddings=64, attn_implementation="sdpa")
+    cfg = zoo.qwen2_config(tf)
     batch = {"input_ids": _ids(96), "use_cache": False}
     check_training("Qwen2", lambda: tf.Qwen2ForCausalLM(cfg), batch, eval_batch=batch)
 
@@ -113,10 +118,7 @@ def test_qwen2():
 @pytest.mark.full
 def test_mistral_sliding_window():
     tf = _tf()
-    cfg = tf.MistralConfig(vocab_size=96, hidden_size=32, intermediate_size=64,
-                           num_hidden_layers=2, num_attention_heads=4, num_key_value_heads=1,
-                           max_position_embeddings=64, sliding_window=4,
-                           attn_implementation="eager")
+    cfg = zoo.mistral_config(tf)
     batch = {"input_ids": _ids(96), "use_cache": False}
     check_training("Mistral", lambda: tf.MistralForCausalLM(cfg), batch, eval_batch=batch)
 
@@ -124,10 +126,7 @@ def test_mistral_sliding_window():
 @pytest.mark.full
 def test_t5_encoder_decoder():
     tf = _tf()
-    cfg = tf.T5Config(vocab_size=96, d_model=32, d_kv=8, d_ff=64, num_layers=2,
-                      num_decoder_layers=2, num_heads=4, relative_attention_num_buckets=8,
-                      relative_attention_max_distance=16, dropout_rate=0.0,
-                      decoder_start_token_id=0, pad_token_id=0, eos_token_id=1)
+    cfg = zoo.t5_config(tf)
     batch = {"input_ids": _ids(96, seq=10), "labels": _ids(96, seq=7, gen_seed=1),
              "use_cache": False}
     check_training("T5", lambda: tf.T5ForConditionalGeneration(cfg), batch,
@@ -137,20 +136,15 @@ def test_t5_encoder_decoder():
 @pytest.mark.full
 def test_vit():
     tf = _tf()
-    cfg = tf.ViTConfig(image_size=16, patch_size=4, num_channels=3, hidden_size=32,
-                       num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
-                       num_labels=5)
-    x, y = torch.randn(2, 3, 16, 16), torch.tensor([1, 4])
-    check_training("ViT", lambda: tf.ViTForImageClassification(cfg),
-                   {"pixel_values": x, "labels": y}, loss_fn=lambda m, b: m(**b).loss,
-                   eval_batch={"pixel_values": x})
+    cfg = zoo.vit_config(tf)
+    check_image_classifier("ViT", lambda: tf.ViTForImageClassification(cfg),
+                           torch.randn(2, 3, 16, 16), torch.tensor([1, 4]))
 
 
 @pytest.mark.full
 def test_distilbert_sequence_classification():
     tf = _tf()
-    cfg = tf.DistilBertConfig(vocab_size=96, dim=32, n_layers=2, n_heads=4, hidden_dim=64,
-                              max_position_embeddings=64, num_labels=3)
+    cfg = zoo.distilbert_config(tf)
     ids = _ids(96)
     mask = torch.ones_like(ids)
     mask[0, 8:] = 0
@@ -162,9 +156,7 @@ def test_distilbert_sequence_classification():
 @pytest.mark.full
 def test_roberta():
     tf = _tf()
-    cfg = tf.RobertaConfig(vocab_size=96, hidden_size=32, num_hidden_layers=2,
-                           num_attention_heads=4, intermediate_size=64,
-                           max_position_embeddings=64)
+    cfg = zoo.roberta_config(tf)
     ids = (_ids(96) + 2).clamp(max=95)  # stay clear of padding_idx 1
     check_training("RoBERTa", lambda: tf.RobertaModel(cfg), {"input_ids": ids},
                    eval_batch={"input_ids": ids})
@@ -173,15 +165,9 @@ def test_roberta():
 @pytest.mark.full
 def test_bert_mask_token_types_sdpa():
     tf = _tf()
-    cfg = tf.BertConfig(vocab_size=96, hidden_size=32, num_hidden_layers=2,
-                        num_attention_heads=4, intermediate_size=64,
-                        max_position_embeddings=64, type_vocab_size=2,
-                        attn_implementation="sdpa")
+    cfg = zoo.bert_token_types_config(tf)
     ids = _ids(96)
-    mask = torch.ones_like(ids)
-    mask[1, 9:] = 0
-    types = torch.zeros_like(ids)
-    types[:, 6:] = 1
+    mask, types = zoo.bert_mask_and_token_types(ids)
     batch = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types,
              "labels": torch.tensor([1, 0])}
     check_training("BertForSequenceClassification (sdpa)",
@@ -192,12 +178,7 @@ def test_bert_mask_token_types_sdpa():
 @pytest.mark.full
 def test_whisper():
     tf = _tf()
-    cfg = tf.WhisperConfig(vocab_size=96, num_mel_bins=8, encoder_layers=1, decoder_layers=1,
-                           encoder_attention_heads=2, decoder_attention_heads=2,
-                           d_model=16, encoder_ffn_dim=32, decoder_ffn_dim=32,
-                           max_source_positions=16, max_target_positions=16,
-                           pad_token_id=0, bos_token_id=1, eos_token_id=2,
-                           decoder_start_token_id=1)
+    cfg = zoo.whisper_config(tf)
     batch = {"input_features": torch.randn(2, 8, 32), "decoder_input_ids": _ids(96, seq=6),
              "use_cache": False}
     check_training("Whisper", lambda: tf.WhisperModel(cfg), batch, eval_batch=batch)
@@ -206,12 +187,8 @@ def test_whisper():
 @pytest.mark.full
 def test_wav2vec2_conv_front_end_weight_norm():
     tf = _tf()
-    cfg = tf.Wav2Vec2Config(vocab_size=32, hidden_size=16, num_hidden_layers=1,
-                            num_attention_heads=2, intermediate_size=32, conv_dim=(8, 8),
-                            conv_stride=(5, 2), conv_kernel=(10, 3), num_conv_pos_embeddings=8,
-                            num_conv_pos_embedding_groups=2, mask_time_prob=0.0,
-                            feat_extract_norm="group", layerdrop=0.0, attention_dropout=0.0,
-                            hidden_dropout=0.0, activation_dropout=0.0, feat_proj_dropout=0.0)
+    cfg = zoo.wav2vec2_config(tf, layerdrop=0.0, attention_dropout=0.0, hidden_dropout=0.0,
+                          activation_dropout=0.0, feat_proj_dropout=0.0)
     x = torch.randn(2, 400)
     check_training("Wav2Vec2", lambda: tf.Wav2Vec2Model(cfg), [x], eval_batch=[x])
 
@@ -219,30 +196,23 @@ def test_wav2vec2_conv_front_end_weight_norm():
 @pytest.mark.full
 def test_resnet():
     tf = _tf()
-    cfg = tf.ResNetConfig(num_channels=3, embedding_size=8, hidden_sizes=[8, 16],
-                          depths=[1, 1], layer_type="bottleneck", num_labels=4)
-    x = torch.randn(2, 3, 32, 32)
-    batch = {"pixel_values": x, "labels": torch.tensor([0, 3])}
-    check_training("ResNet", lambda: tf.ResNetForImageClassification(cfg), batch,
-                   loss_fn=lambda m, b: m(**b).loss, eval_batch={"pixel_values": x})
+    cfg = zoo.resnet_config(tf)
+    check_image_classifier("ResNet", lambda: tf.ResNetForImageClassification(cfg),
+                           torch.randn(2, 3, 32, 32), torch.tensor([0, 3]))
 
 
 @pytest.mark.full
 def test_convnext():
     tf = _tf()
-    cfg = tf.ConvNextConfig(num_channels=3, num_stages=2, hidden_sizes=[8, 16], depths=[1, 1],
-                            patch_size=2, num_labels=4)
-    x = torch.randn(2, 3, 16, 16)
-    batch = {"pixel_values": x, "labels": torch.tensor([2, 1])}
-    check_training("ConvNext", lambda: tf.ConvNextForImageClassification(cfg), batch,
-                   loss_fn=lambda m, b: m(**b).loss, eval_batch={"pixel_values": x})
+    cfg = zoo.convnext_config(tf)
+    check_image_classifier("ConvNext", lambda: tf.ConvNextForImageClassification(cfg),
+                           torch.randn(2, 3, 16, 16), torch.tensor([2, 1]))
 
 
 @pytest.mark.full
 def test_mobilenet_v2():
     tf = _tf()
-    cfg = tf.MobileNetV2Config(num_channels=3, image_size=32, depth_multiplier=0.25,
-                               num_labels=4)
+    cfg = zoo.mobilenet_v2_config(tf)
     # Batch 8: at 2 samples the 1x1-spatial train-mode BatchNorms normalize
     # pairs of values and eager f32 CPU itself is ~0.09 off f64 on gradients
     # of size ~400. At 8 samples CPU and pjrt both sit within 4e-3 of f64.

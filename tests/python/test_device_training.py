@@ -16,6 +16,7 @@ import torch.nn.functional as F
 import torch_pjrt
 import torch_pjrt.config
 from device_train import DEV, check_training
+from zoo_models import BagClassifier, KeyPaddedMHA, MiscOps, RNNTagger, UNet, mha_args, misc_args
 
 
 @pytest.fixture(autouse=True)
@@ -112,53 +113,20 @@ def test_cuda_style_script_only_device_changed():
 
 # ------------------------------------------------------- plain torch --
 
-class _RNN(nn.Module):
-    def __init__(self, cell):
-        super().__init__()
-        self.emb = nn.Embedding(50, 16)
-        self.rnn = cell(16, 24, num_layers=2, batch_first=True, bidirectional=True)
-        self.head = nn.Linear(48, 5)
-
-    def forward(self, ids):
-        h, _ = self.rnn(self.emb(ids))
-        return self.head(h)
-
-
 @pytest.mark.full
 @pytest.mark.parametrize("cell", [nn.LSTM, nn.GRU], ids=["lstm", "gru"])
 def test_rnn(cell):
     ids = torch.randint(0, 50, (3, 7))
     y = torch.randint(0, 5, (3, 7))
-    check_training(cell.__name__, lambda: _RNN(cell), [(ids, y)] * 2,
+    check_training(cell.__name__, lambda: RNNTagger(cell), [(ids, y)] * 2,
                    loss_fn=lambda m, b: F.cross_entropy(m(b[0]).flatten(0, 1), b[1].flatten()),
                    eval_batch=ids)
-
-
-class _UNet(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.down1 = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.GroupNorm(2, 8), nn.SiLU())
-        self.down2 = nn.Sequential(nn.Conv2d(8, 16, 3, stride=2, padding=1),
-                                   nn.InstanceNorm2d(16, affine=True), nn.ReLU())
-        self.mid = nn.Conv2d(16, 16, 3, padding=1, padding_mode="reflect")
-        self.up = nn.ConvTranspose2d(16, 8, 2, stride=2)
-        self.up2 = nn.Conv2d(24, 8, 3, padding=1, padding_mode="replicate")
-        self.out = nn.Conv2d(8 + 8, 2, 1)
-
-    def forward(self, x):
-        a = self.down1(x)
-        b = self.down2(a)
-        b = F.leaky_relu(self.mid(b), 0.1)
-        u = torch.cat([self.up(b), a], dim=1)
-        v = F.interpolate(b, scale_factor=2, mode="bilinear", align_corners=False)
-        v = self.up2(torch.cat([v, self.up(b)], dim=1))
-        return self.out(torch.cat([u[:, :8] + v, a], dim=1))
 
 
 @pytest.mark.full
 def test_unet_conv_transpose_upsample_cat():
     x = torch.randn(2, 3, 16, 16)
-    check_training("U-Net", _UNet, [x], eval_batch=[x])
+    check_training("U-Net", UNet, [x], eval_batch=[x])
 
 
 def test_transformer_encoder_layer_train_and_eval():
@@ -198,70 +166,23 @@ def test_transformer_encoder_stack_eval():
                    batch, eval_batch=batch)
 
 
-class _MHA(nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.mha = nn.MultiheadAttention(32, 4, batch_first=True, kdim=24, vdim=20)
-
-    def forward(self, q, k, v, pad):
-        out, w = self.mha(q, k, v, key_padding_mask=pad)
-        return out, w
-
-
 @pytest.mark.full
 def test_multihead_attention_key_padding_mask():
-    pad = torch.zeros(2, 7, dtype=torch.bool)
-    pad[0, 5:] = True
-    args = [torch.randn(2, 5, 32), torch.randn(2, 7, 24), torch.randn(2, 7, 20), pad]
-    check_training("MultiheadAttention", _MHA, [args], eval_batch=args)
-
-
-class _Bag(nn.Module):
-    def __init__(self, mode):
-        super().__init__()
-        self.bag = nn.EmbeddingBag(40, 12, mode=mode)
-        self.head = nn.Linear(12, 3)
-
-    def forward(self, ids, offsets):
-        return self.head(self.bag(ids, offsets))
+    args = mha_args()
+    check_training("MultiheadAttention", KeyPaddedMHA, [args], eval_batch=args)
 
 
 @pytest.mark.full
 @pytest.mark.parametrize("mode", ["mean", "sum", "max"])
 def test_embedding_bag(mode):
     args = [torch.randint(0, 40, (11,)), torch.tensor([0, 3, 3, 7])]  # one empty bag
-    check_training(f"EmbeddingBag ({mode})", lambda: _Bag(mode), [args], eval_batch=args)
-
-
-class _Misc(nn.Module):
-    """einsum, cumsum, topk, masked_fill, normalize, group/instance norm, pads."""
-
-    def __init__(self):
-        super().__init__()
-        self.w = nn.Parameter(torch.randn(4, 6, 5))
-        self.conv = nn.Conv2d(4, 4, 3)
-        self.gn = nn.GroupNorm(2, 4)
-        self.inorm = nn.InstanceNorm2d(4, affine=True)
-
-    def forward(self, x, mask):
-        y = F.pad(x, (1, 1, 2, 2), mode="reflect")
-        y = self.conv(F.pad(y, (0, 1, 1, 0), mode="replicate"))
-        y = self.inorm(self.gn(y))
-        seq = y.flatten(2).transpose(1, 2)[:, :8, :]  # [b, 8, 4]
-        e = torch.einsum("bsc,cdk->bsdk", seq, self.w).sum(-1)  # [b, 8, 6]
-        e = e.masked_fill(mask[..., None], -1e4)
-        c = torch.cumsum(F.normalize(e, dim=-1), dim=1)
-        vals, idx = torch.topk(c, 3, dim=-1)
-        up = F.interpolate(y, size=(11, 9), mode="nearest")
-        return vals, idx, up.mean((2, 3)), F.pad(e, (2, 0), mode="constant", value=0.5)
+    check_training(f"EmbeddingBag ({mode})", lambda: BagClassifier(mode), [args], eval_batch=args)
 
 
 @pytest.mark.full
 def test_misc_ops_model():
-    mask = torch.zeros(2, 8, dtype=torch.bool)
-    mask[0, 6:] = True
-    args = [torch.randn(2, 4, 8, 8), mask]
-    check_training("misc ops", _Misc, [args], eval_batch=args)
+    args = misc_args()
+    check_training("misc ops", MiscOps, [args], eval_batch=args)
 
 
 # ----------------------------------------------- ops these models need --
