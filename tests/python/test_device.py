@@ -482,3 +482,22 @@ def test_layer_norm_and_sdpa_run_as_one_op():
         want.backward(go)
         for got, ref in ((qd, qc), (kd, kc), (vd, vc)):
             torch.testing.assert_close(got.grad.cpu(), ref.grad, atol=1e-5, rtol=1e-4)
+
+
+def test_sdpa_mask_that_needs_grad_takes_the_math_path():
+    """A float mask that requires grad (T5's learned position bias) cannot take
+    the flash op, which is not differentiable in its mask: the mask gradient
+    must match CPU eager."""
+    torch.manual_seed(0)
+    q, k, v = (torch.randn(2, 3, 6, 4) for _ in range(3))
+    bias = torch.randn(1, 3, 6, 6)
+    sdpa = torch.nn.functional.scaled_dot_product_attention
+    qd, kd, vd, bd = (t.to(DEV).requires_grad_() for t in (q, k, v, bias))
+    qc, kc, vc, bc = (t.clone().requires_grad_() for t in (q, k, v, bias))
+    out, want = sdpa(qd, kd, vd, attn_mask=bd), sdpa(qc, kc, vc, attn_mask=bc)
+    torch.testing.assert_close(out.cpu(), want, atol=1e-5, rtol=1e-4)
+    go = torch.randn_like(want)
+    out.backward(go.to(DEV))
+    want.backward(go)
+    for got, ref in ((qd, qc), (kd, kc), (vd, vc), (bd, bc)):
+        torch.testing.assert_close(got.grad.cpu(), ref.grad, atol=1e-5, rtol=1e-4)
