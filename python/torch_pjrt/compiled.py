@@ -444,16 +444,7 @@ class CompiledGraph:
                 if (isinstance(t, _Tensor) and t.dtype == dtype and t.shape == shape
                         and t.is_contiguous()):
                     insert(t, outs[k], version=t._version + 1)
-        if prog.identity_out:
-            leaves = results
-        else:
-            leaves = [results[v] if kind == "result" else args[v] if kind == "input" else
-                  args[v].detach() if kind == "alias" else v for kind, v in prog.leaves]
-        if prog.flat_type is tuple:
-            return tuple(leaves)
-        if prog.flat_type is list:
-            return leaves
-        return pytree.tree_unflatten(leaves, prog.lowered.out_spec)
+        return compiled_device.outputs(prog, results, args)
 
     @property
     def num_programs(self) -> int:

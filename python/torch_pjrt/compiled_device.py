@@ -249,6 +249,13 @@ def run(prog: DeviceProgram, args: Sequence[Any], upload: Any, seed: Any, c: Any
         t = results[k] = empty(shape, dtype=dtype)
         if t.numel():
             outs[k].to_host(t.data_ptr(), t.numel() * t.element_size())
+    return outputs(prog, results, args)
+
+
+def outputs(prog: Any, results: List[Any], args: Sequence[Any]) -> Any:
+    """The graph's outputs in its own structure, from a program's results and
+    the call's arguments (outputs that are an input, or an alias of one, are
+    returned without a launch). Shared by the host and the device paths."""
     if prog.identity_out:
         leaves = results
     else:
