@@ -277,14 +277,7 @@ class _Program:
                 self.writebacks.append((k, pos) + tuple(lowered.result_types[k]))
         self.execute_to_host = getattr(executable, "execute_to_host", None)
         self.has_saved = any(r[3] for r in self.results)
-        # tuple / list when the output is a flat sequence of leaves (the
-        # AOTAutograd case): built directly instead of through pytree.
-        spec = lowered.out_spec
-        self.flat_type = None
-        if (spec is not None and spec.type in (tuple, list)
-                and spec.num_leaves == len(lowered.outputs)
-                and all(c.is_leaf() for c in spec.children())):
-            self.flat_type = spec.type
+        self.flat_type = compiled_device.flat_type(lowered)
 
 
 def _numel(shape: Sequence[int]) -> int:

@@ -175,12 +175,7 @@ class DeviceProgram:
         self.identity_out = [v for kind, v in lowered.outputs] == list(
             range(len(lowered.result_types))) and all(
                 kind == "result" for kind, _ in lowered.outputs)
-        spec = lowered.out_spec
-        self.flat_type = None
-        if (spec is not None and spec.type in (tuple, list)
-                and spec.num_leaves == len(lowered.outputs)
-                and all(c.is_leaf() for c in spec.children())):
-            self.flat_type = spec.type
+        self.flat_type = flat_type(lowered)
 
 
 def lower(gm: fx.GraphModule, values: Dict[fx.Node, Any], args: Sequence[Any],
@@ -266,3 +261,15 @@ def outputs(prog: Any, results: List[Any], args: Sequence[Any]) -> Any:
     if prog.flat_type is list:
         return leaves
     return pytree.tree_unflatten(leaves, prog.lowered.out_spec)
+
+
+def flat_type(lowered: Any) -> Any:
+    """tuple / list when the graph's output is a flat sequence of leaves (the
+    AOTAutograd case), so outputs() builds it directly instead of through
+    pytree; else None."""
+    spec = lowered.out_spec
+    if (spec is not None and spec.type in (tuple, list)
+            and spec.num_leaves == len(lowered.outputs)
+            and all(c.is_leaf() for c in spec.children())):
+        return spec.type
+    return None
