@@ -1,4 +1,4 @@
-/* tpj/base.h: status, arena, string builder, hashing and logging.
+/* tpj/base.h: status, arena, string builder, hashing (FNV, SHA-256) and logging.
  *
  * Ownership (stated once for the whole library):
  *   - Functions named `*_create` and `*_load` return objects the caller owns and
@@ -14,6 +14,7 @@
 #define TPJ_BASE_H_
 
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -127,6 +128,30 @@ tpj_status_t tpj_strbuf_status(const tpj_strbuf_t* sb);
 /* 64-bit FNV-1a; stable across runs and platforms (used for cache keys). */
 uint64_t tpj_hash_bytes(const void* data, size_t len, uint64_t seed);
 #define TPJ_HASH_SEED 0xcbf29ce484222325ull
+
+/* SHA-256 (FIPS 180-4, src/base/sha256.c), for keys that must not collide:
+ * the persistent compile cache names and checks its files with it. */
+typedef struct tpj_digest_s {
+  uint8_t bytes[32];
+} tpj_digest_t;
+typedef struct tpj_digest_hex_s {
+  char text[65]; /* 64 lower-case hex digits and a NUL */
+} tpj_digest_hex_t;
+typedef struct tpj_sha256_s {
+  uint32_t state[8];
+  uint64_t total_len; /* bytes hashed so far */
+  uint8_t block[64];  /* the partial block */
+  size_t block_len;
+} tpj_sha256_t;
+
+void tpj_sha256_init(tpj_sha256_t* ctx);
+void tpj_sha256_update(tpj_sha256_t* ctx, const void* data, size_t len);
+/* Writes the digest; ctx must be initialized again before reuse. */
+void tpj_sha256_final(tpj_sha256_t* ctx, tpj_digest_t* out_digest);
+/* The digest of one buffer. */
+void tpj_sha256_bytes(const void* data, size_t len, tpj_digest_t* out_digest);
+void tpj_digest_format_hex(const tpj_digest_t* digest, tpj_digest_hex_t* out_hex);
+bool tpj_digest_equal(const tpj_digest_t* a, const tpj_digest_t* b);
 
 /* --------------------------------------------------------------- logging -- */
 

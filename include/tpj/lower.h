@@ -70,7 +70,15 @@ typedef tpj_status_t (*tpj_lower_fn)(tpj_graph_t* g, const tpj_lower_call_t* cal
 tpj_status_t tpj_lower_call(tpj_graph_t* g, const tpj_lower_call_t* call,
                             tpj_value_t* out_values /* (num_outs) */);
 
+/* True when `target` has a lowering that is not disabled. */
 bool tpj_lower_is_supported(const char* target);
+
+/* Disables (or re-enables) the lowering of `target`, process-wide: a disabled
+ * op is reported unsupported and tpj_lower_call returns UNIMPLEMENTED, so it
+ * takes the caller's fallback path (torch_pjrt.config.disabled_ops; the tests
+ * use it to force one side of a forward/backward pair onto the CPU).
+ * NOT_FOUND when `target` has no lowering. Thread-safe. */
+TPJ_MUST_USE tpj_status_t tpj_lower_op_set_disabled(const char* target, bool disabled);
 size_t tpj_lower_op_count(void);
 const char* tpj_lower_op_name(size_t index); /* NULL past the end */
 

@@ -2,12 +2,13 @@
  *
  * Compile cache. Compiling StableHLO is slow (tens to hundreds of ms), and the
  * same graph is compiled again and again (re-traces, the eager single-op
- * runner, tests). tpj_runtime_compile_cached keys every compile by a 64-bit
+ * runner, tests). tpj_runtime_compile_cached buckets every compile by a 64-bit
  * FNV-1a hash of (program text, compile options, plugin path), then confirms a
- * hit by comparing the client and the full text, so a hash collision can never
- * hand back the wrong program. Compiles run outside the cache lock; when two
- * threads compile the same program at once, the first to finish wins and the
- * other's executable is dropped.
+ * hit by comparing the client, the options and the full text, so a hash
+ * collision can never hand back the wrong program. The disk tier below, which
+ * cannot keep the text to compare, is keyed and verified by SHA-256. Compiles
+ * run outside the cache lock; when two threads compile the same program at
+ * once, the first to finish wins and the other's executable is dropped.
  *
  * Ownership: cached executables are reference counted through an opaque handle,
  * tpj_cached_executable_t. The cache holds one reference per entry; every handle
@@ -76,22 +77,27 @@ size_t tpj_runtime_cache_size(void);
  * disable; read on every call). tpj_runtime_compile_cached looks there after a
  * memory miss and writes there after a compile.
  *
- * The disk key hashes the program text, the compile options and the identity
- * of the plugin build: its path, file size and mtime, PJRT API version,
- * xla_version attribute, the client's platform name and version and its
- * device counts, so bytes from another plugin or version are never loaded.
- * A file holds a header (magic, format version, key, identity hash, text hash
- * and length, options, payload length and hash) and then the bytes of
- * PJRT_Executable_Serialize. Files are written to a temporary name and renamed,
- * so readers see either the old or the new file. A missing, truncated,
- * corrupt or mismatched file is a miss (and is replaced by the next store).
- * When the plugin lacks the serialize slots the tier is off (debug log). */
+ * The disk key is a SHA-256 digest of the program text, the compile options
+ * and the identity of the plugin build: its path, file size and mtime, PJRT
+ * API version, xla_version attribute, the client's platform name and version
+ * and its device counts, so bytes from another program, plugin or version are
+ * never loaded. The file is named by the key's 64 hex digits (".tpjx") and
+ * holds a header (magic, format version, the key digest, payload length and
+ * SHA-256, and a SHA-256 of the header itself) and then the bytes of
+ * PJRT_Executable_Serialize. Files are written to a temporary name in the same
+ * directory and renamed into place, so readers see either the old or the new
+ * file ($TORCH_PJRT_CACHE_FSYNC=1 also fsyncs it first). A file that is
+ * truncated, corrupt, foreign or holds another key's executable is logged
+ * (one warning per file), deleted and recompiled; a missing file is a plain
+ * miss. When the plugin lacks the serialize slots the tier is off (debug log). */
 
 /* The directory in use, or NULL when the tier is disabled. Free with free(). */
 char* tpj_runtime_disk_cache_dir(void);
-uint64_t tpj_runtime_disk_cache_key(const tpj_client_t* client, const char* program,
-                                    size_t program_len,
-                                    const tpj_compile_options_t* options);
+/* The disk key of a program (see above). */
+TPJ_MUST_USE tpj_status_t tpj_runtime_disk_cache_key(const tpj_client_t* client,
+                                                     const char* program, size_t program_len,
+                                                     const tpj_compile_options_t* options,
+                                                     tpj_digest_t* out_key);
 /* The file an entry lives in; *out_path (free with free()) is NULL when the
  * tier is disabled. */
 tpj_status_t tpj_runtime_disk_cache_entry_path(const tpj_client_t* client,
@@ -100,7 +106,8 @@ tpj_status_t tpj_runtime_disk_cache_entry_path(const tpj_client_t* client,
                                                char** out_path);
 /* Loads the entry for a program; *out_executable (caller destroys) is NULL on
  * a miss of any kind (metrics: one disk hit otherwise). Only bad arguments are
- * errors; why a file was rejected is logged at debug level. */
+ * errors; a rejected file is logged as a warning and deleted, any other miss
+ * is logged at debug level. */
 tpj_status_t tpj_runtime_disk_cache_load(tpj_client_t* client, const char* program,
                                          size_t program_len,
                                          const tpj_compile_options_t* options,

@@ -52,8 +52,10 @@ def decompositions() -> Dict[Any, Callable[..., Any]]:
     from torch._decomp import core_aten_decompositions, get_decompositions
     table = dict(core_aten_decompositions())
     table.update(get_decompositions(_EXTRA_DECOMP_OPS))
-    # prims.fma comes out of the lerp decomposition (AdamW's _foreach_lerp_).
-    table[torch.ops.prims.fma.default] = _fma
+    # prims.fma (an Inductor prim, registered once Dynamo has run) comes out of
+    # the lerp decomposition (AdamW's _foreach_lerp_).
+    if hasattr(torch.ops.prims, "fma"):
+        table[torch.ops.prims.fma.default] = _fma
     return table
 
 

@@ -18,6 +18,7 @@ from torch.utils import _pytree as pytree
 
 from . import _aten
 from . import compiled_device
+from . import fallback_pairs
 from . import fx_lower
 
 log = logging.getLogger("torch_pjrt")
@@ -505,6 +506,8 @@ def partition(gm: fx.GraphModule, unsupported: Set[fx.Node], name: str) -> fx.Gr
     partitions = partitioner.propose_partitions()
     fused = partitioner.fuse_partitions(partitions)
     for node in list(fused.graph.nodes):
+        if node.op == "call_function":  # a fallback op: see fallback_pairs
+            node.target = fallback_pairs.cpu_kernel(fx_lower.op_name(node)) or node.target
         if node.op == "call_module":
             sub = getattr(fused, node.target)
             compiled = CompiledGraph(sub, name=f"{name}.{node.target}")

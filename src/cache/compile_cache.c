@@ -1,6 +1,6 @@
 /* compile_cache.c: the process-wide StableHLO -> executable cache.
- * Keyed by a 64-bit hash of (text, options, plugin path); a hit is confirmed by
- * comparing client, options and the full text, so collisions are harmless.
+ * Bucketed by a 64-bit hash of (text, options, plugin path); a hit is confirmed
+ * by comparing client, options and the full text, so collisions are harmless.
  * Entries are reference counted so Python objects can outlive a cache clear.
  * A memory miss asks the disk tier (disk_cache.c) before compiling. */
 #include <stdatomic.h>

@@ -1,11 +1,13 @@
 /* disk_cache.c: the persistent tier of the compile cache. Executables are
  * serialized through PJRT into one file per program so that a fresh process
- * skips compiles its predecessors already paid for. Every problem with a file
- * (absent, truncated, corrupt, written by another plugin build) is a miss.
+ * skips compiles its predecessors already paid for. Files are named and checked
+ * by SHA-256, so a file can only ever load as the program it was written for:
+ * anything else (truncated, corrupt, foreign) is logged, deleted and recompiled.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -15,27 +17,19 @@
 #include "tpj/runtime.h"
 
 #define DISK_MAGIC "TPJEXEC"           /* 8 bytes with the NUL */
-#define DISK_FORMAT_VERSION 1u
-/* A second FNV seed: the header confirms text and identity with hashes that
- * are independent of the file name's key. */
-#define DISK_CONFIRM_SEED 0x9e3779b97f4a7c15ull
+#define DISK_FORMAT_VERSION 2u
+#define DISK_KEY_DOMAIN "torch_pjrt disk cache key v2"
 
 typedef struct disk_header_s {
   char magic[8];
   uint32_t format_version;
   uint32_t header_size;
-  uint64_t key;
-  uint64_t identity_hash; /* DISK_CONFIRM_SEED over the identity string */
-  uint64_t text_hash;     /* DISK_CONFIRM_SEED over the program text */
-  uint64_t text_len;
-  int32_t num_replicas;
-  int32_t num_partitions;
-  uint32_t spmd;          /* bit 0 use_spmd_partitioning, bit 1 portable */
-  uint32_t reserved;
-  uint64_t payload_len;   /* serialized executable bytes after the header */
-  uint64_t payload_hash;  /* DISK_CONFIRM_SEED over the payload */
+  tpj_digest_t key;            /* SHA-256 of the key material; the file name */
+  uint64_t payload_len;        /* serialized executable bytes after the header */
+  tpj_digest_t payload_digest; /* SHA-256 of those bytes */
+  tpj_digest_t header_digest;  /* SHA-256 of every header byte before this one */
 } disk_header_t;
-_Static_assert(sizeof(disk_header_t) == 80, "disk header has no padding");
+_Static_assert(sizeof(disk_header_t) == 120, "disk header has no padding");
 
 static atomic_uint g_tmp_counter;
 
@@ -98,57 +92,65 @@ static char* identity_string(const tpj_client_t* client, size_t* out_len) {
   return tpj_strbuf_take(&sb, out_len);
 }
 
-/* Fills the header fields that identify an entry (everything but payload). */
-static tpj_status_t make_header(const tpj_client_t* client, const char* program,
-                                size_t program_len, const tpj_compile_options_t* options,
-                                disk_header_t* out_header) {
+static void hash_u64(tpj_sha256_t* ctx, uint64_t v) {
+  uint8_t b[8];
+  for (int i = 0; i < 8; ++i) b[i] = (uint8_t)(v >> (8 * i));
+  tpj_sha256_update(ctx, b, sizeof(b));
+}
+
+/* SHA-256 over everything an executable depends on: program text, options and
+ * plugin identity, each length-prefixed so distinct inputs never share bytes. */
+static tpj_status_t make_key(const tpj_client_t* client, const char* program,
+                             size_t program_len, const tpj_compile_options_t* options,
+                             tpj_digest_t* out_key) {
   size_t id_len = 0;
   char* id = identity_string(client, &id_len);
   if (!id) return TPJ_STATUS(RESOURCE_EXHAUSTED, "disk cache: out of memory (identity)");
   tpj_compile_options_t o = normalize_options(options);
-  int64_t fields[3] = {o.num_replicas, o.num_partitions,
-                       (o.use_spmd_partitioning ? 1 : 0) | (o.portable ? 2 : 0)};
-  disk_header_t h;
-  memset(&h, 0, sizeof(h));
-  memcpy(h.magic, DISK_MAGIC, sizeof(h.magic));
-  h.format_version = DISK_FORMAT_VERSION;
-  h.header_size = (uint32_t)sizeof(h);
-  uint64_t k = tpj_hash_bytes(program, program_len, TPJ_HASH_SEED);
-  k = tpj_hash_bytes(fields, sizeof(fields), k);
-  h.key = tpj_hash_bytes(id, id_len, k);
-  h.identity_hash = tpj_hash_bytes(id, id_len, DISK_CONFIRM_SEED);
-  h.text_hash = tpj_hash_bytes(program, program_len, DISK_CONFIRM_SEED);
-  h.text_len = program_len;
-  h.num_replicas = o.num_replicas;
-  h.num_partitions = o.num_partitions;
-  h.spmd = (o.use_spmd_partitioning ? 1u : 0u) | (o.portable ? 2u : 0u); /* flag bits */
+  tpj_sha256_t ctx;
+  tpj_sha256_init(&ctx);
+  tpj_sha256_update(&ctx, DISK_KEY_DOMAIN, sizeof(DISK_KEY_DOMAIN));
+  hash_u64(&ctx, program_len);
+  tpj_sha256_update(&ctx, program, program_len);
+  hash_u64(&ctx, (uint64_t)(int64_t)o.num_replicas);
+  hash_u64(&ctx, (uint64_t)(int64_t)o.num_partitions);
+  hash_u64(&ctx, (o.use_spmd_partitioning ? 1u : 0u) | (o.portable ? 2u : 0u));
+  hash_u64(&ctx, id_len);
+  tpj_sha256_update(&ctx, id, id_len);
   free(id);
-  *out_header = h;
+  tpj_sha256_final(&ctx, out_key);
   return NULL;
 }
 
-uint64_t tpj_runtime_disk_cache_key(const tpj_client_t* client, const char* program,
-                                    size_t program_len,
-                                    const tpj_compile_options_t* options) {
-  disk_header_t h;
-  if (!client || !program) return 0;
-  tpj_status_t st = make_header(client, program, program_len, options, &h);
-  if (st) {
-    tpj_status_free(st);
-    return 0;
-  }
-  return h.key;
+tpj_status_t tpj_runtime_disk_cache_key(const tpj_client_t* client, const char* program,
+                                        size_t program_len,
+                                        const tpj_compile_options_t* options,
+                                        tpj_digest_t* out_key) {
+  TPJ_CHECK_ARG(client && program && out_key, "disk cache key: NULL argument");
+  return make_key(client, program, program_len, options, out_key);
 }
 
-static char* entry_path(const char* dir, uint64_t key) {
+static char* entry_path(const char* dir, const tpj_digest_t* key) {
+  tpj_digest_hex_t hex;
+  tpj_digest_format_hex(key, &hex);
   tpj_strbuf_t sb;
   tpj_strbuf_init(&sb);
-  tpj_strbuf_printf(&sb, "%s/%016llx.tpjx", dir, (unsigned long long)key);
+  tpj_strbuf_printf(&sb, "%s/%s.tpjx", dir, hex.text);
   if (sb.oom) {
     tpj_strbuf_deinit(&sb);
     return NULL;
   }
   return tpj_strbuf_take(&sb, NULL);
+}
+
+/* The key of a program and its file in `dir` (*out_path: caller frees). */
+static tpj_status_t key_and_path(const tpj_client_t* client, const char* program,
+                                 size_t program_len, const tpj_compile_options_t* options,
+                                 const char* dir, tpj_digest_t* out_key, char** out_path) {
+  TPJ_RETURN_IF_ERROR(make_key(client, program, program_len, options, out_key));
+  *out_path = entry_path(dir, out_key);
+  if (!*out_path) return TPJ_STATUS(RESOURCE_EXHAUSTED, "disk cache: out of memory (path)");
+  return NULL;
 }
 
 tpj_status_t tpj_runtime_disk_cache_entry_path(const tpj_client_t* client,
@@ -159,61 +161,114 @@ tpj_status_t tpj_runtime_disk_cache_entry_path(const tpj_client_t* client,
   *out_path = NULL;
   char* dir = tpj_runtime_disk_cache_dir();
   if (!dir) return NULL;
-  disk_header_t h;
-  tpj_status_t st = make_header(client, program, program_len, options, &h);
-  if (!st) {
-    *out_path = entry_path(dir, h.key);
-    if (!*out_path) st = TPJ_STATUS(RESOURCE_EXHAUSTED, "disk cache: out of memory (path)");
-  }
+  tpj_digest_t key;
+  tpj_status_t st = key_and_path(client, program, program_len, options, dir, &key, out_path);
   free(dir);
   return st;
 }
 
 /* ------------------------------------------------------------------ load -- */
 
-/* Reads and checks an entry file; on success *out_payload (malloc'd) holds
- * want->payload_len bytes. Any mismatch is a status saying why (a miss). */
-static tpj_status_t read_entry(const char* path, const disk_header_t* want,
-                               uint8_t** out_payload, size_t* out_len) {
-  FILE* f = fopen(path, "rb");
-  if (!f) return TPJ_STATUS(NOT_FOUND, "disk cache: no entry %s", path);
-  disk_header_t h;
-  tpj_status_t st = NULL;
-  uint8_t* payload = NULL;
-  struct stat sb;
-  if (fstat(fileno(f), &sb) != 0 || fread(&h, sizeof(h), 1, f) != 1) {
-    st = TPJ_STATUS(DATA_LOSS, "disk cache: %s: truncated header", path);
-  } else if (memcmp(h.magic, DISK_MAGIC, sizeof(h.magic)) != 0 ||
-             h.format_version != DISK_FORMAT_VERSION || h.header_size != sizeof(h)) {
-    st = TPJ_STATUS(DATA_LOSS, "disk cache: %s: bad magic or format version (got %u, "
-                    "expected %u)", path, h.format_version, DISK_FORMAT_VERSION);
-  } else if (h.key != want->key || h.identity_hash != want->identity_hash ||
-             h.text_hash != want->text_hash || h.text_len != want->text_len ||
-             h.num_replicas != want->num_replicas ||
-             h.num_partitions != want->num_partitions || h.spmd != want->spmd) {
-    st = TPJ_STATUS(FAILED_PRECONDITION, "disk cache: %s: written for another program, "
-                    "options or plugin build", path);
-  } else if (h.payload_len == 0 ||
-             (uint64_t)sb.st_size != sizeof(h) + h.payload_len) {
-    st = TPJ_STATUS(DATA_LOSS, "disk cache: %s: size mismatch (got %lld bytes, expected "
-                    "%llu)", path, (long long)sb.st_size,
-                    (unsigned long long)(sizeof(h) + h.payload_len));
-  } else if (!(payload = (uint8_t*)malloc((size_t)h.payload_len))) {
-    st = TPJ_STATUS(RESOURCE_EXHAUSTED, "disk cache: out of memory reading %llu bytes",
-                    (unsigned long long)h.payload_len);
-  } else if (fread(payload, 1, (size_t)h.payload_len, f) != h.payload_len ||
-             tpj_hash_bytes(payload, (size_t)h.payload_len, DISK_CONFIRM_SEED) !=
-                 h.payload_hash) {
-    st = TPJ_STATUS(DATA_LOSS, "disk cache: %s: payload corrupt (hash mismatch)", path);
+static void header_digest(const disk_header_t* h, tpj_digest_t* out_digest) {
+  tpj_sha256_bytes(h, offsetof(disk_header_t, header_digest), out_digest);
+}
+
+/* Checks a header read from a file of `file_size` bytes against the key.
+ * DATA_LOSS / FAILED_PRECONDITION mean the file is bad (it gets deleted). */
+static tpj_status_t check_header(const char* path, const disk_header_t* h,
+                                 long long file_size, const tpj_digest_t* key) {
+  tpj_digest_t hd;
+  header_digest(h, &hd);
+  if (memcmp(h->magic, DISK_MAGIC, sizeof(h->magic)) != 0 ||
+      h->format_version != DISK_FORMAT_VERSION || h->header_size != sizeof(*h)) {
+    return TPJ_STATUS(DATA_LOSS, "disk cache: %s: not a cache entry of this format "
+                      "(got version %u, expected %u)", path, h->format_version,
+                      DISK_FORMAT_VERSION);
   }
-  fclose(f);
-  if (st) {
+  if (!tpj_digest_equal(&hd, &h->header_digest)) {
+    return TPJ_STATUS(DATA_LOSS, "disk cache: %s: header corrupt (digest mismatch)", path);
+  }
+  if (!tpj_digest_equal(&h->key, key)) {
+    return TPJ_STATUS(FAILED_PRECONDITION, "disk cache: %s: holds another program's "
+                      "executable (key digest mismatch)", path);
+  }
+  if (h->payload_len == 0 || h->payload_len > (uint64_t)file_size ||
+      (uint64_t)file_size - sizeof(*h) != h->payload_len) {
+    return TPJ_STATUS(DATA_LOSS, "disk cache: %s: size mismatch (got %lld bytes, "
+                      "expected %llu)", path, file_size,
+                      (unsigned long long)(sizeof(*h) + h->payload_len));
+  }
+  return NULL;
+}
+
+/* Reads and checks an open entry file; on success *out_payload (malloc'd)
+ * holds *out_len bytes whose digest matches the header. */
+static tpj_status_t read_entry(FILE* f, const char* path, const tpj_digest_t* key,
+                               uint8_t** out_payload, size_t* out_len) {
+  struct stat sb;
+  if (fstat(fileno(f), &sb) != 0) {
+    return TPJ_STATUS(UNAVAILABLE, "disk cache: %s: stat failed: %s", path, strerror(errno));
+  }
+  disk_header_t h;
+  if ((size_t)sb.st_size < sizeof(h) || fread(&h, sizeof(h), 1, f) != 1) {
+    return TPJ_STATUS(DATA_LOSS, "disk cache: %s: truncated header (got %lld bytes, "
+                      "expected at least %zu)", path, (long long)sb.st_size, sizeof(h));
+  }
+  TPJ_RETURN_IF_ERROR(check_header(path, &h, (long long)sb.st_size, key));
+  uint8_t* payload = (uint8_t*)malloc((size_t)h.payload_len);
+  if (!payload) {
+    return TPJ_STATUS(RESOURCE_EXHAUSTED, "disk cache: out of memory reading %llu bytes",
+                      (unsigned long long)h.payload_len);
+  }
+  tpj_digest_t pd;
+  size_t got = fread(payload, 1, (size_t)h.payload_len, f);
+  if (got == h.payload_len) tpj_sha256_bytes(payload, got, &pd);
+  if (got != h.payload_len || !tpj_digest_equal(&pd, &h.payload_digest)) {
     free(payload);
-    return st;
+    return TPJ_STATUS(DATA_LOSS, "disk cache: %s: payload corrupt (digest mismatch)", path);
   }
   *out_payload = payload;
   *out_len = (size_t)h.payload_len;
   return NULL;
+}
+
+/* Deletes a rejected file, unless another process already renamed a new one
+ * over it (the path no longer names the inode that was read). */
+static void discard_entry(const char* path, const struct stat* read_st, tpj_status_t why) {
+  struct stat now;
+  bool same = stat(path, &now) == 0 && now.st_dev == read_st->st_dev &&
+              now.st_ino == read_st->st_ino;
+  bool deleted = same && unlink(path) == 0;
+  TPJ_LOG(WARNING, "%s; %s, the program is compiled again", tpj_status_message(why),
+          deleted ? "deleted the file" : "the file was already replaced");
+}
+
+/* Opens, verifies and deserializes the entry at `path`. A file that fails any
+ * check is discarded; every problem is returned as a status (a miss). */
+static tpj_status_t load_entry(tpj_client_t* client, const char* path,
+                               const tpj_digest_t* key, tpj_executable_t** out_executable) {
+  FILE* f = fopen(path, "rb");
+  if (!f) {
+    return TPJ_STATUS(NOT_FOUND, "disk cache: no entry %s: %s", path, strerror(errno));
+  }
+  struct stat st;
+  bool have_st = fstat(fileno(f), &st) == 0;
+  uint8_t* payload = NULL;
+  size_t len = 0;
+  tpj_status_t s = read_entry(f, path, key, &payload, &len);
+  fclose(f);
+  bool bad = s && (tpj_status_code(s) == TPJ_STATUS_DATA_LOSS ||
+                   tpj_status_code(s) == TPJ_STATUS_FAILED_PRECONDITION);
+  if (!s) {
+    /* The bytes are the ones written for this key; a plugin that still
+     * refuses them cannot use the file either. */
+    s = tpj_status_annotate(tpj_executable_deserialize(client, payload, len, out_executable),
+                            "disk cache: %s: plugin rejected the executable", path);
+    bad = s != NULL;
+  }
+  free(payload);
+  if (bad && have_st) discard_entry(path, &st, s);
+  return s;
 }
 
 tpj_status_t tpj_runtime_disk_cache_load(tpj_client_t* client, const char* program,
@@ -225,22 +280,13 @@ tpj_status_t tpj_runtime_disk_cache_load(tpj_client_t* client, const char* progr
   char* dir = tpj_runtime_disk_cache_dir();
   if (!dir) return NULL;
   char* path = NULL;
-  uint8_t* payload = NULL;
-  size_t len = 0;
-  disk_header_t want;
+  tpj_digest_t key;
   tpj_status_t st = NULL;
   if (!tpj_executable_serialization_supported(client)) {
     st = TPJ_STATUS(UNIMPLEMENTED, "disk cache: plugin cannot deserialize executables");
   }
-  if (!st) st = make_header(client, program, program_len, options, &want);
-  if (!st && !(path = entry_path(dir, want.key))) {
-    st = TPJ_STATUS(RESOURCE_EXHAUSTED, "disk cache: out of memory (path)");
-  }
-  if (!st) st = read_entry(path, &want, &payload, &len);
-  if (!st) {
-    st = tpj_status_annotate(tpj_executable_deserialize(client, payload, len, out_executable),
-                             "disk cache: %s", path);
-  }
+  if (!st) st = key_and_path(client, program, program_len, options, dir, &key, &path);
+  if (!st) st = load_entry(client, path, &key, out_executable);
   if (st) {
     TPJ_LOG(DEBUG, "disk cache miss: %s", tpj_status_message(st));
     tpj_status_free(st);
@@ -248,7 +294,6 @@ tpj_status_t tpj_runtime_disk_cache_load(tpj_client_t* client, const char* progr
     TPJ_LOG(DEBUG, "disk cache hit: %s", path);
     tpj_runtime_metrics_add_disk_hit();
   }
-  free(payload);
   free(path);
   free(dir);
   return NULL;
@@ -291,8 +336,15 @@ static tpj_status_t write_all(int fd, const void* data, size_t len, const char* 
   return NULL;
 }
 
-/* Writes header + payload to a unique temporary file, then renames it over
- * `path`, so a reader never sees a partial entry. */
+/* TORCH_PJRT_CACHE_FSYNC=1 flushes each entry to the disk before the rename
+ * (survives a power cut; costs a sync per compile). Off by default. */
+static bool want_fsync(void) {
+  const char* env = getenv("TORCH_PJRT_CACHE_FSYNC");
+  return env && strcmp(env, "1") == 0;
+}
+
+/* Writes header + payload to a unique temporary file in the same directory,
+ * then renames it over `path` (atomic), so a reader never sees a partial entry. */
 static tpj_status_t write_entry(const char* path, const disk_header_t* h,
                                 const uint8_t* payload) {
   tpj_strbuf_t sb;
@@ -311,6 +363,9 @@ static tpj_status_t write_entry(const char* path, const disk_header_t* h,
   } else {
     st = write_all(fd, h, sizeof(*h), tmp);
     if (!st) st = write_all(fd, payload, (size_t)h->payload_len, tmp);
+    if (!st && want_fsync() && fsync(fd) != 0) {
+      st = TPJ_STATUS(UNAVAILABLE, "disk cache: fsync of %s failed: %s", tmp, strerror(errno));
+    }
     if (close(fd) != 0 && !st) {
       st = TPJ_STATUS(UNAVAILABLE, "disk cache: closing %s failed: %s", tmp, strerror(errno));
     }
@@ -324,6 +379,18 @@ static tpj_status_t write_entry(const char* path, const disk_header_t* h,
   return st;
 }
 
+static void fill_header(const tpj_digest_t* key, const uint8_t* payload, size_t len,
+                        disk_header_t* out_header) {
+  memset(out_header, 0, sizeof(*out_header));
+  memcpy(out_header->magic, DISK_MAGIC, sizeof(out_header->magic));
+  out_header->format_version = DISK_FORMAT_VERSION;
+  out_header->header_size = (uint32_t)sizeof(*out_header);
+  out_header->key = *key;
+  out_header->payload_len = len;
+  tpj_sha256_bytes(payload, len, &out_header->payload_digest);
+  header_digest(out_header, &out_header->header_digest);
+}
+
 tpj_status_t tpj_runtime_disk_cache_store(tpj_client_t* client, const char* program,
                                           size_t program_len,
                                           const tpj_compile_options_t* options,
@@ -335,22 +402,19 @@ tpj_status_t tpj_runtime_disk_cache_store(tpj_client_t* client, const char* prog
     free(dir);
     return NULL;
   }
-  disk_header_t h;
+  tpj_digest_t key;
   char* path = NULL;
   uint8_t* payload = NULL;
   size_t len = 0;
-  tpj_status_t st = make_header(client, program, program_len, options, &h);
-  if (!st && !(path = entry_path(dir, h.key))) {
-    st = TPJ_STATUS(RESOURCE_EXHAUSTED, "disk cache: out of memory (path)");
-  }
+  tpj_status_t st = key_and_path(client, program, program_len, options, dir, &key, &path);
   if (!st) st = tpj_executable_serialize(executable, &payload, &len);
   if (!st && len == 0) {
     st = TPJ_STATUS(INTERNAL, "disk cache: plugin serialized an executable to 0 bytes");
   }
   if (!st) st = make_dirs(dir);
   if (!st) {
-    h.payload_len = len;
-    h.payload_hash = tpj_hash_bytes(payload, len, DISK_CONFIRM_SEED);
+    disk_header_t h;
+    fill_header(&key, payload, len, &h);
     st = write_entry(path, &h, payload);
   }
   if (!st) {

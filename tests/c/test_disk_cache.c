@@ -1,7 +1,9 @@
 /* test_disk_cache.c: the persistent compile-cache tier on the real CPU plugin
- * (store, load after the memory tier is cleared, corrupt / truncated /
- * mismatched files as misses that get rewritten, keys per options, disabled
- * directory) and on the fake plugin, which lacks the serialize slots. */
+ * (store, load after the memory tier is cleared, SHA-256 keys per options and
+ * text, disabled directory; truncated, corrupt, foreign and colliding files
+ * are warned about, deleted and recompiled, never loaded) and on the fake
+ * plugin, which lacks the serialize slots. */
+#include <errno.h>
 #include <dirent.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -166,75 +168,201 @@ TPJ_TEST(store_then_load_in_fresh_state) {
   remove_dir(dir);
 }
 
-/* Rewrites the entry file of kAdd: keeps `keep` bytes, then flips byte `flip`
- * (if >= 0) or appends `extra` (if not NULL). */
-static bool damage_entry(const char* path, long keep, long flip, const char* extra) {
-  FILE* f = fopen(path, "rb");
-  if (!f) return false;
-  static unsigned char buf[1 << 22];
-  size_t n = fread(buf, 1, sizeof(buf), f);
-  fclose(f);
-  if (keep >= 0 && (size_t)keep < n) n = (size_t)keep;
-  if (flip >= 0 && (size_t)flip < n) buf[flip] ^= 0x5a;
-  f = fopen(path, "wb");
-  if (!f) return false;
-  fwrite(buf, 1, n, f);
-  if (extra) fputs(extra, f);
-  fclose(f);
-  return true;
+/* ------------------------------------------------------- rejected files -- */
+
+/* Header layout of format 2 (disk_cache.c): magic 0..8, version 8, size 12,
+ * key digest 16..48, payload length 48..56, payload digest 56..88, header
+ * digest 88..120; the payload follows. */
+enum { kHeaderSize = 120, kKeyAt = 16, kLenAt = 48, kPayloadDigestAt = 56, kHeaderDigestAt = 88 };
+
+static int g_warnings;
+static char g_last_warning[1024];
+
+static void capture_warnings(tpj_log_level_t level, const char* message, void* user) {
+  if (level != TPJ_LOG_LEVEL_WARNING) return;
+  ++g_warnings;
+  snprintf(g_last_warning, sizeof(g_last_warning), "%s", message);
 }
 
-static void expect_miss_then_rewrite(const char* path, int* failed) {
+static unsigned char g_good[1 << 22], g_bad[1 << 22], g_back[1 << 22];
+
+static long read_whole(const char* path, unsigned char* buf, size_t cap) {
+  FILE* f = fopen(path, "rb");
+  if (!f) return -1;
+  size_t n = fread(buf, 1, cap, f);
+  fclose(f);
+  return (long)n;
+}
+
+static bool write_whole(const char* path, const unsigned char* buf, size_t n) {
+  FILE* f = fopen(path, "wb");
+  if (!f) return false;
+  bool ok = fwrite(buf, 1, n, f) == n;
+  return fclose(f) == 0 && ok;
+}
+
+/* The bad bytes are rejected twice over: a direct load misses, warns once
+ * (naming the file and `why`) and deletes the file; with the bytes put back, a
+ * cached compile recompiles the right program and replaces the file, which the
+ * next fresh process-state compile loads. */
+static void expect_rejected(const char* path, size_t bad_len, const char* why, int* failed) {
+  tpj_client_t* client = NULL;
+  TPJ_EXPECT_OK(cpu_client(&client));
+  TPJ_EXPECT(write_whole(path, g_bad, bad_len));
+  tpj_log_set_sink(capture_warnings, NULL);
+  g_warnings = 0;
+  tpj_executable_t* exe = (tpj_executable_t*)1;
+  tpj_status_t s = tpj_runtime_disk_cache_load(client, kAdd, strlen(kAdd), NULL, &exe);
+  tpj_log_set_sink(NULL, NULL);
+  TPJ_EXPECT_OK(s);
+  TPJ_EXPECT(exe == NULL);
+  TPJ_EXPECT(g_warnings == 1 && strstr(g_last_warning, path) && strstr(g_last_warning, why));
+  if (g_warnings != 1 || !strstr(g_last_warning, why)) {
+    fprintf(stderr, "  (%d warnings, last \"%s\", expected \"%s\")\n", g_warnings,
+            g_last_warning, why);
+  }
+  struct stat st;
+  TPJ_EXPECT(stat(path, &st) != 0 && errno == ENOENT);
+
+  TPJ_EXPECT(write_whole(path, g_bad, bad_len));
   float out[4] = {0};
   bool hit = true;
   tpj_metrics_t m;
-  TPJ_EXPECT_OK(fresh_compile_and_run(kAdd, out, &hit, &m));
+  tpj_log_set_sink(capture_warnings, NULL);
+  g_warnings = 0;
+  s = fresh_compile_and_run(kAdd, out, &hit, &m);
+  tpj_log_set_sink(NULL, NULL);
+  TPJ_EXPECT_OK(s);
+  TPJ_EXPECT(g_warnings == 1);
   TPJ_EXPECT(!hit && m.compiles == 1 && m.disk_hits == 0 && m.disk_writes == 1);
-  TPJ_EXPECT(out[0] == 11 && out[3] == 44);
+  TPJ_EXPECT(out[0] == 11 && out[1] == 22 && out[2] == 33 && out[3] == 44);
+  long n = read_whole(path, g_back, sizeof(g_back)); /* replaced by a valid entry */
+  TPJ_EXPECT(n > kHeaderSize && memcmp(g_back, g_good, kLenAt) == 0);
+  memset(out, 0, sizeof(out));
   TPJ_EXPECT_OK(fresh_compile_and_run(kAdd, out, &hit, &m));
   TPJ_EXPECT(hit && m.compiles == 0 && m.disk_hits == 1);
-  TPJ_EXPECT(out[0] == 11 && out[3] == 44);
-  struct stat st;
-  TPJ_EXPECT(stat(path, &st) == 0 && st.st_size > 80);
+  TPJ_EXPECT(out[0] == 11 && out[1] == 22 && out[2] == 33 && out[3] == 44);
 }
 
-TPJ_TEST(corrupt_truncated_and_foreign_files_are_misses) {
-  char* dir = use_fresh_dir();
-  tpj_client_t* client = NULL;
-  TPJ_EXPECT_OK(cpu_client(&client));
-  char* path = NULL;
-  TPJ_EXPECT_OK(tpj_runtime_disk_cache_entry_path(client, kAdd, strlen(kAdd), NULL, &path));
-  TPJ_EXPECT(path && strncmp(path, dir, strlen(dir)) == 0);
-  expect_miss_then_rewrite(path, failed); /* absent */
-  struct stat st;
-  TPJ_EXPECT(stat(path, &st) == 0);
-  long size = (long)st.st_size;
-  TPJ_EXPECT(damage_entry(path, -1, size / 2, NULL));   /* payload bit flip */
-  expect_miss_then_rewrite(path, failed);
-  TPJ_EXPECT(damage_entry(path, size - 7, -1, NULL));   /* truncated payload */
-  expect_miss_then_rewrite(path, failed);
-  TPJ_EXPECT(damage_entry(path, 40, -1, NULL));         /* truncated header */
-  expect_miss_then_rewrite(path, failed);
-  TPJ_EXPECT(damage_entry(path, -1, 0, NULL));          /* bad magic */
-  expect_miss_then_rewrite(path, failed);
-  TPJ_EXPECT(damage_entry(path, -1, -1, "trailing"));   /* extra bytes */
-  expect_miss_then_rewrite(path, failed);
-  TPJ_EXPECT(damage_entry(path, 0, -1, NULL));          /* empty file */
-  expect_miss_then_rewrite(path, failed);
+/* g_bad = g_good with byte `at` flipped; returns the length. */
+static size_t flipped(long good_len, long at) {
+  memcpy(g_bad, g_good, (size_t)good_len);
+  g_bad[at] ^= 0x5a;
+  return (size_t)good_len;
+}
 
-  /* kMul's (valid) file under kAdd's name: a mismatch, never kMul's program. */
-  char* mul_path = NULL;
-  TPJ_EXPECT_OK(tpj_runtime_disk_cache_entry_path(client, kMul, strlen(kMul), NULL,
-                                                  &mul_path));
+/* A fresh directory holding kAdd's entry; its bytes in g_good, its path in
+ * *out_path. Returns the file's length (<= 0 on failure). */
+static long good_entry(char** out_dir, char** out_path, int* failed) {
+  *out_dir = use_fresh_dir();
+  *out_path = NULL;
+  tpj_client_t* client = NULL;
   float out[4];
   bool hit;
   tpj_metrics_t m;
+  tpj_status_t s = cpu_client(&client);
+  if (!s) s = tpj_runtime_disk_cache_entry_path(client, kAdd, strlen(kAdd), NULL, out_path);
+  if (!s) s = fresh_compile_and_run(kAdd, out, &hit, &m);
+  if (s) {
+    fprintf(stderr, "  good_entry: %s\n", tpj_status_message(s));
+    tpj_status_free(s);
+    *failed = 1;
+    return -1;
+  }
+  long n = *out_path ? read_whole(*out_path, g_good, sizeof(g_good)) : -1;
+  TPJ_EXPECT(n > kHeaderSize && (size_t)n < sizeof(g_good));
+  return n;
+}
+
+TPJ_TEST(truncated_and_empty_files_are_deleted_and_recompiled) {
+  char *dir, *path;
+  long n = good_entry(&dir, &path, failed);
+  if (n <= kHeaderSize) return;
+  memcpy(g_bad, g_good, (size_t)n);
+  expect_rejected(path, (size_t)n - 7, "size mismatch", failed);         /* payload cut */
+  expect_rejected(path, kHeaderSize + 1, "size mismatch", failed);       /* one payload byte */
+  expect_rejected(path, 40, "truncated header", failed);                 /* header cut */
+  expect_rejected(path, 0, "truncated header", failed);                  /* empty file */
+  memcpy(g_bad, g_good, (size_t)n);
+  memcpy(g_bad + n, "trailing", 8);
+  expect_rejected(path, (size_t)n + 8, "size mismatch", failed);         /* extra bytes */
+  free(path);
+  tpj_runtime_cache_clear();
+  remove_dir(dir);
+}
+
+TPJ_TEST(flipped_payload_and_header_bytes_are_deleted_and_recompiled) {
+  char *dir, *path;
+  long n = good_entry(&dir, &path, failed);
+  if (n <= kHeaderSize) return;
+  expect_rejected(path, flipped(n, kHeaderSize), "payload corrupt", failed);
+  expect_rejected(path, flipped(n, (kHeaderSize + n) / 2), "payload corrupt", failed);
+  expect_rejected(path, flipped(n, n - 1), "payload corrupt", failed);
+  expect_rejected(path, flipped(n, 0), "not a cache entry", failed);      /* magic */
+  expect_rejected(path, flipped(n, 8), "not a cache entry", failed);      /* version */
+  static const long header_bytes[] = {kKeyAt, kKeyAt + 31, kLenAt, kLenAt + 7,
+                                      kPayloadDigestAt + 3, kHeaderDigestAt,
+                                      kHeaderSize - 1};
+  for (size_t i = 0; i < sizeof(header_bytes) / sizeof(header_bytes[0]); ++i) {
+    expect_rejected(path, flipped(n, header_bytes[i]), "header corrupt", failed);
+  }
+  free(path);
+  tpj_runtime_cache_clear();
+  remove_dir(dir);
+}
+
+TPJ_TEST(foreign_and_colliding_files_are_deleted_and_recompiled) {
+  char *dir, *path;
+  long n = good_entry(&dir, &path, failed);
+  if (n <= kHeaderSize) return;
+  /* Some other file under the entry's name. */
+  for (size_t i = 0; i < 4096; ++i) g_bad[i] = (unsigned char)("#!/bin/sh\necho hi\n"[i % 18]);
+  expect_rejected(path, 4096, "not a cache entry", failed);
+  /* A valid entry of format 1 (the FNV-keyed format) under the new name. */
+  memcpy(g_bad, g_good, (size_t)n);
+  g_bad[8] = 1;
+  expect_rejected(path, (size_t)n, "not a cache entry", failed);
+  /* kMul's valid file renamed to kAdd's name, as a key collision would leave it:
+   * never kMul's program (which would give 10, 40, ...). */
+  tpj_client_t* client = NULL;
+  char* mul_path = NULL;
+  float out[4];
+  bool hit;
+  tpj_metrics_t m;
+  TPJ_EXPECT_OK(cpu_client(&client));
+  TPJ_EXPECT_OK(tpj_runtime_disk_cache_entry_path(client, kMul, strlen(kMul), NULL,
+                                                  &mul_path));
   TPJ_EXPECT_OK(fresh_compile_and_run(kMul, out, &hit, &m));
-  TPJ_EXPECT(rename(mul_path, path) == 0);
-  expect_miss_then_rewrite(path, failed);
+  long mul_len = mul_path ? read_whole(mul_path, g_bad, sizeof(g_bad)) : -1;
+  TPJ_EXPECT(mul_len > kHeaderSize);
+  if (mul_len > kHeaderSize) {
+    expect_rejected(path, (size_t)mul_len, "another program", failed);
+  }
+  /* kMul's own file is untouched and still loads as kMul. */
+  TPJ_EXPECT_OK(fresh_compile_and_run(kMul, out, &hit, &m));
+  TPJ_EXPECT(hit && m.disk_hits == 1 && out[0] == 10 && out[3] == 160);
   free(mul_path);
   free(path);
   tpj_runtime_cache_clear();
+  remove_dir(dir);
+}
+
+TPJ_TEST(entry_names_are_the_sha256_key) {
+  char* dir = use_fresh_dir();
+  tpj_client_t* client = NULL;
+  TPJ_EXPECT_OK(cpu_client(&client));
+  tpj_digest_t key;
+  TPJ_EXPECT_OK(tpj_runtime_disk_cache_key(client, kAdd, strlen(kAdd), NULL, &key));
+  tpj_digest_hex_t hex;
+  tpj_digest_format_hex(&key, &hex);
+  char* path = NULL;
+  TPJ_EXPECT_OK(tpj_runtime_disk_cache_entry_path(client, kAdd, strlen(kAdd), NULL, &path));
+  char want[600];
+  snprintf(want, sizeof(want), "%s/%s.tpjx", dir, hex.text);
+  TPJ_EXPECT(path && strcmp(path, want) == 0);
+  free(path);
+  TPJ_EXPECT_ERROR(tpj_runtime_disk_cache_key(NULL, kAdd, 1, NULL, &key), INVALID_ARGUMENT,
+                   "disk cache key");
   remove_dir(dir);
 }
 
@@ -246,16 +374,18 @@ TPJ_TEST(keys_differ_by_options_and_text) {
   tpj_compile_options_t two = {.num_replicas = 2, .num_partitions = 1};
   tpj_compile_options_t spmd = {.num_replicas = 1, .num_partitions = 1,
                                 .use_spmd_partitioning = true};
-  uint64_t k = tpj_runtime_disk_cache_key(client, kAdd, strlen(kAdd), NULL);
-  TPJ_EXPECT(k != 0);
-  TPJ_EXPECT(k == tpj_runtime_disk_cache_key(client, kAdd, strlen(kAdd), &one));
-  TPJ_EXPECT(k != tpj_runtime_disk_cache_key(client, kAdd, strlen(kAdd), &two));
-  TPJ_EXPECT(k != tpj_runtime_disk_cache_key(client, kAdd, strlen(kAdd), &spmd));
-  TPJ_EXPECT(k != tpj_runtime_disk_cache_key(client, kMul, strlen(kMul), NULL));
-  TPJ_EXPECT(k != tpj_runtime_disk_cache_key(client, kAdd, strlen(kAdd) - 1, NULL));
-  /* The disk key also covers the plugin build, so it differs from the
-   * memory key of the same program. */
-  TPJ_EXPECT(k != tpj_runtime_cache_key(client, kAdd, strlen(kAdd), NULL));
+  tpj_digest_t k, k_one, k_two, k_spmd, k_mul, k_short;
+  TPJ_EXPECT_OK(tpj_runtime_disk_cache_key(client, kAdd, strlen(kAdd), NULL, &k));
+  TPJ_EXPECT_OK(tpj_runtime_disk_cache_key(client, kAdd, strlen(kAdd), &one, &k_one));
+  TPJ_EXPECT_OK(tpj_runtime_disk_cache_key(client, kAdd, strlen(kAdd), &two, &k_two));
+  TPJ_EXPECT_OK(tpj_runtime_disk_cache_key(client, kAdd, strlen(kAdd), &spmd, &k_spmd));
+  TPJ_EXPECT_OK(tpj_runtime_disk_cache_key(client, kMul, strlen(kMul), NULL, &k_mul));
+  TPJ_EXPECT_OK(tpj_runtime_disk_cache_key(client, kAdd, strlen(kAdd) - 1, NULL, &k_short));
+  TPJ_EXPECT(tpj_digest_equal(&k, &k_one));
+  TPJ_EXPECT(!tpj_digest_equal(&k, &k_two));
+  TPJ_EXPECT(!tpj_digest_equal(&k, &k_spmd));
+  TPJ_EXPECT(!tpj_digest_equal(&k, &k_mul));
+  TPJ_EXPECT(!tpj_digest_equal(&k, &k_short));
   char *p1 = NULL, *p2 = NULL;
   TPJ_EXPECT_OK(tpj_runtime_disk_cache_entry_path(client, kAdd, strlen(kAdd), &one, &p1));
   TPJ_EXPECT_OK(tpj_runtime_disk_cache_entry_path(client, kAdd, strlen(kAdd), &two, &p2));
