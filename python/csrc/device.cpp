@@ -930,15 +930,17 @@ TORCH_LIBRARY_IMPL(aten, AutocastPrivateUse1, m) {
 // scaled_dot_product_attention takes the flash path (one lowered op, with a
 // lowered backward) instead of the math composite (bmm, _safe_softmax: ~10 ops)
 // where that kernel's contract holds: 4-d q/k/v of one floating dtype, no
-// dropout, no grouped-query heads, no mask or one of q's dtype that needs no
+// dropout, k/v heads equal to or (enable_gqa) dividing q's, no mask or one of q's dtype that needs no
 // gradient (the flash op is not differentiable in its mask: T5's position bias).
 namespace {
 int64_t sdp_choice(const at::Tensor& q, const at::Tensor& k, const at::Tensor& v,
                    const std::optional<at::Tensor>& mask, double dropout_p, bool is_causal,
                    std::optional<double> scale, bool enable_gqa) {
-  bool ok = q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && dropout_p == 0.0 && !enable_gqa &&
-            at::isFloatingType(q.scalar_type()) && k.scalar_type() == q.scalar_type() &&
-            v.scalar_type() == q.scalar_type() && q.size(1) == k.size(1) &&
+  bool heads = q.dim() == 4 && k.dim() == 4 && v.dim() == 4 && k.size(1) == v.size(1) &&
+               (q.size(1) == k.size(1) ||
+                (enable_gqa && k.size(1) > 0 && q.size(1) % k.size(1) == 0));
+  bool ok = heads && dropout_p == 0.0 && at::isFloatingType(q.scalar_type()) &&
+            k.scalar_type() == q.scalar_type() && v.scalar_type() == q.scalar_type() &&
             (!mask.has_value() || !mask->defined() ||
              (mask->scalar_type() == q.scalar_type() && !mask->requires_grad()));
   return static_cast<int64_t>(ok ? at::SDPBackend::flash_attention : at::SDPBackend::math);

@@ -118,6 +118,15 @@ static PyObject* py_lower_supported(PyObject* self, PyObject* arg) {
   return PyBool_FromLong(tpj_lower_is_supported(target));
 }
 
+static PyObject* py_lower_set_disabled(PyObject* self, PyObject* args) {
+  const char* target;
+  int disabled;
+  if (!PyArg_ParseTuple(args, "sp", &target, &disabled)) return NULL;
+  tpj_status_t s = tpj_lower_op_set_disabled(target, disabled != 0);
+  if (s) return tpj_py_raise(s);
+  Py_RETURN_NONE;
+}
+
 static PyObject* py_lower_ops(PyObject* self, PyObject* unused) {
   size_t n = tpj_lower_op_count();
   PyObject* list = PyList_New((Py_ssize_t)n);
@@ -207,6 +216,8 @@ static PyMethodDef module_methods[] = {
      "plugin_resolve(spec: str | None, search_dirs: list[str]) -> str"},
     {"lower_supported", py_lower_supported, METH_O,
      "lower_supported(target: str) -> bool"},
+    {"lower_set_disabled", py_lower_set_disabled, METH_VARARGS,
+     "lower_set_disabled(target: str, disabled: bool): see tpj_lower_op_set_disabled"},
     {"lower_ops", py_lower_ops, METH_NOARGS, "lower_ops() -> list[str]"},
     {"metrics", py_metrics, METH_NOARGS, "metrics() -> dict of runtime counters"},
     {"metrics_reset", py_metrics_reset, METH_NOARGS, "metrics_reset() -> None"},

@@ -1,9 +1,11 @@
 /* matmul_attention.c: _scaled_dot_product_flash_attention_for_cpu and its
- * backward. On torch 2.13 AOTAutograd decomposes the forward into bmm/softmax
- * but keeps the fused backward, and feeds it the attention probabilities in
- * the `logsumexp` slot; the backward here therefore recomputes the
- * probabilities from q, k and the mask and never reads `out` or `logsumexp`. */
+ * backward, with grouped-query heads (k/v heads dividing q heads). On torch
+ * 2.13 AOTAutograd decomposes the forward into bmm/softmax but keeps the fused
+ * backward, and feeds it the attention probabilities in the `logsumexp` slot;
+ * the backward here therefore recomputes the probabilities from q, k and the
+ * mask and never reads `out` or `logsumexp`. */
 #include <math.h>
+#include <string.h>
 
 #include "lower/lower_reduce.h"
 
@@ -21,9 +23,70 @@ static tpj_status_t tpj_attn_dot(tpj_graph_t* g, tpj_value_t a, tpj_value_t b, i
 /* Inputs in f32-or-wider, the scale, and the mask flags. */
 typedef struct tpj_attn_s {
   tpj_value_t q, k, v; /* [batch..., L, E], [batch..., S, E], [batch..., S, Ev] */
-  int64_t nb;          /* number of batch dims */
+  int64_t nb;          /* number of batch dims; the last one holds the heads */
+  int64_t groups;      /* q heads per k/v head (1 without grouped-query heads) */
   double scale;
 } tpj_attn_t;
+
+/* Grouped-query heads: x [batch..., Hk, S, E] -> [batch..., Hk * groups, S, E],
+ * q head h reading k/v head h / groups (repeat_interleave over the heads). */
+static tpj_status_t tpj_attn_repeat_heads(tpj_graph_t* g, int64_t nb, int64_t groups,
+                                          tpj_value_t x, tpj_value_t* out) {
+  const tpj_type_t t = *tpj_lower_type(g, x);
+  int64_t split[TPJ_MAX_RANK], bcast[TPJ_MAX_RANK], keep[TPJ_MAX_RANK];
+  for (int64_t d = 0, j = 0; d < t.rank; ++d) {
+    split[j] = bcast[j] = t.dims[d];
+    ++j;
+    if (d == nb - 1) split[j] = 1, bcast[j] = groups, ++j;
+  }
+  tpj_value_t y;
+  TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, x, split, (size_t)t.rank + 1, &y));
+  for (int64_t d = 0; d < t.rank + 1; ++d) keep[d] = d;
+  TPJ_RETURN_IF_ERROR(tpj_build_broadcast_in_dim(g, y, bcast, (size_t)t.rank + 1, keep, &y));
+  int64_t dims[TPJ_MAX_RANK];
+  memcpy(dims, t.dims, sizeof(int64_t) * (size_t)t.rank);
+  dims[nb - 1] *= groups;
+  return tpj_build_reshape(g, y, dims, (size_t)t.rank, out);
+}
+
+/* The gradient of tpj_attn_repeat_heads: sums each group of q heads back onto
+ * its k/v head, [batch..., Hk * groups, S, E] -> [batch..., Hk, S, E]. */
+static tpj_status_t tpj_attn_fold_heads(tpj_graph_t* g, int64_t nb, int64_t groups,
+                                        tpj_value_t x, tpj_value_t* out) {
+  if (groups == 1) return *out = x, NULL;
+  const tpj_type_t t = *tpj_lower_type(g, x);
+  int64_t split[TPJ_MAX_RANK];
+  for (int64_t d = 0, j = 0; d < t.rank; ++d) {
+    split[j++] = d == nb - 1 ? t.dims[d] / groups : t.dims[d];
+    if (d == nb - 1) split[j++] = groups;
+  }
+  tpj_value_t y;
+  TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, x, split, (size_t)t.rank + 1, &y));
+  tpj_reduce_dims_t rd = {.rank = t.rank + 1, .count = 1};
+  rd.dims[0] = nb;
+  rd.mask[nb] = true;
+  return tpj_reduce_apply(g, y, TPJ_REDUCE_KIND_ADD, &rd, out);
+}
+
+/* Checks q, k, v agree on the batch dims, allowing k/v heads (the last batch
+ * dim, equal for k and v) to divide q's; sets a->groups. */
+static tpj_status_t tpj_attn_check_heads(const tpj_lower_call_t* call, const tpj_type_t* tq,
+                                         const tpj_type_t* tk, const tpj_type_t* tv,
+                                         tpj_attn_t* a) {
+  a->groups = 1;
+  for (int64_t d = 0; d < a->nb; ++d) {
+    if (tk->dims[d] == tq->dims[d] && tv->dims[d] == tq->dims[d]) continue;
+    bool gqa = d == a->nb - 1 && tk->dims[d] == tv->dims[d] && tk->dims[d] > 0 &&
+               tq->dims[d] % tk->dims[d] == 0;
+    if (!gqa)
+      return TPJ_LOWER_UNSUPPORTED(call, "q, k, v batch/head dims differ at dim %lld "
+                        "(got %lld, %lld, %lld; k/v heads must equal or divide q heads)",
+                        (long long)d, (long long)tq->dims[d],
+                        (long long)tk->dims[d], (long long)tv->dims[d]);
+    a->groups = tq->dims[d] / tk->dims[d];
+  }
+  return NULL;
+}
 
 /* q, k, v at qi..qi+2; dropout_p at di; attn_mask, scale at mi, mi+1. */
 static tpj_status_t tpj_attn_load(tpj_graph_t* g, const tpj_lower_call_t* call, size_t qi,
@@ -45,10 +108,11 @@ static tpj_status_t tpj_attn_load(tpj_graph_t* g, const tpj_lower_call_t* call, 
     return TPJ_STATUS(INVALID_ARGUMENT, "%s: q, k, v ranks (got %d, %d, %d)", call->target,
                       (int)tq->rank, (int)tk->rank, (int)tv->rank);
   a->nb = tq->rank - 2;
-  for (int64_t d = 0; d < a->nb; ++d)
-    if (tk->dims[d] != tq->dims[d] || tv->dims[d] != tq->dims[d])
-      return TPJ_LOWER_UNSUPPORTED(call, "q, k, v batch/head dims differ at dim %lld "
-                                   "(grouped-query attention)", (long long)d);
+  TPJ_RETURN_IF_ERROR(tpj_attn_check_heads(call, tq, tk, tv, a));
+  if (a->groups > 1) {
+    TPJ_RETURN_IF_ERROR(tpj_attn_repeat_heads(g, a->nb, a->groups, a->k, &a->k));
+    TPJ_RETURN_IF_ERROR(tpj_attn_repeat_heads(g, a->nb, a->groups, a->v, &a->v));
+  }
   double dropout;
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_float(call, di, &dropout));
   if (dropout != 0.0) return TPJ_LOWER_UNSUPPORTED(call, "dropout_p (got %g)", dropout);
@@ -165,6 +229,8 @@ TPJ_LOWERING(tpj_lower_reduce_sdpa_cpu_backward) {
   TPJ_RETURN_IF_ERROR(tpj_reduce_binc(g, TPJ_BINARY_OP_MUL, ds, a.scale, &ds));
   TPJ_RETURN_IF_ERROR(tpj_attn_dot(g, ds, a.k, nb, nb + 1, nb, &dq));
   TPJ_RETURN_IF_ERROR(tpj_attn_dot(g, ds, a.q, nb, nb, nb, &dk));
+  TPJ_RETURN_IF_ERROR(tpj_attn_fold_heads(g, nb, a.groups, dk, &dk));
+  TPJ_RETURN_IF_ERROR(tpj_attn_fold_heads(g, nb, a.groups, dv, &dv));
   TPJ_RETURN_IF_ERROR(tpj_reduce_finish(g, dq, tpj_lower_out_type(call, 0), &out[0]));
   TPJ_RETURN_IF_ERROR(tpj_reduce_finish(g, dk, tpj_lower_out_type(call, 1), &out[1]));
   return tpj_reduce_finish(g, dv, tpj_lower_out_type(call, 2), &out[2]);

@@ -3,6 +3,7 @@
  * lowering by overload name, runs it and checks its results against the
  * expected output types, so a lowering bug is an error and never a wrong answer. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -68,7 +69,30 @@ static int32_t tpj_lower_find(const char* target) {
   return hit ? *hit : -1;
 }
 
-bool tpj_lower_is_supported(const char* target) { return tpj_lower_find(target) >= 0; }
+/* ------------------------------------------------------------- disabling -- */
+
+static atomic_bool tpj_lower_disabled[TPJ_LOWER_OP_COUNT_ + 1];
+static atomic_int tpj_lower_num_disabled; /* fast path: 0 on every normal run */
+
+static bool tpj_lower_op_disabled(int32_t op) {
+  return atomic_load_explicit(&tpj_lower_num_disabled, memory_order_relaxed) > 0 &&
+         atomic_load(&tpj_lower_disabled[op]);
+}
+
+tpj_status_t tpj_lower_op_set_disabled(const char* target, bool disabled) {
+  int32_t op = tpj_lower_find(target);
+  if (op < 0)
+    return TPJ_STATUS(NOT_FOUND, "disable lowering: no lowering for %s",
+                      target ? target : "(null)");
+  if (atomic_exchange(&tpj_lower_disabled[op], disabled) != disabled)
+    atomic_fetch_add(&tpj_lower_num_disabled, disabled ? 1 : -1);
+  return NULL;
+}
+
+bool tpj_lower_is_supported(const char* target) {
+  int32_t op = tpj_lower_find(target);
+  return op >= 0 && !tpj_lower_op_disabled(op);
+}
 
 size_t tpj_lower_op_count(void) { return (size_t)TPJ_LOWER_OP_COUNT_; }
 
@@ -127,6 +151,9 @@ tpj_status_t tpj_lower_call(tpj_graph_t* g, const tpj_lower_call_t* call,
                 call->target, call->num_outs);
   int32_t op = tpj_lower_find(call->target);
   if (op < 0) return TPJ_STATUS(NOT_FOUND, "no lowering for %s", call->target);
+  if (tpj_lower_op_disabled(op))
+    return TPJ_STATUS(UNIMPLEMENTED, "%s: lowering disabled (torch_pjrt.config.disabled_ops)",
+                      call->target);
   for (size_t i = 0; i < call->num_outs; ++i) out_values[i] = TPJ_LOWER_UNWRITTEN;
   tpj_status_t s = tpj_lower_fns[op](g, call, out_values);
   if (!s) {
