@@ -1,7 +1,9 @@
 /* tpj_test.h: the plain-C unit-test harness. Each test file is one binary:
  *   TPJ_TEST(name) { TPJ_EXPECT(cond); TPJ_EXPECT_OK(status_expr); }
  *   int main(void) { return tpj_test_run_all(); }  -- via TPJ_TEST_MAIN()
- * It prints one line per test and closes with "N passed, N failed". */
+ * It prints one line per test and closes with "N passed, N failed"; more
+ * than TPJ_MAX_TESTS tests in one binary fail it (exit 2) instead of running a
+ * subset. */
 #ifndef TPJ_TEST_H_
 #define TPJ_TEST_H_
 
@@ -18,12 +20,20 @@ typedef struct { const char* name; tpj_test_fn fn; } tpj_test_case_t;
 #define TPJ_MAX_TESTS 256
 static tpj_test_case_t tpj_tests_[TPJ_MAX_TESTS];
 static int tpj_num_tests_ = 0;
+static int tpj_num_dropped_ = 0; /* registrations past TPJ_MAX_TESTS */
+
+static inline void tpj_test_register(const char* name, tpj_test_fn fn) {
+  if (tpj_num_tests_ < TPJ_MAX_TESTS) {
+    tpj_tests_[tpj_num_tests_++] = (tpj_test_case_t){name, fn};
+  } else {
+    ++tpj_num_dropped_;
+  }
+}
 
 #define TPJ_TEST(name)                                                   \
   static void tpj_test_##name(int* failed);                              \
   __attribute__((constructor)) static void tpj_register_##name(void) {   \
-    if (tpj_num_tests_ < TPJ_MAX_TESTS)                                  \
-      tpj_tests_[tpj_num_tests_++] = (tpj_test_case_t){#name, tpj_test_##name}; \
+    tpj_test_register(#name, tpj_test_##name);                           \
   }                                                                      \
   static void tpj_test_##name(int* failed)
 
@@ -68,7 +78,15 @@ static int tpj_num_tests_ = 0;
     }                                                                            \
   } while (0)
 
+/* Runs every test; a binary with more than TPJ_MAX_TESTS tests fails before
+ * running any, so no test is ever silently skipped. */
 static inline int tpj_test_run_all(const char* suite) {
+  if (tpj_num_dropped_ > 0) {
+    fprintf(stderr, "%s: too many tests (got %d, expected at most TPJ_MAX_TESTS = %d); "
+            "raise TPJ_MAX_TESTS in tests/c/tpj_test.h or split the file\n", suite,
+            tpj_num_tests_ + tpj_num_dropped_, TPJ_MAX_TESTS);
+    return 2;
+  }
   int passed = 0, nfailed = 0;
   for (int i = 0; i < tpj_num_tests_; ++i) {
     int failed = 0;
