@@ -10,6 +10,7 @@ no device lowering either run eagerly on the CPU between device subgraphs
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -119,7 +120,9 @@ def compile_graph(gm: fx.GraphModule, name: str, donate_args: Sequence[int] = ()
     return _compiled.PartitionedGraph(gm, unsupported, name, on_device)
 
 
-_graph_counter = [0]
+# Numbers the compiled graphs' names. next() on an itertools.count is atomic
+# (the lazy backward compiles run outside Dynamo's compile lock, in any thread).
+_graph_numbers = itertools.count(1)
 
 
 def _input_mutations(gm: fx.GraphModule) -> Tuple[List[int], List[Tuple[int, int]]]:
@@ -169,12 +172,12 @@ def _saved_from(gm: fx.GraphModule) -> Optional[int]:
 
 def _compiler(kind: str) -> Callable[[fx.GraphModule, Sequence[Any]], Any]:
     def compile_fn(gm: fx.GraphModule, example_inputs: Sequence[Any]) -> Any:
-        _graph_counter[0] += 1
+        number = next(_graph_numbers)
         donate, writebacks = _input_mutations(gm) if kind != "backward" else ([], [])
         saved_from = _saved_from(gm) if kind == "forward" else None
         on_device = any(isinstance(t, torch.Tensor) and t.device.type not in ("cpu", "meta")
                         for t in example_inputs)
-        fn = compile_graph(gm, f"{kind}_{_graph_counter[0]}", donate_args=donate,
+        fn = compile_graph(gm, f"{kind}_{number}", donate_args=donate,
                            writebacks=writebacks, saved_from=saved_from, on_device=on_device)
 
         # AOTAutograd's boxed convention: one list argument, which we may clear

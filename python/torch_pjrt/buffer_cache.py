@@ -53,16 +53,16 @@ class BufferCache:
         # id(tensor) -> its entry when the entry matches that object only: the
         # per-call fast path (no key tuple to build).
         self._objs: Dict[int, _Entry] = {}
-        self._lock = threading.Lock()
-        self.hits = 0
-        self.misses = 0
+        # Re-entrant: dropping an entry can free the last reference to a
+        # tensor (a zero-copy buffer's keepalive), whose weakref callback
+        # evicts under this lock in the same thread.
+        self._lock = threading.RLock()
 
     def lookup(self, t: torch.Tensor) -> Any:
         e = self._objs.get(id(t))
         if (e is not None and e.obj() is t and e.version == t._version
                 and e.data_ptr == t.data_ptr() and e.ref() is t.untyped_storage()
                 and e.shape == t.shape and e.stride == t.stride()):
-            self.hits += 1
             return e.buffer
         return self._lookup_key(t)
 
@@ -84,7 +84,6 @@ class BufferCache:
                 return None
         if e.version != t._version:
             return None
-        self.hits += 1
         return e.buffer
 
     def insert(self, t: torch.Tensor, buffer: Any, version: Optional[int] = None,

@@ -93,7 +93,7 @@ def _register_placeholder(t: torch.Tensor, buf: Any) -> None:
     ref = weakref.ref(storage, lambda r, k=key: _forget_placeholder(k, r))
     with _placeholder_lock:
         _placeholders[key] = (ref, buf)
-    placeholder_stats["made"] += 1
+        placeholder_stats["made"] += 1
 
 
 def is_placeholder(t: torch.Tensor) -> bool:
@@ -116,18 +116,22 @@ def materialize(t: Any) -> None:
     except (RuntimeError, NotImplementedError):
         return
     key = id(storage)
-    with _placeholder_lock:
-        e = _placeholders.get(key)
-        if e is None or e[0]() is not storage:
-            return
-        del _placeholders[key]
+    e = _placeholders.get(key)
+    if e is None or e[0]() is not storage:
+        return
     buf = e[1]
     if storage.nbytes() != buf.nbytes:
         raise RuntimeError(f"torch_pjrt internal error: placeholder storage has "
                            f"{storage.nbytes()} bytes, its device buffer {buf.nbytes}")
+    # Download first, then forget: another thread that looks meanwhile still
+    # sees a placeholder (and at worst downloads the same bytes), never a
+    # storage that is not written yet.
     if buf.nbytes:
         buf.to_host(storage.data_ptr(), buf.nbytes)
-    placeholder_stats["materialized"] += 1
+    with _placeholder_lock:
+        if _placeholders.get(key) is e:
+            del _placeholders[key]
+            placeholder_stats["materialized"] += 1
 
 
 def _placeholders_safe() -> bool:
@@ -153,7 +157,6 @@ def upload(t: torch.Tensor, dtype_code: Optional[int] = None, cache: bool = True
         buf = buffer_cache.lookup(t)
         if buf is not None:
             return buf
-    buffer_cache.misses += cache
     if _placeholders:
         materialize(t)
     src = t.detach()

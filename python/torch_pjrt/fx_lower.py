@@ -160,28 +160,35 @@ def _get_attr(gm: torch.nn.Module, target: str) -> Any:
     return obj
 
 
-class _RecordingInterpreter(fx.Interpreter):
-    def __init__(self, gm: fx.GraphModule):
-        super().__init__(gm, garbage_collect_values=False)
-
-
 def propagate_values(gm: fx.GraphModule, args: Sequence[Any]) -> Dict[fx.Node, Any]:
     """Runs `gm` on fake copies of the concrete `args` and returns every
-    node's example value (FakeTensors with static shapes, plain numbers)."""
+    node's example value (FakeTensors with static shapes, plain numbers).
+
+    A plain loop, not fx.Interpreter: the Interpreter swaps the process-wide
+    torch.fx.traceback.current_meta around every node, and this runs at call
+    time, outside Dynamo's compile lock, so it would clobber the metadata of
+    an AOTAutograd trace running in another thread (seen as "Expected
+    current_level > 0, got 0" and "Node mm was invalid, but is output")."""
     from torch._subclasses.fake_tensor import FakeTensorMode
 
+    placeholders = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    if len(args) != len(placeholders):
+        raise TypeError(f"propagate_values: graph takes {len(placeholders)} arguments "
+                        f"(got {len(args)})")
     mode = FakeTensorMode(allow_non_fake_inputs=True)
-    fake_args = [mode.from_tensor(a) if isinstance(a, torch.Tensor) else a
-                 for a in args]
-    interp = _RecordingInterpreter(gm)
-    with mode:
-        interp.run(*fake_args)
     values: Dict[fx.Node, Any] = {}
-    for node, val in interp.env.items():
-        if node.op == "get_attr":
-            values[node] = _get_attr(gm, node.target)
-        else:
-            values[node] = val
+    for node, a in zip(placeholders, args):
+        values[node] = mode.from_tensor(a) if isinstance(a, torch.Tensor) else a
+    with mode:
+        for node in gm.graph.nodes:
+            if node.op == "get_attr":
+                values[node] = _get_attr(gm, node.target)
+            elif node.op == "call_function":
+                a, kw = fx.node.map_arg((node.args, node.kwargs), values.__getitem__)
+                values[node] = node.target(*a, **kw)
+            elif node.op not in ("placeholder", "output"):
+                raise UnsupportedNodeError(node, node.op, f"{node.op} nodes are not "
+                                           f"supported (node {node.name})")
     return values
 
 
