@@ -59,14 +59,14 @@ typedef struct tpj_status_s* tpj_status_t;
 /* Creates a status. Never returns NULL (falls back to a static out-of-memory
  * status when allocation fails; freeing that one is a no-op). */
 tpj_status_t tpj_status_make(tpj_status_code_t code, const char* file, int line,
-                             const char* fmt, ...) TPJ_PRINTF(4, 5);
+                             const char* fmt, ...) TPJ_PRINTF(4, 5) TPJ_MUST_USE;
 tpj_status_t tpj_status_makev(tpj_status_code_t code, const char* file, int line,
-                              const char* fmt, va_list ap);
+                              const char* fmt, va_list ap) TPJ_MUST_USE;
 
 /* Prefixes the message with "<context>: ". Takes ownership of `status` and returns
  * it (or NULL when `status` is NULL). */
 tpj_status_t tpj_status_annotate(tpj_status_t status, const char* fmt, ...)
-    TPJ_PRINTF(2, 3);
+    TPJ_PRINTF(2, 3) TPJ_MUST_USE;
 
 void tpj_status_free(tpj_status_t status);
 tpj_status_code_t tpj_status_code(tpj_status_t status); /* OK for NULL */
@@ -121,7 +121,7 @@ void tpj_strbuf_printf(tpj_strbuf_t* sb, const char* fmt, ...) TPJ_PRINTF(2, 3);
 /* Transfers the buffer to the caller (free with free()); sb is reset. */
 char* tpj_strbuf_take(tpj_strbuf_t* sb, size_t* out_len);
 /* RESOURCE_EXHAUSTED if any append failed. */
-tpj_status_t tpj_strbuf_status(const tpj_strbuf_t* sb);
+tpj_status_t tpj_strbuf_status(const tpj_strbuf_t* sb) TPJ_MUST_USE;
 
 /* --------------------------------------------------------------- hashing -- */
 

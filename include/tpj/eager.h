@@ -37,7 +37,7 @@ extern "C" {
 /* Sets the client every eager op runs on (borrowed: it must outlive every
  * storage). Calling again with the same client is a no-op; a different client
  * is FAILED_PRECONDITION once storages exist. */
-tpj_status_t tpj_eager_init(tpj_client_t* client);
+tpj_status_t tpj_eager_init(tpj_client_t* client) TPJ_MUST_USE;
 /* The client set by tpj_eager_init, or NULL. */
 tpj_client_t* tpj_eager_client(void);
 size_t tpj_eager_device_count(void);
@@ -49,9 +49,10 @@ typedef struct tpj_eager_storage_s tpj_eager_storage_t;
 /* A storage of `nbytes` on addressable device `device`. Its buffer is created
  * lazily: until the first write its contents read as zeros. */
 tpj_status_t tpj_eager_storage_create(size_t nbytes, size_t device,
-                                      tpj_eager_storage_t** out_storage);
+                                      tpj_eager_storage_t** out_storage) TPJ_MUST_USE;
 /* Wraps an existing buffer (takes ownership) as a storage of its bytes. */
-tpj_status_t tpj_eager_storage_wrap(tpj_buffer_t* buffer, tpj_eager_storage_t** out_storage);
+tpj_status_t tpj_eager_storage_wrap(tpj_buffer_t* buffer, tpj_eager_storage_t** out_storage)
+    TPJ_MUST_USE;
 void tpj_eager_storage_destroy(tpj_eager_storage_t* storage);
 size_t tpj_eager_storage_nbytes(const tpj_eager_storage_t* storage);
 size_t tpj_eager_storage_device(const tpj_eager_storage_t* storage);
@@ -63,12 +64,13 @@ tpj_dtype_t tpj_eager_storage_dtype(const tpj_eager_storage_t* storage);
  * NULL when the storage is kept as another dtype: read it through a view
  * (tpj_eager_materialize) instead. Used to pass storages to compiled programs. */
 tpj_status_t tpj_eager_storage_buffer(tpj_eager_storage_t* storage, tpj_dtype_t dtype,
-                                      tpj_buffer_t** out_buffer);
+                                      tpj_buffer_t** out_buffer) TPJ_MUST_USE;
 /* Makes `buffer` the storage's contents (kept as the buffer's dtype), e.g. a
  * compiled program's result. Takes ownership of `buffer`, also on error (then
  * it is destroyed). It must be 1-D, on the storage's device, and hold exactly
  * the storage's bytes; every view of the storage sees the new contents. */
-tpj_status_t tpj_eager_storage_set_buffer(tpj_eager_storage_t* storage, tpj_buffer_t* buffer);
+tpj_status_t tpj_eager_storage_set_buffer(tpj_eager_storage_t* storage, tpj_buffer_t* buffer)
+    TPJ_MUST_USE;
 
 /* ------------------------------------------------------------------ views -- */
 
@@ -111,40 +113,45 @@ typedef struct tpj_eager_op_s {
   size_t device;
   const bool* liftable;          /* (num_args) or NULL */
 } tpj_eager_op_t;
-tpj_status_t tpj_eager_op_run(const tpj_eager_op_t* op, tpj_buffer_t** out_buffers);
+tpj_status_t tpj_eager_op_run(const tpj_eager_op_t* op, tpj_buffer_t** out_buffers) TPJ_MUST_USE;
 /* Runs a one-output op and writes its result into the view `dst` (converted
  * to dst's dtype) in the same program: in-place and out= variants. */
-tpj_status_t tpj_eager_op_run_into(const tpj_eager_op_t* op, const tpj_eager_tensor_t* dst);
+tpj_status_t tpj_eager_op_run_into(const tpj_eager_op_t* op, const tpj_eager_tensor_t* dst)
+    TPJ_MUST_USE;
 
 /* In-place / out= ops: result k of `op` is written into view dsts[k]
  * (converted to its dtype); one result into one view runs as one program. */
 tpj_status_t tpj_eager_op_run_writes(const tpj_eager_op_t* op, const tpj_eager_tensor_t* dsts,
-                                     size_t num_dsts);
+                                     size_t num_dsts) TPJ_MUST_USE;
 /* dst.normal_(mean, std) through the aten::normal.float_float lowering, with
  * the generator state `seed` (two words; NOT_FOUND without that lowering). */
 tpj_status_t tpj_eager_normal_into(const tpj_eager_tensor_t* dst, double mean, double std,
-                                   const uint64_t seed[2]);
+                                   const uint64_t seed[2]) TPJ_MUST_USE;
 /* The RNG state input of random ops: u64[2] on `device` (owned by the caller). */
 tpj_status_t tpj_eager_seed_create(const uint64_t words[2], size_t device,
-                                   tpj_buffer_t** out_buffer);
+                                   tpj_buffer_t** out_buffer) TPJ_MUST_USE;
 /* c10::ScalarType code -> dtype (INVALID for types the device lacks). */
 tpj_dtype_t tpj_eager_dtype_from_torch(int code);
 
 /* dst[...] = src (converted to dst's dtype); shapes must be equal (expand src
  * first to broadcast). Works across devices. */
-tpj_status_t tpj_eager_copy(const tpj_eager_tensor_t* src, const tpj_eager_tensor_t* dst);
+tpj_status_t tpj_eager_copy(const tpj_eager_tensor_t* src, const tpj_eager_tensor_t* dst)
+    TPJ_MUST_USE;
 /* dst[...] = buffer (same shape as dst; converted to dst's dtype). */
-tpj_status_t tpj_eager_write_buffer(tpj_buffer_t* buffer, const tpj_eager_tensor_t* dst);
+tpj_status_t tpj_eager_write_buffer(tpj_buffer_t* buffer, const tpj_eager_tensor_t* dst)
+    TPJ_MUST_USE;
 /* Host row-major data of dst's dtype and shape -> dst. */
 tpj_status_t tpj_eager_write_host(const void* data, size_t nbytes,
-                                  const tpj_eager_tensor_t* dst);
+                                  const tpj_eager_tensor_t* dst) TPJ_MUST_USE;
 /* src -> host row-major data (waits). */
-tpj_status_t tpj_eager_read_host(const tpj_eager_tensor_t* src, void* data, size_t nbytes);
+tpj_status_t tpj_eager_read_host(const tpj_eager_tensor_t* src, void* data, size_t nbytes)
+    TPJ_MUST_USE;
 /* The view as a new contiguous buffer (*out_buffer owned by the caller). */
-tpj_status_t tpj_eager_materialize(const tpj_eager_tensor_t* src, tpj_buffer_t** out_buffer);
+tpj_status_t tpj_eager_materialize(const tpj_eager_tensor_t* src, tpj_buffer_t** out_buffer)
+    TPJ_MUST_USE;
 
 /* Waits for every storage's pending computation. */
-tpj_status_t tpj_eager_synchronize(void);
+tpj_status_t tpj_eager_synchronize(void) TPJ_MUST_USE;
 
 typedef struct tpj_eager_stats_s {
   uint64_t ops;            /* tpj_eager_op_run calls */

@@ -17,7 +17,7 @@ extern "C" {
 /* Verifies the graph, then writes `module { func.func @main(...) ... }`.
  * *out_text is NUL-terminated and owned by the caller (free()). */
 tpj_status_t tpj_emit_stablehlo(const tpj_graph_t* graph, char** out_text,
-                                size_t* out_len);
+                                size_t* out_len) TPJ_MUST_USE;
 
 #ifdef __cplusplus
 }

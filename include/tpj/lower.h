@@ -62,13 +62,13 @@ typedef struct tpj_lower_call_s {
 
 /* Signature of every lowering: append ops to g, write num_outs values. */
 typedef tpj_status_t (*tpj_lower_fn)(tpj_graph_t* g, const tpj_lower_call_t* call,
-                                     tpj_value_t* out_values);
+                                     tpj_value_t* out_values) TPJ_MUST_USE;
 
 /* Runs the lowering for call->target. NOT_FOUND/UNIMPLEMENTED if no lowering;
  * INVALID_ARGUMENT for bad arguments (message names op, argument and value);
  * INTERNAL if a result type differs from call->out_types. */
 tpj_status_t tpj_lower_call(tpj_graph_t* g, const tpj_lower_call_t* call,
-                            tpj_value_t* out_values /* (num_outs) */);
+                            tpj_value_t* out_values /* (num_outs) */) TPJ_MUST_USE;
 
 /* True when `target` has a lowering that is not disabled. */
 bool tpj_lower_is_supported(const char* target);

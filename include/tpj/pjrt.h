@@ -40,13 +40,13 @@ typedef struct tpj_plugin_info_s {
  * for each of `search_dirs` (count). NULL spec means $TORCH_PJRT_PLUGIN or "cpu".
  * NOT_FOUND lists every place tried. */
 tpj_status_t tpj_plugin_resolve(const char* spec, const char* const* search_dirs,
-                                size_t count, char** out_path);
+                                size_t count, char** out_path) TPJ_MUST_USE;
 
 /* Loads (dlopen RTLD_LOCAL, never unloaded), checks the API version and
  * struct size, runs PJRT_Plugin_Initialize once and reads attributes. Loading
  * the same path twice returns the same plugin. Plugins live for the process:
  * the returned pointer is borrowed and never freed. */
-tpj_status_t tpj_plugin_load(const char* path, tpj_plugin_t** out_plugin);
+tpj_status_t tpj_plugin_load(const char* path, tpj_plugin_t** out_plugin) TPJ_MUST_USE;
 void tpj_plugin_get_info(const tpj_plugin_t* plugin, tpj_plugin_info_t* out_info);
 
 /* ---------------------------------------------------------------- client -- */
@@ -79,7 +79,7 @@ typedef struct tpj_device_info_s {
 } tpj_device_info_t;
 
 tpj_status_t tpj_client_create(tpj_plugin_t* plugin, const tpj_option_t* options,
-                               size_t num_options, tpj_client_t** out_client);
+                               size_t num_options, tpj_client_t** out_client) TPJ_MUST_USE;
 void tpj_client_destroy(tpj_client_t* client);
 tpj_plugin_t* tpj_client_plugin(const tpj_client_t* client);
 const char* tpj_client_platform_name(const tpj_client_t* client);
@@ -88,7 +88,7 @@ size_t tpj_client_device_count(const tpj_client_t* client);             /* all *
 size_t tpj_client_addressable_device_count(const tpj_client_t* client);
 /* index < addressable device count */
 tpj_status_t tpj_client_device_info(const tpj_client_t* client, size_t index,
-                                    tpj_device_info_t* out_info);
+                                    tpj_device_info_t* out_info) TPJ_MUST_USE;
 
 /* ---------------------------------------------------------------- events -- */
 
@@ -96,10 +96,11 @@ typedef struct tpj_event_s tpj_event_t;
 typedef void (*tpj_event_callback_fn)(tpj_status_t status /* owned by callee */,
                                       void* user);
 /* Blocks until ready; returns the event's error, if any. */
-tpj_status_t tpj_event_await(tpj_event_t* event);
+tpj_status_t tpj_event_await(tpj_event_t* event) TPJ_MUST_USE;
 bool tpj_event_is_ready(tpj_event_t* event);
 /* Calls fn once when ready (possibly at once, possibly on another thread). */
-tpj_status_t tpj_event_on_ready(tpj_event_t* event, tpj_event_callback_fn fn, void* user);
+tpj_status_t tpj_event_on_ready(tpj_event_t* event, tpj_event_callback_fn fn, void* user)
+    TPJ_MUST_USE;
 void tpj_event_destroy(tpj_event_t* event);
 
 /* --------------------------------------------------------------- buffers -- */
@@ -118,9 +119,9 @@ typedef enum tpj_host_semantics_e {
 tpj_status_t tpj_buffer_from_host(tpj_client_t* client, const void* data,
                                   tpj_dtype_t dtype, const int64_t* dims, size_t rank,
                                   size_t device_index, tpj_host_semantics_t semantics,
-                                  tpj_buffer_t** out_buffer);
+                                  tpj_buffer_t** out_buffer) TPJ_MUST_USE;
 /* Copies to dense row-major host memory (dst_size must equal numel*itemsize). */
-tpj_status_t tpj_buffer_to_host(tpj_buffer_t* buffer, void* dst, size_t dst_size);
+tpj_status_t tpj_buffer_to_host(tpj_buffer_t* buffer, void* dst, size_t dst_size) TPJ_MUST_USE;
 /* Starts the copy; await *out_event before reading dst.
  * Host-memory fast path (both calls): where the plugin reports the buffer on
  * CPU with an in-place pointer (PJRT_Buffer_IsOnCpu, _UnsafePointer) and a
@@ -129,19 +130,19 @@ tpj_status_t tpj_buffer_to_host(tpj_buffer_t* buffer, void* dst, size_t dst_size
  * errors of the buffer's ready event come back as the returned status). The
  * buffer must not be deleted or donated concurrently with the copy. */
 tpj_status_t tpj_buffer_to_host_async(tpj_buffer_t* buffer, void* dst, size_t dst_size,
-                                      tpj_event_t** out_event);
+                                      tpj_event_t** out_event) TPJ_MUST_USE;
 tpj_status_t tpj_buffer_copy_to_device(tpj_buffer_t* buffer, size_t device_index,
-                                       tpj_buffer_t** out_buffer);
+                                       tpj_buffer_t** out_buffer) TPJ_MUST_USE;
 /* Waits until the buffer's contents are computed. */
-tpj_status_t tpj_buffer_await(tpj_buffer_t* buffer);
+tpj_status_t tpj_buffer_await(tpj_buffer_t* buffer) TPJ_MUST_USE;
 tpj_dtype_t tpj_buffer_dtype(const tpj_buffer_t* buffer);
 size_t tpj_buffer_rank(const tpj_buffer_t* buffer);
 const int64_t* tpj_buffer_dims(const tpj_buffer_t* buffer); /* (rank) borrowed */
-tpj_status_t tpj_buffer_on_device_size(tpj_buffer_t* buffer, size_t* out_size);
+tpj_status_t tpj_buffer_on_device_size(tpj_buffer_t* buffer, size_t* out_size) TPJ_MUST_USE;
 size_t tpj_buffer_device_index(const tpj_buffer_t* buffer);
 /* Frees the device memory now (PJRT_Buffer_Delete); the handle stays valid
  * for is_deleted / destroy, every other use fails. */
-tpj_status_t tpj_buffer_delete(tpj_buffer_t* buffer);
+tpj_status_t tpj_buffer_delete(tpj_buffer_t* buffer) TPJ_MUST_USE;
 /* true once the buffer was donated to an execution or deleted. */
 bool tpj_buffer_is_deleted(tpj_buffer_t* buffer);
 void tpj_buffer_destroy(tpj_buffer_t* buffer);
@@ -166,20 +167,20 @@ typedef struct tpj_compile_options_s {
  * out_capacity bytes; *out_len receives the length. */
 tpj_status_t tpj_compile_options_encode(const tpj_compile_options_t* options,
                                         uint8_t* out, size_t out_capacity,
-                                        size_t* out_len);
+                                        size_t* out_len) TPJ_MUST_USE;
 
 /* Compiles MLIR (StableHLO) text; `options` NULL = one replica, one partition. */
 tpj_status_t tpj_executable_compile(tpj_client_t* client, const char* program,
                                     size_t program_len,
                                     const tpj_compile_options_t* options,
-                                    tpj_executable_t** out_executable);
+                                    tpj_executable_t** out_executable) TPJ_MUST_USE;
 void tpj_executable_destroy(tpj_executable_t* executable);
 size_t tpj_executable_num_outputs(const tpj_executable_t* executable);
 size_t tpj_executable_num_devices(const tpj_executable_t* executable); /* 1 if portable */
 bool tpj_executable_is_portable(const tpj_executable_t* executable);
 /* Output dtypes if the plugin reports them (API >= 0.45), else UNIMPLEMENTED. */
 tpj_status_t tpj_executable_output_dtypes(tpj_executable_t* executable,
-                                          tpj_dtype_t* out_dtypes, size_t count);
+                                          tpj_dtype_t* out_dtypes, size_t count) TPJ_MUST_USE;
 
 /* Serialization (PJRT_Executable_Serialize / _DeserializeAndLoad). The bytes
  * are platform- and plugin-build-specific: load them only into a client of the
@@ -191,11 +192,11 @@ bool tpj_executable_serialization_supported(const tpj_client_t* client);
 /* Serializes `executable`; *out_bytes is malloc'd (free with free()), with
  * *out_len bytes. UNIMPLEMENTED when the plugin lacks the slot. */
 tpj_status_t tpj_executable_serialize(tpj_executable_t* executable, uint8_t** out_bytes,
-                                      size_t* out_len);
+                                      size_t* out_len) TPJ_MUST_USE;
 /* Loads bytes from tpj_executable_serialize into `client` (the bytes are only
  * read during the call). The result is like one from tpj_executable_compile. */
 tpj_status_t tpj_executable_deserialize(tpj_client_t* client, const uint8_t* bytes,
-                                        size_t len, tpj_executable_t** out_executable);
+                                        size_t len, tpj_executable_t** out_executable) TPJ_MUST_USE;
 
 typedef struct tpj_execute_args_s {
   tpj_buffer_t* const* args;   /* (num_devices, num_args) row-major */
@@ -217,7 +218,7 @@ typedef struct tpj_execute_args_s {
 /* Launches; returns when the launch is enqueued. On error no output buffers or
  * events are left behind. The outputs live on the executing device(s). */
 tpj_status_t tpj_executable_execute(tpj_executable_t* executable,
-                                    const tpj_execute_args_t* args);
+                                    const tpj_execute_args_t* args) TPJ_MUST_USE;
 
 #ifdef __cplusplus
 }

@@ -55,7 +55,7 @@ tpj_status_t tpj_runtime_compile_cached(tpj_client_t* client, const char* progra
                                         size_t program_len,
                                         const tpj_compile_options_t* options,
                                         tpj_cached_executable_t** out_executable,
-                                        bool* out_hit);
+                                        bool* out_hit) TPJ_MUST_USE;
 
 /* The executable behind a handle (borrowed: lives as long as the handle). */
 tpj_executable_t* tpj_cached_executable_get(const tpj_cached_executable_t* handle);
@@ -103,7 +103,7 @@ TPJ_MUST_USE tpj_status_t tpj_runtime_disk_cache_key(const tpj_client_t* client,
 tpj_status_t tpj_runtime_disk_cache_entry_path(const tpj_client_t* client,
                                                const char* program, size_t program_len,
                                                const tpj_compile_options_t* options,
-                                               char** out_path);
+                                               char** out_path) TPJ_MUST_USE;
 /* Loads the entry for a program; *out_executable (caller destroys) is NULL on
  * a miss of any kind (metrics: one disk hit otherwise). Only bad arguments are
  * errors; a rejected file is logged as a warning and deleted, any other miss
@@ -111,14 +111,15 @@ tpj_status_t tpj_runtime_disk_cache_entry_path(const tpj_client_t* client,
 tpj_status_t tpj_runtime_disk_cache_load(tpj_client_t* client, const char* program,
                                          size_t program_len,
                                          const tpj_compile_options_t* options,
-                                         tpj_executable_t** out_executable);
+                                         tpj_executable_t** out_executable) TPJ_MUST_USE;
 /* Serializes `executable` (compiled from `program`) into its entry file
  * (metrics: one disk write). A disabled tier is not an error (*out_written
  * false); I/O and plugin failures are. out_written may be NULL. */
 tpj_status_t tpj_runtime_disk_cache_store(tpj_client_t* client, const char* program,
                                           size_t program_len,
                                           const tpj_compile_options_t* options,
-                                          tpj_executable_t* executable, bool* out_written);
+                                          tpj_executable_t* executable, bool* out_written)
+    TPJ_MUST_USE;
 
 /* ---------------------------------------------------------------- metrics -- */
 

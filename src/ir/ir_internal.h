@@ -68,14 +68,14 @@ struct tpj_graph_s {
 /* Checks that v is a value of g visible in the current block and returns its
  * type. `op` and `what` name the op and operand in the error message. */
 tpj_status_t tpj_ir_operand(const tpj_graph_t* g, const char* op, const char* what,
-                            tpj_value_t v, const tpj_type_t** out_type);
+                            tpj_value_t v, const tpj_type_t** out_type) TPJ_MUST_USE;
 
 /* Checks a closed, unused region built in the current block whose arguments
  * and results are the given scalar dtypes. */
 tpj_status_t tpj_ir_region_check(const tpj_graph_t* g, const char* op, const char* what,
                                  int32_t region, const tpj_dtype_t* arg_dtypes,
                                  size_t num_args, const tpj_dtype_t* result_dtypes,
-                                 size_t num_results);
+                                 size_t num_results) TPJ_MUST_USE;
 
 /* Description of an op to append. */
 typedef struct tpj_ir_op_desc_s {
@@ -90,7 +90,7 @@ typedef struct tpj_ir_op_desc_s {
 /* Appends the op to the current block, claims its regions, and writes the
  * result ids to out_results (num_results). Operands must already be checked. */
 tpj_status_t tpj_ir_op_append(tpj_graph_t* g, const tpj_ir_op_desc_t* desc,
-                              tpj_value_t* out_results);
+                              tpj_value_t* out_results) TPJ_MUST_USE;
 
 /* Attribute text helpers (append to sb). */
 void tpj_ir_fmt_array(tpj_strbuf_t* sb, const char* name, const int64_t* v, size_t n);
@@ -100,11 +100,11 @@ void tpj_ir_fmt_padding(tpj_strbuf_t* sb, const char* name, const int64_t* pairs
 
 /* Validates a dim list: each in [0, rank), no repeats. */
 tpj_status_t tpj_ir_check_dims(const char* op, const char* what, const int64_t* dims,
-                               size_t n, int64_t rank);
+                               size_t n, int64_t rank) TPJ_MUST_USE;
 
 /* Finishes an op whose attrs were collected in sb (sb is always deinit'd). */
 tpj_status_t tpj_ir_append_with_attrs(tpj_graph_t* g, tpj_ir_op_desc_t* desc,
-                                      tpj_strbuf_t* sb, tpj_value_t* out_results);
+                                      tpj_strbuf_t* sb, tpj_value_t* out_results) TPJ_MUST_USE;
 
 /* Output size of one window dim (0 when the window does not fit). */
 int64_t tpj_ir_window_out(int64_t in, int64_t base_dil, int64_t lo, int64_t hi, int64_t win,

@@ -62,7 +62,7 @@ tpj_value_t tpj_ew_cvt(tpj_ew_t* e, tpj_value_t x, tpj_dtype_t dtype);
 /* erf in the compute dtype (f32 rational approximation, f64 series). */
 tpj_value_t tpj_ew_erf(tpj_ew_t* e, tpj_value_t x);
 /* Converts v to output 0's type, writes out[0], returns the first error. */
-tpj_status_t tpj_ew_done(tpj_ew_t* e, tpj_value_t v, tpj_value_t* out);
+tpj_status_t tpj_ew_done(tpj_ew_t* e, tpj_value_t v, tpj_value_t* out) TPJ_MUST_USE;
 
 /* --------------------------------------------------------- binary arith -- */
 TPJ_LOWERING(tpj_lower_add);

@@ -59,13 +59,13 @@ TPJ_LOWERING(tpj_lower_nn_median_dim);
 /* Reads int-list argument i as exactly n entries: a 1-entry list is repeated,
  * an empty/None list gives `dflt` (dflt NULL: error). Errors name the op. */
 tpj_status_t tpj_nn_ints(const tpj_lower_call_t* call, size_t i, size_t n,
-                         const int64_t* dflt, int64_t* out_ints /* (n) */);
+                         const int64_t* dflt, int64_t* out_ints /* (n) */) TPJ_MUST_USE;
 
 /* Computes the pooling output size of one spatial dim the PyTorch way
  * (pooling_output_shape), INVALID_ARGUMENT when it would be < 1. */
 tpj_status_t tpj_nn_pool_out_size(const tpj_lower_call_t* call, int64_t in, int64_t k,
                                   int64_t pad, int64_t stride, int64_t dil, bool ceil_mode,
-                                  int64_t* out_size);
+                                  int64_t* out_size) TPJ_MUST_USE;
 
 /* Spatial rank from the op name: 1, 2 or 3 for "1d"/"2d"/"3d", else 0. */
 size_t tpj_nn_target_nsp(const char* target);
@@ -73,7 +73,7 @@ size_t tpj_nn_target_nsp(const char* target);
 /* Splits x of rank nsp+1 or nsp+2 into a flat batch: out_batch = product of
  * the leading dims; `x2` is x reshaped to (batch, spatial...). */
 tpj_status_t tpj_nn_flatten_batch(tpj_graph_t* g, const tpj_lower_call_t* call, tpj_value_t x,
-                                  size_t nsp, tpj_value_t* out_x2);
+                                  size_t nsp, tpj_value_t* out_x2) TPJ_MUST_USE;
 
 /* Float dtype used to accumulate: f32 for f16/bf16, else the dtype itself. */
 tpj_dtype_t tpj_nn_acc_dtype(tpj_dtype_t dtype);
@@ -84,15 +84,15 @@ tpj_dtype_t tpj_nn_acc_dtype(tpj_dtype_t dtype);
  * `x` must be a float tensor. */
 tpj_status_t tpj_nn_separable_matmul(tpj_graph_t* g, tpj_value_t x, size_t count,
                                      const double* const* mats, const int64_t* out_sizes,
-                                     tpj_value_t* out);
+                                     tpj_value_t* out) TPJ_MUST_USE;
 
 /* Constant of `type` (float or integer dtype) from host doubles (numel entries). */
 tpj_status_t tpj_nn_constant(tpj_graph_t* g, const tpj_type_t* type, const double* data,
-                             tpj_value_t* out);
+                             tpj_value_t* out) TPJ_MUST_USE;
 
 /* Reshapes rank-(r) x to `type.dims` / sums all dims except `keep` etc. */
 tpj_status_t tpj_nn_reshape(tpj_graph_t* g, tpj_value_t x, const int64_t* dims, size_t rank,
-                            tpj_value_t* out);
+                            tpj_value_t* out) TPJ_MUST_USE;
 
 /* Core of a transposed convolution (PyTorch conv_transpose semantics): input
  * (N, Cin, sp...), weight (Cin, Cout/groups, k...), output spatial sizes given
@@ -100,27 +100,29 @@ tpj_status_t tpj_nn_reshape(tpj_graph_t* g, tpj_value_t x, const int64_t* dims, 
 tpj_status_t tpj_nn_conv_transposed(tpj_graph_t* g, tpj_value_t input, tpj_value_t weight,
                                     size_t nsp, const int64_t* stride, const int64_t* padding,
                                     const int64_t* dilation, int64_t groups,
-                                    const int64_t* out_spatial, tpj_value_t* out);
+                                    const int64_t* out_spatial, tpj_value_t* out) TPJ_MUST_USE;
 
 /* Forward (non-transposed) convolution with symmetric padding `padding`. */
 tpj_status_t tpj_nn_conv_forward(tpj_graph_t* g, tpj_value_t input, tpj_value_t weight,
                                  size_t nsp, const int64_t* stride, const int64_t* padding,
-                                 const int64_t* dilation, int64_t groups, tpj_value_t* out);
+                                 const int64_t* dilation, int64_t groups, tpj_value_t* out)
+    TPJ_MUST_USE;
 
 /* Adaptive pooling bins (pool_max.c). Bin o of a dim covers
  * [floor(o*in/out), ceil((o+1)*in/out)); kmax is the widest bin.
  * gather_bins: x2 (batch, in...) -> (batch, out_0, kmax_0, out_1, kmax_1, ...)
  * holding every bin offset (positions past a bin's end clamped). */
 tpj_status_t tpj_nn_gather_bins(tpj_graph_t* g, tpj_value_t x2, size_t nsp, const int64_t* in,
-                                const int64_t* outs, const int64_t* kmax, tpj_value_t* out);
+                                const int64_t* outs, const int64_t* kmax, tpj_value_t* out)
+    TPJ_MUST_USE;
 /* The (batch, out...) slice of gathered bins for one offset tuple. */
 tpj_status_t tpj_nn_bin_slice(tpj_graph_t* g, tpj_value_t bins, size_t nsp, const int64_t* off,
-                              const int64_t* bdims, tpj_value_t* out);
+                              const int64_t* bdims, tpj_value_t* out) TPJ_MUST_USE;
 /* Flat in-plane index (s64) and in-bin mask (pred) over the output grid for
  * one offset tuple. */
 tpj_status_t tpj_nn_bin_positions(tpj_graph_t* g, size_t nsp, const int64_t* in,
                                   const int64_t* outs, const int64_t* off,
-                                  tpj_value_t* out_flat, tpj_value_t* out_valid);
+                                  tpj_value_t* out_flat, tpj_value_t* out_valid) TPJ_MUST_USE;
 
 /* norm_weight.c */
 TPJ_LOWERING(tpj_lower_nn_weight_norm);           /* _weight_norm_interface */

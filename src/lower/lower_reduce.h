@@ -88,7 +88,7 @@ typedef struct tpj_reduce_dims_s {
 /* Parses argument i (int list, single int, or None) into a dim set. None, or an
  * empty list, means every dim. Errors name the op and the bad dim. */
 tpj_status_t tpj_reduce_dims_parse(const tpj_lower_call_t* call, size_t i, int64_t rank,
-                                   tpj_reduce_dims_t* out_dims);
+                                   tpj_reduce_dims_t* out_dims) TPJ_MUST_USE;
 /* Every dim of a rank-`rank` tensor. */
 void tpj_reduce_dims_all(int64_t rank, tpj_reduce_dims_t* out_dims);
 /* Product of the reduced dim sizes of `type`. */
@@ -99,32 +99,32 @@ tpj_dtype_t tpj_reduce_acc_dtype(tpj_dtype_t dtype);
 
 /* Reduces x over rd with `kind` (dims dropped). */
 tpj_status_t tpj_reduce_apply(tpj_graph_t* g, tpj_value_t x, tpj_reduce_kind_t kind,
-                              const tpj_reduce_dims_t* rd, tpj_value_t* out);
+                              const tpj_reduce_dims_t* rd, tpj_value_t* out) TPJ_MUST_USE;
 /* Broadcasts a reduced value (dims of rd dropped) back to `full` dims. */
 tpj_status_t tpj_reduce_expand(tpj_graph_t* g, tpj_value_t r, const tpj_reduce_dims_t* rd,
-                               const tpj_type_t* full, tpj_value_t* out);
+                               const tpj_type_t* full, tpj_value_t* out) TPJ_MUST_USE;
 /* Converts v to type->dtype and reshapes it to type->dims (equal numel). */
 tpj_status_t tpj_reduce_finish(tpj_graph_t* g, tpj_value_t v, const tpj_type_t* type,
-                               tpj_value_t* out);
+                               tpj_value_t* out) TPJ_MUST_USE;
 /* Mean of x over rd in x's dtype (x must be float), dims dropped. */
 tpj_status_t tpj_reduce_mean_of(tpj_graph_t* g, tpj_value_t x, const tpj_reduce_dims_t* rd,
-                                tpj_value_t* out);
+                                tpj_value_t* out) TPJ_MUST_USE;
 
 /* Elementwise shorthands: x op (splat of c with x's type). */
 tpj_status_t tpj_reduce_binc(tpj_graph_t* g, tpj_binary_op_t op, tpj_value_t x, double c,
-                             tpj_value_t* out);
+                             tpj_value_t* out) TPJ_MUST_USE;
 /* a op b after broadcasting both to `dims` (numpy rules). */
 tpj_status_t tpj_reduce_binb(tpj_graph_t* g, tpj_binary_op_t op, tpj_value_t a,
-                             tpj_value_t b, tpj_value_t* out);
+                             tpj_value_t b, tpj_value_t* out) TPJ_MUST_USE;
 /* Reshapes x to dims (a view-like reshape). */
 tpj_status_t tpj_reduce_reshape(tpj_graph_t* g, tpj_value_t x, const int64_t* dims,
-                                size_t rank, tpj_value_t* out);
+                                size_t rank, tpj_value_t* out) TPJ_MUST_USE;
 /* Writes a constant `value` of type out_types[i] (for masked or empty outputs),
  * or TPJ_VALUE_NONE when that output is None. */
 tpj_status_t tpj_reduce_const_out(tpj_graph_t* g, const tpj_lower_call_t* call, size_t i,
-                                  double value, tpj_value_t* out);
+                                  double value, tpj_value_t* out) TPJ_MUST_USE;
 /* An optional tensor argument converted to dtype, or TPJ_VALUE_NONE. */
 tpj_status_t tpj_reduce_opt_tensor(tpj_graph_t* g, const tpj_lower_call_t* call, size_t i,
-                                   tpj_dtype_t dtype, tpj_value_t* out);
+                                   tpj_dtype_t dtype, tpj_value_t* out) TPJ_MUST_USE;
 
 #endif /* TPJ_LOWER_REDUCE_H_ */

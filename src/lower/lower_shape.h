@@ -34,37 +34,37 @@ typedef enum tpj_shape_combine_e {
 /* Reshapes x to the expected output type i (INTERNAL if the element counts
  * differ); returns x itself when the shape already matches. */
 tpj_status_t tpj_shape_reshape_to_out(tpj_graph_t* g, const tpj_lower_call_t* call,
-                                      tpj_value_t x, size_t i, tpj_value_t* out);
+                                      tpj_value_t x, size_t i, tpj_value_t* out) TPJ_MUST_USE;
 /* Rank-0 s64 constant. */
-tpj_status_t tpj_shape_s64(tpj_graph_t* g, int64_t value, tpj_value_t* out);
+tpj_status_t tpj_shape_s64(tpj_graph_t* g, int64_t value, tpj_value_t* out) TPJ_MUST_USE;
 /* true (and *out set to zeros of output type 0) when output 0 has no elements. */
 tpj_status_t tpj_shape_empty_out(tpj_graph_t* g, const tpj_lower_call_t* call,
-                                 tpj_value_t* out, bool* out_done);
+                                 tpj_value_t* out, bool* out_done) TPJ_MUST_USE;
 /* Converts an integer index tensor to s64 and wraps negatives by `size`. */
 tpj_status_t tpj_shape_wrap_index(tpj_graph_t* g, const tpj_lower_call_t* call,
-                                  tpj_value_t idx, int64_t size, tpj_value_t* out);
+                                  tpj_value_t idx, int64_t size, tpj_value_t* out) TPJ_MUST_USE;
 /* s64 iota of `type`'s shape along dim. */
 tpj_status_t tpj_shape_iota_s64(tpj_graph_t* g, const tpj_type_t* shape, int64_t dim,
-                                tpj_value_t* out);
+                                tpj_value_t* out) TPJ_MUST_USE;
 
 /* Advanced-index gather. adv_dims (k, strictly increasing) are dims of x;
  * idx[j] are s64 values (already wrapped) all of one shape B. Result shape:
  * B followed by the non-advanced dims of x in order. k == 0 returns x. */
 tpj_status_t tpj_shape_gather_adv(tpj_graph_t* g, tpj_value_t x, const int64_t* adv_dims,
-                                  const tpj_value_t* idx, size_t k, tpj_value_t* out);
+                                  const tpj_value_t* idx, size_t k, tpj_value_t* out) TPJ_MUST_USE;
 /* The matching scatter: `updates` has the gather result layout (B + rest) and
  * x's dtype; elements of x at the indexed positions are combined with them. */
 tpj_status_t tpj_shape_scatter_adv(tpj_graph_t* g, tpj_value_t x, const int64_t* adv_dims,
                                    const tpj_value_t* idx, size_t k, tpj_value_t updates,
-                                   tpj_shape_combine_t combine, tpj_value_t* out);
+                                   tpj_shape_combine_t combine, tpj_value_t* out) TPJ_MUST_USE;
 
 /* Moves the `n` leading dims of v so they start at position p (p == 0 is a
  * no-op). */
 tpj_status_t tpj_shape_move_block(tpj_graph_t* g, tpj_value_t v, int64_t n, int64_t p,
-                                  tpj_value_t* out);
+                                  tpj_value_t* out) TPJ_MUST_USE;
 /* Inverse: moves the `n` dims starting at position p to the front. */
 tpj_status_t tpj_shape_move_block_front(tpj_graph_t* g, tpj_value_t v, int64_t n,
-                                        int64_t p, tpj_value_t* out);
+                                        int64_t p, tpj_value_t* out) TPJ_MUST_USE;
 
 /* ----------------------------------------------------------- shape_view.c -- */
 TPJ_LOWERING(tpj_lower_shape_view);        /* view, reshape, _unsafe_view, squeeze*, unsqueeze, alias */

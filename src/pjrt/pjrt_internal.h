@@ -70,33 +70,33 @@ struct tpj_executable_s {
 /* Looks up slot `slot`: UNIMPLEMENTED naming `name` and the API version when
  * the plugin's table is too short or the pointer is NULL. */
 tpj_status_t tpj_pjrt_fn(const tpj_plugin_t* plugin, pjrt_slot_t slot,
-                         const char* name, void** out_fn);
+                         const char* name, void** out_fn) TPJ_MUST_USE;
 /* Calls slot with args; a PJRT_Error becomes a status annotated with `name`
  * (and destroyed). */
 tpj_status_t tpj_pjrt_call(const tpj_plugin_t* plugin, pjrt_slot_t slot,
-                           const char* name, void* args);
+                           const char* name, void* args) TPJ_MUST_USE;
 #define TPJ_PJRT_CALL(plugin, NAME, args) \
   tpj_pjrt_call((plugin), PJRT_SLOT_##NAME, "PJRT_" #NAME, (args))
 
 /* Converts and destroys a PJRT_Error (NULL -> NULL). */
 tpj_status_t tpj_pjrt_error_to_status(const tpj_plugin_t* plugin, PJRT_Error* error,
-                                      const char* what);
+                                      const char* what) TPJ_MUST_USE;
 /* Destroys an event, ignoring errors (there is nothing to report to). */
 void tpj_pjrt_event_destroy_raw(const tpj_plugin_t* plugin, PJRT_Event* event);
 /* Awaits then destroys a raw event; returns the event's error. */
 tpj_status_t tpj_pjrt_event_await_raw(const tpj_plugin_t* plugin, PJRT_Event* event,
-                                      const char* what);
+                                      const char* what) TPJ_MUST_USE;
 void tpj_pjrt_buffer_destroy_raw(const tpj_plugin_t* plugin, PJRT_Buffer* buffer);
 /* Wraps a raw buffer; takes ownership of `raw` (destroyed on failure). */
 tpj_status_t tpj_buffer_wrap(tpj_client_t* client, PJRT_Buffer* raw,
-                             tpj_buffer_t** out_buffer);
+                             tpj_buffer_t** out_buffer) TPJ_MUST_USE;
 tpj_status_t tpj_event_wrap(tpj_plugin_t* plugin, PJRT_Event* raw,
-                            tpj_event_t** out_event);
+                            tpj_event_t** out_event) TPJ_MUST_USE;
 /* Index of `device` among the client's addressable devices, or SIZE_MAX. */
 size_t tpj_client_device_index(const tpj_client_t* client, const PJRT_Device* device);
 /* Fills e->executable, e->num_outputs and e->device_indices/num_devices from
  * e->loaded (after compile or deserialize). */
-tpj_status_t tpj_executable_read_info(tpj_executable_t* e);
+tpj_status_t tpj_executable_read_info(tpj_executable_t* e) TPJ_MUST_USE;
 /* Copies a (ptr, size) string from the plugin; NULL on out of memory. */
 char* tpj_pjrt_strndup(const char* s, size_t n);
 

@@ -20,7 +20,7 @@ int64_t tpj_eager_storage_numel(const tpj_eager_storage_t* s, tpj_dtype_t dtype)
 /* Makes sure the storage has a buffer whose element size is dtype's: a
  * storage never written gets zeros of `dtype`; one kept with another element
  * size is re-read through the host as `dtype`. */
-tpj_status_t tpj_eager_storage_ensure(tpj_eager_storage_t* s, tpj_dtype_t dtype);
+tpj_status_t tpj_eager_storage_ensure(tpj_eager_storage_t* s, tpj_dtype_t dtype) TPJ_MUST_USE;
 /* Replaces the buffer (takes ownership of `buffer`). */
 void tpj_eager_storage_replace(tpj_eager_storage_t* s, tpj_buffer_t* buffer, tpj_dtype_t dtype);
 
@@ -30,13 +30,13 @@ int64_t tpj_eager_view_numel(const tpj_eager_tensor_t* v);
 /* Reads view `v` out of the flat storage value `flat` (1-D, storage dtype),
  * giving a value of v's dtype and shape. */
 tpj_status_t tpj_eager_view_read(tpj_graph_t* g, tpj_value_t flat, const tpj_eager_tensor_t* v,
-                                 tpj_value_t* out);
+                                 tpj_value_t* out) TPJ_MUST_USE;
 /* Writes `update` (v's shape; converted to the flat dtype) into view v of the
  * flat storage value; `flat` may be TPJ_VALUE_NONE when v covers the whole
  * storage contiguously. */
 tpj_status_t tpj_eager_view_write(tpj_graph_t* g, tpj_value_t flat, int64_t flat_numel,
                                   tpj_dtype_t flat_dtype, const tpj_eager_tensor_t* v,
-                                  tpj_value_t update, tpj_value_t* out);
+                                  tpj_value_t update, tpj_value_t* out) TPJ_MUST_USE;
 /* true when writing v replaces every element of its storage (kept as v's dtype). */
 bool tpj_eager_view_covers_storage(const tpj_eager_tensor_t* v);
 
@@ -46,7 +46,7 @@ void tpj_eager_stats_count(int which); /* 0 op, 1 signature hit, 2 program, 3 co
  * `bytes` of dtype on device; release each reference returned by get. */
 typedef struct tpj_eager_scalar_s tpj_eager_scalar_t;
 tpj_status_t tpj_eager_scalar_get(tpj_dtype_t dtype, const void* bytes, size_t device,
-                                  tpj_eager_scalar_t** out_scalar);
+                                  tpj_eager_scalar_t** out_scalar) TPJ_MUST_USE;
 tpj_buffer_t* tpj_eager_scalar_buffer(const tpj_eager_scalar_t* s);
 void tpj_eager_scalar_release(tpj_eager_scalar_t* s);
 void tpj_eager_scalar_cache_clear(void);

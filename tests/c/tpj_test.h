@@ -101,7 +101,7 @@ static inline int tpj_test_run_all(const char* suite) {
 /* Creates a client of the "cpu" plugin found on $TORCH_PJRT_PLUGIN_PATH
  * (':'-separated directories, "." when unset). device_count > 0 passes the
  * plugin option cpu_device_count; 0 keeps the plugin's default. */
-static inline tpj_status_t tpj_test_cpu_client(int64_t device_count,
+static inline TPJ_MUST_USE tpj_status_t tpj_test_cpu_client(int64_t device_count,
                                                tpj_client_t** out_client) {
   const char* env = getenv("TORCH_PJRT_PLUGIN_PATH");
   char* copy = strdup(env ? env : ".");
