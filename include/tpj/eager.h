@@ -113,6 +113,11 @@ typedef struct tpj_eager_op_s {
   size_t device;
   const bool* liftable;          /* (num_args) or NULL */
 } tpj_eager_op_t;
+/* Errors: UNIMPLEMENTED, NOT_FOUND (no lowering) or INVALID_ARGUMENT when the
+ * op cannot be lowered, built or compiled for these arguments (the caller may
+ * run it elsewhere); RESOURCE_EXHAUSTED when
+ * the device is out of memory; any other code is a plugin or runtime failure
+ * that no fallback may hide. */
 tpj_status_t tpj_eager_op_run(const tpj_eager_op_t* op, tpj_buffer_t** out_buffers) TPJ_MUST_USE;
 /* Runs a one-output op and writes its result into the view `dst` (converted
  * to dst's dtype) in the same program: in-place and out= variants. */
@@ -163,6 +168,44 @@ typedef struct tpj_eager_stats_s {
 void tpj_eager_stats_get(tpj_eager_stats_t* out_stats);
 /* Drops every cached eager program (the runtime compile cache keeps its own). */
 void tpj_eager_cache_clear(void);
+
+/* ----------------------------------------------------------------- memory -- */
+
+/* Device memory as torch.pjrt.memory_stats reports it (eager_memory.c). The
+ * runtime counts storages: a storage counts its bytes from creation to
+ * destruction, also while deferred (never written, no device buffer yet), as
+ * a CUDA allocation would. There is no caching allocator, so nothing is
+ * reserved beyond the live storages. `plugin` is what PJRT_Device_MemoryStats
+ * says (all -1 where the plugin does not report it). */
+typedef struct tpj_eager_memory_stats_s {
+  uint64_t allocated_bytes;       /* live storages */
+  uint64_t peak_allocated_bytes;  /* since the last reset_peak */
+  uint64_t total_allocated_bytes; /* since the last reset_accumulated */
+  uint64_t total_freed_bytes;
+  uint64_t allocations;           /* live storages */
+  uint64_t peak_allocations;
+  uint64_t total_allocations;
+  uint64_t total_frees;
+  uint64_t num_ooms;              /* out-of-memory errors raised for the device */
+  tpj_device_memory_t plugin;
+} tpj_eager_memory_stats_t;
+tpj_status_t tpj_eager_memory_stats(size_t device,
+                                    tpj_eager_memory_stats_t* out_stats) TPJ_MUST_USE;
+void tpj_eager_memory_reset_peak(size_t device);
+void tpj_eager_memory_reset_accumulated(size_t device);
+void tpj_eager_memory_note_oom(size_t device);
+/* Free and total bytes of the device: the plugin's bytes_limit minus its
+ * bytes_in_use where it reports them; for the CPU plugin the host's
+ * available memory (MemAvailable, capped by RLIMIT_AS); UNIMPLEMENTED when
+ * neither is known. */
+tpj_status_t tpj_eager_memory_info(size_t device, uint64_t* out_free,
+                                   uint64_t* out_total) TPJ_MUST_USE;
+/* RESOURCE_EXHAUSTED naming the bytes and the device when `nbytes` (at least
+ * TPJ_EAGER_MEMORY_CHECK_MIN) exceeds the device's free memory; OK when the
+ * free memory is unknown or the request is small (the plugin's own error,
+ * also RESOURCE_EXHAUSTED, then surfaces at the next synchronization). */
+#define TPJ_EAGER_MEMORY_CHECK_MIN ((size_t)16 << 20)
+tpj_status_t tpj_eager_memory_check(size_t device, size_t nbytes) TPJ_MUST_USE;
 
 #ifdef __cplusplus
 }

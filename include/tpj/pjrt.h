@@ -90,6 +90,22 @@ size_t tpj_client_addressable_device_count(const tpj_client_t* client);
 tpj_status_t tpj_client_device_info(const tpj_client_t* client, size_t index,
                                     tpj_device_info_t* out_info) TPJ_MUST_USE;
 
+/* What the plugin reports about a device's memory (PJRT_Device_MemoryStats);
+ * a field the plugin does not fill is -1. */
+typedef struct tpj_device_memory_s {
+  int64_t bytes_in_use;
+  int64_t peak_bytes_in_use;
+  int64_t num_allocs;
+  int64_t largest_alloc_size;
+  int64_t bytes_limit;
+  int64_t bytes_reserved;
+  int64_t peak_bytes_reserved;
+} tpj_device_memory_t;
+/* UNIMPLEMENTED when the plugin has no memory statistics for the device (the
+ * XLA CPU plugin, for one). */
+tpj_status_t tpj_client_device_memory(const tpj_client_t* client, size_t index,
+                                      tpj_device_memory_t* out_memory) TPJ_MUST_USE;
+
 /* ---------------------------------------------------------------- events -- */
 
 typedef struct tpj_event_s tpj_event_t;

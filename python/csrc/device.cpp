@@ -2,7 +2,8 @@
 // PyTorch's registration API is C++, so this one file holds the glue: the
 // allocator, device guard and hooks, metadata-only view kernels, copies, and a
 // boxed fallback that turns every other op into a call of the C eager runtime
-// (include/tpj/eager.h), or runs it on CPU when it has no lowering.
+// (include/tpj/eager.h), or runs it on CPU when it has no lowering. The
+// allocator and memory statistics are in device_memory.cpp.
 #include <Python.h>
 
 #include <ATen/ATen.h>
@@ -33,22 +34,13 @@
 #include <string>
 #include <vector>
 
+#include "device_internal.h"
 #include "tpj/eager.h"
 #include "tpj/runtime.h"
 
-namespace {
+namespace tpj_device {
 
-constexpr auto kDev = c10::DeviceType::PrivateUse1;
 thread_local c10::DeviceIndex g_current = 0;
-
-// Raises a C status as a c10::Error (consumes it).
-void check(tpj_status_t st) {
-  if (!st) return;
-  std::string msg = std::string(tpj_status_code_name(tpj_status_code(st))) + ": " +
-                    tpj_status_message(st);
-  tpj_status_free(st);
-  TORCH_CHECK(false, "torch_pjrt: ", msg);
-}
 
 // The client is created on first use: torch_pjrt.device._lazy_init() makes the
 // default client and calls _eager.init(client).
@@ -81,29 +73,16 @@ c10::DeviceIndex device_count() {
   return (c10::DeviceIndex)tpj_eager_device_count();
 }
 
+}  // namespace tpj_device
+
+namespace {
+using namespace tpj_device;
+
 // ------------------------------------------------------------------ dtypes --
 
 tpj_dtype_t to_tpj(at::ScalarType t) { return tpj_eager_dtype_from_torch((int)t); }
 
 // ------------------------------------------------------ allocator, storage --
-
-void storage_deleter(void* ctx) { tpj_eager_storage_destroy((tpj_eager_storage_t*)ctx); }
-
-struct PjrtAllocator final : at::Allocator {
-  at::DataPtr allocate(size_t nbytes) override {
-    ensure_client();
-    tpj_eager_storage_t* s = nullptr;
-    check(tpj_eager_storage_create(nbytes, (size_t)g_current, &s));
-    return {s, s, &storage_deleter, c10::Device(kDev, g_current)};
-  }
-  at::DeleterFnPtr raw_deleter() const override { return &storage_deleter; }
-  void copy_data(void*, const void*, std::size_t) const override {
-    TORCH_CHECK(false, "torch_pjrt: raw copies of pjrt storage are not supported");
-  }
-};
-PjrtAllocator g_alloc;
-// torch.UntypedStorage(n, device="pjrt") (torch.load's map_location) asks c10 for it.
-REGISTER_ALLOCATOR(kDev, &g_alloc)
 
 tpj_eager_storage_t* storage_of(const at::Tensor& t) {
   return (tpj_eager_storage_t*)t.storage().data_ptr().get_context();
@@ -133,7 +112,7 @@ at::Tensor wrap_buffer(tpj_buffer_t* buffer, at::IntArrayRef sizes, at::ScalarTy
   size_t nbytes = tpj_eager_storage_nbytes(s);
   c10::Device dev(kDev, (c10::DeviceIndex)tpj_eager_storage_device(s));
   c10::Storage storage(c10::Storage::use_byte_size_t(), nbytes,
-                       at::DataPtr(s, s, &storage_deleter, dev), &g_alloc, true);
+                       at::DataPtr(s, s, &storage_deleter, dev), allocator(), true);
   auto t = at::detail::make_tensor<c10::TensorImpl>(std::move(storage),
                                                     c10::DispatchKeySet(c10::DispatchKey::PrivateUse1),
                                                     caffe2::TypeMeta::fromScalarType(dtype));
@@ -213,7 +192,7 @@ at::Tensor empty_memory_format(at::IntArrayRef size, std::optional<at::ScalarTyp
                                std::optional<at::Layout>, std::optional<at::Device> device,
                                std::optional<bool>, std::optional<at::MemoryFormat> mf) {
   c10::DeviceGuard guard(c10::Device(kDev, index_of(device)));
-  return at::detail::empty_generic(size, &g_alloc, c10::DispatchKeySet(c10::DispatchKey::PrivateUse1),
+  return at::detail::empty_generic(size, allocator(), c10::DispatchKeySet(c10::DispatchKey::PrivateUse1),
                                    c10::dtype_or_default(dtype), mf);
 }
 
@@ -221,7 +200,7 @@ at::Tensor empty_strided(at::IntArrayRef size, at::IntArrayRef stride,
                          std::optional<at::ScalarType> dtype, std::optional<at::Layout>,
                          std::optional<at::Device> device, std::optional<bool>) {
   c10::DeviceGuard guard(c10::Device(kDev, index_of(device)));
-  return at::detail::empty_strided_generic(size, stride, &g_alloc,
+  return at::detail::empty_strided_generic(size, stride, allocator(),
                                            c10::DispatchKeySet(c10::DispatchKey::PrivateUse1),
                                            c10::dtype_or_default(dtype));
 }
@@ -883,6 +862,13 @@ void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::St
   }
   tpj_buffer_destroy(seed);
   if (st) {
+    // Only "no lowering for this case" runs elsewhere; a device error
+    // (out of memory, a failed execution) is raised.
+    auto code = tpj_status_code(st);
+    if (code != TPJ_STATUS_UNIMPLEMENTED && code != TPJ_STATUS_NOT_FOUND &&
+        code != TPJ_STATUS_INVALID_ARGUMENT) {
+      check(st);
+    }
     why = tpj_status_message(st);
     tpj_status_free(st);
     return run_on_cpu(op, stack, target, why);

@@ -8,17 +8,40 @@
 #include "tpj/lower.h"
 
 PyObject* tpj_py_error_type = NULL;
+/* _C.OutOfMemoryError: both an Error and a torch.OutOfMemoryError, raised for
+ * RESOURCE_EXHAUSTED (NULL when torch has no OutOfMemoryError). */
+static PyObject* g_oom_type = NULL;
+
+static int make_oom_type(void) {
+  PyObject* torch = PyImport_ImportModule("torch");
+  PyObject* torch_oom = torch ? PyObject_GetAttrString(torch, "OutOfMemoryError") : NULL;
+  Py_XDECREF(torch);
+  if (!torch_oom) return -1;
+  PyObject* bases = PyTuple_Pack(2, tpj_py_error_type, torch_oom);
+  Py_DECREF(torch_oom);
+  if (!bases) return -1;
+  g_oom_type = PyErr_NewExceptionWithDoc(
+      "torch_pjrt._C.OutOfMemoryError",
+      "The device ran out of memory (a torch.OutOfMemoryError and a torch_pjrt._C.Error).",
+      bases, NULL);
+  Py_DECREF(bases);
+  return g_oom_type ? 0 : -1;
+}
 
 PyObject* tpj_py_raise(tpj_status_t status) {
   if (!status) {
     status = TPJ_STATUS(INTERNAL, "torch_pjrt: an error was raised without a status");
   }
-  PyObject* exc = PyObject_CallFunction(tpj_py_error_type, "s",
-                                        tpj_status_message(status));
+  PyObject* type = tpj_status_code(status) == TPJ_STATUS_RESOURCE_EXHAUSTED && g_oom_type
+                       ? g_oom_type : tpj_py_error_type;
+  if (tpj_status_code(status) == TPJ_STATUS_OUT_OF_RANGE && tpj_py_index_error_type) {
+    type = tpj_py_index_error_type; /* an index out of range: IndexError, as on CPU */
+  }
+  PyObject* exc = PyObject_CallFunction(type, "s", tpj_status_message(status));
   if (exc) {
     PyObject* code = PyUnicode_FromString(tpj_status_code_name(tpj_status_code(status)));
     if (code && PyObject_SetAttrString(exc, "code", code) == 0) {
-      PyErr_SetObject(tpj_py_error_type, exc);
+      PyErr_SetObject(type, exc);
     }
     Py_XDECREF(code);
     Py_DECREF(exc);
@@ -198,6 +221,11 @@ static PyObject* py_cache_clear(PyObject* self, PyObject* unused) {
   Py_RETURN_NONE;
 }
 
+/* Implemented in checks.c. */
+PyObject* tpj_py_check_failed(PyObject* self, PyObject* args);
+PyObject* tpj_py_set_eager_checks(PyObject* self, PyObject* arg);
+int tpj_py_checks_init(PyObject* m);
+
 /* Implemented in eager_bridge.c. */
 PyObject* tpj_py_eager_materialize(PyObject* self, PyObject* args);
 PyObject* tpj_py_eager_seed(PyObject* self, PyObject* args);
@@ -212,6 +240,10 @@ static PyMethodDef module_methods[] = {
     {"eager_compile", tpj_py_eager_compile, METH_VARARGS,
      "eager_compile(client, mlir: str) -> Executable: a portable executable (runs on the "
      "device execute_eager names)"},
+    {"check_failed", tpj_py_check_failed, METH_VARARGS,
+     "check_failed(kind: int, message: str, value: int): raises a failed runtime check"},
+    {"set_eager_checks", tpj_py_set_eager_checks, METH_O,
+     "set_eager_checks(enabled: bool): runtime checks in eager device programs"},
     {"plugin_resolve", py_plugin_resolve, METH_VARARGS,
      "plugin_resolve(spec: str | None, search_dirs: list[str]) -> str"},
     {"lower_supported", py_lower_supported, METH_O,
@@ -258,6 +290,15 @@ PyMODINIT_FUNC PyInit__C(void) {
     Py_DECREF(tpj_py_error_type);
     goto fail;
   }
+  if (!g_oom_type && make_oom_type() < 0) PyErr_Clear(); /* no torch: plain Error */
+  if (g_oom_type) {
+    Py_INCREF(g_oom_type);
+    if (PyModule_AddObject(m, "OutOfMemoryError", g_oom_type) < 0) {
+      Py_DECREF(g_oom_type);
+      goto fail;
+    }
+  }
+  if (tpj_py_checks_init(m) < 0) goto fail;
   if (add_type(m, &tpj_py_client_type, "Client") < 0 ||
       add_type(m, &tpj_py_buffer_type, "Buffer") < 0 ||
       add_type(m, &tpj_py_executable_type, "Executable") < 0 ||

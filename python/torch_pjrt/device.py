@@ -22,7 +22,7 @@ from typing import Optional
 
 import torch
 
-from . import _C
+from . import _C, device_api
 
 _backend_name: Optional[str] = None
 _device_mod = None
@@ -220,9 +220,6 @@ def _make_module(name: str) -> types.ModuleType:
             ext.set_device(self.prev)
             return False
 
-    def empty_cache() -> None:  # storage is freed as soon as PyTorch releases it
-        pass
-
     def is_bf16_supported(including_emulation: bool = True) -> bool:
         return True
 
@@ -233,7 +230,8 @@ def _make_module(name: str) -> types.ModuleType:
         return devices()[idx or 0]["kind"]
 
     for fn in (device_count, is_available, synchronize, current_device, set_device,
-               manual_seed_all, device, empty_cache, is_bf16_supported, get_device_name):
+               manual_seed_all, device, is_bf16_supported, get_device_name,
+               *device_api.MEMORY_FUNCTIONS):
         setattr(m, fn.__name__, fn)
     m.manual_seed = manual_seed_all
     m.is_initialized = lambda: True

@@ -84,6 +84,7 @@ typedef enum pjrt_slot_e {
   PJRT_SLOT_DeviceDescription_DebugString = 27,
   PJRT_SLOT_Device_GetDescription = 29,
   PJRT_SLOT_Device_LocalHardwareId = 31,
+  PJRT_SLOT_Device_MemoryStats = 34,
   PJRT_SLOT_Executable_Destroy = 40,
   PJRT_SLOT_Executable_NumOutputs = 44,
   PJRT_SLOT_Executable_Serialize = 49,
@@ -320,6 +321,29 @@ typedef struct PJRT_Device_LocalHardwareId_Args {
   int local_hardware_id; /* out */
   PJRT_TAIL;
 } PJRT_Device_LocalHardwareId_Args;
+
+/* Each *_is_set flag says whether the plugin filled the field before it. */
+typedef struct PJRT_Device_MemoryStats_Args {
+  size_t struct_size;
+  PJRT_Extension_Base* extension_start;
+  PJRT_Device* device;
+  int64_t bytes_in_use; /* out, always set */
+  int64_t peak_bytes_in_use;
+  bool peak_bytes_in_use_is_set;
+  int64_t num_allocs;
+  bool num_allocs_is_set;
+  int64_t largest_alloc_size;
+  bool largest_alloc_size_is_set;
+  int64_t bytes_limit;
+  bool bytes_limit_is_set;
+  int64_t bytes_reserved;
+  bool bytes_reserved_is_set;
+  int64_t peak_bytes_reserved;
+  bool peak_bytes_reserved_is_set;
+  int64_t bytes_reservable_limit;
+  bool bytes_reservable_limit_is_set;
+  PJRT_TAIL;
+} PJRT_Device_MemoryStats_Args;
 
 typedef struct PJRT_DeviceDescription_Id_Args {
   size_t struct_size;
@@ -598,6 +622,7 @@ _Static_assert(sizeof(PJRT_NamedValue) == 56 && PJRT_NamedValue_STRUCT_SIZE == 5
 _Static_assert(offsetof(PJRT_NamedValue, type) == 32, "named value type");
 _Static_assert(offsetof(PJRT_NamedValue, int64_value) == 40, "named value union");
 _Static_assert(offsetof(PJRT_Client_Create_Args, client) == 64, "create client");
+_Static_assert(offsetof(PJRT_Device_MemoryStats_Args, bytes_limit) == 80, "memory stats limit");
 _Static_assert(offsetof(PJRT_Client_Create_Args, reserved_tail_) == 88, "create size");
 _Static_assert(offsetof(PJRT_Program, format_size) == 40, "program");
 _Static_assert(offsetof(PJRT_Client_Compile_Args, executable) == 48, "compile");

@@ -6,6 +6,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "pjrt/pjrt_internal.h"
 
@@ -43,6 +44,18 @@ tpj_status_t tpj_pjrt_fn(const tpj_plugin_t* plugin, pjrt_slot_t slot,
   return NULL;
 }
 
+/* XLA's CPU runtime reports a failed allocation as INTERNAL "Out of memory
+ * allocating N bytes"; other plugins use RESOURCE_EXHAUSTED. Both become
+ * RESOURCE_EXHAUSTED, so callers see one code for running out of memory. */
+static bool says_out_of_memory(const char* msg, size_t len) {
+  static const char kNeedle[] = "out of memory";
+  size_t n = sizeof(kNeedle) - 1;
+  for (size_t i = 0; msg && i + n <= len; ++i) {
+    if (strncasecmp(msg + i, kNeedle, n) == 0) return true;
+  }
+  return false;
+}
+
 tpj_status_t tpj_pjrt_error_to_status(const tpj_plugin_t* plugin, PJRT_Error* error,
                                       const char* what) {
   if (!error) return NULL;
@@ -69,6 +82,7 @@ tpj_status_t tpj_pjrt_error_to_status(const tpj_plugin_t* plugin, PJRT_Error* er
   }
   if (code <= TPJ_STATUS_OK || code > TPJ_STATUS_UNAUTHENTICATED) code = TPJ_STATUS_UNKNOWN;
   int len = m.message_size > 4096 ? 4096 : (int)m.message_size;
+  if (says_out_of_memory(m.message, (size_t)len)) code = TPJ_STATUS_RESOURCE_EXHAUSTED;
   tpj_status_t status = tpj_status_make((tpj_status_code_t)code, __FILE__, __LINE__,
                                         "%s failed: %.*s", what, len,
                                         m.message ? m.message : "");

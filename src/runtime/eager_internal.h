@@ -40,6 +40,20 @@ tpj_status_t tpj_eager_view_write(tpj_graph_t* g, tpj_value_t flat, int64_t flat
 /* true when writing v replaces every element of its storage (kept as v's dtype). */
 bool tpj_eager_view_covers_storage(const tpj_eager_tensor_t* v);
 
+/* Devices whose memory is counted (eager_memory.c); storage_new rejects more. */
+#define TPJ_EAGER_MAX_DEVICES 1024
+/* Counts a storage of `nbytes` in (alloc) or out of its device's totals. */
+void tpj_eager_memory_count(size_t device, uint64_t nbytes, bool alloc);
+/* tpj_eager_memory_check for the buffers an op run makes: its outputs, or
+ * dst's whole storage (a write replaces the storage's buffer). */
+tpj_status_t tpj_eager_memory_check_outputs(const tpj_eager_op_t* op,
+                                            const tpj_eager_tensor_t* dst) TPJ_MUST_USE;
+/* A program that cannot be built (a lowering that cannot give the expected
+ * outputs: INTERNAL) or that the plugin does not compile (`compiled`: any code
+ * but RESOURCE_EXHAUSTED) becomes UNIMPLEMENTED, "no lowering for this case"
+ * (see tpj_eager_op_run). Takes ownership of `st`. */
+tpj_status_t tpj_eager_status_no_lowering(tpj_status_t st, bool compiled) TPJ_MUST_USE;
+
 void tpj_eager_stats_count(int which); /* 0 op, 1 signature hit, 2 program, 3 copy */
 
 /* Scalars as runtime inputs (eager_scalar.c). A cached rank-0 buffer holding

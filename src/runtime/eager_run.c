@@ -341,9 +341,11 @@ static tpj_status_t prog_lookup_or_build(const prog_t* p, tpj_cached_executable_
   tpj_status_t st = build_text(p, &text, &len);
   /* Portable: one executable serves every device (tpj_execute_args_t.device). */
   tpj_compile_options_t portable = {.num_replicas = 1, .num_partitions = 1, .portable = true};
-  if (!st) {
+  bool compiling = !st;
+  if (compiling) {
     st = tpj_runtime_compile_cached(tpj_eager_client(), text, len, &portable, out_exe, NULL);
   }
+  st = tpj_eager_status_no_lowering(st, compiling);
   if (!st) tpj_eager_cache_put(sb.data, sb.len, h, *out_exe);
   free(text);
   tpj_eager_sig_deinit(&sb);
@@ -355,7 +357,11 @@ static tpj_status_t prog_lookup_or_build(const prog_t* p, tpj_cached_executable_
 static tpj_status_t prog_executable(prog_t* p, tpj_cached_executable_t** out_exe) {
   prog_lift(p, true);
   tpj_status_t st = prog_lookup_or_build(p, out_exe);
-  if (!st || prog_num_lifted(p) == 0) return st;
+  tpj_status_code_t code = tpj_status_code(st);
+  if (!st || prog_num_lifted(p) == 0 ||
+      (code != TPJ_STATUS_UNIMPLEMENTED && code != TPJ_STATUS_INVALID_ARGUMENT)) {
+    return st; /* out of memory, a plugin failure: not the lifted scalars' fault */
+  }
   tpj_status_free(st);
   prog_lift(p, false);
   st = prog_lookup_or_build(p, out_exe);
@@ -460,9 +466,10 @@ static tpj_status_t prog_run(const tpj_eager_op_t* op, const tpj_eager_tensor_t*
   tpj_eager_stats_count(0);
   tpj_status_t st = prog_init(&p, op, dst);
   tpj_cached_executable_t* exe = NULL;
+  size_t device = dst ? dst->storage->device : op->device;
+  if (!st) st = tpj_eager_memory_check_outputs(op, dst);
   if (!st) st = prog_executable(&p, &exe);
   if (!st) {
-    size_t device = dst ? dst->storage->device : op->device;
     st = prog_execute(&p, tpj_cached_executable_get(exe), device, outs, num_outs);
   }
   tpj_cached_executable_release(exe);

@@ -48,8 +48,8 @@ static tpj_status_t storage_new(size_t nbytes, size_t device, tpj_eager_storage_
   tpj_client_t* c = tpj_eager_client();
   if (!c) return TPJ_STATUS(FAILED_PRECONDITION, "eager storage: the device is not initialized");
   size_t n = tpj_client_addressable_device_count(c);
-  TPJ_CHECK_ARG(device < n, "eager storage: device index out of range (got %zu, expected < %zu)",
-                device, n);
+  TPJ_CHECK_ARG(device < n && device < TPJ_EAGER_MAX_DEVICES,
+                "eager storage: device index out of range (got %zu, expected < %zu)", device, n);
   tpj_eager_storage_t* s = calloc(1, sizeof(*s));
   if (!s) return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager storage: out of memory");
   s->nbytes = nbytes;
@@ -60,6 +60,7 @@ static tpj_status_t storage_new(size_t nbytes, size_t device, tpj_eager_storage_
   g_live = s;
   ++g_live_count;
   pthread_mutex_unlock(&g_lock);
+  tpj_eager_memory_count(device, nbytes, true);
   *out = s;
   return NULL;
 }
@@ -67,6 +68,8 @@ static tpj_status_t storage_new(size_t nbytes, size_t device, tpj_eager_storage_
 tpj_status_t tpj_eager_storage_create(size_t nbytes, size_t device,
                                       tpj_eager_storage_t** out_storage) {
   TPJ_CHECK_ARG(out_storage, "eager storage: out_storage is NULL");
+  *out_storage = NULL;
+  if (device < tpj_eager_device_count()) TPJ_RETURN_IF_ERROR(tpj_eager_memory_check(device, nbytes));
   return storage_new(nbytes, device, out_storage);
 }
 
@@ -95,6 +98,7 @@ void tpj_eager_storage_destroy(tpj_eager_storage_t* s) {
   if (s->next) s->next->prev = s->prev;
   --g_live_count;
   pthread_mutex_unlock(&g_lock);
+  tpj_eager_memory_count(s->device, s->nbytes, false);
   tpj_buffer_destroy(s->buffer);
   free(s);
 }
@@ -134,7 +138,7 @@ tpj_status_t tpj_eager_storage_ensure(tpj_eager_storage_t* s, tpj_dtype_t dtype)
   if (!s->buffer) {
     /* zeros on the device; through the host only if the program fails */
     tpj_status_t z = storage_zeros(s, dtype);
-    if (!z) return NULL;
+    if (!z || tpj_status_code(z) == TPJ_STATUS_RESOURCE_EXHAUSTED) return z;
     tpj_status_free(z);
   } else if (tpj_dtype_size(s->dtype) == tpj_dtype_size(dtype)) {
     return NULL;

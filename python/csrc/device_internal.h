@@ -1,0 +1,28 @@
+// device_internal.h: what the C++ files of the _eager extension share: the
+// current device, C status -> PyTorch exception, client start-up and the
+// device allocator (device.cpp, device_memory.cpp).
+#pragma once
+
+#include <c10/core/Allocator.h>
+#include <c10/core/Device.h>
+
+#include "tpj/base.h"
+
+namespace tpj_device {
+
+constexpr auto kDev = c10::DeviceType::PrivateUse1;
+// The current pjrt device of this thread (the device guard's state).
+extern thread_local c10::DeviceIndex g_current;
+
+// Raises a C status (consumes it): RESOURCE_EXHAUSTED as torch.OutOfMemoryError
+// (counted in the device's num_ooms), OUT_OF_RANGE as IndexError, every other
+// code as a RuntimeError.
+void check(tpj_status_t st);
+// Starts the default client on first use (torch_pjrt.device._lazy_init).
+void ensure_client();
+c10::DeviceIndex device_count();
+// The pjrt allocator (a c10::DeviceAllocator) and its storage deleter.
+c10::Allocator* allocator();
+void storage_deleter(void* ctx);
+
+}  // namespace tpj_device
