@@ -138,4 +138,4 @@ def test_threads_compile_and_device():
 
 @pytest.mark.full
 def test_threads_compile_and_device_long():
-    _stress(iters=60)
+    _stress(iters=200)
