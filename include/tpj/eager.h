@@ -155,8 +155,15 @@ tpj_status_t tpj_eager_read_host(const tpj_eager_tensor_t* src, void* data, size
 tpj_status_t tpj_eager_materialize(const tpj_eager_tensor_t* src, tpj_buffer_t** out_buffer)
     TPJ_MUST_USE;
 
-/* Waits for every storage's pending computation. */
+/* Waits for every storage's pending computation, then raises the first
+ * runtime check (out-of-range index, integer division by zero) that failed
+ * in an op since the last synchronization. Host reads do the same. */
 tpj_status_t tpj_eager_synchronize(void) TPJ_MUST_USE;
+
+/* Runtime checks in eager programs (tpj/ir.h), on by default; part of every
+ * program's signature, so toggling never runs a stale program. */
+void tpj_eager_set_checks_enabled(bool enabled);
+bool tpj_eager_checks_enabled(void);
 
 typedef struct tpj_eager_stats_s {
   uint64_t ops;            /* tpj_eager_op_run calls */

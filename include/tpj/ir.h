@@ -63,7 +63,7 @@ typedef struct tpj_type_s {
 
 /* Builds a type; INVALID_ARGUMENT for rank > TPJ_MAX_RANK or a negative dim. */
 tpj_status_t tpj_type_init(tpj_dtype_t dtype, const int64_t* dims, size_t rank,
-                           tpj_type_t* out_type) TPJ_MUST_USE;
+              tpj_type_t* out_type) TPJ_MUST_USE;
 tpj_type_t tpj_type_scalar(tpj_dtype_t dtype);
 int64_t tpj_type_numel(const tpj_type_t* type);
 bool tpj_type_equal(const tpj_type_t* a, const tpj_type_t* b);
@@ -81,10 +81,10 @@ void tpj_graph_destroy(tpj_graph_t* graph);
 
 /* Appends an argument of @main. Only valid while no region is open. */
 tpj_status_t tpj_graph_add_param(tpj_graph_t* graph, const tpj_type_t* type,
-                                 tpj_value_t* out_value) TPJ_MUST_USE;
+                    tpj_value_t* out_value) TPJ_MUST_USE;
 /* Sets the results of @main (call once, after all ops). */
 tpj_status_t tpj_graph_set_results(tpj_graph_t* graph, const tpj_value_t* values,
-                                   size_t count) TPJ_MUST_USE;
+                      size_t count) TPJ_MUST_USE;
 /* Optional per-argument / per-result attribute text (e.g. mhlo.sharding) */
 tpj_status_t tpj_graph_set_param_attr(tpj_graph_t* graph, size_t index, const char* attr)
     TPJ_MUST_USE;
@@ -111,10 +111,10 @@ tpj_status_t tpj_graph_verify(const tpj_graph_t* graph) TPJ_MUST_USE;
  * select_and_scatter). Ops built until the matching _end go into it.
  * out_args receives `count` block-argument values. Regions may nest. */
 tpj_status_t tpj_graph_region_begin(tpj_graph_t* graph, const tpj_type_t* arg_types,
-                                    size_t count, tpj_value_t* out_args) TPJ_MUST_USE;
+                       size_t count, tpj_value_t* out_args) TPJ_MUST_USE;
 /* Closes the innermost region with a stablehlo.return of `results`. */
 tpj_status_t tpj_graph_region_end(tpj_graph_t* graph, const tpj_value_t* results,
-                                  size_t count, int32_t* out_region) TPJ_MUST_USE;
+                     size_t count, int32_t* out_region) TPJ_MUST_USE;
 
 /* ------------------------------------------------------------ op builders -- */
 
@@ -151,64 +151,64 @@ typedef enum tpj_reduce_kind_e {
 /* Constants. `data` is dense row-major host data of type->dtype (pred: 1 byte
  * per element, 0 or 1). */
 tpj_status_t tpj_build_constant(tpj_graph_t* g, const tpj_type_t* type,
-                                const void* data, size_t nbytes, tpj_value_t* out) TPJ_MUST_USE;
+                   const void* data, size_t nbytes, tpj_value_t* out) TPJ_MUST_USE;
 /* A splat of `value` (converted to dtype; for pred nonzero is true). */
 tpj_status_t tpj_build_splat(tpj_graph_t* g, tpj_dtype_t dtype, const int64_t* dims,
-                             size_t rank, double value, tpj_value_t* out) TPJ_MUST_USE;
+                size_t rank, double value, tpj_value_t* out) TPJ_MUST_USE;
 /* Exact integer splat (for s64/u64 values beyond 2^53). */
 tpj_status_t tpj_build_splat_int(tpj_graph_t* g, tpj_dtype_t dtype, const int64_t* dims,
-                                 size_t rank, int64_t value, tpj_value_t* out) TPJ_MUST_USE;
+                    size_t rank, int64_t value, tpj_value_t* out) TPJ_MUST_USE;
 tpj_status_t tpj_build_iota(tpj_graph_t* g, const tpj_type_t* type, int64_t dim,
-                            tpj_value_t* out) TPJ_MUST_USE;
+               tpj_value_t* out) TPJ_MUST_USE;
 
 /* Elementwise: operands must have identical types (no implicit broadcast). */
 tpj_status_t tpj_build_unary(tpj_graph_t* g, tpj_unary_op_t op, tpj_value_t x,
-                             tpj_value_t* out) TPJ_MUST_USE;
+                tpj_value_t* out) TPJ_MUST_USE;
 tpj_status_t tpj_build_binary(tpj_graph_t* g, tpj_binary_op_t op, tpj_value_t a,
-                              tpj_value_t b, tpj_value_t* out) TPJ_MUST_USE;
+                 tpj_value_t b, tpj_value_t* out) TPJ_MUST_USE;
 /* Result is pred; compare type (FLOAT / SIGNED / UNSIGNED) follows the dtype. */
 tpj_status_t tpj_build_compare(tpj_graph_t* g, tpj_compare_dir_t dir, tpj_value_t a,
-                               tpj_value_t b, tpj_value_t* out) TPJ_MUST_USE;
+                  tpj_value_t b, tpj_value_t* out) TPJ_MUST_USE;
 /* pred must be pred with the shape of a (or a scalar pred). */
 tpj_status_t tpj_build_select(tpj_graph_t* g, tpj_value_t pred, tpj_value_t on_true,
-                              tpj_value_t on_false, tpj_value_t* out) TPJ_MUST_USE;
+                 tpj_value_t on_false, tpj_value_t* out) TPJ_MUST_USE;
 /* lo / hi: scalars or the shape of x, same dtype as x. */
 tpj_status_t tpj_build_clamp(tpj_graph_t* g, tpj_value_t lo, tpj_value_t x,
-                             tpj_value_t hi, tpj_value_t* out) TPJ_MUST_USE;
+                tpj_value_t hi, tpj_value_t* out) TPJ_MUST_USE;
 tpj_status_t tpj_build_convert(tpj_graph_t* g, tpj_value_t x, tpj_dtype_t dtype,
-                               tpj_value_t* out) TPJ_MUST_USE;
+                  tpj_value_t* out) TPJ_MUST_USE;
 tpj_status_t tpj_build_bitcast_convert(tpj_graph_t* g, tpj_value_t x, tpj_dtype_t dtype,
-                                       tpj_value_t* out) TPJ_MUST_USE;
+                          tpj_value_t* out) TPJ_MUST_USE;
 
 /* Shape ops. */
 tpj_status_t tpj_build_broadcast_in_dim(tpj_graph_t* g, tpj_value_t x,
-                                        const int64_t* out_dims, size_t out_rank,
-                                        const int64_t* broadcast_dims, /* (rank of x) */
-                                        tpj_value_t* out) TPJ_MUST_USE;
+                           const int64_t* out_dims, size_t out_rank,
+                           const int64_t* broadcast_dims, /* (rank of x) */
+                           tpj_value_t* out) TPJ_MUST_USE;
 tpj_status_t tpj_build_reshape(tpj_graph_t* g, tpj_value_t x, const int64_t* dims,
-                               size_t rank, tpj_value_t* out) TPJ_MUST_USE;
+                  size_t rank, tpj_value_t* out) TPJ_MUST_USE;
 tpj_status_t tpj_build_transpose(tpj_graph_t* g, tpj_value_t x, const int64_t* perm,
-                                 size_t rank, tpj_value_t* out) TPJ_MUST_USE;
+                    size_t rank, tpj_value_t* out) TPJ_MUST_USE;
 tpj_status_t tpj_build_slice(tpj_graph_t* g, tpj_value_t x, const int64_t* start,
-                             const int64_t* limit, const int64_t* stride, size_t rank,
-                             tpj_value_t* out) TPJ_MUST_USE;
+                const int64_t* limit, const int64_t* stride, size_t rank,
+                tpj_value_t* out) TPJ_MUST_USE;
 /* start_indices: `rank` scalar integer values. */
 tpj_status_t tpj_build_dynamic_slice(tpj_graph_t* g, tpj_value_t x,
-                                     const tpj_value_t* start_indices,
-                                     const int64_t* sizes, size_t rank, tpj_value_t* out)
+                        const tpj_value_t* start_indices,
+                        const int64_t* sizes, size_t rank, tpj_value_t* out)
     TPJ_MUST_USE;
 tpj_status_t tpj_build_dynamic_update_slice(tpj_graph_t* g, tpj_value_t x,
-                                            tpj_value_t update,
-                                            const tpj_value_t* start_indices, size_t rank,
-                                            tpj_value_t* out) TPJ_MUST_USE;
+                               tpj_value_t update,
+                               const tpj_value_t* start_indices, size_t rank,
+                               tpj_value_t* out) TPJ_MUST_USE;
 tpj_status_t tpj_build_concatenate(tpj_graph_t* g, const tpj_value_t* xs, size_t count,
-                                   int64_t dim, tpj_value_t* out) TPJ_MUST_USE;
+                      int64_t dim, tpj_value_t* out) TPJ_MUST_USE;
 /* Negative padding crops. interior may be NULL (all zero). */
 tpj_status_t tpj_build_pad(tpj_graph_t* g, tpj_value_t x, tpj_value_t pad_value,
-                           const int64_t* low, const int64_t* high,
-                           const int64_t* interior, size_t rank, tpj_value_t* out) TPJ_MUST_USE;
+              const int64_t* low, const int64_t* high,
+              const int64_t* interior, size_t rank, tpj_value_t* out) TPJ_MUST_USE;
 tpj_status_t tpj_build_reverse(tpj_graph_t* g, tpj_value_t x, const int64_t* dims,
-                               size_t count, tpj_value_t* out) TPJ_MUST_USE;
+                  size_t count, tpj_value_t* out) TPJ_MUST_USE;
 
 /* Linear algebra. Result: batch dims, lhs free dims, rhs free dims (StableHLO
  * order). out_dtype: TPJ_DTYPE_INVALID means lhs dtype. */
@@ -219,8 +219,8 @@ typedef struct tpj_dot_dims_s {
   const int64_t* rhs_contract; size_t num_rhs_contract;
 } tpj_dot_dims_t;
 tpj_status_t tpj_build_dot_general(tpj_graph_t* g, tpj_value_t lhs, tpj_value_t rhs,
-                                   const tpj_dot_dims_t* dims, tpj_dtype_t out_dtype,
-                                   tpj_value_t* out) TPJ_MUST_USE;
+                      const tpj_dot_dims_t* dims, tpj_dtype_t out_dtype,
+                      tpj_value_t* out) TPJ_MUST_USE;
 
 /* Convolution in PyTorch layout: input (N, C, spatial...), kernel
  * (O, I/groups, spatial...), output (N, O, spatial...). All arrays have
@@ -235,16 +235,16 @@ typedef struct tpj_conv_params_s {
   int64_t batch_group_count;
 } tpj_conv_params_t;
 tpj_status_t tpj_build_convolution(tpj_graph_t* g, tpj_value_t input, tpj_value_t kernel,
-                                   const tpj_conv_params_t* params, tpj_value_t* out) TPJ_MUST_USE;
+                      const tpj_conv_params_t* params, tpj_value_t* out) TPJ_MUST_USE;
 
 /* Reductions. `body` is a closed region taking 2*n scalars (acc..., x...) and
  * returning n scalars. Results drop the reduced dims. */
 tpj_status_t tpj_build_reduce(tpj_graph_t* g, const tpj_value_t* inputs,
-                              const tpj_value_t* inits, size_t n, const int64_t* dims,
-                              size_t num_dims, int32_t body, tpj_value_t* out_values) TPJ_MUST_USE;
+                 const tpj_value_t* inits, size_t n, const int64_t* dims,
+                 size_t num_dims, int32_t body, tpj_value_t* out_values) TPJ_MUST_USE;
 /* One input, identity init value for `kind`, body built for you. */
 tpj_status_t tpj_build_reduce_simple(tpj_graph_t* g, tpj_value_t x, tpj_reduce_kind_t kind,
-                                     const int64_t* dims, size_t num_dims, tpj_value_t* out)
+                        const int64_t* dims, size_t num_dims, tpj_value_t* out)
     TPJ_MUST_USE;
 
 /* reduce_window over one input. Arrays have rank entries; padding (rank, 2);
@@ -258,12 +258,12 @@ typedef struct tpj_window_s {
   const int64_t* padding; /* (rank, 2) */
 } tpj_window_t;
 tpj_status_t tpj_build_reduce_window(tpj_graph_t* g, tpj_value_t x, tpj_value_t init,
-                                     const tpj_window_t* window, int32_t body,
-                                     tpj_value_t* out) TPJ_MUST_USE;
+                        const tpj_window_t* window, int32_t body,
+                        tpj_value_t* out) TPJ_MUST_USE;
 tpj_status_t tpj_build_select_and_scatter(tpj_graph_t* g, tpj_value_t operand,
-                                          tpj_value_t source, tpj_value_t init,
-                                          const tpj_window_t* window, int32_t select_body,
-                                          int32_t scatter_body, tpj_value_t* out) TPJ_MUST_USE;
+                             tpj_value_t source, tpj_value_t init,
+                             const tpj_window_t* window, int32_t select_body,
+                             int32_t scatter_body, tpj_value_t* out) TPJ_MUST_USE;
 
 /* Gather / scatter (StableHLO semantics, fields named as in the spec). */
 typedef struct tpj_gather_dims_s {
@@ -277,7 +277,7 @@ typedef struct tpj_gather_dims_s {
   bool indices_are_sorted;
 } tpj_gather_dims_t;
 tpj_status_t tpj_build_gather(tpj_graph_t* g, tpj_value_t operand, tpj_value_t indices,
-                              const tpj_gather_dims_t* dims, tpj_value_t* out) TPJ_MUST_USE;
+                 const tpj_gather_dims_t* dims, tpj_value_t* out) TPJ_MUST_USE;
 typedef struct tpj_scatter_dims_s {
   const int64_t* update_window_dims; size_t num_update_window_dims;
   const int64_t* inserted_window_dims; size_t num_inserted_window_dims;
@@ -290,20 +290,64 @@ typedef struct tpj_scatter_dims_s {
 } tpj_scatter_dims_t;
 /* `body` takes (current, update) scalars and returns the new scalar. */
 tpj_status_t tpj_build_scatter(tpj_graph_t* g, tpj_value_t operand, tpj_value_t indices,
-                               tpj_value_t updates, const tpj_scatter_dims_t* dims,
-                               int32_t body, tpj_value_t* out) TPJ_MUST_USE;
+                  tpj_value_t updates, const tpj_scatter_dims_t* dims,
+                  int32_t body, tpj_value_t* out) TPJ_MUST_USE;
 
 /* Sort n operands of one shape along dim; comparator region takes 2*n scalars
  * (lhs0, rhs0, lhs1, rhs1, ...) and returns one pred. */
 tpj_status_t tpj_build_sort(tpj_graph_t* g, const tpj_value_t* inputs, size_t n,
-                            int64_t dim, bool is_stable, int32_t comparator,
-                            tpj_value_t* out_values) TPJ_MUST_USE;
+               int64_t dim, bool is_stable, int32_t comparator,
+               tpj_value_t* out_values) TPJ_MUST_USE;
 
 /* Random bits: state is a u64 tensor<2xui64>; returns new state and bits of
  * `type` (u32 or u64). Algorithm: THREE_FRY. */
 tpj_status_t tpj_build_rng_bit_generator(tpj_graph_t* g, tpj_value_t state,
-                                         const tpj_type_t* type, tpj_value_t* out_state,
-                                         tpj_value_t* out_bits) TPJ_MUST_USE;
+                            const tpj_type_t* type, tpj_value_t* out_state,
+                            tpj_value_t* out_bits) TPJ_MUST_USE;
+
+
+/* ---------------------------------------------------------------- checks -- */
+
+/* Runtime checks, the way CUDA reports a bad index: asynchronously, never
+ * silently. A lowering that cannot prove its input valid at build time (an
+ * index in range, an integer divisor nonzero) registers `bad`, a rank-0 pred
+ * that is true when the input is invalid, and `value`, a rank-0 s64 naming the
+ * offending value. tpj_graph_set_results then appends one extra result after
+ * the graph's own (tpj_graph_result_count does not count it): a
+ * tensor<2Kxi64> holding (bad, value) for each of the K checks in
+ * registration order. The runtime reads it and raises tpj_check_results. */
+typedef enum tpj_check_kind_e {
+  TPJ_CHECK_KIND_INDEX,    /* OUT_OF_RANGE: an index outside its dim (Python IndexError) */
+  TPJ_CHECK_KIND_DIV_ZERO, /* INVALID_ARGUMENT: integer division by zero */
+} tpj_check_kind_t;
+
+typedef struct tpj_check_s {
+  tpj_check_kind_t kind;
+  const char* message; /* names the op and the bound; "{}" stands for the value */
+} tpj_check_t;
+
+/* Checks are on by default. Disabled, tpj_graph_add_check stores nothing and
+ * lowerings skip building the test (set it before lowering). */
+void tpj_graph_set_checks_enabled(tpj_graph_t* graph, bool enabled);
+bool tpj_graph_checks_enabled(const tpj_graph_t* graph);
+/* Registers a check (main block only, before tpj_graph_set_results). */
+tpj_status_t tpj_graph_add_check(tpj_graph_t* graph, tpj_check_kind_t kind,
+                                 tpj_value_t bad, tpj_value_t value,
+                                 const char* message) TPJ_MUST_USE;
+size_t tpj_graph_check_count(const tpj_graph_t* graph);
+/* Borrowed, valid for the graph's lifetime; NULL past the end. */
+const tpj_check_t* tpj_graph_check(const tpj_graph_t* graph, size_t index);
+/* The value of the check result (NONE when the graph has no checks or its
+ * results are not set yet). */
+tpj_value_t tpj_graph_check_result(const tpj_graph_t* graph);
+
+/* The error of a failed check: the kind's code and the message with "{}"
+ * replaced by `value`. */
+tpj_status_t tpj_check_status(const tpj_check_t* check, int64_t value) TPJ_MUST_USE;
+/* Scans a check result read back to the host (2 * count values: bad, value)
+ * and returns the status of the first failed check; NULL when all passed. */
+tpj_status_t tpj_check_results(const tpj_check_t* checks, size_t count,
+                                const int64_t* values) TPJ_MUST_USE;
 
 #ifdef __cplusplus
 }

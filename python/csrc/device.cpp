@@ -992,8 +992,9 @@ PyObject* py_synchronize(PyObject*, PyObject*) {
   Py_BEGIN_ALLOW_THREADS
   st = tpj_eager_synchronize();
   Py_END_ALLOW_THREADS
-  if (st) {
-    PyErr_SetString(PyExc_RuntimeError, tpj_status_message(st));
+  if (st) {  // a failed runtime index check (OUT_OF_RANGE) is an IndexError, as in check()
+    bool index = tpj_status_code(st) == TPJ_STATUS_OUT_OF_RANGE;
+    PyErr_SetString(index ? PyExc_IndexError : PyExc_RuntimeError, tpj_status_message(st));
     tpj_status_free(st);
     return nullptr;
   }

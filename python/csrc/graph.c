@@ -15,12 +15,15 @@ typedef struct {
 } tpj_py_graph_t;
 
 static int graph_init(tpj_py_graph_t* self, PyObject* args, PyObject* kwargs) {
-  if (!PyArg_ParseTuple(args, ":Graph")) return -1;
+  static char* kwlist[] = {"checks", NULL};
+  int checks = 1;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p:Graph", kwlist, &checks)) return -1;
   if (self->graph) {
     tpj_graph_destroy(self->graph);
     self->graph = NULL;
   }
   tpj_status_t s = tpj_graph_create(&self->graph);
+  if (!s) tpj_graph_set_checks_enabled(self->graph, checks != 0);
   return s ? tpj_py_raise_int(s) : 0;
 }
 
@@ -211,6 +214,20 @@ static PyObject* graph_param_count(tpj_py_graph_t* self, void* unused) {
   return PyLong_FromSize_t(tpj_graph_param_count(self->graph));
 }
 
+/* [(kind, message)] of the graph's runtime checks, in check-result order. */
+static PyObject* graph_checks(tpj_py_graph_t* self, void* unused) {
+  if (check_graph(self) < 0) return NULL;
+  size_t n = tpj_graph_check_count(self->graph);
+  PyObject* list = PyList_New((Py_ssize_t)n);
+  for (size_t i = 0; list && i < n; ++i) {
+    const tpj_check_t* c = tpj_graph_check(self->graph, i);
+    PyObject* item = Py_BuildValue("(is)", (int)c->kind, c->message);
+    if (!item) Py_CLEAR(list);
+    else PyList_SET_ITEM(list, (Py_ssize_t)i, item);
+  }
+  return list;
+}
+
 static PyMethodDef graph_methods[] = {
     {"param", (PyCFunction)graph_param, METH_VARARGS,
      "param(dtype: int, shape: tuple) -> int"},
@@ -227,6 +244,9 @@ static PyMethodDef graph_methods[] = {
 static PyGetSetDef graph_getset[] = {
     {"op_count", (getter)graph_op_count, NULL, "ops in the graph, regions included", NULL},
     {"param_count", (getter)graph_param_count, NULL, "parameters of @main", NULL},
+    {"checks", (getter)graph_checks, NULL,
+     "[(kind, message)] runtime checks; after set_results the program has one more "
+     "result, int64[2 * len(checks)] of (bad, value) pairs", NULL},
     {NULL, NULL, NULL, NULL, NULL},
 };
 
@@ -236,7 +256,8 @@ PyTypeObject tpj_py_graph_type = {
     .tp_basicsize = sizeof(tpj_py_graph_t),
     .tp_dealloc = (destructor)graph_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Graph(): a StableHLO @main built with the C lowering table.",
+    .tp_doc = "Graph(checks=True): a StableHLO @main built with the C lowering table "
+              "(checks: runtime index / division checks, see .checks).",
     .tp_methods = graph_methods,
     .tp_getset = graph_getset,
     .tp_init = (initproc)graph_init,

@@ -14,6 +14,8 @@
 
 /* torch_pjrt._C.Error (a RuntimeError subclass with a `.code` attribute). */
 extern PyObject* tpj_py_error_type;
+/* torch_pjrt._C.IndexError (an Error and an IndexError), for OUT_OF_RANGE. */
+extern PyObject* tpj_py_index_error_type;
 
 /* Raises status as _C.Error (consumes it) and returns NULL. */
 PyObject* tpj_py_raise(tpj_status_t status);

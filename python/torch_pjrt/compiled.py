@@ -5,6 +5,7 @@ partitioning that runs unsupported ops in eager PyTorch on the CPU.
 """
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 import time
@@ -19,6 +20,7 @@ from torch.utils import _pytree as pytree
 from . import _aten
 from . import compiled_device
 from . import fallback_pairs
+from . import config
 from . import fx_lower
 
 log = logging.getLogger("torch_pjrt")
@@ -237,7 +239,7 @@ class _Program:
     """One compiled signature, with everything a call needs precomputed."""
     __slots__ = ("lowered", "executable", "client", "feeds", "donate", "check_alias",
                  "results", "leaves", "identity_out", "writebacks", "execute_to_host",
-                 "has_saved", "flat_type")
+                 "has_saved", "flat_type", "checks")
 
     def __init__(self, lowered: fx_lower.LoweredGraph, executable: Any, cl: Any,
                  donate_args: frozenset, writebacks: Sequence[Tuple[int, int]],
@@ -285,6 +287,7 @@ class _Program:
 
 
 def _numel(shape: Sequence[int]) -> int:
+        self.checks = lowered.checks  # the last program result holds them
     n = 1
     for s in shape:
         n *= s
@@ -330,19 +333,20 @@ class CompiledGraph:
             return self._static
         return fx_lower.propagate_values(self.gm, args)
 
-    def _compile(self, args: Sequence[Any], sig: Tuple[Any, ...]) -> Any:
+    def _compile(self, args: Sequence[Any], sig: Tuple[Any, ...], checks: bool) -> Any:
         device = compiled_device.program_device(args, self.name)
         values = self._values_for(args, sig)
         c = _C()
         n_ops = sum(1 for n in self.gm.graph.nodes if n.op == "call_function")
         log.info("torch_pjrt: compiling %s (%d ops) for %s", self.name, n_ops,
                  device or "cpu tensors")
+        graph_cls = functools.partial(c.Graph, checks=checks)
         t0 = time.perf_counter()
         if device is not None:
             lowered, dev_args, codes = compiled_device.lower(
-                self.gm, values, args, c.Graph, fx_lower.lower_graph)
+                self.gm, values, args, graph_cls, fx_lower.lower_graph)
         else:
-            lowered = fx_lower.lower_graph(self.gm, values, c.Graph)
+            lowered = fx_lower.lower_graph(self.gm, values, graph_cls)
         cl = client()
         if not lowered.text:
             executable = None
@@ -362,16 +366,18 @@ class CompiledGraph:
         key = _fast_key(args)
         if key is not None:
             prog = self._fast.get(key)
+        checks = bool(config.check_indices)  # part of the key: toggling is never stale
             if prog is not None:
                 return prog
+            key = (checks, key)
         sig = _signature(args)
-        prog = self._programs.get(sig)
+        prog = self._programs.get((checks, sig))
         if prog is None:
             with self._lock:
-                prog = self._programs.get(sig)
+                prog = self._programs.get((checks, sig))
                 if prog is None:
-                    prog = self._compile(args, sig)
-                    self._programs[sig] = prog
+                    prog = self._compile(args, sig, checks)
+                    self._programs[(checks, sig)] = prog
         if key is not None:
             self._fast[key] = prog
         return prog
@@ -426,6 +432,9 @@ class CompiledGraph:
         if prog.execute_to_host is not None:
             outs = prog.execute_to_host(bufs, donate, dests)
         else:
+        if prog.checks:
+            check_host = compiled_device.check_values(len(prog.checks))
+            dests.append((check_host.data_ptr(), check_host.numel() * 8))
             outs = prog.executable.execute(bufs, donate)
             for buf, d in zip(outs, dests):
                 if d is not None:
@@ -433,6 +442,8 @@ class CompiledGraph:
         insert = buffer_cache.insert
         for t, buf, d, r in zip(results, outs, dests, prog.results):
             if d is None and r[2] and use_ph and r[3]:
+        if prog.checks:  # raise right after the launch, before anything is cached
+            compiled_device.raise_failed_check(prog.checks, check_host, _C())
                 _register_placeholder(t, buf)
             insert(t, buf, alias_ok=True)
         for k, pos, dtype, shape in prog.writebacks:

@@ -126,7 +126,8 @@ class DeviceProgram:
     """One compiled signature for inputs on one pjrt device."""
     __slots__ = ("lowered", "executable", "client", "device", "index", "feeds",
                  "arg_dtypes", "results", "leaves", "writebacks", "identity_out",
-                 "flat_type", "no_results", "device_results", "host_results")
+                 "flat_type", "no_results", "device_results", "host_results", "checks",
+                 "no_dests")
 
     def __init__(self, gm: fx.GraphModule, lowered: Any, executable: Any, cl: Any,
                  device: torch.device, dev_args: Sequence[int], arg_dtypes: Tuple[int, ...],
@@ -159,6 +160,9 @@ class DeviceProgram:
         self.results = [(dtype, tuple(shape), d)
                         for (dtype, shape), d in zip(lowered.result_types, res_dev)]
         self.no_results = [None] * len(self.results)
+        self.checks = lowered.checks
+        # The check result (last program result) comes back as a Buffer.
+        self.no_dests = [None] * (len(self.results) + bool(self.checks))
         self.device_results = [(k, shape, dtype)
                                for k, (dtype, shape, d) in enumerate(self.results) if d]
         self.host_results = [(k, shape, dtype)
@@ -225,7 +229,7 @@ def run(prog: DeviceProgram, args: Sequence[Any], upload: Any, seed: Any, c: Any
             w = seed()
             ins.append(c.eager_seed(prog.client, int(w[0]), int(w[1]), 0))
     results = list(prog.no_results)
-    dests = list(prog.no_results)
+    dests = list(prog.no_dests)
     for k, pos in prog.writebacks:
         h = whole.get(pos)
         if h is not None and h not in dests:
@@ -240,11 +244,34 @@ def run(prog: DeviceProgram, args: Sequence[Any], upload: Any, seed: Any, c: Any
             t = results[k] = empty(shape, dtype=dtype, device=dev)
             dests[k] = t.untyped_storage().data_ptr()
     outs = prog.executable.execute_eager(ins, prog.arg_dtypes, dests, prog.index)
+    if prog.checks:
+        raise_failed_check(prog.checks, outs[-1], c)
     for k, shape, dtype in prog.host_results:
         t = results[k] = empty(shape, dtype=dtype)
         if t.numel():
             outs[k].to_host(t.data_ptr(), t.numel() * t.element_size())
     return outputs(prog, results, args)
+
+
+def check_values(n_checks: int) -> torch.Tensor:
+    """Host memory for a program's check result (see raise_failed_check)."""
+    return torch.empty(2 * n_checks, dtype=torch.int64)
+
+
+def raise_failed_check(checks: Sequence[Tuple[int, str]], values: Any, c: Any) -> None:
+    """Raises the first failed runtime check of a launched program (IndexError
+    for an index out of range, RuntimeError for an integer division by zero;
+    _C.check_failed builds the error). `values`: the check result, a CPU
+    int64 tensor of (bad, value) pairs or the device Buffer holding it.
+    Shared by the host and the device paths."""
+    if not isinstance(values, torch.Tensor):
+        host = check_values(len(checks))
+        values.to_host(host.data_ptr(), host.numel() * 8)
+        values = host
+    v = values.tolist()
+    for i, (kind, message) in enumerate(checks):
+        if v[2 * i]:
+            c.check_failed(kind, message, v[2 * i + 1])
 
 
 def outputs(prog: Any, results: List[Any], args: Sequence[Any]) -> Any:

@@ -9,6 +9,21 @@ fallback
     Default "cpu". Also settable with the environment variable
     TORCH_PJRT_FALLBACK.
 
+check_indices
+    True (default): every program that indexes with a runtime tensor
+    (index_select, x[idx], gather, take, embedding(_bag), scatter*, index_put,
+    index_add, nll_loss/cross_entropy targets) or divides integers also
+    computes an "out of range" / "division by zero" flag, and the error
+    surfaces as on the CPU (IndexError naming the op, the value and the bound;
+    RuntimeError "ZeroDivisionError"): right after the launch under
+    torch.compile, at the next synchronization (a host read such as .item(),
+    .cpu(), print, or torch.pjrt.synchronize()) on the eager device. The flag
+    is a small reduction over the index tensor (cost: docs/design.md).
+    False drops the checks from new programs (out-of-range gathers then clamp
+    and scatters drop, as XLA defines). Part of every program's cache key, so
+    toggling never runs a stale program. Also settable with the environment
+    variable TORCH_PJRT_CHECK_INDICES=0.
+
 disabled_ops(*targets)
     A context manager: inside it the lowerings of `targets`
     ("aten::name.overload") are off, so those ops take the fallback path (the
@@ -18,9 +33,31 @@ disabled_ops(*targets)
 """
 import contextlib
 import os
+import sys
+import types
 from typing import Iterator
 
 fallback = os.environ.get("TORCH_PJRT_FALLBACK", "cpu")
+check_indices = os.environ.get("TORCH_PJRT_CHECK_INDICES", "1").lower() not in (
+    "0", "false", "off", "no")
+
+
+def sync_checks() -> None:
+    """Tells the eager device's C runtime the current check_indices (called on
+    every assignment, and when the device starts)."""
+    c = sys.modules.get("torch_pjrt._C")  # never import it here: device.py loads it first
+    if c is not None:
+        c.set_eager_checks(bool(check_indices))
+
+
+class _ConfigModule(types.ModuleType):
+    def __setattr__(self, name: str, value: object) -> None:
+        super().__setattr__(name, value)
+        if name == "check_indices":
+            sync_checks()
+
+
+sys.modules[__name__].__class__ = _ConfigModule
 
 _FALLBACK_CHOICES = ("cpu", "error")
 

@@ -59,7 +59,9 @@ def _load_extension():
 def _lazy_init() -> None:
     """Called from C++ on the first use of the device: starts the default client."""
     from ._device import default_client
+    from . import config
     _load_extension().init(default_client())
+    config.sync_checks()
 
 
 # ------------------------------------------------------ fused kernels --

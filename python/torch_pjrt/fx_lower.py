@@ -66,6 +66,9 @@ class LoweredGraph:
     op_count: int
     node_count: int = 0
     failed: Dict[fx.Node, BaseException] = field(default_factory=dict)
+    # Runtime checks (kind, message) of the program: when any, it has one more
+    # result after result_types, int64[2 * len(checks)] of (bad, value) pairs.
+    checks: List[Tuple[int, str]] = field(default_factory=list)
 
 
 # ------------------------------------------------------------------ helpers --
@@ -421,4 +424,5 @@ def lower_graph(gm: fx.GraphModule, values: Dict[fx.Node, Any], graph_cls: Any,
         text = w.g.to_stablehlo()
     return LoweredGraph(text=text, inputs=w.inputs, outputs=outputs, out_spec=spec,
                         result_types=types, op_count=int(w.g.op_count),
-                        node_count=n_nodes, failed=w.failed)
+                        node_count=n_nodes, failed=w.failed,
+                        checks=list(w.g.checks) if text else [])

@@ -262,7 +262,29 @@ static void tpj_emit_signature(tpj_strbuf_t* sb, const tpj_graph_t* g) {
     tpj_emit_type(sb, &TPJ_IR_VAL(g, g->results[i])->type);
     if (g->result_attrs[i]) tpj_strbuf_printf(sb, " {%s}", g->result_attrs[i]);
   }
+  if (g->check_result != TPJ_VALUE_NONE) { /* the runtime checks' (bad, value) pairs */
+    if (g->num_results) tpj_strbuf_puts(sb, ", ");
+    tpj_emit_type(sb, &TPJ_IR_VAL(g, g->check_result)->type);
+  }
   tpj_strbuf_puts(sb, ") {\n");
+}
+
+/* func.return of the results, then the check result when there is one. */
+static void tpj_emit_return(tpj_strbuf_t* sb, const tpj_graph_t* g) {
+  bool check = g->check_result != TPJ_VALUE_NONE;
+  const tpj_value_t* cr = &g->check_result;
+  tpj_strbuf_puts(sb, "    \"func.return\"(");
+  tpj_emit_value_list(sb, g, g->results, g->num_results);
+  if (check) {
+    if (g->num_results) tpj_strbuf_puts(sb, ", ");
+    tpj_emit_value(sb, g, *cr);
+  }
+  tpj_strbuf_puts(sb, ") : (");
+  for (size_t i = 0; i < g->num_results + check; ++i) {
+    if (i) tpj_strbuf_puts(sb, ", ");
+    tpj_emit_type(sb, &TPJ_IR_VAL(g, i < g->num_results ? g->results[i] : *cr)->type);
+  }
+  tpj_strbuf_puts(sb, ") -> ()\n  }\n}\n");
 }
 
 tpj_status_t tpj_emit_stablehlo(const tpj_graph_t* g, char** out_text, size_t* out_len) {
@@ -284,11 +306,7 @@ tpj_status_t tpj_emit_stablehlo(const tpj_graph_t* g, char** out_text, size_t* o
   else sb.oom = 1;
   free(ix.first);
   free(ix.next);
-  tpj_strbuf_puts(&sb, "    \"func.return\"(");
-  tpj_emit_value_list(&sb, g, g->results, g->num_results);
-  tpj_strbuf_puts(&sb, ") : ");
-  tpj_emit_value_types(&sb, g, g->results, g->num_results);
-  tpj_strbuf_puts(&sb, " -> ()\n  }\n}\n");
+  tpj_emit_return(&sb, g);
   tpj_status_t s = tpj_strbuf_status(&sb);
   if (s) {
     tpj_strbuf_deinit(&sb);

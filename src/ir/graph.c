@@ -27,6 +27,7 @@ tpj_status_t tpj_graph_create(tpj_graph_t** out_graph) {
   if (!g) return TPJ_IR_OOM("graph");
   tpj_arena_init(&g->arena, 0);
   g->cur_block = TPJ_IR_MAIN_BLOCK;
+  g->check_result = TPJ_VALUE_NONE;
   *out_graph = g;
   return NULL;
 }
@@ -40,6 +41,8 @@ void tpj_graph_destroy(tpj_graph_t* g) {
   free(g->params);
   free(g->param_attrs);
   free(g->module_attrs);
+  free(g->checks);
+  free(g->check_values);
   free(g);
 }
 
@@ -131,6 +134,7 @@ tpj_status_t tpj_graph_set_results(tpj_graph_t* g, const tpj_value_t* values, si
     snprintf(what, sizeof(what), "result %zu", i);
     TPJ_RETURN_IF_ERROR(tpj_ir_operand(g, "func.return", what, values[i], NULL));
   }
+  TPJ_RETURN_IF_ERROR(tpj_ir_checks_pack(g));
   size_t n = count ? count : 1;
   g->results = (tpj_value_t*)tpj_arena_alloc(&g->arena, n * sizeof(tpj_value_t));
   g->result_attrs = (const char**)tpj_arena_alloc(&g->arena, n * sizeof(char*));

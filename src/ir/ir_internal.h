@@ -63,7 +63,14 @@ struct tpj_graph_s {
   bool results_set;
   const char** module_attrs; size_t num_module_attrs, cap_module_attrs;
   int32_t cur_block;       /* innermost open region, or TPJ_IR_MAIN_BLOCK */
+  /* Runtime checks (checks.c): (bad, value) value pairs and their messages. */
+  tpj_check_t* checks; tpj_value_t* check_values; size_t num_checks, cap_checks;
+  bool checks_disabled;
+  tpj_value_t check_result; /* packed by set_results; TPJ_VALUE_NONE when none */
 };
+
+/* Builds the packed check result (called by tpj_graph_set_results). */
+tpj_status_t tpj_ir_checks_pack(tpj_graph_t* g) TPJ_MUST_USE;
 
 /* Checks that v is a value of g visible in the current block and returns its
  * type. `op` and `what` name the op and operand in the error message. */

@@ -11,6 +11,12 @@ static bool tpj_ew_is_int(tpj_dtype_t d) {
   return tpj_dtype_is_signed_int(d) || tpj_dtype_is_unsigned_int(d);
 }
 
+/* Integer division by zero raises on PyTorch CPU ("ZeroDivisionError"):
+ * registers the runtime check that divisor b has no zero (integers only). */
+static void tpj_ew_check_divisor(tpj_ew_t* e, tpj_value_t b) {
+  if (!e->st && tpj_ew_is_int(e->ct.dtype)) tpj_ew_fail(e, tpj_lower_check_nonzero(e->g, e->call, b));
+}
+
 /* a + sign * alpha * b for add/sub; alpha from argument 2. */
 static tpj_status_t tpj_ew_add_sub(tpj_graph_t* g, const tpj_lower_call_t* call,
                                    tpj_value_t* out, size_t ia, size_t ib, bool subtract) {
@@ -84,6 +90,7 @@ static tpj_status_t tpj_ew_div_rounded(tpj_graph_t* g, const tpj_lower_call_t* c
   tpj_ew_begin(&e, g, call);
   tpj_value_t a = tpj_ew_arg(&e, 0), b = tpj_ew_arg(&e, 1), r = TPJ_VALUE_NONE;
   bool is_int = tpj_ew_is_int(e.ct.dtype);
+  tpj_ew_check_divisor(&e, b);
   if (!mode) {
     r = tpj_ew_div(&e, a, b);
   } else if (strcmp(mode, "trunc") == 0) {
@@ -116,6 +123,7 @@ TPJ_LOWERING(tpj_lower_remainder) {
   tpj_ew_t e;
   tpj_ew_begin(&e, g, call);
   tpj_value_t a = tpj_ew_arg(&e, 0), b = tpj_ew_arg(&e, 1);
+  tpj_ew_check_divisor(&e, b);
   tpj_value_t r = tpj_ew_bin(&e, TPJ_BINARY_OP_REM, a, b);
   if (!tpj_dtype_is_unsigned_int(e.ct.dtype)) {
     tpj_value_t fix = tpj_ew_bin(&e, TPJ_BINARY_OP_AND,
@@ -131,8 +139,9 @@ TPJ_LOWERING(tpj_lower_remainder) {
 TPJ_LOWERING(tpj_lower_fmod) {
   tpj_ew_t e;
   tpj_ew_begin(&e, g, call);
-  return tpj_ew_done(&e, tpj_ew_bin(&e, TPJ_BINARY_OP_REM, tpj_ew_arg(&e, 0), tpj_ew_arg(&e, 1)),
-                     out);
+  tpj_value_t a = tpj_ew_arg(&e, 0), b = tpj_ew_arg(&e, 1);
+  tpj_ew_check_divisor(&e, b);
+  return tpj_ew_done(&e, tpj_ew_bin(&e, TPJ_BINARY_OP_REM, a, b), out);
 }
 
 TPJ_LOWERING(tpj_lower_pow) {

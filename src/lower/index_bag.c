@@ -33,7 +33,7 @@ static tpj_status_t tpj_bag_indices(tpj_graph_t* g, const tpj_lower_call_t* call
     return TPJ_LOWER_UNSUPPORTED(call, "indices must be 1-D (got rank %d)", (int)it->rank);
   b->n = it->dims[0];
   TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, raw, TPJ_DTYPE_S64, &raw));
-  TPJ_RETURN_IF_ERROR(tpj_shape_wrap_index(g, call, raw, num_weights, &b->idx));
+  TPJ_RETURN_IF_ERROR(tpj_shape_wrap_index(g, call, raw, num_weights, 0, false, &b->idx));
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_int_or(call, pi, -1, &pad));
   TPJ_RETURN_IF_ERROR(tpj_bag_splat(g, b->n, pad < 0 ? -1 : pad, &pv));
   return tpj_build_compare(g, TPJ_COMPARE_DIR_NE, raw, pv, &b->valid);

@@ -3,6 +3,8 @@
  * to the front, one s64 index tensor per indexed dim) carry index.Tensor,
  * index_put, index_select, index_add, embedding and embedding_dense_backward,
  * and the gather/scatter family in index_scatter.c. */
+#include <string.h>
+
 #include "lower/lower_shape.h"
 
 /* ------------------------------------------------------------- layout -- */
@@ -31,8 +33,24 @@ tpj_status_t tpj_shape_move_block_front(tpj_graph_t* g, tpj_value_t v, int64_t n
   return tpj_build_transpose(g, v, perm, (size_t)rank, out);
 }
 
+/* The range check of tpj_shape_wrap_index. */
+static tpj_status_t tpj_shape_check_index(tpj_graph_t* g, const tpj_lower_call_t* call,
+                                          tpj_value_t idx, int64_t size, int64_t dim,
+                                          bool negative_ok) {
+  if (strncmp(call->target, "aten::_unsafe_", 14) == 0) return NULL;
+  int64_t lo = negative_ok ? -size : 0;
+  if (dim < 0) {
+    return tpj_lower_check_range(g, idx, lo, size, NULL, "%s: index {} is out of bounds for "
+                                 "a tensor of %lld elements", call->target, (long long)size);
+  }
+  return tpj_lower_check_range(g, idx, lo, size, NULL, "%s: index {} is out of bounds for "
+                               "dimension %lld with size %lld", call->target, (long long)dim,
+                               (long long)size);
+}
+
 tpj_status_t tpj_shape_wrap_index(tpj_graph_t* g, const tpj_lower_call_t* call,
-                                  tpj_value_t idx, int64_t size, tpj_value_t* out) {
+                                  tpj_value_t idx, int64_t size, int64_t dim,
+                                  bool negative_ok, tpj_value_t* out) {
   const tpj_type_t* t = tpj_lower_type(g, idx);
   if (t->dtype == TPJ_DTYPE_PRED || t->dtype == TPJ_DTYPE_U8) {
     return TPJ_LOWER_UNSUPPORTED(call, "boolean mask indices give a data-dependent shape, "
@@ -44,6 +62,7 @@ tpj_status_t tpj_shape_wrap_index(tpj_graph_t* g, const tpj_lower_call_t* call,
                       call->target, tpj_dtype_name(t->dtype));
   }
   tpj_value_t i64, zero, sz, neg, wrapped;
+  TPJ_RETURN_IF_ERROR(tpj_shape_check_index(g, call, idx, size, dim, negative_ok));
   TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, idx, TPJ_DTYPE_S64, &i64));
   if (tpj_dtype_is_unsigned_int(t->dtype)) {
     *out = i64;
@@ -219,7 +238,8 @@ static tpj_status_t tpj_shape_parse_adv(tpj_graph_t* g, const tpj_lower_call_t* 
     if (a->k == 0) a->b = *it;
     else TPJ_RETURN_IF_ERROR(tpj_lower_broadcast_shape(call, &a->b, it, &a->b));
     a->dims[a->k] = (int64_t)d;
-    TPJ_RETURN_IF_ERROR(tpj_shape_wrap_index(g, call, list[d], t->dims[d], &a->idx[a->k]));
+    TPJ_RETURN_IF_ERROR(tpj_shape_wrap_index(g, call, list[d], t->dims[d], (int64_t)d, true,
+                                              &a->idx[a->k]));
     a->k++;
   }
   bool adjacent = a->k > 0 && a->dims[a->k - 1] - a->dims[0] == (int64_t)a->k - 1;
@@ -365,7 +385,8 @@ static tpj_status_t tpj_shape_dim_index(tpj_graph_t* g, const tpj_lower_call_t* 
   }
   int64_t n = tpj_type_numel(it);
   TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, *idx, &n, 1, idx));
-  return tpj_shape_wrap_index(g, call, *idx, tpj_lower_type(g, *x)->dims[*dim], idx);
+  return tpj_shape_wrap_index(g, call, *idx, tpj_lower_type(g, *x)->dims[*dim], *dim, false,
+                              idx);
 }
 
 TPJ_LOWERING(tpj_lower_shape_index_select) {

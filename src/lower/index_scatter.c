@@ -20,7 +20,7 @@ static tpj_status_t tpj_shape_coords(tpj_graph_t* g, const tpj_lower_call_t* cal
   tpj_type_t shape = *it;
   for (int32_t d = 0; d < xt->rank; ++d) {
     if (d == dim) {
-      TPJ_RETURN_IF_ERROR(tpj_shape_wrap_index(g, call, idx, xt->dims[d], &coords[d]));
+      TPJ_RETURN_IF_ERROR(tpj_shape_wrap_index(g, call, idx, xt->dims[d], d, false, &coords[d]));
     } else {
       TPJ_RETURN_IF_ERROR(tpj_shape_iota_s64(g, &shape, d, &coords[d]));
     }
@@ -236,7 +236,7 @@ TPJ_LOWERING(tpj_lower_shape_embedding) {
     return TPJ_STATUS(INVALID_ARGUMENT, "%s: weight must be 2-D (got rank %d)", call->target,
                       wt->rank);
   }
-  TPJ_RETURN_IF_ERROR(tpj_shape_wrap_index(g, call, idx, wt->dims[0], &idx));
+  TPJ_RETURN_IF_ERROR(tpj_shape_wrap_index(g, call, idx, wt->dims[0], 0, false, &idx));
   TPJ_RETURN_IF_ERROR(tpj_shape_empty_out(g, call, &out[0], &done));
   if (done) return NULL;
   int64_t zero = 0;
@@ -270,7 +270,7 @@ TPJ_LOWERING(tpj_lower_shape_embedding_dense_backward) {
   int64_t nd[2] = {n, dcol};
   tpj_value_t mask = TPJ_VALUE_NONE;
   TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, idx, &n, 1, &idx));
-  TPJ_RETURN_IF_ERROR(tpj_shape_wrap_index(g, call, idx, nw, &idx));
+  TPJ_RETURN_IF_ERROR(tpj_shape_wrap_index(g, call, idx, nw, 0, true, &idx));
   TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, gr, nd, 2, &gr));
   TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, gr, ot->dtype, &gr));
   if (pad >= 0) {
@@ -310,7 +310,7 @@ static tpj_status_t tpj_shape_flat_index(tpj_graph_t* g, const tpj_lower_call_t*
   int64_t n = tpj_type_numel(tpj_lower_type(g, *idx));
   TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, *x, &numel, 1, x));
   TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, *idx, &n, 1, idx));
-  return tpj_shape_wrap_index(g, call, *idx, numel, idx);
+  return tpj_shape_wrap_index(g, call, *idx, numel, -1, true, idx);
 }
 
 /* take(self, index): self.flatten()[index]. */

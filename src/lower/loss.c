@@ -52,6 +52,11 @@ static tpj_status_t tpj_nll_prepare(tpj_graph_t* g, const tpj_lower_call_t* call
   if (t->rank < 1 || tt->rank != t->rank - 1)
     return TPJ_STATUS(INVALID_ARGUMENT, "%s: target rank %d does not fit input rank %d",
                       call->target, (int)tt->rank, (int)t->rank);
+  int64_t classes = t->dims[n->class_dim];
+  TPJ_RETURN_IF_ERROR(tpj_lower_check_range(g, tgt, 0, classes, &ignore_index, "%s: target {} "
+                                            "is out of bounds (expected 0..%lld or "
+                                            "ignore_index %lld)", call->target,
+                                            (long long)classes - 1, (long long)ignore_index));
   int64_t bd[TPJ_MAX_RANK];
   for (int64_t d = 0, k = 0; d < t->rank; ++d)
     if (d != n->class_dim) bd[k++] = d;

@@ -8,11 +8,12 @@
  * shape_pad.c (reflection/replication padding and their backwards),
  * index_bag.c (_embedding_bag and its dense backward).
  *
- * Runtime (tensor) indices are wrapped when negative like PyTorch; indices that
- * are still out of range at run time are NOT detected (StableHLO gather clamps
- * them and scatter drops them), unlike PyTorch which raises. Static (int
- * argument) dims and indices are checked at lowering time and reported as
- * INVALID_ARGUMENT naming the op and the value.
+ * Runtime (tensor) indices are wrapped when negative like PyTorch. Indices out
+ * of range at run time (which StableHLO gather would clamp and scatter drop)
+ * are caught by a runtime check (tpj_shape_wrap_index, lower_check.c) that the
+ * runtime raises as OUT_OF_RANGE. Static (int argument) dims and indices are
+ * checked at lowering time and reported as INVALID_ARGUMENT naming the op and
+ * the value.
  */
 #ifndef TPJ_LOWER_SHAPE_H_
 #define TPJ_LOWER_SHAPE_H_
@@ -40,9 +41,14 @@ tpj_status_t tpj_shape_s64(tpj_graph_t* g, int64_t value, tpj_value_t* out) TPJ_
 /* true (and *out set to zeros of output type 0) when output 0 has no elements. */
 tpj_status_t tpj_shape_empty_out(tpj_graph_t* g, const tpj_lower_call_t* call,
                                  tpj_value_t* out, bool* out_done) TPJ_MUST_USE;
-/* Converts an integer index tensor to s64 and wraps negatives by `size`. */
+/* Converts an integer index tensor to s64 and wraps negatives by `size`,
+ * after registering the runtime check that every index lies in [-size, size)
+ * (negative_ok: what PyTorch accepts for that op) or else [0, size). `dim`
+ * names the indexed dim in the message; -1 for a flat index over `size`
+ * elements. The _unsafe_* ops (indices made by decompositions) get no check. */
 tpj_status_t tpj_shape_wrap_index(tpj_graph_t* g, const tpj_lower_call_t* call,
-                                  tpj_value_t idx, int64_t size, tpj_value_t* out) TPJ_MUST_USE;
+                                  tpj_value_t idx, int64_t size, int64_t dim,
+                                  bool negative_ok, tpj_value_t* out) TPJ_MUST_USE;
 /* s64 iota of `type`'s shape along dim. */
 tpj_status_t tpj_shape_iota_s64(tpj_graph_t* g, const tpj_type_t* shape, int64_t dim,
                                 tpj_value_t* out) TPJ_MUST_USE;

@@ -104,4 +104,19 @@ tpj_status_t tpj_lower_arg_dtype_or(const tpj_lower_call_t* call, size_t i, tpj_
 /* true if argument i is an INT, FLOAT or BOOL scalar (not a tensor). */
 bool tpj_lower_arg_is_scalar(const tpj_lower_call_t* call, size_t i);
 
+/* ------------------------------------------------ runtime checks (lower_check.c) -- */
+
+/* Registers an INDEX check on g that every element of the integer value idx
+ * lies in [lo, hi) (elements equal to *skip excepted when skip is non-NULL);
+ * the offending value reported is the largest bad element. The message
+ * (printf format) names the op and the bound, "{}" standing for the value.
+ * No-op when g's checks are disabled or idx is empty. */
+tpj_status_t tpj_lower_check_range(tpj_graph_t* g, tpj_value_t idx, int64_t lo, int64_t hi,
+                                   const int64_t* skip, const char* fmt, ...)
+    TPJ_PRINTF(6, 7) TPJ_MUST_USE;
+/* Registers a DIV_ZERO check that no element of `divisor` is zero (only for
+ * integer dtypes: float division by zero is not an error). */
+tpj_status_t tpj_lower_check_nonzero(tpj_graph_t* g, const tpj_lower_call_t* call,
+                                     tpj_value_t divisor) TPJ_MUST_USE;
+
 #endif /* TPJ_LOWER_UTIL_H_ */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "runtime/eager_cache.h"
+#include "runtime/eager_checks.h"
 #include "runtime/eager_internal.h"
 #include "tpj/runtime.h"
 
@@ -15,6 +16,7 @@ typedef struct entry_s {
   char* blob;
   size_t len;
   tpj_cached_executable_t* exe;
+  tpj_eager_checks_t* checks; /* NULL: the program has no runtime checks */
   struct entry_s* next;
 } entry_t;
 
@@ -68,13 +70,17 @@ uint64_t tpj_eager_sig_hash(const tpj_eager_sig_t* sb) {
   return h ^ (h >> 29);
 }
 
-tpj_cached_executable_t* tpj_eager_cache_find(const char* blob, size_t len, uint64_t hash) {
+tpj_cached_executable_t* tpj_eager_cache_find(const char* blob, size_t len, uint64_t hash,
+                                              tpj_eager_checks_t** out_checks) {
   pthread_mutex_lock(&g_lock);
   tpj_cached_executable_t* found = NULL;
+  *out_checks = NULL;
   for (entry_t* e = g_buckets[hash % NUM_BUCKETS]; e; e = e->next) {
     if (e->hash == hash && e->len == len && memcmp(e->blob, blob, len) == 0) {
       found = e->exe;
       tpj_cached_executable_retain(found);
+      *out_checks = e->checks;
+      tpj_eager_checks_retain(e->checks);
       break;
     }
   }
@@ -83,7 +89,7 @@ tpj_cached_executable_t* tpj_eager_cache_find(const char* blob, size_t len, uint
 }
 
 void tpj_eager_cache_put(const char* blob, size_t len, uint64_t hash,
-                         tpj_cached_executable_t* exe) {
+                         tpj_cached_executable_t* exe, tpj_eager_checks_t* checks) {
   entry_t* e = calloc(1, sizeof(*e));
   char* copy = malloc(len ? len : 1);
   if (!e || !copy) { /* caching is an optimization: skip it when out of memory */
@@ -97,6 +103,8 @@ void tpj_eager_cache_put(const char* blob, size_t len, uint64_t hash,
   e->len = len;
   e->exe = exe;
   tpj_cached_executable_retain(exe);
+  e->checks = checks;
+  tpj_eager_checks_retain(checks);
   pthread_mutex_lock(&g_lock);
   e->next = g_buckets[hash % NUM_BUCKETS];
   g_buckets[hash % NUM_BUCKETS] = e;
@@ -111,6 +119,7 @@ void tpj_eager_cache_clear(void) {
     while (e) {
       entry_t* next = e->next;
       tpj_cached_executable_release(e->exe);
+      tpj_eager_checks_release(e->checks);
       free(e->blob);
       free(e);
       e = next;

@@ -24,10 +24,14 @@ void tpj_eager_sig_put(tpj_eager_sig_t* sig, const void* bytes, size_t n);
 /* A word-at-a-time hash of the bytes (computed on every op). */
 uint64_t tpj_eager_sig_hash(const tpj_eager_sig_t* sig);
 
-/* A new reference to the executable stored for blob, or NULL. */
-tpj_cached_executable_t* tpj_eager_cache_find(const char* blob, size_t len, uint64_t hash);
-/* Stores a reference of its own (the caller keeps its reference). */
+typedef struct tpj_eager_checks_s tpj_eager_checks_t; /* eager_checks.h */
+
+/* A new reference to the executable stored for blob, or NULL; *out_checks
+ * gets a new reference to its runtime checks (NULL when it has none). */
+tpj_cached_executable_t* tpj_eager_cache_find(const char* blob, size_t len, uint64_t hash,
+                                              tpj_eager_checks_t** out_checks);
+/* Stores references of its own (the caller keeps its references). */
 void tpj_eager_cache_put(const char* blob, size_t len, uint64_t hash,
-                         tpj_cached_executable_t* exe);
+                         tpj_cached_executable_t* exe, tpj_eager_checks_t* checks);
 
 #endif /* TPJ_EAGER_CACHE_H_ */

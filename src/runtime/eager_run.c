@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "runtime/eager_cache.h"
+#include "runtime/eager_checks.h"
 #include "runtime/eager_internal.h"
 #include "tpj/emit.h"
 #include "tpj/runtime.h"
@@ -140,7 +141,9 @@ static void sig_arg(tpj_eager_sig_t* sb, const tpj_arg_t* a, bool lifted) {
 static void sig_build(const prog_t* p, tpj_eager_sig_t* sb) {
   const tpj_eager_op_t* op = p->op;
   const char* target = op->target ? op->target : "=";
+  bool checks = tpj_eager_checks_enabled();
   tpj_eager_sig_put(sb, target, strlen(target) + 1);
+  PUT(sb, checks);
   PUT(sb, op->num_args);
   for (size_t i = 0; i < op->num_args; ++i) sig_arg(sb, &op->args[i], p->lifted[i]);
   for (size_t i = 0; i < p->num_storages; ++i) {
@@ -296,10 +299,12 @@ static tpj_status_t build_results(const prog_t* p, tpj_graph_t* g, const tpj_val
   return tpj_graph_set_results(g, outs, k);
 }
 
-static tpj_status_t build_text(const prog_t* p, char** out_text, size_t* out_len) {
+static tpj_status_t build_text(const prog_t* p, char** out_text, size_t* out_len,
+                               tpj_eager_checks_t** out_checks) {
   const tpj_eager_op_t* op = p->op;
   tpj_graph_t* g = NULL;
   TPJ_RETURN_IF_ERROR(tpj_graph_create(&g));
+  tpj_graph_set_checks_enabled(g, tpj_eager_checks_enabled());
   tpj_arena_t arena;
   tpj_arena_init(&arena, 4096);
   size_t nv = op->num_inputs + op->num_extra + 1, nres = 0;
@@ -313,6 +318,7 @@ static tpj_status_t build_text(const prog_t* p, char** out_text, size_t* out_len
   if (!st) st = build_body(p, g, vals, lvals, &arena, outs);
   if (!st) st = build_results(p, g, pvals, outs, &nres);
   if (!st) st = tpj_emit_stablehlo(g, out_text, out_len);
+  if (!st) st = tpj_eager_checks_from_graph(g, out_checks);
   tpj_arena_deinit(&arena);
   tpj_graph_destroy(g);
   return st;
@@ -320,7 +326,8 @@ static tpj_status_t build_text(const prog_t* p, char** out_text, size_t* out_len
 
 /* --------------------------------------------------------------- execute -- */
 
-static tpj_status_t prog_lookup_or_build(const prog_t* p, tpj_cached_executable_t** out_exe) {
+static tpj_status_t prog_lookup_or_build(const prog_t* p, tpj_cached_executable_t** out_exe,
+                                         tpj_eager_checks_t** out_checks) {
   tpj_eager_sig_t sb;
   tpj_eager_sig_init(&sb);
   sig_build(p, &sb);
@@ -329,7 +336,7 @@ static tpj_status_t prog_lookup_or_build(const prog_t* p, tpj_cached_executable_
     return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op: out of memory (signature)");
   }
   uint64_t h = tpj_eager_sig_hash(&sb);
-  *out_exe = tpj_eager_cache_find(sb.data, sb.len, h);
+  *out_exe = tpj_eager_cache_find(sb.data, sb.len, h, out_checks);
   if (*out_exe) {
     tpj_eager_stats_count(1);
     tpj_eager_sig_deinit(&sb);
@@ -338,7 +345,7 @@ static tpj_status_t prog_lookup_or_build(const prog_t* p, tpj_cached_executable_
   tpj_eager_stats_count(2);
   char* text = NULL;
   size_t len = 0;
-  tpj_status_t st = build_text(p, &text, &len);
+  tpj_status_t st = build_text(p, &text, &len, out_checks);
   /* Portable: one executable serves every device (tpj_execute_args_t.device). */
   tpj_compile_options_t portable = {.num_replicas = 1, .num_partitions = 1, .portable = true};
   bool compiling = !st;
@@ -346,7 +353,11 @@ static tpj_status_t prog_lookup_or_build(const prog_t* p, tpj_cached_executable_
     st = tpj_runtime_compile_cached(tpj_eager_client(), text, len, &portable, out_exe, NULL);
   }
   st = tpj_eager_status_no_lowering(st, compiling);
-  if (!st) tpj_eager_cache_put(sb.data, sb.len, h, *out_exe);
+  if (!st) tpj_eager_cache_put(sb.data, sb.len, h, *out_exe, *out_checks);
+  if (st) {
+    tpj_eager_checks_release(*out_checks);
+    *out_checks = NULL;
+  }
   free(text);
   tpj_eager_sig_deinit(&sb);
   return st;
@@ -354,9 +365,10 @@ static tpj_status_t prog_lookup_or_build(const prog_t* p, tpj_cached_executable_
 
 /* With lifted scalars first; a lowering that needs a value at build time
  * fails there, and then the target keeps its scalars as constants. */
-static tpj_status_t prog_executable(prog_t* p, tpj_cached_executable_t** out_exe) {
+static tpj_status_t prog_executable(prog_t* p, tpj_cached_executable_t** out_exe,
+                                    tpj_eager_checks_t** out_checks) {
   prog_lift(p, true);
-  tpj_status_t st = prog_lookup_or_build(p, out_exe);
+  tpj_status_t st = prog_lookup_or_build(p, out_exe, out_checks);
   tpj_status_code_t code = tpj_status_code(st);
   if (!st || prog_num_lifted(p) == 0 ||
       (code != TPJ_STATUS_UNIMPLEMENTED && code != TPJ_STATUS_INVALID_ARGUMENT)) {
@@ -364,7 +376,7 @@ static tpj_status_t prog_executable(prog_t* p, tpj_cached_executable_t** out_exe
   }
   tpj_status_free(st);
   prog_lift(p, false);
-  st = prog_lookup_or_build(p, out_exe);
+  st = prog_lookup_or_build(p, out_exe, out_checks);
   if (!st) tpj_eager_lift_forbid(p->op->target);
   return st;
 }
@@ -460,6 +472,22 @@ static tpj_status_t prog_execute(const prog_t* p, tpj_executable_t* exe, size_t 
   return st;
 }
 
+/* prog_execute for a program with runtime checks: its last result, the check
+ * result, stays pending until the next synchronization (eager_checks.c). */
+static tpj_status_t run_checked(const prog_t* p, tpj_executable_t* exe, size_t device,
+                                tpj_eager_checks_t* checks, tpj_buffer_t** outs,
+                                size_t num_outs) {
+  tpj_buffer_t* all[65] = {0};
+  TPJ_CHECK_ARG(num_outs < 65, "eager op: too many outputs (got %zu)", num_outs);
+  TPJ_RETURN_IF_ERROR(prog_execute(p, exe, device, all, num_outs + 1));
+  tpj_status_t st = tpj_eager_checks_defer(checks, all[num_outs]);
+  for (size_t i = 0; i < num_outs; ++i) {
+    if (st) tpj_buffer_destroy(all[i]);
+    outs[i] = st ? NULL : all[i];
+  }
+  return st;
+}
+
 static tpj_status_t prog_run(const tpj_eager_op_t* op, const tpj_eager_tensor_t* dst,
                              tpj_buffer_t** outs, size_t num_outs) {
   prog_t p;
@@ -468,10 +496,14 @@ static tpj_status_t prog_run(const tpj_eager_op_t* op, const tpj_eager_tensor_t*
   tpj_cached_executable_t* exe = NULL;
   size_t device = dst ? dst->storage->device : op->device;
   if (!st) st = tpj_eager_memory_check_outputs(op, dst);
-  if (!st) st = prog_executable(&p, &exe);
-  if (!st) {
+  tpj_eager_checks_t* checks = NULL;
+  if (!st) st = prog_executable(&p, &exe, &checks);
+  if (!st && checks) {
+    st = run_checked(&p, tpj_cached_executable_get(exe), device, checks, outs, num_outs);
+  } else if (!st) {
     st = prog_execute(&p, tpj_cached_executable_get(exe), device, outs, num_outs);
   }
+  tpj_eager_checks_release(checks);
   tpj_cached_executable_release(exe);
   prog_deinit(&p);
   return st ? tpj_status_annotate(st, "eager op %s", op->target ? op->target : "copy") : NULL;
@@ -575,6 +607,7 @@ tpj_status_t tpj_eager_write_host(const void* data, size_t nbytes, const tpj_eag
 
 tpj_status_t tpj_eager_read_host(const tpj_eager_tensor_t* src, void* data, size_t nbytes) {
   TPJ_CHECK_ARG(src && src->storage && (data || nbytes == 0), "eager read: NULL argument");
+  TPJ_RETURN_IF_ERROR(tpj_eager_checks_flush()); /* a host read is a synchronization */
   int64_t n = tpj_eager_view_numel(src);
   TPJ_CHECK_ARG(nbytes == (size_t)n * tpj_dtype_size(src->dtype),
                 "eager read: wrong host size (got %zu bytes, expected %lld)", nbytes,

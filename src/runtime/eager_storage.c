@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "runtime/eager_checks.h"
 #include "runtime/eager_internal.h"
 #include "tpj/runtime.h"
 
@@ -225,6 +226,7 @@ tpj_status_t tpj_eager_synchronize(void) {
   for (size_t i = 0; i < n && !st; ++i) st = tpj_buffer_await(bufs[i]);
   pthread_mutex_unlock(&g_lock);
   free(bufs);
+  if (!st) st = tpj_eager_checks_flush();
   return st;
 }
 
