@@ -25,8 +25,6 @@ void check(tpj_status_t st) {
   }
   // A runtime index check failed (tpj/ir.h): IndexError, as on the CPU.
   TORCH_CHECK_INDEX(code != TPJ_STATUS_OUT_OF_RANGE, "torch_pjrt: ", msg);
-  // A failed runtime index check is an IndexError, as on CPU.
-  TORCH_CHECK_INDEX(code != TPJ_STATUS_OUT_OF_RANGE, "torch_pjrt: ", msg);
   TORCH_CHECK(false, "torch_pjrt: ", msg);
 }
 
