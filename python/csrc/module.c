@@ -224,6 +224,7 @@ static PyObject* py_cache_clear(PyObject* self, PyObject* unused) {
 /* Implemented in checks.c. */
 PyObject* tpj_py_check_failed(PyObject* self, PyObject* args);
 PyObject* tpj_py_set_eager_checks(PyObject* self, PyObject* arg);
+PyObject* tpj_py_eager_defer_checks(PyObject* self, PyObject* args);
 int tpj_py_checks_init(PyObject* m);
 
 /* Implemented in eager_bridge.c. */
@@ -242,6 +243,8 @@ static PyMethodDef module_methods[] = {
      "device execute_eager names)"},
     {"check_failed", tpj_py_check_failed, METH_VARARGS,
      "check_failed(kind: int, message: str, value: int): raises a failed runtime check"},
+    {"eager_defer_checks", tpj_py_eager_defer_checks, METH_VARARGS,
+     "eager_defer_checks(checks: [(kind, message)], buffer: Buffer): raise at the next sync"},
     {"set_eager_checks", tpj_py_set_eager_checks, METH_O,
      "set_eager_checks(enabled: bool): runtime checks in eager device programs"},
     {"plugin_resolve", py_plugin_resolve, METH_VARARGS,

@@ -16,8 +16,9 @@ check_indices
     computes an "out of range" / "division by zero" flag, and the error
     surfaces as on the CPU (IndexError naming the op, the value and the bound;
     RuntimeError "ZeroDivisionError"): right after the launch under
-    torch.compile, at the next synchronization (a host read such as .item(),
-    .cpu(), print, or torch.pjrt.synchronize()) on the eager device. The flag
+    torch.compile on CPU tensors; at the next synchronization (a host read
+    such as .item(), .cpu(), print, or torch.pjrt.synchronize()) on the eager
+    device and for programs compiled over pjrt tensors. The flag
     is a small reduction over the index tensor (cost: docs/design.md).
     False drops the checks from new programs (out-of-range gathers then clamp
     and scatters drop, as XLA defines). Part of every program's cache key, so

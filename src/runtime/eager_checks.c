@@ -54,9 +54,15 @@ void tpj_eager_checks_retain(tpj_eager_checks_t* c) {
 size_t tpj_eager_checks_count(const tpj_eager_checks_t* c) { return c ? c->count : 0; }
 
 tpj_status_t tpj_eager_checks_from_graph(const tpj_graph_t* g, tpj_eager_checks_t** out) {
-  *out = NULL;
   size_t n = tpj_graph_check_count(g);
+  return tpj_eager_checks_create(n ? tpj_graph_check(g, 0) : NULL, n, out);
+}
+
+tpj_status_t tpj_eager_checks_create(const tpj_check_t* checks, size_t n,
+                                     tpj_eager_checks_t** out) {
+  *out = NULL;
   if (n == 0) return NULL;
+  TPJ_CHECK_ARG(checks, "eager checks: checks is NULL (got %zu)", n);
   tpj_eager_checks_t* c = calloc(1, sizeof(*c));
   if (c) c->checks = calloc(n, sizeof(*c->checks));
   if (!c || !c->checks) {
@@ -65,7 +71,7 @@ tpj_status_t tpj_eager_checks_from_graph(const tpj_graph_t* g, tpj_eager_checks_
   }
   c->refs = 1;
   for (size_t i = 0; i < n; ++i, ++c->count) {
-    const tpj_check_t* k = tpj_graph_check(g, i);
+    const tpj_check_t* k = &checks[i];
     c->checks[i].kind = k->kind;
     c->checks[i].message = strdup(k->message);
     if (!c->checks[i].message) {

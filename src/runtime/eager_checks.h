@@ -13,6 +13,9 @@ typedef struct tpj_eager_checks_s tpj_eager_checks_t;
 /* A copy of g's checks; *out is NULL when g has none. */
 tpj_status_t tpj_eager_checks_from_graph(const tpj_graph_t* g,
                                          tpj_eager_checks_t** out) TPJ_MUST_USE;
+/* A copy of checks[0..n) (messages copied); *out is NULL when n is 0. */
+tpj_status_t tpj_eager_checks_create(const tpj_check_t* checks, size_t n,
+                                     tpj_eager_checks_t** out) TPJ_MUST_USE;
 void tpj_eager_checks_retain(tpj_eager_checks_t* checks);
 void tpj_eager_checks_release(tpj_eager_checks_t* checks); /* accepts NULL */
 size_t tpj_eager_checks_count(const tpj_eager_checks_t* checks); /* 0 for NULL */
