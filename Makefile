@@ -32,7 +32,7 @@ export TORCH_PJRT_PLUGIN_PATH ?= $(SITE)
 # its own in tests/python/conftest.py.
 export TORCH_PJRT_CACHE_DIR ?= $(CURDIR)/build/compile-cache
 
-.PHONY: all lib ext venv demo test test-c test-c-asan test-py test-full bench clean
+.PHONY: all lib ext venv demo test test-c test-c-asan test-py test-py-portable test-full bench clean
 all: lib
 
 # ----------------------------------------------------------------- bootstrap --
@@ -110,7 +110,15 @@ test-c-asan: $(STAMP) $(ASAN_TESTS) $(ASAN)/libfake_pjrt.so
 test-py: $(EXT) $(REL)/libfake_pjrt.so
 	TPJ_FAKE_PLUGIN=$(CURDIR)/$(REL)/libfake_pjrt.so $(VPY) -m pytest -q tests/python -m "not full"
 
-test: test-c test-c-asan test-py
+# The op suites again on PyTorch's portable kernels (ATEN_CPU_CAPABILITY=default),
+# as on a host without AVX2: the references must not depend on the vector ISA.
+test-py-portable: $(EXT) $(REL)/libfake_pjrt.so
+	ATEN_CPU_CAPABILITY=default TPJ_FAKE_PLUGIN=$(CURDIR)/$(REL)/libfake_pjrt.so \
+	  $(VPY) -m pytest -q -m "not full" tests/python/test_ops_elementwise.py \
+	  tests/python/test_ops_reduce.py tests/python/test_ops_nn.py tests/python/test_ops_shape.py \
+	  tests/python/test_ops_special.py tests/python/test_opinfo.py
+
+test: test-c test-c-asan test-py test-py-portable
 
 test-full: $(EXT) $(REL)/libfake_pjrt.so
 	TPJ_FAKE_PLUGIN=$(CURDIR)/$(REL)/libfake_pjrt.so $(VPY) -m pytest -q tests/python

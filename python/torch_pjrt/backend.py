@@ -17,6 +17,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.fx as fx
 
+from . import _log
 from . import compiled as _compiled
 from . import fx_lower
 
@@ -137,7 +138,9 @@ def _input_mutations(gm: fx.GraphModule) -> Tuple[List[int], List[Tuple[int, int
         meta = getattr(ctx, "fw_metadata", None) if ctx is not None else None
         infos = list(getattr(meta, "input_info", None) or [])
         mutated = list(getattr(meta, "mutated_inp_runtime_indices", None) or [])
-    except Exception:  # noqa: BLE001 - private API
+    except Exception as e:  # noqa: BLE001 - private API
+        _log.warn_once("input_mutations", f"input donation is off: reading AOTAutograd's "
+                       f"metadata failed ({type(e).__name__}: {e})")
         return [], []
     n_inputs = sum(1 for n in gm.graph.nodes if n.op == "placeholder")
     if not infos or len(infos) > n_inputs or getattr(meta, "num_intermediate_bases", 0):
@@ -162,7 +165,9 @@ def _saved_from(gm: fx.GraphModule) -> Optional[int]:
         if getattr(meta, "num_outputs_rng_offset", 0):
             return None
         n = int(meta.num_forward_returns)
-    except Exception:  # noqa: BLE001 - private API
+    except Exception as e:  # noqa: BLE001 - private API
+        _log.warn_once("saved_from", f"saved-activation placeholders are off: reading "
+                       f"AOTAutograd's metadata failed ({type(e).__name__}: {e})")
         return None
     out = next((node for node in gm.graph.nodes if node.op == "output"), None)
     if out is None or not isinstance(out.args[0], (tuple, list)):

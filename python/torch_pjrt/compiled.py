@@ -18,9 +18,10 @@ import torch.fx as fx
 from torch.utils import _pytree as pytree
 
 from . import _aten
+from . import _log
 from . import compiled_device
-from . import fallback_pairs
 from . import config
+from . import fallback_pairs
 from . import fx_lower
 
 log = logging.getLogger("torch_pjrt")
@@ -147,7 +148,9 @@ def _placeholders_safe() -> bool:
         import torch._dynamo.compiled_autograd as ca
         if ca.compiled_autograd_enabled or torch._dynamo.config.compiled_autograd:
             return False
-    except Exception:  # noqa: BLE001 - private API; be conservative
+    except Exception as e:  # noqa: BLE001 - private API; be conservative
+        _log.warn_once("placeholders_safe", f"saved-activation placeholders are off: "
+                       f"probing autograd hooks failed ({type(e).__name__}: {e})")
         return False
     return True
 
@@ -284,10 +287,10 @@ class _Program:
         self.execute_to_host = getattr(executable, "execute_to_host", None)
         self.has_saved = any(r[3] for r in self.results)
         self.flat_type = compiled_device.flat_type(lowered)
+        self.checks = lowered.checks  # the last program result holds them
 
 
 def _numel(shape: Sequence[int]) -> int:
-        self.checks = lowered.checks  # the last program result holds them
     n = 1
     for s in shape:
         n *= s
@@ -337,10 +340,10 @@ class CompiledGraph:
         device = compiled_device.program_device(args, self.name)
         values = self._values_for(args, sig)
         c = _C()
+        graph_cls = functools.partial(c.Graph, checks=checks)
         n_ops = sum(1 for n in self.gm.graph.nodes if n.op == "call_function")
         log.info("torch_pjrt: compiling %s (%d ops) for %s", self.name, n_ops,
                  device or "cpu tensors")
-        graph_cls = functools.partial(c.Graph, checks=checks)
         t0 = time.perf_counter()
         if device is not None:
             lowered, dev_args, codes = compiled_device.lower(
@@ -363,13 +366,13 @@ class CompiledGraph:
                         self.saved_from)
 
     def program(self, args: Sequence[Any]) -> Any:
+        checks = bool(config.check_indices)  # part of the key: toggling is never stale
         key = _fast_key(args)
         if key is not None:
+            key = (checks, key)
             prog = self._fast.get(key)
-        checks = bool(config.check_indices)  # part of the key: toggling is never stale
             if prog is not None:
                 return prog
-            key = (checks, key)
         sig = _signature(args)
         prog = self._programs.get((checks, sig))
         if prog is None:
@@ -429,21 +432,21 @@ class CompiledGraph:
             t = torch.empty(shape, dtype=dtype)
             results.append(t)
             dests.append(None if (saved and use_ph) or not nbytes else (t.data_ptr(), nbytes))
-        if prog.execute_to_host is not None:
-            outs = prog.execute_to_host(bufs, donate, dests)
-        else:
         if prog.checks:
             check_host = compiled_device.check_values(len(prog.checks))
             dests.append((check_host.data_ptr(), check_host.numel() * 8))
+        if prog.execute_to_host is not None:
+            outs = prog.execute_to_host(bufs, donate, dests)
+        else:
             outs = prog.executable.execute(bufs, donate)
             for buf, d in zip(outs, dests):
                 if d is not None:
                     buf.to_host(d[0], d[1])
+        if prog.checks:  # raise right after the launch, before anything is cached
+            compiled_device.raise_failed_check(prog.checks, check_host, _C())
         insert = buffer_cache.insert
         for t, buf, d, r in zip(results, outs, dests, prog.results):
             if d is None and r[2] and use_ph and r[3]:
-        if prog.checks:  # raise right after the launch, before anything is cached
-            compiled_device.raise_failed_check(prog.checks, check_host, _C())
                 _register_placeholder(t, buf)
             insert(t, buf, alias_ok=True)
         for k, pos, dtype, shape in prog.writebacks:
@@ -527,6 +530,7 @@ def partition(gm: fx.GraphModule, unsupported: Set[fx.Node], name: str) -> fx.Gr
             compiled = CompiledGraph(sub, name=f"{name}.{node.target}")
             delattr(fused, node.target)
             setattr(fused, node.target, _DeviceSubmodule(compiled))
+    fused.recompile()
     return fused
 
 

@@ -131,6 +131,7 @@ def _unsupported_op():
     return name, op
 
 
+@pytest.mark.fallback
 def test_fallback_warns_once_and_is_correct(monkeypatch):
     name, op = _unsupported_op()
     monkeypatch.setattr(torch_pjrt.config, "fallback", "cpu")
@@ -248,7 +249,9 @@ def test_half_dtypes(dtype):
         return (x * y + x).sum(-1), torch.maximum(x, y)
 
     x, y = torch.randn(4, 8, dtype=dtype), torch.randn(4, 8, dtype=dtype)
-    torch.testing.assert_close(pjrt(f)(x, y), f(x, y))
+    # The truth is float64 rounded once: eager's f16 sum rounds per step.
+    want = tuple(t.to(dtype) for t in f(x.double(), y.double()))
+    torch.testing.assert_close(pjrt(f)(x, y), want, atol=1e-3, rtol=2e-3)
 
 
 @pytest.mark.parametrize("dtype", [torch.int32, torch.int64])
@@ -314,6 +317,7 @@ def test_edge_outputs_scalars_aliases_and_empty():
     assert got[0].shape == () and got[3].shape == (0, 5)
 
 
+@pytest.mark.fallback
 def test_fallback_between_device_subgraphs_with_backward(monkeypatch):
     name, op = _unsupported_op()
     monkeypatch.setattr(torch_pjrt.config, "fallback", "cpu")
@@ -335,6 +339,7 @@ def test_fallback_between_device_subgraphs_with_backward(monkeypatch):
     torch.testing.assert_close(w.grad, w_ref.grad)
 
 
+@pytest.mark.fallback
 def test_mutated_input_aliased_by_another_argument():
     def f(buf, view):
         buf.mul_(2)

@@ -238,6 +238,7 @@ UNLOWERED = [("aten::special_i1e", torch.special.i1e), ("aten::special_i0e", tor
              ("aten::special_airy_ai", torch.special.airy_ai)]
 
 
+@pytest.mark.fallback
 def test_fallback_warns_counts_and_errors():
     cands = [(n, f) for n, f in UNLOWERED if not torch_pjrt._C.lower_supported(n + ".default")]
     if not cands:

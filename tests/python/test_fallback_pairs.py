@@ -141,16 +141,19 @@ def _check(case, device, disabled, compile_it):
             torch.testing.assert_close(g, w, rtol=1e-4, atol=1e-5, msg=f"{case} input {i}")
 
 
+@pytest.mark.fallback
 @pytest.mark.parametrize("case", COMPILED_BACKWARD)
 def test_compiled_backward_on_cpu(case):
     _check(case, "cpu", CASES[case][3], compile_it=True)
 
 
+@pytest.mark.fallback
 @pytest.mark.parametrize("case", COMPILED_FORWARD)
 def test_compiled_forward_on_cpu(case):
     _check(case, "cpu", CASES[case][2], compile_it=True)
 
 
+@pytest.mark.fallback
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_eager_device_backward_on_cpu(case):
     _check(case, "pjrt", CASES[case][3], compile_it=False)
@@ -161,11 +164,13 @@ def test_eager_device_backward_on_cpu(case):
 EAGER_FORWARD = sorted(set(CASES) - {"group_norm"})
 
 
+@pytest.mark.fallback
 @pytest.mark.parametrize("case", EAGER_FORWARD)
 def test_eager_device_forward_on_cpu(case):
     _check(case, "pjrt", CASES[case][2], compile_it=False)
 
 
+@pytest.mark.fallback
 def test_dropout_mask_from_device_used_by_cpu_backward():
     """native_dropout's mask is random, so its reference is mathematical: the
     gradient is the upstream gradient where the output kept x, scaled by 1/(1-p)."""

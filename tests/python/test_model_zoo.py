@@ -80,6 +80,15 @@ def test_llama_gqa_rope(attn):
     check_model(model, kwargs=dict(input_ids=ids, attention_mask=mask, use_cache=False))
 
 
+def test_llama_gqa_no_mask():
+    """Without a mask, transformers hands SDPA the 2 key/value heads with
+    enable_gqa=True: the grouped-query forward and backward lowerings (once a
+    CPU fallback of that backward gave 27x-wrong gradients)."""
+    tf = _tf()
+    model = tf.LlamaForCausalLM(zoo.llama_config(tf, "sdpa"))
+    check_model(model, kwargs=dict(input_ids=_ids(96), use_cache=False))
+
+
 @pytest.mark.full
 def test_qwen2():
     tf = _tf()

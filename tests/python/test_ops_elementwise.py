@@ -7,6 +7,7 @@ import math
 import pytest
 import torch
 
+import reference
 import torch_pjrt
 
 aten = torch.ops.aten
@@ -22,7 +23,7 @@ def _tol(dtype):
 
 
 def check(op, *args, tol=None, **kwargs):
-    want = op(*args, **kwargs)
+    want = reference.eager(op, *args, **kwargs)
     got = torch_pjrt.run_aten(op, *args, **kwargs)
     assert got.dtype == want.dtype and got.shape == want.shape, (got.dtype, want.dtype)
     t = tol if tol is not None else _tol(want.dtype)

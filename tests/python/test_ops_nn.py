@@ -4,6 +4,7 @@ import itertools
 import pytest
 import torch
 
+import reference
 import torch_pjrt
 
 aten = torch.ops.aten
@@ -147,7 +148,7 @@ def test_max_pool2d_ties_and_nan():
                         [0.0, float("nan"), -float("inf"), -float("inf")]]]])
     args = (x, [2, 2], [2, 2], [0, 0], [1, 1], False)
     got = run(aten.max_pool2d_with_indices.default, *args)
-    exp = aten.max_pool2d_with_indices.default(*args)
+    exp = reference.eager(aten.max_pool2d_with_indices.default, *args)
     close(got[0], exp[0], rtol=0, atol=0)
     assert torch.equal(got[1], exp[1])
 
@@ -505,10 +506,10 @@ def test_median():
     close(run(aten.median.default, x), aten.median.default(x), rtol=0, atol=0)
     x[1, 3] = float("nan")
     x[1, 6] = float("nan")
-    close(run(aten.median.default, x), aten.median.default(x), rtol=0, atol=0)
+    close(run(aten.median.default, x), reference.eager(aten.median.default, x), rtol=0, atol=0)
     for dim, keepdim in [(1, False), (0, True)]:
         gv, gi = run(aten.median.dim, x, dim, keepdim)
-        ev, ei = aten.median.dim(x, dim, keepdim)
+        ev, ei = reference.eager(aten.median.dim, x, dim, keepdim)
         close(gv, ev, rtol=0, atol=0)
         assert torch.equal(gi, ei)
     xi = torch.randint(0, 100, (4, 7), generator=torch.Generator().manual_seed(1))
@@ -537,7 +538,7 @@ def test_adaptive_avg_pool2d_inf():
     x[0, 0, 3, 4] = float("inf")
     x[0, 1, 0, 0] = -float("inf")
     close(run(aten._adaptive_avg_pool2d.default, x, [3, 4]),
-          aten._adaptive_avg_pool2d.default(x, [3, 4]))
+          reference.eager(aten._adaptive_avg_pool2d.default, x, [3, 4]))
 
 
 def test_upsample_bilinear2d_inf():
@@ -545,7 +546,7 @@ def test_upsample_bilinear2d_inf():
     x[0, 0, 2, 3] = float("inf")
     for align in (False, True):
         close(run(aten.upsample_bilinear2d.vec, x, [9, 13], align, None),
-              aten.upsample_bilinear2d.vec(x, [9, 13], align, None))
+              reference.eager(aten.upsample_bilinear2d.vec, x, [9, 13], align, None))
 
 
 def test_convolution_dtypes():

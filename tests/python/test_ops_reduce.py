@@ -6,6 +6,7 @@ import math
 import pytest
 import torch
 
+import reference
 import torch_pjrt
 
 aten = torch.ops.aten
@@ -18,7 +19,7 @@ def _tol(dtype):
 
 
 def check(op, *args, skip_outputs=(), tol=None, check_dtype=True, **kwargs):
-    want = op(*args, **kwargs)
+    want = reference.eager(op, *args, **kwargs)
     got = torch_pjrt.run_aten(op, *args, **kwargs)
     if isinstance(want, torch.Tensor):
         want, got = (want,), (got,)
