@@ -214,6 +214,39 @@ tpj_status_t tpj_eager_memory_info(size_t device, uint64_t* out_free,
 #define TPJ_EAGER_MEMORY_CHECK_MIN ((size_t)16 << 20)
 tpj_status_t tpj_eager_memory_check(size_t device, size_t nbytes) TPJ_MUST_USE;
 
+/* ----------------------------------------------------------------- events -- */
+
+/* Events of the eager device (eager_event.c), behind torch.pjrt.Event. PJRT
+ * gives a device one queue, so an event is not a marker in a stream: recording
+ * captures the work in flight on the device at that moment, the ready events
+ * of every live storage buffer on it that is not computed yet. The event is
+ * complete once all of them are ready (at once when there were none); its
+ * completion time is when the last one became ready (CLOCK_MONOTONIC, taken
+ * in the plugin's on-ready callback). A captured computation's error is the
+ * event's error from then on, until the event is recorded again. Work whose
+ * outputs were all released before the record is not captured. */
+typedef struct tpj_eager_event_s tpj_eager_event_t;
+/* `timing`: completion times are kept for tpj_eager_event_elapsed_ms. */
+tpj_status_t tpj_eager_event_create(bool timing, tpj_eager_event_t** out_event) TPJ_MUST_USE;
+/* Safe while captured work is still in flight (it is released when done). */
+void tpj_eager_event_destroy(tpj_eager_event_t* event);
+/* Captures the work in flight on addressable device `device` (replacing what
+ * an earlier record captured). */
+tpj_status_t tpj_eager_event_record(tpj_eager_event_t* event, size_t device) TPJ_MUST_USE;
+bool tpj_eager_event_is_recorded(const tpj_eager_event_t* event);
+/* *out_done: false while captured work is in flight; true when it is all
+ * done or the event was never recorded. Once done, returns the error of the
+ * captured work, if any (a new status at every call). */
+tpj_status_t tpj_eager_event_query(tpj_eager_event_t* event, bool* out_done) TPJ_MUST_USE;
+/* Blocks until the captured work is done; returns its error, if any. */
+tpj_status_t tpj_eager_event_synchronize(tpj_eager_event_t* event) TPJ_MUST_USE;
+/* Milliseconds from start's completion to end's. Both must have been created
+ * with timing (INVALID_ARGUMENT), recorded and complete (FAILED_PRECONDITION). */
+tpj_status_t tpj_eager_event_elapsed_ms(tpj_eager_event_t* start, tpj_eager_event_t* end,
+                                        double* out_ms) TPJ_MUST_USE;
+/* *out_idle: whether no work is in flight on the device (its stream query). */
+tpj_status_t tpj_eager_device_query(size_t device, bool* out_idle) TPJ_MUST_USE;
+
 #ifdef __cplusplus
 }
 #endif

@@ -151,6 +151,10 @@ tpj_status_t tpj_buffer_copy_to_device(tpj_buffer_t* buffer, size_t device_index
                                        tpj_buffer_t** out_buffer) TPJ_MUST_USE;
 /* Waits until the buffer's contents are computed. */
 tpj_status_t tpj_buffer_await(tpj_buffer_t* buffer) TPJ_MUST_USE;
+/* The event that becomes ready when the buffer's contents are computed
+ * (PJRT_Buffer_ReadyEvent; it carries the producing computation's error).
+ * Destroy it with tpj_event_destroy; it does not keep the buffer alive. */
+tpj_status_t tpj_buffer_ready_event(tpj_buffer_t* buffer, tpj_event_t** out_event) TPJ_MUST_USE;
 tpj_dtype_t tpj_buffer_dtype(const tpj_buffer_t* buffer);
 size_t tpj_buffer_rank(const tpj_buffer_t* buffer);
 const int64_t* tpj_buffer_dims(const tpj_buffer_t* buffer); /* (rank) borrowed */

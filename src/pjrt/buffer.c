@@ -316,6 +316,19 @@ tpj_status_t tpj_buffer_await(tpj_buffer_t* b) {
   return tpj_pjrt_event_await_raw(b->client->plugin, a.event, "waiting for a buffer");
 }
 
+tpj_status_t tpj_buffer_ready_event(tpj_buffer_t* b, tpj_event_t** out_event) {
+  TPJ_CHECK_ARG(b && out_event, "tpj_buffer_ready_event: buffer or out_event is NULL");
+  *out_event = NULL;
+  PJRT_Buffer_ReadyEvent_Args a = PJRT_ARGS(PJRT_Buffer_ReadyEvent_Args);
+  a.buffer = b->buffer;
+  tpj_status_t st = TPJ_PJRT_CALL(b->client->plugin, Buffer_ReadyEvent, &a);
+  if (st) {
+    tpj_pjrt_event_destroy_raw(b->client->plugin, a.event);
+    return tpj_status_annotate(st, "asking for a buffer's ready event");
+  }
+  return tpj_event_wrap(b->client->plugin, a.event, out_event);
+}
+
 tpj_dtype_t tpj_buffer_dtype(const tpj_buffer_t* b) { return b ? b->dtype : TPJ_DTYPE_INVALID; }
 size_t tpj_buffer_rank(const tpj_buffer_t* b) { return b ? b->rank : 0; }
 const int64_t* tpj_buffer_dims(const tpj_buffer_t* b) { return b ? b->dims : NULL; }

@@ -15,6 +15,12 @@ struct tpj_eager_storage_s {
   struct tpj_eager_storage_s* next;
 };
 
+/* The ready events (tpj_buffer_ready_event) of the live storages' buffers on
+ * `device` that are not ready yet: the work in flight there. *out_events is a
+ * malloc'd array of *out_count events (NULL when none); the caller destroys
+ * each event and frees the array. */
+tpj_status_t tpj_eager_storage_pending_events(size_t device, tpj_event_t*** out_events,
+                                              size_t* out_count) TPJ_MUST_USE;
 /* Elements of the storage when kept as `dtype`. */
 int64_t tpj_eager_storage_numel(const tpj_eager_storage_t* s, tpj_dtype_t dtype);
 /* Makes sure the storage has a buffer whose element size is dtype's: a

@@ -230,6 +230,46 @@ tpj_status_t tpj_eager_synchronize(void) {
   return st;
 }
 
+/* Called under g_lock: the ready event of s's buffer if it is not ready yet
+ * (*out NULL when it is ready or there is no buffer). */
+static tpj_status_t pending_event_of(tpj_eager_storage_t* s, tpj_event_t** out) {
+  *out = NULL;
+  if (!s->buffer || tpj_buffer_is_deleted(s->buffer)) return NULL;
+  tpj_event_t* e = NULL;
+  TPJ_RETURN_IF_ERROR(tpj_buffer_ready_event(s->buffer, &e));
+  if (tpj_event_is_ready(e)) tpj_event_destroy(e);
+  else *out = e;
+  return NULL;
+}
+
+tpj_status_t tpj_eager_storage_pending_events(size_t device, tpj_event_t*** out_events,
+                                              size_t* out_count) {
+  TPJ_CHECK_ARG(out_events && out_count, "eager pending events: NULL argument");
+  *out_events = NULL;
+  *out_count = 0;
+  pthread_mutex_lock(&g_lock);
+  size_t n = 0, cap = (size_t)g_live_count;
+  tpj_event_t** events = cap ? calloc(cap, sizeof(*events)) : NULL;
+  tpj_status_t st = cap && !events
+                        ? TPJ_STATUS(RESOURCE_EXHAUSTED, "eager pending events: out of memory "
+                                     "(%zu storages)", cap)
+                        : NULL;
+  for (tpj_eager_storage_t* s = g_live; s && !st && n < cap; s = s->next) {
+    if (s->device != device) continue;
+    st = pending_event_of(s, &events[n]);
+    if (!st && events[n]) ++n;
+  }
+  pthread_mutex_unlock(&g_lock);
+  if (st) {
+    for (size_t i = 0; i < n; ++i) tpj_event_destroy(events[i]);
+    free(events);
+    return st;
+  }
+  *out_events = events;
+  *out_count = n;
+  return NULL;
+}
+
 void tpj_eager_stats_count(int which) {
   if (which >= 0 && which < 4) __atomic_fetch_add(&g_stats[which], 1, __ATOMIC_RELAXED);
 }

@@ -1,7 +1,8 @@
 /* fake_pjrt.c: the API table, errors, events, plugin attributes, clients and
  * devices of the fake PJRT plugin. $TPJ_FAKE_MODE (read at each call) picks a
  * fault: bad_major, tiny_api, old_api, init_fail, compile_fail, alloc_fail,
- * execute_fail, execute_partial, event_error; anything else is normal.
+ * execute_fail, execute_partial, event_error, event_pending_error (failing
+ * events that read as not ready); anything else is normal.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -34,7 +35,7 @@ PJRT_Error* fake_error(int code, const char* fmt, ...) {
 
 PJRT_Event* fake_event(void) {
   PJRT_Event* ev = (PJRT_Event*)calloc(1, sizeof(*ev));
-  if (ev && fake_mode_is("event_error")) {
+  if (ev && (fake_mode_is("event_error") || fake_mode_is("event_pending_error"))) {
     ev->code = 15; /* DATA_LOSS */
     ev->message = strdup("fake: device lost while the event was pending");
   }
@@ -77,8 +78,11 @@ static PJRT_Error* event_destroy(void* args) {
   free(a->event);
   return NULL;
 }
+/* In mode event_pending_error a failing event reads as not ready yet (its
+ * OnReady callback still runs at once, with the error). */
 static PJRT_Error* event_is_ready(void* args) {
-  ((PJRT_Event_IsReady_Args*)args)->is_ready = true;
+  PJRT_Event_IsReady_Args* a = (PJRT_Event_IsReady_Args*)args;
+  a->is_ready = !(a->event->code && fake_mode_is("event_pending_error"));
   return NULL;
 }
 static PJRT_Error* event_await(void* args) {
