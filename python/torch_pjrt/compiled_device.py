@@ -230,12 +230,14 @@ def run(prog: DeviceProgram, args: Sequence[Any], upload: Any, seed: Any, c: Any
             ins.append(c.eager_seed(prog.client, int(w[0]), int(w[1]), 0))
     results = list(prog.no_results)
     dests = list(prog.no_dests)
-    for k, pos in prog.writebacks:
+    taken = set()  # storages already receiving a result (a set: fused optimizer
+    for k, pos in prog.writebacks:  # steps write back hundreds of tensors)
         h = whole.get(pos)
-        if h is not None and h not in dests:
+        if h is not None and h not in taken:
             # The result becomes the input's storage (every view of it sees
             # the write); AOTAutograd's copy_ of this alias into the input
             # then copies the storage onto itself.
+            taken.add(h)
             dests[k] = h
             results[k] = args[pos].detach()
     empty, dev = torch.empty, prog.device

@@ -5,7 +5,7 @@ several device ops instead of falling back to the CPU:
 
 - ops with a decomposition in torch._decomp (logaddexp.out, isin, vdot, ...)
   whose target and functional form both lack a C lowering;
-- data-dependent output shapes: nonzero, masked_select, masked_scatter(_),
+- data-dependent output shapes: nonzero, masked_select, masked_scatter(_), bincount,
   equal, unique (_unique2, _unique, unique_consecutive; sorted output). One synchronizing read (the count of true mask elements) fixes the
   output shape; the rest are static-shape device programs (a stable argsort
   puts the true positions first, in row-major order).
@@ -282,6 +282,38 @@ def histc(self: torch.Tensor, bins: int = 100, min=0, max=0) -> torch.Tensor:
     return out.scatter_add(0, pos, inside.to(self.dtype)) if x.numel() else out
 
 
+_BINCOUNT_INPUTS = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
+
+
+def bincount(self: torch.Tensor, weights: Optional[torch.Tensor] = None,
+             minlength: int = 0) -> torch.Tensor:
+    """Counts (or sums weights) per value: one synchronizing read of the
+    input's min and max fixes the length, then one scatter_add. Dtypes and
+    errors as on the CPU: int64 counts; float32/float64 weights keep their
+    dtype, others give float64; an empty input gives int64 zeros."""
+    if self.dtype not in _BINCOUNT_INPUTS:
+        raise NotImplementedError(f"bincount: not implemented for {self.dtype} inputs "
+                                  f"(expected an integral dtype)")
+    if minlength < 0:
+        raise RuntimeError(f"minlength should be >= 0 (bincount got {minlength})")
+    if self.dim() == 1 and self.numel() == 0:
+        return torch.zeros((minlength,), dtype=torch.int64, device=self.device)
+    if self.dim() != 1:
+        raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
+    lo, hi = torch.stack([self.min(), self.max()]).to(torch.int64).tolist()  # the one read
+    if lo < 0:
+        raise RuntimeError("bincount only supports 1-d non-negative integral inputs.")
+    if weights is not None and (weights.dim() != 1 or weights.shape[0] != self.shape[0]):
+        raise RuntimeError("weights should be 1-d and have the same length as input")
+    n, idx = max(hi + 1, minlength), self.to(torch.int64)
+    if weights is None:
+        out = torch.zeros((n,), dtype=torch.int64, device=self.device)
+        return out.scatter_add(0, idx, torch.ones_like(idx))
+    dtype = weights.dtype if weights.dtype in (torch.float32, torch.float64) else torch.float64
+    out = torch.zeros((n,), dtype=dtype, device=self.device)
+    return out.scatter_add(0, idx, weights.to(dtype))
+
+
 def mode(self: torch.Tensor, dim: int = -1, keepdim: bool = False):
     """The most frequent value along dim (the smallest among equally frequent
     ones) and an index of it: a sort, then pairwise equality counts."""
@@ -460,6 +492,7 @@ _DATA_DEPENDENT = {"nonzero": nonzero, "masked_select": masked_select,
                    "hardshrink_backward": _shrink_backward, "searchsorted.Tensor": searchsorted,
                    **_CHEB_KERNELS, "nanmedian": nanmedian, "nanmedian.dim": nanmedian_dim,
                    "_efficientzerotensor": efficientzerotensor, "histc": histc,
+                   "bincount": bincount,
                    "mode": mode, "as_strided_scatter": as_strided_scatter,
                    "frexp.Tensor": frexp,
                    "special_legendre_polynomial_p": legendre_p,
@@ -476,7 +509,8 @@ def register() -> int:
     if _lib is not None:
         return 0
     _lib = torch.library.Library("aten", "IMPL")
-    n = 0
+    from . import fused_optim  # fused optimizer steps: one compiled program each
+    n = fused_optim.register(_lib)
     for name, fn in _DATA_DEPENDENT.items():
         _lib.impl(name, fn, "PrivateUse1")
         n += 1
