@@ -301,6 +301,13 @@ _EXACT_FLOAT = (torch.float32, torch.float64)
 _EXACT_INT = (torch.int32, torch.int64)
 
 
+def _broadcasts_to(src: Sequence[int], dst: Sequence[int]) -> bool:
+    try:
+        return torch.broadcast_shapes(src, dst) == tuple(dst)
+    except RuntimeError:
+        return False
+
+
 def _same_device(ts: Sequence[torch.Tensor]) -> bool:
     return bool(ts) and all(t.device == ts[0].device and t.device.type != "cpu" for t in ts)
 
@@ -328,7 +335,7 @@ def foreach_sub_list_(self, other, *, alpha=1) -> None:
     ok = len(ts) == len(os_) and _same_device(ts + os_) and \
         isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and all(
             t.dtype in _EXACT_FLOAT and torch.result_type(t, o) == t.dtype
-            for t, o in zip(ts, os_))
+            and _broadcasts_to(o.shape, t.shape) for t, o in zip(ts, os_))
     if not ok:
         if len(ts) != len(os_):
             raise RuntimeError(f"_foreach_sub_.List: tensor lists must have the same length "
