@@ -155,9 +155,11 @@ tpj_status_t tpj_eager_read_host(const tpj_eager_tensor_t* src, void* data, size
 tpj_status_t tpj_eager_materialize(const tpj_eager_tensor_t* src, tpj_buffer_t** out_buffer)
     TPJ_MUST_USE;
 
-/* Waits for every storage's pending computation, then raises the first
- * runtime check (out-of-range index, integer division by zero) that failed
- * in an op since the last synchronization. Host reads do the same. */
+/* Waits for every storage's pending computation and every program launched
+ * (also those whose results were released; their failure is returned), then
+ * raises the first runtime check (out-of-range index, integer division by
+ * zero) that failed in an op since the last synchronization. Host reads
+ * raise the checks too. */
 tpj_status_t tpj_eager_synchronize(void) TPJ_MUST_USE;
 
 /* Runtime checks in eager programs (tpj/ir.h), on by default; part of every
@@ -218,13 +220,15 @@ tpj_status_t tpj_eager_memory_check(size_t device, size_t nbytes) TPJ_MUST_USE;
 
 /* Events of the eager device (eager_event.c), behind torch.pjrt.Event. PJRT
  * gives a device one queue, so an event is not a marker in a stream: recording
- * captures the work in flight on the device at that moment, the ready events
- * of every live storage buffer on it that is not computed yet. The event is
- * complete once all of them are ready (at once when there were none); its
- * completion time is when the last one became ready (CLOCK_MONOTONIC, taken
- * in the plugin's on-ready callback). A captured computation's error is the
- * event's error from then on, until the event is recorded again. Work whose
- * outputs were all released before the record is not captured. */
+ * captures the work in flight on the device at that moment: the completion
+ * events of the programs the runtime launched there that are not done (also
+ * those whose results were released), and the ready events of its live
+ * storage buffers not computed yet (transfers, compiled programs' results).
+ * The event is complete once all of them are ready (at once when there were
+ * none); its completion time is when the last one became ready
+ * (CLOCK_MONOTONIC, taken in the plugin's on-ready callback). A captured
+ * computation's error is the event's error from then on, until the event is
+ * recorded again. */
 typedef struct tpj_eager_event_s tpj_eager_event_t;
 /* `timing`: completion times are kept for tpj_eager_event_elapsed_ms. */
 tpj_status_t tpj_eager_event_create(bool timing, tpj_eager_event_t** out_event) TPJ_MUST_USE;

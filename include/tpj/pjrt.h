@@ -117,6 +117,9 @@ bool tpj_event_is_ready(tpj_event_t* event);
 /* Calls fn once when ready (possibly at once, possibly on another thread). */
 tpj_status_t tpj_event_on_ready(tpj_event_t* event, tpj_event_callback_fn fn, void* user)
     TPJ_MUST_USE;
+/* Another reference to `event` (returned; NULL for NULL): each reference is
+ * released with tpj_event_destroy, the last one destroys the event. */
+tpj_event_t* tpj_event_ref(tpj_event_t* event);
 void tpj_event_destroy(tpj_event_t* event);
 
 /* --------------------------------------------------------------- buffers -- */

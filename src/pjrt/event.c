@@ -32,6 +32,7 @@ tpj_status_t tpj_event_wrap(tpj_plugin_t* plugin, PJRT_Event* raw, tpj_event_t**
   }
   e->plugin = plugin;
   e->event = raw;
+  e->refs = 1;
   *out_event = e;
   return NULL;
 }
@@ -91,8 +92,13 @@ tpj_status_t tpj_event_on_ready(tpj_event_t* event, tpj_event_callback_fn fn, vo
   return st;
 }
 
+tpj_event_t* tpj_event_ref(tpj_event_t* event) {
+  if (event) __atomic_add_fetch(&event->refs, 1, __ATOMIC_RELAXED);
+  return event;
+}
+
 void tpj_event_destroy(tpj_event_t* event) {
-  if (!event) return;
+  if (!event || __atomic_sub_fetch(&event->refs, 1, __ATOMIC_ACQ_REL) > 0) return;
   tpj_pjrt_event_destroy_raw(event->plugin, event->event);
   free(event);
 }

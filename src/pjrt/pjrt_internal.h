@@ -42,6 +42,7 @@ struct tpj_client_s {
 struct tpj_event_s {
   tpj_plugin_t* plugin;
   PJRT_Event* event;
+  int refs; /* tpj_event_ref / tpj_event_destroy (atomic) */
 };
 
 struct tpj_buffer_s {

@@ -1,9 +1,11 @@
 /* eager_event.c: events of the eager device (torch.pjrt.Event). PJRT has no
- * stream markers, so an event captures the device's work in flight (the ready
- * events of its pending storage buffers) and counts them down in on-ready
- * callbacks, which also stamp the completion time that elapsed_ms reads. */
+ * stream markers, so an event captures the device's work in flight (the
+ * programs launched and not done, tracked here, and the pending buffers of
+ * live storages) and counts them down in on-ready callbacks, which also stamp
+ * the completion time that elapsed_ms reads. */
 #include <pthread.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
 #include "runtime/eager_internal.h"
@@ -21,7 +23,9 @@ typedef struct record_s {
 
 struct tpj_eager_event_s {
   bool timing;
-  record_t* rec; /* NULL until recorded */
+  record_t* rec;          /* NULL until recorded */
+  tpj_event_t** watched;  /* (num_watched) references to what rec watches */
+  size_t num_watched;
 };
 
 static int64_t now_ns(void) {
@@ -70,6 +74,84 @@ static tpj_status_t error_copy(const record_t* r) {
                          tpj_status_message(r->error));
 }
 
+/* ------------------------------------------------------- work in flight -- */
+
+/* The completion events of the programs the runtime launched, oldest first,
+ * kept until they are ready. Programs finish roughly in launch order, so
+ * each add drops the ready ones at the front; a full array is compacted. */
+typedef struct inflight_s {
+  tpj_event_t* event;
+  size_t device;
+} inflight_t;
+
+static pthread_mutex_t g_inflight_lock = PTHREAD_MUTEX_INITIALIZER;
+static inflight_t* g_inflight;
+static size_t g_inflight_n, g_inflight_cap;
+
+/* Under g_inflight_lock. */
+static void inflight_prune_front(void) {
+  size_t k = 0;
+  while (k < g_inflight_n && tpj_event_is_ready(g_inflight[k].event)) {
+    tpj_event_destroy(g_inflight[k++].event);
+  }
+  if (!k) return;
+  memmove(g_inflight, g_inflight + k, (g_inflight_n - k) * sizeof(*g_inflight));
+  g_inflight_n -= k;
+}
+
+/* Under g_inflight_lock: drops every ready entry; grows a still half-full array. */
+static bool inflight_make_room(void) {
+  size_t n = 0;
+  for (size_t i = 0; i < g_inflight_n; ++i) {
+    if (tpj_event_is_ready(g_inflight[i].event)) tpj_event_destroy(g_inflight[i].event);
+    else g_inflight[n++] = g_inflight[i];
+  }
+  g_inflight_n = n;
+  if (n < g_inflight_cap / 2) return true;
+  size_t cap = g_inflight_cap ? 2 * g_inflight_cap : 64;
+  inflight_t* grown = (inflight_t*)realloc(g_inflight, cap * sizeof(*grown));
+  if (!grown) return n < g_inflight_cap;
+  g_inflight = grown;
+  g_inflight_cap = cap;
+  return true;
+}
+
+void tpj_eager_inflight_add(size_t device, tpj_event_t* event) {
+  if (!event) return;
+  pthread_mutex_lock(&g_inflight_lock);
+  inflight_prune_front();
+  bool room = g_inflight_n < g_inflight_cap || inflight_make_room();
+  if (room) g_inflight[g_inflight_n++] = (inflight_t){event, device};
+  pthread_mutex_unlock(&g_inflight_lock);
+  if (room) return;
+  /* Out of memory: wait for this program now rather than lose track of it. */
+  tpj_status_t st = tpj_event_await(event);
+  if (st) TPJ_LOG(WARNING, "eager program failed: %s", tpj_status_message(st));
+  tpj_status_free(st);
+  tpj_event_destroy(event);
+}
+
+tpj_status_t tpj_eager_inflight_await(void) {
+  pthread_mutex_lock(&g_inflight_lock);
+  tpj_status_t first = NULL;
+  for (size_t i = 0; i < g_inflight_n; ++i) {
+    tpj_status_t st = tpj_event_await(g_inflight[i].event);
+    tpj_event_destroy(g_inflight[i].event);
+    if (st && !first) first = tpj_status_annotate(st, "an eager program failed");
+    else tpj_status_free(st);
+  }
+  g_inflight_n = 0;
+  pthread_mutex_unlock(&g_inflight_lock);
+  return first;
+}
+
+void tpj_eager_inflight_clear(void) {
+  pthread_mutex_lock(&g_inflight_lock);
+  for (size_t i = 0; i < g_inflight_n; ++i) tpj_event_destroy(g_inflight[i].event);
+  g_inflight_n = 0;
+  pthread_mutex_unlock(&g_inflight_lock);
+}
+
 tpj_status_t tpj_eager_event_create(bool timing, tpj_eager_event_t** out_event) {
   TPJ_CHECK_ARG(out_event, "eager event create: out_event is NULL");
   *out_event = NULL;
@@ -80,9 +162,15 @@ tpj_status_t tpj_eager_event_create(bool timing, tpj_eager_event_t** out_event) 
   return NULL;
 }
 
+static void release_watched(tpj_event_t** watched, size_t n) {
+  for (size_t i = 0; i < n; ++i) tpj_event_destroy(watched[i]);
+  free(watched);
+}
+
 void tpj_eager_event_destroy(tpj_eager_event_t* event) {
   if (!event) return;
   if (event->rec) record_unref(event->rec);
+  release_watched(event->watched, event->num_watched);
   free(event);
 }
 
@@ -97,8 +185,27 @@ static tpj_status_t record_new(record_t** out) {
   return NULL;
 }
 
-/* Registers on_ready for each event (destroying them) into record r. */
-static void record_capture(record_t* r, tpj_event_t** events, size_t n) {
+/* Appends a reference to each tracked program of `device` not done yet. */
+static tpj_status_t add_programs(size_t device, tpj_event_t*** events, size_t* n) {
+  pthread_mutex_lock(&g_inflight_lock);
+  inflight_prune_front();
+  tpj_event_t** grown = (tpj_event_t**)realloc(*events, (*n + g_inflight_n + 1) *
+                                                           sizeof(**events));
+  if (grown) {
+    *events = grown;
+    for (size_t i = 0; i < g_inflight_n; ++i) {
+      tpj_event_t* e = g_inflight[i].event;
+      if (g_inflight[i].device == device && !tpj_event_is_ready(e)) {
+        grown[(*n)++] = tpj_event_ref(e);
+      }
+    }
+  }
+  pthread_mutex_unlock(&g_inflight_lock);
+  return grown ? NULL : TPJ_STATUS(RESOURCE_EXHAUSTED, "eager event record: out of memory");
+}
+
+/* Counts down r in an on-ready callback of each event. */
+static void record_watch(record_t* r, tpj_event_t** events, size_t n) {
   pthread_mutex_lock(&r->mu);
   r->refs += (int)n;
   r->pending += n;
@@ -106,10 +213,8 @@ static void record_capture(record_t* r, tpj_event_t** events, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     tpj_status_t st = tpj_event_on_ready(events[i], on_ready, r);
     if (st) { /* not registered: count it down here, with the reason */
-      on_ready(tpj_status_annotate(st, "watching a pending buffer"), r);
+      on_ready(tpj_status_annotate(st, "watching pending work"), r);
     }
-    /* The callback stays registered on the plugin's side after this. */
-    tpj_event_destroy(events[i]);
   }
 }
 
@@ -118,20 +223,23 @@ tpj_status_t tpj_eager_event_record(tpj_eager_event_t* event, size_t device) {
   size_t count = tpj_eager_device_count();
   TPJ_CHECK_ARG(device < count, "eager event record: device index out of range (got %zu, "
                 "expected < %zu)", device, count);
-  record_t* r = NULL;
-  TPJ_RETURN_IF_ERROR(record_new(&r));
   tpj_event_t** events = NULL;
   size_t n = 0;
   tpj_status_t st = tpj_eager_storage_pending_events(device, &events, &n);
+  if (!st) st = add_programs(device, &events, &n);
+  record_t* r = NULL;
+  if (!st) st = record_new(&r);
   if (st) {
-    record_unref(r);
+    release_watched(events, n);
     return tpj_status_annotate(st, "eager event record");
   }
-  record_capture(r, events, n);
-  free(events);
+  record_watch(r, events, n);
   record_finish_one(r, NULL);
   if (event->rec) record_unref(event->rec);
+  release_watched(event->watched, event->num_watched);
   event->rec = r;
+  event->watched = events;
+  event->num_watched = n;
   return NULL;
 }
 
@@ -139,15 +247,33 @@ bool tpj_eager_event_is_recorded(const tpj_eager_event_t* event) {
   return event && event->rec;
 }
 
+/* Whether the recorded event's work is done. PJRT may report an event ready
+ * a moment before its on-ready callback has run: then this waits for the
+ * callbacks, so that the error and completion time are in place. */
+static bool record_done(tpj_eager_event_t* e) {
+  record_t* r = e->rec;
+  pthread_mutex_lock(&r->mu);
+  bool done = r->pending == 0;
+  pthread_mutex_unlock(&r->mu);
+  if (done) return true;
+  for (size_t i = 0; i < e->num_watched; ++i) {
+    if (!tpj_event_is_ready(e->watched[i])) return false;
+  }
+  pthread_mutex_lock(&r->mu);
+  while (r->pending > 0) pthread_cond_wait(&r->cv, &r->mu);
+  pthread_mutex_unlock(&r->mu);
+  return true;
+}
+
 tpj_status_t tpj_eager_event_query(tpj_eager_event_t* event, bool* out_done) {
   TPJ_CHECK_ARG(event && out_done, "eager event query: NULL argument");
   *out_done = true;
-  record_t* r = event->rec;
-  if (!r) return NULL;
-  pthread_mutex_lock(&r->mu);
-  *out_done = r->pending == 0;
-  tpj_status_t st = *out_done ? error_copy(r) : NULL;
-  pthread_mutex_unlock(&r->mu);
+  if (!event->rec) return NULL;
+  *out_done = record_done(event);
+  if (!*out_done) return NULL;
+  pthread_mutex_lock(&event->rec->mu);
+  tpj_status_t st = error_copy(event->rec);
+  pthread_mutex_unlock(&event->rec->mu);
   return st;
 }
 
@@ -170,8 +296,8 @@ static tpj_status_t done_time(tpj_eager_event_t* e, const char* which, int64_t* 
     return TPJ_STATUS(FAILED_PRECONDITION, "eager event elapsed: the %s event was never "
                       "recorded (record it before asking for the elapsed time)", which);
   }
+  bool done = record_done(e);
   pthread_mutex_lock(&e->rec->mu);
-  bool done = e->rec->pending == 0;
   *out_ns = e->rec->done_ns;
   pthread_mutex_unlock(&e->rec->mu);
   if (!done) {
@@ -203,6 +329,12 @@ tpj_status_t tpj_eager_device_query(size_t device, bool* out_idle) {
   TPJ_RETURN_IF_ERROR(tpj_eager_storage_pending_events(device, &events, &n));
   for (size_t i = 0; i < n; ++i) tpj_event_destroy(events[i]);
   free(events);
+  pthread_mutex_lock(&g_inflight_lock);
+  inflight_prune_front();
+  for (size_t i = 0; i < g_inflight_n && !n; ++i) {
+    if (g_inflight[i].device == device && !tpj_event_is_ready(g_inflight[i].event)) ++n;
+  }
+  pthread_mutex_unlock(&g_inflight_lock);
   *out_idle = n == 0;
   return NULL;
 }

@@ -21,6 +21,14 @@ struct tpj_eager_storage_s {
  * each event and frees the array. */
 tpj_status_t tpj_eager_storage_pending_events(size_t device, tpj_event_t*** out_events,
                                               size_t* out_count) TPJ_MUST_USE;
+/* Work in flight (eager_event.c): the completion event of every program the
+ * runtime launches is kept, per executing device, until it is ready, so that
+ * events see programs whose results were already released. add takes
+ * ownership of `event` (NULL is ignored); await waits for all of them and
+ * returns the first failure; clear forgets them (the client changed). */
+void tpj_eager_inflight_add(size_t device, tpj_event_t* event);
+tpj_status_t tpj_eager_inflight_await(void) TPJ_MUST_USE;
+void tpj_eager_inflight_clear(void);
 /* Elements of the storage when kept as `dtype`. */
 int64_t tpj_eager_storage_numel(const tpj_eager_storage_t* s, tpj_dtype_t dtype);
 /* Makes sure the storage has a buffer whose element size is dtype's: a

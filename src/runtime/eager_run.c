@@ -448,9 +448,11 @@ static tpj_status_t prog_execute(const prog_t* p, tpj_executable_t* exe, size_t 
     args[i] = moved[i] ? moved[i] : b;
   }
   if (!st) {
-    tpj_execute_args_t x = {args, n, 1, NULL, outs, NULL, run_on};
+    tpj_event_t* done = NULL; /* tracked until ready: torch.pjrt.Event sees it */
+    tpj_execute_args_t x = {args, n, 1, NULL, outs, &done, run_on};
     st = tpj_executable_execute(exe, &x);
     if (!st) tpj_runtime_metrics_add_execution();
+    if (!st) tpj_eager_inflight_add(run_on, done);
   }
   for (size_t i = 0; i < num_outs && !st && device != run_on; ++i) {
     tpj_buffer_t* m = NULL;

@@ -28,7 +28,10 @@ tpj_status_t tpj_eager_init(tpj_client_t* client) {
   if (!st) g_client = client;
   pthread_mutex_unlock(&g_lock);
   /* Programs and scalar buffers of the previous client must not be reused. */
-  if (changed) tpj_eager_cache_clear();
+  if (changed) {
+    tpj_eager_cache_clear();
+    tpj_eager_inflight_clear();
+  }
   return st;
 }
 
@@ -226,6 +229,9 @@ tpj_status_t tpj_eager_synchronize(void) {
   for (size_t i = 0; i < n && !st; ++i) st = tpj_buffer_await(bufs[i]);
   pthread_mutex_unlock(&g_lock);
   free(bufs);
+  tpj_status_t programs = tpj_eager_inflight_await(); /* also those whose results are gone */
+  if (!st) st = programs;
+  else tpj_status_free(programs);
   if (!st) st = tpj_eager_checks_flush();
   return st;
 }

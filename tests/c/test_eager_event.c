@@ -1,7 +1,8 @@
 /* test_eager_event.c: events of the eager device (eager_event.c). On the real
  * CPU plugin a chain of 1024x1024 matmuls is in flight right after launch, so
  * an event recorded then is not done until the chain is, and its completion
- * time is later than an event recorded on the idle device. On the fake plugin
+ * time is later than an event recorded on the idle device, also once the
+ * chain's results are released. On the fake plugin
  * a failing pending buffer's error becomes the event's error. */
 #include <stdbool.h>
 #include <stdlib.h>
@@ -133,6 +134,30 @@ TPJ_TEST(event_destroyed_or_rerecorded_while_work_is_in_flight) {
   tpj_eager_event_destroy(b);
   tpj_eager_event_destroy(NULL);
   tpj_eager_storage_destroy(y);
+  tpj_eager_storage_destroy(w);
+}
+
+TPJ_TEST(programs_whose_results_were_released_are_still_captured) {
+  TPJ_EXPECT_OK(cpu_init());
+  tpj_eager_storage_t *y = NULL, *w = NULL;
+  TPJ_EXPECT_OK(filled(0.001f, &y));
+  TPJ_EXPECT_OK(filled(0.001f, &w));
+  TPJ_EXPECT_OK(launch_chain(&y, w));
+  tpj_eager_storage_destroy(y); /* nothing live holds the chain's work */
+  tpj_eager_event_t* e = NULL;
+  TPJ_EXPECT_OK(tpj_eager_event_create(false, &e));
+  TPJ_EXPECT_OK(tpj_eager_event_record(e, 0));
+  bool done = true, idle = true;
+  TPJ_EXPECT_OK(tpj_eager_event_query(e, &done));
+  TPJ_EXPECT(!done);
+  TPJ_EXPECT_OK(tpj_eager_device_query(0, &idle));
+  TPJ_EXPECT(!idle);
+  TPJ_EXPECT_OK(tpj_eager_synchronize()); /* waits for the released programs too */
+  TPJ_EXPECT_OK(tpj_eager_event_query(e, &done));
+  TPJ_EXPECT(done);
+  TPJ_EXPECT_OK(tpj_eager_device_query(0, &idle));
+  TPJ_EXPECT(idle);
+  tpj_eager_event_destroy(e);
   tpj_eager_storage_destroy(w);
 }
 
