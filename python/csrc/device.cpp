@@ -122,38 +122,7 @@ at::Tensor wrap_buffer(tpj_buffer_t* buffer, at::IntArrayRef sizes, at::ScalarTy
 
 // --------------------------------------------------------- guard and hooks --
 
-struct PjrtGuardImpl final : c10::impl::DeviceGuardImplInterface {
-  c10::DeviceType type() const override { return kDev; }
-  c10::Device exchangeDevice(c10::Device d) const override {
-    c10::Device old(kDev, g_current);
-    if (d.has_index()) g_current = d.index();
-    return old;
-  }
-  c10::Device getDevice() const override { return c10::Device(kDev, g_current); }
-  void setDevice(c10::Device d) const override {
-    TORCH_CHECK(!d.has_index() || d.index() < device_count(), "torch_pjrt: invalid device ", d);
-    if (d.has_index()) g_current = d.index();
-  }
-  void uncheckedSetDevice(c10::Device d) const noexcept override {
-    if (d.has_index()) g_current = d.index();
-  }
-  c10::Stream getStream(c10::Device d) const override {
-    return c10::Stream(c10::Stream::DEFAULT, d);
-  }
-  c10::Stream getDefaultStream(c10::Device d) const override {
-    return c10::Stream(c10::Stream::DEFAULT, d);
-  }
-  c10::Stream exchangeStream(c10::Stream s) const override { return s; }
-  c10::DeviceIndex deviceCount() const noexcept override { return device_count(); }
-  void record(void**, const c10::Stream&, const c10::DeviceIndex, const c10::EventFlag) const override {}
-  void block(void*, const c10::Stream&) const override {}
-  bool queryEvent(void*) const override { return true; }
-  void destroyEvent(void*, const c10::DeviceIndex) const noexcept override {}
-  bool queryStream(const c10::Stream&) const override { return true; }
-  void synchronizeStream(const c10::Stream&) const override { check(tpj_eager_synchronize()); }
-  void synchronizeDevice(const c10::DeviceIndex) const override { check(tpj_eager_synchronize()); }
-};
-C10_REGISTER_GUARD_IMPL(PrivateUse1, PjrtGuardImpl);
+// The device guard (current device, streams, events) is in device_stream.cpp.
 
 struct PjrtHooks final : at::PrivateUse1HooksInterface {
   bool isBuilt() const override { return true; }
@@ -1048,5 +1017,7 @@ PyMODINIT_FUNC PyInit__eager(void) {
   Py_XDECREF(decomp);
   if (!n) return nullptr;
   Py_DECREF(n);
-  return PyModule_Create(&g_module);
+  PyObject* m = PyModule_Create(&g_module);
+  if (m && tpj_device::add_stream_functions(m) < 0) Py_CLEAR(m);
+  return m;
 }

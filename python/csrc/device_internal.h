@@ -3,6 +3,8 @@
 // device allocator (device.cpp, device_memory.cpp).
 #pragma once
 
+#include <Python.h>
+
 #include <c10/core/Allocator.h>
 #include <c10/core/Device.h>
 
@@ -24,5 +26,9 @@ c10::DeviceIndex device_count();
 // The pjrt allocator (a c10::DeviceAllocator) and its storage deleter.
 c10::Allocator* allocator();
 void storage_deleter(void* ctx);
+
+// Streams and events (device_stream.cpp): adds current_stream, default_stream
+// and set_stream to the _eager module; -1 with a Python error on failure.
+int add_stream_functions(PyObject* module);
 
 }  // namespace tpj_device

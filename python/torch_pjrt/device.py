@@ -22,7 +22,7 @@ from typing import Optional
 
 import torch
 
-from . import _C, device_api
+from . import _C, device_api, streams
 
 _backend_name: Optional[str] = None
 _device_mod = None
@@ -233,7 +233,7 @@ def _make_module(name: str) -> types.ModuleType:
 
     for fn in (device_count, is_available, synchronize, current_device, set_device,
                manual_seed_all, device, is_bf16_supported, get_device_name,
-               *device_api.MEMORY_FUNCTIONS):
+               *device_api.MEMORY_FUNCTIONS, *streams.STREAM_API):
         setattr(m, fn.__name__, fn)
     m.manual_seed = manual_seed_all
     m.is_initialized = lambda: True
