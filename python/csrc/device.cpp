@@ -23,7 +23,6 @@
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/library.h>
 
-#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <deque>
 #include <list>
@@ -140,9 +139,10 @@ struct PjrtHooks final : at::PrivateUse1HooksInterface {
     return old;
   }
   c10::DeviceIndex maybeExchangeDevice(c10::DeviceIndex d) const override { return exchangeDevice(d); }
-  const at::Generator& getDefaultGenerator(c10::DeviceIndex) const override {
-    return at::detail::getDefaultCPUGenerator();
+  const at::Generator& getDefaultGenerator(c10::DeviceIndex index) const override {
+    return default_generator(index);
   }
+  at::Generator getNewGenerator(c10::DeviceIndex index) const override { return new_generator(index); }
   // Host staging memory (pin_memory(), non_blocking copies) is plain CPU memory.
   bool isPinnedPtr(const void*) const override { return false; }
   at::Allocator* getPinnedMemoryAllocator() const override { return at::getCPUAllocator(); }
@@ -344,6 +344,7 @@ bool writes_arg(const c10::Argument& a) { return a.alias_info() && a.alias_info(
 struct Functional {
   std::string target;              // empty: none with a lowering
   std::vector<std::string> extra;  // trailing tensor-options argument names
+  bool drop_generator = false;     // the op's Generator argument is not passed
 };
 std::unordered_map<std::string, Functional> g_functional;
 
@@ -355,7 +356,10 @@ bool matches(const c10::FunctionSchema& fs, const std::vector<const c10::Argumen
              std::vector<std::string>* extra) {
   if (fs.arguments().size() < want.size() || fs.is_mutable()) return false;
   for (size_t i = 0; i < want.size(); ++i) {
-    if (fs.arguments()[i].name() != want[i]->name()) return false;
+    const c10::Argument& a = fs.arguments()[i];
+    if (a.name() != want[i]->name() || a.real_type()->kind() != want[i]->real_type()->kind()) {
+      return false;
+    }
   }
   extra->clear();
   for (size_t i = want.size(); i < fs.arguments().size(); ++i) {
@@ -368,17 +372,10 @@ bool matches(const c10::FunctionSchema& fs, const std::vector<const c10::Argumen
   return tpj_lower_is_supported(target_of(fs).c_str());
 }
 
-Functional functional_of(const c10::FunctionSchema& s) {
-  std::string key = target_of(s);
-  std::lock_guard<std::mutex> lk(g_lock);
-  auto it = g_functional.find(key);
-  if (it != g_functional.end()) return it->second;
-  std::string base = s.name();
-  if (!base.empty() && base.back() == '_') base.pop_back();
-  std::vector<const c10::Argument*> want;
-  for (const auto& a : s.arguments()) {
-    if (!a.is_out()) want.push_back(&a);
-  }
+bool is_type(const c10::Argument& a, c10::TypeKind kind);
+
+// The lowered non-mutating overload of `base` whose leading arguments are `want`.
+Functional search_overloads(const std::string& base, const std::vector<const c10::Argument*>& want) {
   Functional found;
   for (const auto& name : c10::Dispatcher::singleton().getAllOpNames()) {
     if (name.name != base) continue;
@@ -389,6 +386,35 @@ Functional functional_of(const c10::FunctionSchema& s) {
       found.extra = extra;
       if (extra.empty()) break;  // prefer an exact match
     }
+  }
+  return found;
+}
+
+// The lowering a mutating op (or a `generator=` overload) runs as: the
+// functional overload with the same leading arguments; failing that, for ops
+// with a generator argument, the overload without it (rand.generator ->
+// rand.default), the generator's state going in as the trailing seed.
+Functional functional_of(const c10::FunctionSchema& s) {
+  std::string key = target_of(s);
+  std::lock_guard<std::mutex> lk(g_lock);
+  auto it = g_functional.find(key);
+  if (it != g_functional.end()) return it->second;
+  std::string base = s.name();
+  if (!base.empty() && base.back() == '_') base.pop_back();
+  std::vector<const c10::Argument*> want, no_gen;
+  bool has_gen = false;
+  for (const auto& a : s.arguments()) {
+    if (a.is_out()) continue;
+    want.push_back(&a);
+    bool gen = is_type(a, c10::TypeKind::GeneratorType);
+    has_gen = has_gen || gen;
+    if (!gen) no_gen.push_back(&a);
+  }
+  Functional found = s.is_mutable() ? search_overloads(base, want) : Functional{};
+  if (found.target.empty() && has_gen) {
+    found = search_overloads(base, no_gen);
+    found.drop_generator = !found.target.empty();
+    if (!s.is_mutable() && !found.extra.empty()) found = Functional{};
   }
   g_functional[key] = found;
   return found;
@@ -511,6 +537,7 @@ c10::IValue to_meta(const c10::IValue& v) {
   };
   if (v.isTensor()) return meta(v.toTensor());
   if (v.isDevice()) return c10::IValue(c10::Device(at::kMeta));
+  if (v.isGenerator()) return c10::IValue();  // shapes do not depend on it; refs reject it
   if (v.isTensorList()) {
     c10::List<at::Tensor> out;
     for (const at::Tensor& t : v.toTensorList()) out.push_back(meta(t));
@@ -622,19 +649,19 @@ tpj_type_t type_of(const OutMeta& m) {
   return r;
 }
 
-// A fresh generator state for random ops from PyTorch's default generator.
-void next_seed(uint64_t words[2]) {
-  auto gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lk(gen.mutex());
-  auto* impl = at::check_generator<at::CPUGeneratorImpl>(gen);
-  words[0] = impl->random64();
-  words[1] = impl->random64();
+// The op's generator argument (absent, None or a Generator).
+std::optional<at::Generator> generator_arg(const std::vector<c10::IValue>& in) {
+  for (const auto& v : in) {
+    if (v.isGenerator()) return v.toGenerator();
+  }
+  return std::nullopt;
 }
 
-// The seed as the trailing extra tensor argument of a random op.
-tpj_buffer_t* make_seed(Encoded& e) {
+// The seed as the trailing extra tensor argument of a random op: the next
+// state of the op's generator, or of the device's default one.
+tpj_buffer_t* make_seed(Encoded& e, const std::string& target, const std::vector<c10::IValue>& in) {
   uint64_t words[2];
-  next_seed(words);
+  generator_words(generator_arg(in), target.c_str(), (c10::DeviceIndex)e.device, words);
   tpj_buffer_t* seed = nullptr;
   check(tpj_eager_seed_create(words, (size_t)e.device, &seed));
   tpj_arg_t r;
@@ -660,10 +687,11 @@ tpj_status_t run_mutating(const tpj_eager_op_t& call, const std::vector<c10::IVa
 void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::Stack* stack);
 
 // self.normal_(mean, std) through the lowering table; false without it.
-bool normal_into(const at::Tensor& self, double mean, double std) {
+bool normal_into(const at::Tensor& self, double mean, double std,
+                 const std::optional<at::Generator>& gen) {
   if (!tpj_lower_is_supported("aten::normal.float_float")) return false;
   uint64_t words[2];
-  next_seed(words);
+  generator_words(gen, "aten::normal_", self.device().index(), words);
   tpj_eager_tensor_t d = view_of(self);
   check(tpj_eager_normal_into(&d, mean, std, words));
   return true;
@@ -726,8 +754,10 @@ bool decomposed(const c10::OperatorHandle& op, const std::string& target, torch:
     else result = at::index_put(in[0].toTensor(), long_idx, in[2].toTensor(), in[3].toBool());
   } else if (name == "aten::zero" && inplace) {
     in[0].toTensor().fill_(0);
-  } else if (target == "aten::normal_.default" && in[3].isNone()) {
-    if (!normal_into(in[0].toTensor(), in[1].toDouble(), in[2].toDouble())) return false;
+  } else if (target == "aten::normal_.default") {
+    if (!normal_into(in[0].toTensor(), in[1].toDouble(), in[2].toDouble(), generator_arg(in))) {
+      return false;
+    }
   } else if ((name == "aten::addcmul" || name == "aten::addcdiv") && nargs >= 4 &&
              in[1].isTensor() && in[2].isTensor()) {
     const at::Tensor& t1 = in[1].toTensor();
@@ -765,7 +795,8 @@ void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::St
   }
   if (decomposed(op, target, stack, nargs)) return;
   bool mutates = schema.is_mutable();
-  Functional fn = mutates ? functional_of(schema) : Functional{target, {}};
+  Functional fn = mutates || !tpj_lower_is_supported(target.c_str()) ? functional_of(schema)
+                                                                     : Functional{target, {}};
   const std::string& lowered = fn.target;
   if (lowered.empty() || !tpj_lower_is_supported(lowered.c_str())) {
     return run_on_cpu(op, stack, target, "no lowering");
@@ -784,7 +815,9 @@ void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::St
   std::vector<char> lift;
   for (size_t i = 0; i < nargs; ++i) {
     const c10::Argument& a = schema.arguments()[i];
-    if (is_out && a.is_out()) continue;
+    if ((is_out && a.is_out()) || (fn.drop_generator && is_type(a, c10::TypeKind::GeneratorType))) {
+      continue;
+    }
     e.args.push_back(encode_one(e, a, in[i]));
     // Scalar and float arguments are values, not sizes: runtime inputs.
     lift.push_back(is_type(a, c10::TypeKind::NumberType) || is_type(a, c10::TypeKind::FloatType));
@@ -803,9 +836,13 @@ void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::St
   if (!expected_outputs(op, in, meta_key(target, e, in), &outs, &why)) {
     return run_on_cpu(op, stack, target, why);
   }
-  bool random = target == "aten::native_dropout.default";  // random without a Generator arg
+  // Random ops: a Generator argument, or seeded without one (native_dropout,
+  // randperm, randint). The CPU flash attention op is tagged for its dropout,
+  // which its lowering does not take.
+  bool random = op.hasTag(at::Tag::nondeterministic_seeded) &&
+                target.rfind("aten::_scaled_dot_product", 0) != 0;
   for (const auto& a : schema.arguments()) random = random || is_type(a, c10::TypeKind::GeneratorType);
-  tpj_buffer_t* seed = random ? make_seed(e) : nullptr;
+  tpj_buffer_t* seed = random ? make_seed(e, target, in) : nullptr;
   lift.resize(e.args.size(), 0);
   std::unique_ptr<bool[]> liftable(new bool[lift.size() + 1]);
   for (size_t i = 0; i < lift.size(); ++i) liftable[i] = lift[i] != 0;
@@ -1001,6 +1038,10 @@ PyMethodDef g_methods[] = {
     {"current_device", py_current_device, METH_NOARGS, "the current device index"},
     {"set_device", py_set_device, METH_O, "sets the current device index"},
     {"stats", py_stats, METH_NOARGS, "eager op counters"},
+    {"default_generator", tpj_py_default_generator, METH_O,
+     "default_generator(index): the device's default torch.Generator"},
+    {"rng_words", tpj_py_rng_words, METH_O,
+     "rng_words(index): state words of the next random op from the default generator"},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef g_module = {PyModuleDef_HEAD_INIT, "torch_pjrt._eager",

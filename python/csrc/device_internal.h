@@ -1,10 +1,11 @@
 // device_internal.h: what the C++ files of the _eager extension share: the
 // current device, C status -> PyTorch exception, client start-up and the
-// device allocator (device.cpp, device_memory.cpp).
+// device allocator (device.cpp, device_memory.cpp) and generators (device_rng.cpp).
 #pragma once
 
 #include <Python.h>
 
+#include <ATen/core/Generator.h>
 #include <c10/core/Allocator.h>
 #include <c10/core/Device.h>
 
@@ -27,8 +28,21 @@ c10::DeviceIndex device_count();
 c10::Allocator* allocator();
 void storage_deleter(void* ctx);
 
+// Random numbers (device_rng.cpp). The default generator of a device (-1: the
+// current one), a new generator, and the ThreeFry state words of the next
+// random op from `gen` (the device's default when absent); `op` names the op
+// in the error for a generator of another device type.
+const at::Generator& default_generator(c10::DeviceIndex index);
+at::Generator new_generator(c10::DeviceIndex index);
+void generator_words(const std::optional<at::Generator>& gen, const char* op,
+                     c10::DeviceIndex device, uint64_t out_words[2]);
+
 // Streams and events (device_stream.cpp): adds current_stream, default_stream
 // and set_stream to the _eager module; -1 with a Python error on failure.
 int add_stream_functions(PyObject* module);
 
 }  // namespace tpj_device
+
+// Python calls defined outside device.cpp, listed in its method table.
+PyObject* tpj_py_default_generator(PyObject*, PyObject* index);
+PyObject* tpj_py_rng_words(PyObject*, PyObject* index);

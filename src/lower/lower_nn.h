@@ -44,6 +44,15 @@ TPJ_LOWERING(tpj_lower_nn_randint);
 TPJ_LOWERING(tpj_lower_nn_native_dropout);
 TPJ_LOWERING(tpj_lower_nn_native_dropout_backward);
 
+/* random_dist.c */
+TPJ_LOWERING(tpj_lower_nn_random);       /* random.{from,to,default} */
+TPJ_LOWERING(tpj_lower_nn_exponential);
+TPJ_LOWERING(tpj_lower_nn_cauchy);
+TPJ_LOWERING(tpj_lower_nn_log_normal);
+TPJ_LOWERING(tpj_lower_nn_geometric);
+TPJ_LOWERING(tpj_lower_nn_bernoulli_ptensor); /* bernoulli.Tensor */
+TPJ_LOWERING(tpj_lower_nn_randperm);
+
 /* sort.c */
 TPJ_LOWERING(tpj_lower_nn_sort);
 TPJ_LOWERING(tpj_lower_nn_sort_stable);
@@ -123,6 +132,27 @@ tpj_status_t tpj_nn_bin_slice(tpj_graph_t* g, tpj_value_t bins, size_t nsp, cons
 tpj_status_t tpj_nn_bin_positions(tpj_graph_t* g, size_t nsp, const int64_t* in,
                                   const int64_t* outs, const int64_t* off,
                                   tpj_value_t* out_flat, tpj_value_t* out_valid) TPJ_MUST_USE;
+
+/* Random helpers (random.c). The trailing tensor<2xui64> state argument of a
+ * random op; `count` raw u32/u64 bit tensors of (dims); `count` (<= 2)
+ * uniforms in [0, 1) in f64 for an f64 type, else f32, quantized to the
+ * mantissa of type->dtype; standard normals (Box-Muller) likewise; an
+ * UNIMPLEMENTED status unless the result dtype is floating point. */
+tpj_status_t tpj_nn_rng_state(tpj_graph_t* g, const tpj_lower_call_t* call,
+                              tpj_value_t* out) TPJ_MUST_USE;
+tpj_status_t tpj_nn_rng_bits(tpj_graph_t* g, tpj_value_t state, tpj_dtype_t bits_dtype,
+                             const int64_t* dims, size_t rank, size_t count,
+                             tpj_value_t* out_bits /* (count) */) TPJ_MUST_USE;
+tpj_status_t tpj_nn_rng_uniforms(tpj_graph_t* g, tpj_value_t state, const tpj_type_t* type,
+                                 size_t count, tpj_value_t* out /* (count) */) TPJ_MUST_USE;
+tpj_status_t tpj_nn_rng_normals(tpj_graph_t* g, tpj_value_t state, const tpj_type_t* type,
+                                tpj_value_t* out) TPJ_MUST_USE;
+tpj_status_t tpj_nn_rng_float_out(const tpj_lower_call_t* call, const tpj_type_t* ot) TPJ_MUST_USE;
+
+/* Sorts x along dim (sort.c): values and s64 indices, NaNs last (ascending). */
+tpj_status_t tpj_nn_sort_with_indices(tpj_graph_t* g, tpj_value_t x, int64_t dim,
+                                      bool descending, tpj_value_t* out_vals,
+                                      tpj_value_t* out_idx) TPJ_MUST_USE;
 
 /* norm_weight.c */
 TPJ_LOWERING(tpj_lower_nn_weight_norm);           /* _weight_norm_interface */

@@ -1,5 +1,6 @@
 /* random.c: random ops (rand, randn, uniform, normal, bernoulli, randint,
- * native_dropout) from rng_bit_generator bits. Each takes a trailing
+ * native_dropout) from rng_bit_generator bits; more distributions in
+ * random_dist.c. Each takes a trailing
  * tensor<2xui64> state argument after its schema arguments. Results cannot
  * match torch's CPU generator bit for bit; the distributions match.
  */
@@ -9,7 +10,7 @@
 #include "lower/lower_nn.h"
 
 /* The trailing state argument (last argument of the call). */
-static tpj_status_t state_arg(tpj_graph_t* g, const tpj_lower_call_t* call, tpj_value_t* out) {
+tpj_status_t tpj_nn_rng_state(tpj_graph_t* g, const tpj_lower_call_t* call, tpj_value_t* out) {
   *out = TPJ_VALUE_NONE;
   if (call->num_args == 0 || call->args[call->num_args - 1].kind != TPJ_ARG_KIND_TENSOR) {
     return TPJ_STATUS(INVALID_ARGUMENT, "%s: missing trailing rng state argument "
@@ -26,7 +27,7 @@ static tpj_status_t state_arg(tpj_graph_t* g, const tpj_lower_call_t* call, tpj_
 }
 
 /* `count` raw bit tensors of (dims) in u32 or u64 from one generator call. */
-static tpj_status_t draw_bits(tpj_graph_t* g, tpj_value_t state, tpj_dtype_t bits_dtype,
+tpj_status_t tpj_nn_rng_bits(tpj_graph_t* g, tpj_value_t state, tpj_dtype_t bits_dtype,
                               const int64_t* dims, size_t rank, size_t count,
                               tpj_value_t* out_bits) {
   if (rank + 1 > TPJ_MAX_RANK) {
@@ -61,9 +62,9 @@ static int digits_of(tpj_dtype_t dtype) {
   }
 }
 
-/* `count` uniforms in [0, 1) with the dims of `type`, in f64 when type is f64
+/* `count` tpj_nn_rng_uniforms in [0, 1) with the dims of `type`, in f64 when type is f64
  * and f32 otherwise; each is k * 2^-digits(type->dtype), exact in type. */
-static tpj_status_t uniforms(tpj_graph_t* g, tpj_value_t state, const tpj_type_t* type,
+tpj_status_t tpj_nn_rng_uniforms(tpj_graph_t* g, tpj_value_t state, const tpj_type_t* type,
                              size_t count, tpj_value_t* out) {
   bool wide = type->dtype == TPJ_DTYPE_F64;
   tpj_dtype_t bd = wide ? TPJ_DTYPE_U64 : TPJ_DTYPE_U32;
@@ -71,7 +72,7 @@ static tpj_status_t uniforms(tpj_graph_t* g, tpj_value_t state, const tpj_type_t
   int digits = digits_of(type->dtype);
   tpj_value_t bits[2];
   if (count > 2) return TPJ_STATUS(INTERNAL, "random: at most 2 uniform draws (got %zu)", count);
-  TPJ_RETURN_IF_ERROR(draw_bits(g, state, bd, type->dims, (size_t)type->rank, count, bits));
+  TPJ_RETURN_IF_ERROR(tpj_nn_rng_bits(g, state, bd, type->dims, (size_t)type->rank, count, bits));
   for (size_t i = 0; i < count; ++i) {
     tpj_value_t sh, v, sc;
     TPJ_RETURN_IF_ERROR(tpj_build_splat(g, bd, type->dims, (size_t)type->rank,
@@ -85,13 +86,13 @@ static tpj_status_t uniforms(tpj_graph_t* g, tpj_value_t state, const tpj_type_t
   return NULL;
 }
 
-/* Standard normals (Box-Muller) with the dims of type, in f32 or f64. */
-static tpj_status_t normals(tpj_graph_t* g, tpj_value_t state, const tpj_type_t* type,
+/* Standard tpj_nn_rng_normals (Box-Muller) with the dims of type, in f32 or f64. */
+tpj_status_t tpj_nn_rng_normals(tpj_graph_t* g, tpj_value_t state, const tpj_type_t* type,
                             tpj_value_t* out) {
   tpj_type_t wt = *type;
   wt.dtype = type->dtype == TPJ_DTYPE_F64 ? TPJ_DTYPE_F64 : TPJ_DTYPE_F32;
   tpj_value_t u[2], one, r, th, c;
-  TPJ_RETURN_IF_ERROR(uniforms(g, state, &wt, 2, u));
+  TPJ_RETURN_IF_ERROR(tpj_nn_rng_uniforms(g, state, &wt, 2, u));
   /* u0 in (0, 1]: r = sqrt(-2 log u0); theta = 2 pi u1. */
   TPJ_RETURN_IF_ERROR(tpj_lower_full(g, tpj_lower_type(g, u[0]), 1.0, &one));
   TPJ_RETURN_IF_ERROR(tpj_build_binary(g, TPJ_BINARY_OP_SUB, one, u[0], &r));
@@ -105,7 +106,7 @@ static tpj_status_t normals(tpj_graph_t* g, tpj_value_t state, const tpj_type_t*
   return tpj_build_binary(g, TPJ_BINARY_OP_MUL, r, th, out);
 }
 
-static tpj_status_t check_float_out(const tpj_lower_call_t* call, const tpj_type_t* ot) {
+tpj_status_t tpj_nn_rng_float_out(const tpj_lower_call_t* call, const tpj_type_t* ot) {
   if (!tpj_dtype_is_float(ot->dtype)) {
     return TPJ_LOWER_UNSUPPORTED(call, "result dtype must be floating point (got %s)",
                                  tpj_dtype_name(ot->dtype));
@@ -116,33 +117,33 @@ static tpj_status_t check_float_out(const tpj_lower_call_t* call, const tpj_type
 /* rand.default / rand_like.default. */
 TPJ_LOWERING(tpj_lower_nn_rand) {
   const tpj_type_t* ot = tpj_lower_out_type(call, 0);
-  TPJ_RETURN_IF_ERROR(check_float_out(call, ot));
+  TPJ_RETURN_IF_ERROR(tpj_nn_rng_float_out(call, ot));
   tpj_value_t state, u;
-  TPJ_RETURN_IF_ERROR(state_arg(g, call, &state));
-  TPJ_RETURN_IF_ERROR(uniforms(g, state, ot, 1, &u));
+  TPJ_RETURN_IF_ERROR(tpj_nn_rng_state(g, call, &state));
+  TPJ_RETURN_IF_ERROR(tpj_nn_rng_uniforms(g, state, ot, 1, &u));
   return tpj_lower_convert(g, u, ot->dtype, &out[0]);
 }
 
 /* randn.default / randn_like.default. */
 TPJ_LOWERING(tpj_lower_nn_randn) {
   const tpj_type_t* ot = tpj_lower_out_type(call, 0);
-  TPJ_RETURN_IF_ERROR(check_float_out(call, ot));
+  TPJ_RETURN_IF_ERROR(tpj_nn_rng_float_out(call, ot));
   tpj_value_t state, z;
-  TPJ_RETURN_IF_ERROR(state_arg(g, call, &state));
-  TPJ_RETURN_IF_ERROR(normals(g, state, ot, &z));
+  TPJ_RETURN_IF_ERROR(tpj_nn_rng_state(g, call, &state));
+  TPJ_RETURN_IF_ERROR(tpj_nn_rng_normals(g, state, ot, &z));
   return tpj_lower_convert(g, z, ot->dtype, &out[0]);
 }
 
 /* uniform.default(self, from, to): from + u * (to - from). */
 TPJ_LOWERING(tpj_lower_nn_uniform) {
   const tpj_type_t* ot = tpj_lower_out_type(call, 0);
-  TPJ_RETURN_IF_ERROR(check_float_out(call, ot));
+  TPJ_RETURN_IF_ERROR(tpj_nn_rng_float_out(call, ot));
   double lo, hi;
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_float_or(call, 1, 0.0, &lo));
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_float_or(call, 2, 1.0, &hi));
   tpj_value_t state, u, c;
-  TPJ_RETURN_IF_ERROR(state_arg(g, call, &state));
-  TPJ_RETURN_IF_ERROR(uniforms(g, state, ot, 1, &u));
+  TPJ_RETURN_IF_ERROR(tpj_nn_rng_state(g, call, &state));
+  TPJ_RETURN_IF_ERROR(tpj_nn_rng_uniforms(g, state, ot, 1, &u));
   const tpj_type_t* ut = tpj_lower_type(g, u);
   TPJ_RETURN_IF_ERROR(tpj_lower_full(g, ut, hi - lo, &c));
   TPJ_RETURN_IF_ERROR(tpj_build_binary(g, TPJ_BINARY_OP_MUL, u, c, &u));
@@ -155,10 +156,10 @@ TPJ_LOWERING(tpj_lower_nn_uniform) {
  * mean (arg 0) + std (arg 1) * z, both broadcast to the result. */
 TPJ_LOWERING(tpj_lower_nn_normal) {
   const tpj_type_t* ot = tpj_lower_out_type(call, 0);
-  TPJ_RETURN_IF_ERROR(check_float_out(call, ot));
+  TPJ_RETURN_IF_ERROR(tpj_nn_rng_float_out(call, ot));
   tpj_value_t state, z, mean, std;
-  TPJ_RETURN_IF_ERROR(state_arg(g, call, &state));
-  TPJ_RETURN_IF_ERROR(normals(g, state, ot, &z));
+  TPJ_RETURN_IF_ERROR(tpj_nn_rng_state(g, call, &state));
+  TPJ_RETURN_IF_ERROR(tpj_nn_rng_normals(g, state, ot, &z));
   tpj_type_t wt = *tpj_lower_type(g, z);
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_as(g, call, 0, &wt, &mean));
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_as(g, call, 1, &wt, &std));
@@ -174,7 +175,7 @@ static tpj_status_t bernoulli_mask(tpj_graph_t* g, tpj_value_t state, const tpj_
   tpj_type_t ft = *ot;
   ft.dtype = ot->dtype == TPJ_DTYPE_F64 ? TPJ_DTYPE_F64 : TPJ_DTYPE_F32;
   tpj_value_t u;
-  TPJ_RETURN_IF_ERROR(uniforms(g, state, &ft, 1, &u));
+  TPJ_RETURN_IF_ERROR(tpj_nn_rng_uniforms(g, state, &ft, 1, &u));
   if (p_is_scalar) TPJ_RETURN_IF_ERROR(tpj_lower_full(g, &ft, p_scalar, &p));
   return tpj_build_compare(g, TPJ_COMPARE_DIR_LT, u, p, out_mask);
 }
@@ -188,7 +189,7 @@ TPJ_LOWERING(tpj_lower_nn_bernoulli_p) {
     return TPJ_STATUS(INVALID_ARGUMENT, "%s: p must be in [0, 1] (got %g)", call->target, p);
   }
   tpj_value_t state, m;
-  TPJ_RETURN_IF_ERROR(state_arg(g, call, &state));
+  TPJ_RETURN_IF_ERROR(tpj_nn_rng_state(g, call, &state));
   TPJ_RETURN_IF_ERROR(bernoulli_mask(g, state, ot, TPJ_VALUE_NONE, true, p, &m));
   return tpj_lower_convert(g, m, ot->dtype, &out[0]);
 }
@@ -197,7 +198,7 @@ TPJ_LOWERING(tpj_lower_nn_bernoulli_p) {
 TPJ_LOWERING(tpj_lower_nn_bernoulli_tensor) {
   const tpj_type_t* ot = tpj_lower_out_type(call, 0);
   tpj_value_t state, p, m;
-  TPJ_RETURN_IF_ERROR(state_arg(g, call, &state));
+  TPJ_RETURN_IF_ERROR(tpj_nn_rng_state(g, call, &state));
   tpj_type_t ft = *ot;
   ft.dtype = ot->dtype == TPJ_DTYPE_F64 ? TPJ_DTYPE_F64 : TPJ_DTYPE_F32;
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_as(g, call, 0, &ft, &p));
@@ -218,8 +219,8 @@ TPJ_LOWERING(tpj_lower_nn_randint) {
                       call->target, (long long)lo, (long long)hi);
   }
   tpj_value_t state, bits, range, v, base;
-  TPJ_RETURN_IF_ERROR(state_arg(g, call, &state));
-  TPJ_RETURN_IF_ERROR(draw_bits(g, state, TPJ_DTYPE_U64, ot->dims, (size_t)ot->rank, 1, &bits));
+  TPJ_RETURN_IF_ERROR(tpj_nn_rng_state(g, call, &state));
+  TPJ_RETURN_IF_ERROR(tpj_nn_rng_bits(g, state, TPJ_DTYPE_U64, ot->dims, (size_t)ot->rank, 1, &bits));
   TPJ_RETURN_IF_ERROR(tpj_build_splat_int(g, TPJ_DTYPE_U64, ot->dims, (size_t)ot->rank,
                                           (int64_t)((uint64_t)hi - (uint64_t)lo), &range));
   TPJ_RETURN_IF_ERROR(tpj_build_binary(g, TPJ_BINARY_OP_REM, bits, range, &v));
@@ -261,7 +262,7 @@ TPJ_LOWERING(tpj_lower_nn_native_dropout) {
   double keep = 1.0 - p;
   double scale = keep == 0.0 ? 0.0 : 1.0 / keep;
   tpj_value_t state;
-  TPJ_RETURN_IF_ERROR(state_arg(g, call, &state));
+  TPJ_RETURN_IF_ERROR(tpj_nn_rng_state(g, call, &state));
   TPJ_RETURN_IF_ERROR(bernoulli_mask(g, state, ot, TPJ_VALUE_NONE, true, keep, &m));
   TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, x, ot->dtype, &x));
   TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, m, ot->dtype, &v));

@@ -46,7 +46,7 @@ static tpj_status_t comparator(tpj_graph_t* g, tpj_dtype_t key_dtype, bool desce
 
 /* Sorts x along dim (normalized) -> values (dtype of x) and s64 indices.
  * Rank 0 is treated as a 1-element vector. */
-static tpj_status_t sort_with_indices(tpj_graph_t* g, tpj_value_t x, int64_t dim,
+tpj_status_t tpj_nn_sort_with_indices(tpj_graph_t* g, tpj_value_t x, int64_t dim,
                                       bool descending, tpj_value_t* out_vals,
                                       tpj_value_t* out_idx) {
   const tpj_type_t* xt = tpj_lower_type(g, x);
@@ -86,7 +86,7 @@ static tpj_status_t sort_common(tpj_graph_t* g, const tpj_lower_call_t* call, si
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_int_or(call, dim_arg, -1, &dim));
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_bool_or(call, desc_arg, false, &desc));
   TPJ_RETURN_IF_ERROR(tpj_lower_norm_dim(call, dim, tpj_lower_type(g, x)->rank, &dim));
-  TPJ_RETURN_IF_ERROR(sort_with_indices(g, x, dim, desc, &v, &i));
+  TPJ_RETURN_IF_ERROR(tpj_nn_sort_with_indices(g, x, dim, desc, &v, &i));
   if (want_values) {
     out[0] = v;
     return tpj_lower_convert(g, i, tpj_lower_out_type(call, 1)->dtype, &out[1]);
@@ -133,7 +133,7 @@ TPJ_LOWERING(tpj_lower_nn_topk) {
     return TPJ_STATUS(INVALID_ARGUMENT, "%s: k out of range (got %lld, expected [0, %lld])",
                       call->target, (long long)k, (long long)n);
   }
-  TPJ_RETURN_IF_ERROR(sort_with_indices(g, x, dim, largest, &v, &i));
+  TPJ_RETURN_IF_ERROR(tpj_nn_sort_with_indices(g, x, dim, largest, &v, &i));
   if (xt->rank > 0) {
     TPJ_RETURN_IF_ERROR(slice_dim(g, v, dim, 0, k, &v));
     TPJ_RETURN_IF_ERROR(slice_dim(g, i, dim, 0, k, &i));
@@ -159,7 +159,7 @@ TPJ_LOWERING(tpj_lower_nn_kthvalue) {
     return TPJ_STATUS(INVALID_ARGUMENT, "%s: k out of range (got %lld, expected [1, %lld])",
                       call->target, (long long)k, (long long)n);
   }
-  TPJ_RETURN_IF_ERROR(sort_with_indices(g, x, dim, false, &v, &i));
+  TPJ_RETURN_IF_ERROR(tpj_nn_sort_with_indices(g, x, dim, false, &v, &i));
   if (xt->rank > 0) {
     TPJ_RETURN_IF_ERROR(slice_dim(g, v, dim, k - 1, 1, &v));
     TPJ_RETURN_IF_ERROR(slice_dim(g, i, dim, k - 1, 1, &i));
@@ -197,7 +197,7 @@ static tpj_status_t median_along(tpj_graph_t* g, const tpj_lower_call_t* call, t
                       call->target, (long long)dim);
   }
   tpj_value_t v, i, mid, midi;
-  TPJ_RETURN_IF_ERROR(sort_with_indices(g, x, dim, false, &v, &i));
+  TPJ_RETURN_IF_ERROR(tpj_nn_sort_with_indices(g, x, dim, false, &v, &i));
   TPJ_RETURN_IF_ERROR(slice_dim(g, v, dim, (n - 1) / 2, 1, &mid));
   TPJ_RETURN_IF_ERROR(slice_dim(g, i, dim, (n - 1) / 2, 1, &midi));
   tpj_type_t rt = *xt;
