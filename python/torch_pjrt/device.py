@@ -22,7 +22,7 @@ from typing import Optional
 
 import torch
 
-from . import _C, device_api, streams
+from . import _C, device_api, device_props, rng_api, streams
 
 _backend_name: Optional[str] = None
 _device_mod = None
@@ -62,6 +62,7 @@ def _lazy_init() -> None:
     from . import config
     _load_extension().init(default_client())
     config.sync_checks()
+    rng_api._on_start()  # seeds queued before the device started
 
 
 # ------------------------------------------------------ fused kernels --
@@ -201,9 +202,6 @@ def _make_module(name: str) -> types.ModuleType:
         idx = device.index if isinstance(device, torch.device) else int(device)
         ext.set_device(idx or 0)
 
-    def manual_seed_all(seed: int) -> None:  # random ops draw from torch's CPU generator
-        pass
-
     class device:  # noqa: N801  (torch.cuda.device's name and role; torch.load uses it)
         """Context manager that makes `device` the current device."""
 
@@ -222,27 +220,13 @@ def _make_module(name: str) -> types.ModuleType:
             ext.set_device(self.prev)
             return False
 
-    def is_bf16_supported(including_emulation: bool = True) -> bool:
-        return True
-
-    def get_device_name(device=None) -> str:
-        """The PJRT device kind, e.g. "cpu" or "NVIDIA H100 80GB HBM3"."""
-        from ._device import devices
-        idx = torch.device(device).index if isinstance(device, (str, torch.device)) else device
-        return devices()[idx or 0]["kind"]
-
     for fn in (device_count, is_available, synchronize, current_device, set_device,
-               manual_seed_all, device, is_bf16_supported, get_device_name,
-               *device_api.MEMORY_FUNCTIONS, *streams.STREAM_API):
+               device, *device_api.MEMORY_FUNCTIONS, *rng_api.RNG_FUNCTIONS,
+               *device_props.PROPERTY_FUNCTIONS, *streams.STREAM_API):
         setattr(m, fn.__name__, fn)
-    m.manual_seed = manual_seed_all
     m.is_initialized = lambda: True
     m._is_in_bad_fork = lambda: False
-    m.get_rng_state = lambda device=None: torch.get_rng_state()
-    m.set_rng_state = lambda state, device=None: torch.set_rng_state(state)
     m.stats = ext.stats
-    # torch.autocast("pjrt", dtype=...) asks the device module which dtypes it takes.
-    m.get_amp_supported_dtype = lambda: [torch.float16, torch.bfloat16]
     return m
 
 
