@@ -132,16 +132,21 @@ void tpj_eager_inflight_add(size_t device, tpj_event_t* event) {
 }
 
 tpj_status_t tpj_eager_inflight_await(void) {
+  /* Takes the list, so other threads keep launching while this waits. */
   pthread_mutex_lock(&g_inflight_lock);
+  inflight_t* taken = g_inflight;
+  size_t n = g_inflight_n;
+  g_inflight = NULL;
+  g_inflight_n = g_inflight_cap = 0;
+  pthread_mutex_unlock(&g_inflight_lock);
   tpj_status_t first = NULL;
-  for (size_t i = 0; i < g_inflight_n; ++i) {
-    tpj_status_t st = tpj_event_await(g_inflight[i].event);
-    tpj_event_destroy(g_inflight[i].event);
+  for (size_t i = 0; i < n; ++i) {
+    tpj_status_t st = tpj_event_await(taken[i].event);
+    tpj_event_destroy(taken[i].event);
     if (st && !first) first = tpj_status_annotate(st, "an eager program failed");
     else tpj_status_free(st);
   }
-  g_inflight_n = 0;
-  pthread_mutex_unlock(&g_inflight_lock);
+  free(taken);
   return first;
 }
 
