@@ -253,9 +253,10 @@ def build_single_op_graph(op: torch._ops.OpOverload, args: Sequence[Any],
 
     encoded = encode_args(op, args, kwargs, tensor_id)
     if torch.Tag.nondeterministic_seeded in op.tags:
-        # Random ops take one trailing uint64[2] state, drawn from torch's
-        # default generator so results follow torch.manual_seed.
-        seed = torch.randint(0, 2 ** 63 - 1, (2,), dtype=torch.int64).view(torch.uint64)
+        # Random ops take one trailing uint64[2] state, drawn from the pjrt
+        # device's generator (torch.manual_seed seeds it too).
+        from .compiled import rng_seed
+        seed = rng_seed(0).view(torch.uint64)
         encoded.append(("tensor", tensor_id(seed)))
     out_types = [None if o is None else (dtype_code(o.dtype), tuple(int(d) for d in o.shape))
                  for o in flat]

@@ -187,9 +187,19 @@ def download(buf: Any, dtype: torch.dtype, shape: Tuple[int, ...]) -> torch.Tens
     return out
 
 
-def rng_seed() -> torch.Tensor:
-    """Two 63-bit values from torch's default CPU generator (uint64 bytes)."""
-    return torch.randint(0, 2 ** 63 - 1, (2,), dtype=torch.int64)
+def rng_words(index: int = 0) -> Tuple[int, int]:
+    """The next random op's state words (u64) from the default generator of
+    pjrt device `index` (torch.pjrt.manual_seed; torch.manual_seed seeds it
+    too): a compiled program's random ops draw the stream eager ops on that
+    device draw, in graph order, whatever the CPU generator does."""
+    from . import rng_api
+    return rng_api.rng_words(index)
+
+
+def rng_seed(index: int = 0) -> torch.Tensor:
+    """rng_words as a 2-element int64 tensor holding the u64 bits."""
+    w = [v - (1 << 64) if v >= (1 << 63) else v for v in rng_words(index)]
+    return torch.tensor(w, dtype=torch.int64)
 
 
 # --------------------------------------------------------- compiled graphs --
@@ -414,7 +424,7 @@ class CompiledGraph:
                       else v for kind, v in prog.leaves]
             return pytree.tree_unflatten(leaves, prog.lowered.out_spec)
         if type(prog) is _DeviceProgram:
-            return _run_device(prog, args, _upload_cached, rng_seed, _C())
+            return _run_device(prog, args, _upload_cached, rng_words, _C())
         bufs = self._inputs(prog, args)
         donate = prog.donate
         if prog.check_alias:

@@ -205,7 +205,7 @@ def lower(gm: fx.GraphModule, values: Dict[fx.Node, Any], args: Sequence[Any],
 def run(prog: DeviceProgram, args: Sequence[Any], upload: Any, seed: Any, c: Any) -> Any:
     """Runs `prog` on `args` (device tensors stay on the device); returns the
     graph's output structure. `upload(t)`: device buffer of a CPU tensor;
-    `seed()`: two RNG words; `c`: the _C module."""
+    `seed(index)`: the next random op's two state words (u64); `c`: the _C module."""
     ins: List[Any] = []
     whole: Dict[int, int] = {}  # argument position -> storage handle
     for kind, v, nbytes, code in prog.feeds:
@@ -226,8 +226,8 @@ def run(prog: DeviceProgram, args: Sequence[Any], upload: Any, seed: Any, c: Any
         elif kind == FEED_CONST:
             ins.append(upload(v))
         else:
-            w = seed()
-            ins.append(c.eager_seed(prog.client, int(w[0]), int(w[1]), 0))
+            w0, w1 = seed(prog.index)  # the device's generator: eager and compiled share a stream
+            ins.append(c.eager_seed(prog.client, w0, w1, prog.index))
     results = list(prog.no_results)
     dests = list(prog.no_dests)
     taken = set()  # storages already receiving a result (a set: fused optimizer

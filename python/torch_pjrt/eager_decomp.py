@@ -511,6 +511,8 @@ def register() -> int:
     _lib = torch.library.Library("aten", "IMPL")
     from . import fused_optim  # fused optimizer steps: one compiled program each
     n = fused_optim.register(_lib)
+    from . import eager_random  # multinomial: device ops with the op's generator
+    n += eager_random.register(_lib)
     for name, fn in _DATA_DEPENDENT.items():
         _lib.impl(name, fn, "PrivateUse1")
         n += 1

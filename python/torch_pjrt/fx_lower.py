@@ -48,7 +48,7 @@ class LoweredGraph:
     # What feeds each StableHLO parameter, in order:
     #   ("arg", i)        the i-th runtime argument (a tensor)
     #   ("const", tensor) a constant tensor from the graph module (get_attr)
-    #   ("rng",)          a fresh uint64[2] seed drawn from torch's generator
+    #   ("rng",)          a fresh uint64[2] seed from the pjrt device's generator
     inputs: List[Tuple[Any, ...]]
     # One entry per flattened output leaf:
     #   ("result", k)  the k-th StableHLO result

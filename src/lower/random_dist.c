@@ -24,7 +24,9 @@ static uint64_t random_max(tpj_dtype_t dt) {
   return (1ull << (bits - 1)) - 1;
 }
 
+/* Smallest value: -2^digits for a float dtype (its exact integers). */
 static int64_t random_min(tpj_dtype_t dt) {
+  if (tpj_dtype_is_float(dt)) return -(int64_t)random_max(dt);
   if (!tpj_dtype_is_signed_int(dt)) return 0;
   size_t bits = 8 * tpj_dtype_size(dt);
   return bits >= 64 ? INT64_MIN : -(int64_t)(1ull << (bits - 1));
