@@ -111,6 +111,45 @@ def test_cuda_style_script_only_device_changed():
                                    msg=lambda m: f"{n}: {m}")
 
 
+def _cuda_style_timed(seed: int) -> dict:
+    """A CUDA script's seeding, timing and memory calls (torch.cuda.X ->
+    torch.pjrt.X): dropout in training, fused AdamW, events around the loop."""
+    mod = getattr(torch, DEV)
+    torch.manual_seed(0)  # the same initial weights (CPU generator)
+    mod.manual_seed(seed)  # the device's stream: dropout masks
+    layer = nn.TransformerEncoderLayer(32, 4, dim_feedforward=64, dropout=0.2, batch_first=True)
+    model = nn.Sequential(nn.Embedding(64, 32), nn.TransformerEncoder(
+        layer, 2, enable_nested_tensor=False)).to(DEV)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=True)
+    ids = torch.randint(0, 64, (8, 9), generator=torch.Generator().manual_seed(3)).to(DEV)
+    mod.reset_peak_memory_stats()
+    start, end = mod.Event(enable_timing=True), mod.Event(enable_timing=True)
+    losses = []
+    start.record()
+    for _ in range(3):
+        loss = model(ids).pow(2).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        losses.append(loss.detach())
+    end.record()
+    end.synchronize()
+    assert end.query()
+    return {"losses": [v.item() for v in losses], "ms": start.elapsed_time(end),
+            "peak": mod.max_memory_allocated(), "now": mod.memory_allocated()}
+
+
+def test_cuda_style_seeding_events_and_memory():
+    a = _cuda_style_timed(seed=5)
+    torch.rand(100)  # CPU generator use between the runs changes nothing on the device
+    b = _cuda_style_timed(seed=5)
+    c = _cuda_style_timed(seed=6)
+    assert a["losses"] == b["losses"]  # torch.pjrt.manual_seed reproduces the dropout masks
+    assert a["losses"][0] != c["losses"][0]  # another seed, other masks
+    assert a["ms"] > 0 and b["ms"] > 0
+    assert a["peak"] >= a["now"] > 0
+
+
 # ------------------------------------------------------- plain torch --
 
 @pytest.mark.full
