@@ -39,8 +39,11 @@ def _compile(name: str, fn: Callable, args: List[torch.Tensor],
     """A callable running `fn`, traced over `args`, as one compiled program;
     output i is written to args[dests[i]]."""
     from torch.fx.experimental.proxy_tensor import make_fx
+    from torch._decomp import core_aten_decompositions
     from . import _C, backend, compiled, compiled_device
-    gm = make_fx(fn, tracing_mode="fake", decomposition_table=backend.decompositions())(*args)
+    # Not backend.decompositions(): that table is built once, and must be
+    # built after Dynamo has registered prims.fma.
+    gm = make_fx(fn, tracing_mode="fake", decomposition_table=core_aten_decompositions())(*args)
     graph = backend.compile_graph(gm, f"{name}_{stats['compiled'] + 1}",
                                   writebacks=[(i, pos) for i, pos in enumerate(dests)],
                                   on_device=True)
