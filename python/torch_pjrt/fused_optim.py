@@ -50,7 +50,7 @@ def _compile(name: str, fn: Callable, args: List[torch.Tensor],
     prog = graph.program(args) if isinstance(graph, compiled.CompiledGraph) else None
     if type(prog) is not compiled_device.DeviceProgram:
         return lambda a: graph(*a)  # partitioned (config.fallback = "cpu"), or no program
-    run, upload, seed = compiled_device.run, compiled._upload_cached, compiled.rng_seed
+    run, upload, seed = compiled_device.run, compiled._upload_cached, compiled.rng_words
     # The key of _run already fixes the signature: run the program directly.
     return lambda a: run(prog, a, upload, seed, _C)
 
