@@ -23,6 +23,7 @@
 #include <c10/core/impl/DeviceGuardImplInterface.h>
 #include <torch/library.h>
 
+#include <ATen/CPUGeneratorImpl.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <deque>
 #include <list>
@@ -303,6 +304,39 @@ bool fallback_is_error() {
   return err;
 }
 
+// A random op run on the CPU draws from a CPU generator seeded by the pjrt
+// generator it was given (or the device's default), so a pjrt seed still
+// fixes its numbers and CPU random calls elsewhere do not move them.
+void seed_cpu_generator(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
+  const auto& args = op.schema().arguments();
+  size_t base = stack->size() - args.size();
+  c10::DeviceIndex device = g_current;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const c10::IValue& v = (*stack)[base + i];
+    if (v.isTensor() && v.toTensor().defined() && v.toTensor().device().type() == kDev) {
+      device = v.toTensor().device().index();
+      break;
+    }
+  }
+  for (size_t i = 0; i < args.size(); ++i) {
+    if (args[i].real_type()->kind() != c10::TypeKind::OptionalType &&
+        args[i].real_type()->kind() != c10::TypeKind::GeneratorType) {
+      continue;
+    }
+    c10::IValue& v = (*stack)[base + i];
+    bool gen_arg = v.isGenerator() ||
+                   (v.isNone() && args[i].real_type()->kind() == c10::TypeKind::OptionalType &&
+                    static_cast<const c10::OptionalType*>(args[i].real_type().get())
+                            ->getElementType()->kind() == c10::TypeKind::GeneratorType);
+    if (!gen_arg) continue;
+    std::optional<at::Generator> gen;
+    if (v.isGenerator()) gen = v.toGenerator();
+    uint64_t words[2];
+    generator_words(gen, op.schema().name().c_str(), device, words);
+    v = c10::IValue(at::detail::createCPUGenerator(words[0] ^ words[1]));
+  }
+}
+
 void run_on_cpu(const c10::OperatorHandle& op, torch::jit::Stack* stack, const std::string& target,
                 const std::string& why) {
   TORCH_CHECK(!fallback_is_error(), "torch_pjrt: ", target, " cannot run on the pjrt device (",
@@ -315,6 +349,7 @@ void run_on_cpu(const c10::OperatorHandle& op, torch::jit::Stack* stack, const s
     }
   }
   tpj_runtime_metrics_add_fallback();
+  seed_cpu_generator(op, stack);
   at::native::cpu_fallback(op, stack);
 }
 
@@ -689,7 +724,10 @@ void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::St
 // self.normal_(mean, std) through the lowering table; false without it.
 bool normal_into(const at::Tensor& self, double mean, double std,
                  const std::optional<at::Generator>& gen) {
-  if (!tpj_lower_is_supported("aten::normal.float_float")) return false;
+  if (!tpj_lower_is_supported("aten::normal.float_float") ||
+      !at::isFloatingType(self.scalar_type())) {
+    return false;  // complex: no lowering
+  }
   uint64_t words[2];
   generator_words(gen, "aten::normal_", self.device().index(), words);
   tpj_eager_tensor_t d = view_of(self);

@@ -342,3 +342,93 @@ def test_probe_counts_a_cpu_fallback_as_unsupported():
     finally:
         device_props._probed.clear()
     assert torch.pjrt.is_bf16_supported() is True
+
+
+# ------------------------------------------------ rejection-sampled laws --
+
+@pytest.mark.parametrize("alpha", [0.3, 1.0, 2.5, 20.0])
+def test_standard_gamma(alpha):
+    g = torch._standard_gamma(torch.full((N,), alpha, device=DEV)).cpu()
+    assert g.min() > 0
+    m, v = moments(g)
+    close(m / alpha, 1.0, 0.02)  # Gamma(a, 1): mean = var = a
+    close(v / alpha, 1.0, 0.05)
+    edge = torch._standard_gamma(torch.tensor([0.0, -1.0, float("nan")], device=DEV)).cpu()
+    assert torch.equal(edge, torch._standard_gamma(torch.tensor([0.0, -1.0, float("nan")])))
+
+
+def test_gamma_distribution_and_dirichlet():
+    s = torch.distributions.Gamma(torch.full((N,), 3.0, device=DEV), 2.0).sample().cpu()
+    close(moments(s)[0], 1.5, 0.02)
+    d = torch._sample_dirichlet(torch.tensor([[1.0, 2.0, 3.0]], device=DEV).expand(N, 3)).cpu()
+    assert (d.sum(1) - 1).abs().max() < 1e-5
+    assert torch.allclose(d.double().mean(0), torch.tensor([1 / 6, 2 / 6, 3 / 6]).double(),
+                          atol=0.005)
+
+
+@pytest.mark.parametrize("rate", [0.0, 0.5, 4.0, 9.9, 10.0, 60.0])
+def test_poisson(rate):
+    p = torch.poisson(torch.full((N,), rate, device=DEV)).cpu()
+    assert torch.equal(p, p.floor()) and p.min() >= 0
+    m, v = moments(p)
+    close(m, rate, 0.03 * max(rate, 1))
+    close(v, rate, 0.06 * max(rate, 1))
+    with pytest.raises(RuntimeError, match="poisson"):
+        torch.poisson(torch.tensor([-1.0], device=DEV))
+
+
+@pytest.mark.parametrize("n,p", [(10, 0.3), (5, 0.9), (1000, 0.5), (40, 0.2), (0, 0.5),
+                                 (7, 0.0), (7, 1.0), (300, 0.02)])
+def test_binomial(n, p):
+    b = torch.binomial(torch.full((N,), float(n), device=DEV),
+                       torch.full((N,), p, device=DEV)).cpu()
+    assert b.min() >= 0 and b.max() <= n and torch.equal(b, b.floor())
+    m, v = moments(b)
+    close(m, n * p, 0.02 * max(n * p, 1))
+    close(v, n * p * (1 - p), 0.06 * max(n * p * (1 - p), 1))
+
+
+def test_rrelu_training_slopes_and_gradient():
+    x = torch.randn(N, device=DEV, requires_grad=True)
+    y = torch.nn.functional.rrelu(x, 0.1, 0.3, training=True)
+    y.sum().backward()
+    xc, yc, gc = x.detach().cpu(), y.detach().cpu(), x.grad.cpu()
+    neg = xc < 0
+    slope = yc[neg] / xc[neg]
+    assert slope.min() >= 0.1 - 1e-6 and slope.max() <= 0.3 + 1e-6
+    close(slope.double().mean().item(), 0.2, 0.005)
+    assert torch.equal(yc[~neg], xc[~neg])
+    torch.testing.assert_close(gc[neg], slope)  # the gradient is the drawn slope
+    ev = torch.nn.functional.rrelu(x.detach(), 0.1, 0.3, training=False).cpu()
+    torch.testing.assert_close(ev, torch.nn.functional.leaky_relu(xc, 0.2))
+
+
+def test_samplers_follow_the_seed():
+    lam = torch.full((64,), 30.0, device=DEV)
+    out = []
+    for _ in range(2):
+        torch.pjrt.manual_seed(9)
+        out.append((torch.poisson(lam).cpu(), torch._standard_gamma(lam).cpu(),
+                    torch.binomial(lam, torch.full_like(lam, 0.4)).cpu()))
+    for a, b in zip(*out):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.fallback
+def test_a_random_op_run_on_cpu_follows_the_device_seed():
+    # complex normal has no lowering: it runs on the CPU with a CPU generator
+    # seeded from the pjrt generator, so the pjrt seed still fixes it.
+    torch_pjrt.config.fallback = "cpu"
+    before = torch_pjrt.metrics()["fallbacks"]
+    torch.randn(2, dtype=torch.complex64, device=DEV)
+    assert torch_pjrt.metrics()["fallbacks"] > before
+    torch.pjrt.manual_seed(4)
+    a = torch.randn(6, dtype=torch.complex64, device=DEV).cpu()
+    torch.rand(10)
+    torch.pjrt.manual_seed(4)
+    b = torch.randn(6, dtype=torch.complex64, device=DEV).cpu()
+    assert torch.equal(a, b)
+    g = torch.Generator(DEV).manual_seed(4)
+    c = torch.randn(6, dtype=torch.complex64, device=DEV, generator=g).cpu()
+    g.manual_seed(4)
+    assert torch.equal(c, torch.randn(6, dtype=torch.complex64, device=DEV, generator=g).cpu())
