@@ -196,6 +196,8 @@ typedef struct tpj_eager_memory_stats_s {
   uint64_t total_allocations;
   uint64_t total_frees;
   uint64_t num_ooms;              /* out-of-memory errors raised for the device */
+  uint64_t peak_temporary_bytes;  /* largest compiled-program temporaries launched
+                                     since reset_peak (0: none reported) */
   tpj_device_memory_t plugin;
 } tpj_eager_memory_stats_t;
 tpj_status_t tpj_eager_memory_stats(size_t device,
@@ -203,6 +205,13 @@ tpj_status_t tpj_eager_memory_stats(size_t device,
 void tpj_eager_memory_reset_peak(size_t device);
 void tpj_eager_memory_reset_accumulated(size_t device);
 void tpj_eager_memory_note_oom(size_t device);
+/* Called before each launch of `executable` on `device`: the program's
+ * temporaries (tpj_executable_temp_bytes, where the plugin reports them) count
+ * toward the device's peak while it runs (peak_allocated_bytes >= allocated +
+ * temporaries), and a launch whose temporaries exceed the free memory is
+ * RESOURCE_EXHAUSTED before it is enqueued (TPJ_EAGER_MEMORY_CHECK_MIN applies). */
+tpj_status_t tpj_eager_memory_launch(size_t device,
+                                     const tpj_executable_t* executable) TPJ_MUST_USE;
 /* Free and total bytes of the device: the plugin's bytes_limit minus its
  * bytes_in_use where it reports them; for the CPU plugin the host's
  * available memory (MemAvailable, capped by RLIMIT_AS); UNIMPLEMENTED when

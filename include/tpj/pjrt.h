@@ -238,6 +238,11 @@ typedef struct tpj_execute_args_s {
   size_t device;
 } tpj_execute_args_t;
 
+/* Device bytes of temporaries one launch needs, from the plugin's compiled
+ * memory stats (PJRT_Executable_GetCompiledMemoryStats); -1 when the plugin
+ * does not report them. */
+int64_t tpj_executable_temp_bytes(const tpj_executable_t* executable);
+
 /* Launches; returns when the launch is enqueued. On error no output buffers or
  * events are left behind. The outputs live on the executing device(s). */
 tpj_status_t tpj_executable_execute(tpj_executable_t* executable,

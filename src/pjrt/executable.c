@@ -63,6 +63,24 @@ tpj_status_t tpj_compile_options_encode(const tpj_compile_options_t* options,
 
 /* ------------------------------------------------------------- compile -- */
 
+/* The program's temporaries from PJRT's compiled memory stats; -1 where the
+ * plugin lacks the call or does not answer (nothing to report then). */
+static int64_t read_temp_bytes(tpj_executable_t* e) {
+  PJRT_Executable_GetCompiledMemoryStats_Args m =
+      PJRT_ARGS(PJRT_Executable_GetCompiledMemoryStats_Args);
+  m.executable = e->executable;
+  tpj_status_t st = TPJ_PJRT_CALL(e->client->plugin, Executable_GetCompiledMemoryStats, &m);
+  if (st) {
+    tpj_status_free(st);
+    return -1;
+  }
+  return m.temp_size_in_bytes >= 0 ? m.temp_size_in_bytes : -1;
+}
+
+int64_t tpj_executable_temp_bytes(const tpj_executable_t* executable) {
+  return executable ? executable->temp_bytes : -1;
+}
+
 tpj_status_t tpj_executable_read_info(tpj_executable_t* e) {
   tpj_plugin_t* p = e->client->plugin;
   PJRT_LoadedExecutable_GetExecutable_Args g = PJRT_ARGS(PJRT_LoadedExecutable_GetExecutable_Args);
@@ -73,6 +91,7 @@ tpj_status_t tpj_executable_read_info(tpj_executable_t* e) {
   n.executable = e->executable;
   TPJ_RETURN_IF_ERROR(TPJ_PJRT_CALL(p, Executable_NumOutputs, &n));
   e->num_outputs = n.num_outputs;
+  e->temp_bytes = read_temp_bytes(e);
   PJRT_LoadedExecutable_AddressableDevices_Args d =
       PJRT_ARGS(PJRT_LoadedExecutable_AddressableDevices_Args);
   d.executable = e->loaded;

@@ -107,6 +107,7 @@ typedef enum pjrt_slot_e {
   PJRT_SLOT_Buffer_ReadyEvent = 72,
   PJRT_SLOT_Buffer_UnsafePointer = 73,
   PJRT_SLOT_Executable_OutputElementTypes = 90,
+  PJRT_SLOT_Executable_GetCompiledMemoryStats = 96, /* optional: newer plugins */
   PJRT_SLOT_COUNT_KNOWN_ = 92, /* slots 0..91 exist since API 0.4x */
 } pjrt_slot_t;
 
@@ -387,6 +388,26 @@ typedef struct PJRT_Executable_OutputElementTypes_Args {
   size_t num_output_types; /* out */
   PJRT_TAIL;
 } PJRT_Executable_OutputElementTypes_Args;
+
+/* Device bytes a compiled program needs besides its arguments and outputs
+ * (temp_size_in_bytes); the host_* fields are the same for host memory. */
+typedef struct PJRT_Executable_GetCompiledMemoryStats_Args {
+  size_t struct_size;
+  PJRT_Extension_Base* extension_start;
+  PJRT_Executable* executable;
+  int64_t generated_code_size_in_bytes; /* out */
+  int64_t argument_size_in_bytes;       /* out */
+  int64_t output_size_in_bytes;         /* out */
+  int64_t alias_size_in_bytes;          /* out */
+  int64_t temp_size_in_bytes;           /* out */
+  int64_t host_generated_code_size_in_bytes;
+  int64_t host_argument_size_in_bytes;
+  int64_t host_output_size_in_bytes;
+  int64_t host_alias_size_in_bytes;
+  int64_t host_temp_size_in_bytes;
+  int64_t peak_memory_in_bytes; /* out (newer plugins) */
+  PJRT_TAIL;
+} PJRT_Executable_GetCompiledMemoryStats_Args;
 
 /* Serialize: the bytes live until serialized_executable_deleter is called
  * (exactly once) on serialized_executable. */

@@ -66,6 +66,7 @@ struct tpj_executable_s {
   size_t num_devices;
   size_t* device_indices; /* (num_devices) client addressable indices */
   bool portable;          /* no device assignment: runs where execute says */
+  int64_t temp_bytes;     /* device temporaries per launch; -1: not reported */
 };
 
 /* Looks up slot `slot`: UNIMPLEMENTED naming `name` and the API version when

@@ -15,6 +15,7 @@ typedef struct mem_counts_s {
   uint64_t bytes, peak_bytes, total_bytes, freed_bytes;
   uint64_t count, peak_count, total_count, frees;
   uint64_t ooms;
+  uint64_t peak_temp_bytes; /* largest program temporaries launched */
 } mem_counts_t;
 
 static pthread_mutex_t g_mem_lock = PTHREAD_MUTEX_INITIALIZER;
@@ -58,7 +59,8 @@ tpj_status_t tpj_eager_memory_stats(size_t device, tpj_eager_memory_stats_t* out
       .allocated_bytes = m.bytes, .peak_allocated_bytes = m.peak_bytes,
       .total_allocated_bytes = m.total_bytes, .total_freed_bytes = m.freed_bytes,
       .allocations = m.count, .peak_allocations = m.peak_count,
-      .total_allocations = m.total_count, .total_frees = m.frees, .num_ooms = m.ooms};
+      .total_allocations = m.total_count, .total_frees = m.frees, .num_ooms = m.ooms,
+      .peak_temporary_bytes = m.peak_temp_bytes};
   tpj_status_t st = tpj_client_device_memory(tpj_eager_client(), device, &out->plugin);
   if (tpj_status_code(st) == TPJ_STATUS_UNIMPLEMENTED) {
     tpj_status_free(st); /* the plugin does not report: its fields stay -1 */
@@ -73,6 +75,7 @@ void tpj_eager_memory_reset_peak(size_t device) {
   pthread_mutex_lock(&g_mem_lock);
   g_mem[device].peak_bytes = g_mem[device].bytes;
   g_mem[device].peak_count = g_mem[device].count;
+  g_mem[device].peak_temp_bytes = 0;
   pthread_mutex_unlock(&g_mem_lock);
 }
 
@@ -82,6 +85,22 @@ void tpj_eager_memory_reset_accumulated(size_t device) {
   mem_counts_t* m = &g_mem[device];
   m->total_bytes = m->freed_bytes = m->total_count = m->frees = m->ooms = 0;
   pthread_mutex_unlock(&g_mem_lock);
+}
+
+tpj_status_t tpj_eager_memory_launch(size_t device, const tpj_executable_t* executable) {
+  int64_t temp = tpj_executable_temp_bytes(executable);
+  if (temp <= 0 || device >= TPJ_EAGER_MAX_DEVICES) return NULL;
+  tpj_status_t st = tpj_eager_memory_check(device, (size_t)temp);
+  if (st) {
+    tpj_eager_memory_note_oom(device);
+    return tpj_status_annotate(st, "temporaries of a program");
+  }
+  pthread_mutex_lock(&g_mem_lock);
+  mem_counts_t* m = &g_mem[device];
+  if (m->bytes + (uint64_t)temp > m->peak_bytes) m->peak_bytes = m->bytes + (uint64_t)temp;
+  if ((uint64_t)temp > m->peak_temp_bytes) m->peak_temp_bytes = (uint64_t)temp;
+  pthread_mutex_unlock(&g_mem_lock);
+  return NULL;
 }
 
 void tpj_eager_memory_note_oom(size_t device) {

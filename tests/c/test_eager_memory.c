@@ -82,6 +82,41 @@ TPJ_TEST(only_lowering_failures_become_no_lowering) {
   TPJ_EXPECT(tpj_eager_status_no_lowering(NULL, true) == NULL);
 }
 
+/* sum(a @ a) for a 1024x1024 f32: the 4 MiB product is the program's temporary. */
+static const char kDotSum[] =
+    "module {\n"
+    "  func.func @main(%a: tensor<1024x1024xf32>) -> tensor<f32> {\n"
+    "    %p = stablehlo.dot_general %a, %a, contracting_dims = [1] x [0] : "
+    "(tensor<1024x1024xf32>, tensor<1024x1024xf32>) -> tensor<1024x1024xf32>\n"
+    "    %z = stablehlo.constant dense<0.0> : tensor<f32>\n"
+    "    %s = stablehlo.reduce(%p init: %z) applies stablehlo.add across dimensions = [0, 1] : "
+    "(tensor<1024x1024xf32>, tensor<f32>) -> tensor<f32>\n"
+    "    return %s : tensor<f32>\n"
+    "  }\n"
+    "}\n";
+
+TPJ_TEST(program_temporaries_count_in_the_peak_at_launch) {
+  TPJ_EXPECT_OK(ensure_init());
+  TPJ_EXPECT(tpj_executable_temp_bytes(NULL) == -1);
+  tpj_executable_t* e = NULL;
+  TPJ_EXPECT_OK(tpj_executable_compile(g_client, kDotSum, strlen(kDotSum), NULL, &e));
+  int64_t temp = tpj_executable_temp_bytes(e);
+  TPJ_EXPECT(temp >= 4 * 1024 * 1024);  /* the CPU plugin reports it */
+  tpj_eager_memory_reset_peak(0);
+  tpj_eager_memory_stats_t before, after;
+  TPJ_EXPECT_OK(tpj_eager_memory_stats(0, &before));
+  TPJ_EXPECT(before.peak_temporary_bytes == 0);
+  TPJ_EXPECT_OK(tpj_eager_memory_launch(0, e));
+  TPJ_EXPECT_OK(tpj_eager_memory_stats(0, &after));
+  TPJ_EXPECT(after.allocated_bytes == before.allocated_bytes);
+  TPJ_EXPECT(after.peak_allocated_bytes == before.allocated_bytes + (uint64_t)temp);
+  TPJ_EXPECT(after.peak_temporary_bytes == (uint64_t)temp);
+  tpj_eager_memory_reset_peak(0);
+  TPJ_EXPECT_OK(tpj_eager_memory_stats(0, &after));
+  TPJ_EXPECT(after.peak_temporary_bytes == 0 && after.peak_allocated_bytes == after.allocated_bytes);
+  tpj_executable_destroy(e);
+}
+
 int main(void) {
   int rc = tpj_test_run_all("eager_memory");
   tpj_eager_cache_clear();

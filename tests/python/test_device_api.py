@@ -104,6 +104,24 @@ def test_memory_allocated_counts_live_storages():
     assert torch.pjrt.max_memory_allocated() == base
 
 
+def test_compiled_program_temporaries_count_in_the_peak():
+    # (x @ x) * 2 + 1 summed: the 16 MiB product is a temporary of the one
+    # program; the CPU plugin reports it (PJRT_Executable_GetCompiledMemoryStats).
+    x = torch.randn(2048, 2048, device="pjrt")
+    f = torch.compile(lambda x: ((x @ x) * 2 + 1).sum(), backend="pjrt")
+    f(x)
+    torch.pjrt.synchronize()
+    torch.pjrt.reset_peak_memory_stats()
+    base = torch.pjrt.memory_allocated()
+    assert torch.pjrt.max_memory_allocated() == base
+    y = f(x)
+    torch.pjrt.synchronize()
+    after = torch.pjrt.memory_allocated()
+    assert after == base + y.untyped_storage().nbytes()
+    assert torch.pjrt.max_memory_allocated() >= base + 16 * MB  # + the product, while it ran
+    assert torch.pjrt.memory_stats()["allocated_bytes.all.peak"] == torch.pjrt.max_memory_allocated()
+
+
 def test_memory_stats_keys_match_cuda_and_accelerator():
     x = torch.ones(1000, device="pjrt")
     s = torch.pjrt.memory_stats()
