@@ -1,6 +1,8 @@
 // device_internal.h: what the C++ files of the _eager extension share: the
 // current device, C status -> PyTorch exception, client start-up and the
-// device allocator (device.cpp, device_memory.cpp) and generators (device_rng.cpp).
+// device allocator (device.cpp, device_memory.cpp), tensors as C eager views
+// (device.cpp), the boxed fallback (device_dispatch.cpp), its decompositions
+// (device_kernels.cpp) and generators (device_rng.cpp).
 #pragma once
 
 #include <Python.h>
@@ -8,8 +10,24 @@
 #include <ATen/core/Generator.h>
 #include <c10/core/Allocator.h>
 #include <c10/core/Device.h>
+#include <c10/core/DispatchKeySet.h>
+#include <c10/core/ScalarType.h>
+#include <c10/util/ArrayRef.h>
+
+#include <optional>
+#include <string>
+#include <vector>
 
 #include "tpj/base.h"
+#include "tpj/eager.h"
+
+namespace at {
+class Tensor;
+}
+namespace c10 {
+class OperatorHandle;
+struct IValue;
+}  // namespace c10
 
 namespace tpj_device {
 
@@ -27,6 +45,24 @@ c10::DeviceIndex device_count();
 // The pjrt allocator (a c10::DeviceAllocator) and its storage deleter.
 c10::Allocator* allocator();
 void storage_deleter(void* ctx);
+
+// Tensors for the C eager runtime (device.cpp): the C dtype of a c10 dtype
+// (TPJ_DTYPE_INVALID if none), a pjrt tensor as a view of its storage, and a
+// new contiguous pjrt tensor owning `buffer` (a flat result buffer).
+tpj_dtype_t to_tpj(c10::ScalarType t);
+tpj_eager_tensor_t view_of(const at::Tensor& t);
+at::Tensor wrap_buffer(tpj_buffer_t* buffer, c10::IntArrayRef sizes, c10::ScalarType dtype);
+
+// The boxed fallback of every pjrt op (device_dispatch.cpp; `stack` is a
+// torch::jit::Stack), and the generator argument of an op (absent, None or a
+// Generator).
+void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet ks, std::vector<c10::IValue>* stack);
+std::optional<at::Generator> generator_arg(const std::vector<c10::IValue>& in);
+// Ops without a lowering that have a short exact decomposition into lowered
+// ops (device_kernels.cpp): runs it and returns true, or false when `target`
+// is not one of them.
+bool decomposed(const c10::OperatorHandle& op, const std::string& target,
+                std::vector<c10::IValue>* stack, size_t nargs);
 
 // Random numbers (device_rng.cpp). The default generator of a device (-1: the
 // current one), a new generator, and the ThreeFry state words of the next
