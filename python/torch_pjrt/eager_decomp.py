@@ -28,7 +28,7 @@ from . import _C, config
 _lib: Optional[torch.library.Library] = None
 _state = threading.local()
 _warned: set = set()
-# Ops device.cpp's fallback decomposes itself (zero_, normal_, addcmul, batch norm).
+# Ops the C++ fallback decomposes itself (device_kernels.cpp decomposed(): zero_, normal_, addcmul, batch norm).
 _CPP_DECOMPOSED = {"zero_", "normal_", "addcmul", "addcmul_", "addcdiv", "addcdiv_",
                    "native_batch_norm", "_native_batch_norm_legit"}
 
@@ -43,19 +43,21 @@ def _dispatch_name(op: Any) -> str:
 
 
 def _functional_lowered(op: Any) -> bool:
-    """Mirror of device.cpp functional_of(): a non-mutating overload of the base
-    name whose leading arguments are the op's non-out arguments, lowered."""
+    """The rule of functional_of() in device_dispatch.cpp (this runs while the
+    extension loads, before it can be called): a non-mutating overload of the
+    base name whose leading arguments are the op's non-out arguments (same
+    names and type kinds), lowered."""
     base = op._schema.name.split("::")[1].rstrip("_")
-    want = [a.name for a in op._schema.arguments if not a.is_out]
+    want = [(a.name, a.real_type.kind()) for a in op._schema.arguments if not a.is_out]
     packet = getattr(torch.ops.aten, base, None)
     if packet is None:
         return False
     for name in packet.overloads():
         f = getattr(packet, name)
-        args = [a.name for a in f._schema.arguments]
+        args = [(a.name, a.real_type.kind()) for a in f._schema.arguments]
         if f._schema.is_mutable or args[:len(want)] != want:
             continue
-        if all(n in ("dtype", "layout", "device", "pin_memory") for n in args[len(want):]) \
+        if all(n in ("dtype", "layout", "device", "pin_memory") for n, _ in args[len(want):]) \
                 and _C.lower_supported(_target(f)):
             return True
     return False
