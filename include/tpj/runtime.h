@@ -1,4 +1,4 @@
-/* tpj/runtime.h: the process-wide compile cache and runtime metrics.
+/* tpj/runtime.h: the process-wide compile cache, runtime metrics and trace.
  *
  * Compile cache. Compiling StableHLO is slow (tens to hundreds of ms), and the
  * same graph is compiled again and again (re-traces, the eager single-op
@@ -161,6 +161,87 @@ uint64_t tpj_runtime_metrics_now_ns(void);
 void tpj_runtime_metrics_add_execute_ns(uint64_t ns);
 void tpj_runtime_metrics_add_h2d_ns(uint64_t ns);
 void tpj_runtime_metrics_add_d2h_ns(uint64_t ns);
+
+/* ------------------------------------------------------------------ trace -- */
+
+/* A Chrome trace-event file (the JSON Perfetto and chrome://tracing open) of
+ * where time goes: tpj_runtime_trace_start(path) begins collecting in memory,
+ * tpj_runtime_trace_stop() writes {"traceEvents": [...]} to the path. While a
+ * trace runs, the runtime records a complete ("X") span for every compile
+ * (cache "memory", "disk" or "none", the op count, seconds), every launch (its
+ * enqueue on the calling thread; its completion, stamped in a PJRT on-ready
+ * callback, on a per-device track "pjrt device N"), every host<->device copy
+ * (bytes, direction) and every eager op; every fallback is an instant event.
+ * Callers add their own spans (tpj_runtime_trace_span); the PyTorch extension
+ * adds torch.profiler.record_function ranges and the CPU fallback of each op.
+ * Timestamps are CLOCK_MONOTONIC (tpj_runtime_metrics_now_ns), written in
+ * microseconds since the start. Every function is thread-safe; when no trace
+ * runs each hook costs one relaxed atomic load. */
+
+/* true while a trace runs. */
+bool tpj_runtime_trace_enabled(void);
+/* Starts a trace to be written to `path` (created now, so a bad path fails
+ * here). FAILED_PRECONDITION when one already runs. */
+tpj_status_t tpj_runtime_trace_start(const char* path) TPJ_MUST_USE;
+/* Ends the trace and writes its file; *out_events (may be NULL) gets the
+ * number of events written. Waits up to a second for the completion callbacks
+ * of launches still in flight. FAILED_PRECONDITION when no trace runs. */
+tpj_status_t tpj_runtime_trace_stop(uint64_t* out_events) TPJ_MUST_USE;
+/* Called (outside any lock) with true after a trace starts and false before
+ * it stops; one observer per process, NULL removes it. Set while a trace runs,
+ * it is called with true at once. */
+typedef void (*tpj_trace_observer_fn)(bool tracing, void* user);
+void tpj_runtime_trace_set_observer(tpj_trace_observer_fn fn, void* user);
+
+/* One argument of an event: a string when str is not NULL, else num. */
+typedef struct tpj_trace_arg_s {
+  const char* key;
+  const char* str;
+  double num;
+} tpj_trace_arg_t;
+
+typedef struct tpj_trace_span_s {
+  const char* cat;       /* category: "compile", "launch", "copy", "user", ... */
+  const char* name;
+  uint64_t start_ns;     /* tpj_runtime_metrics_now_ns() readings */
+  uint64_t end_ns;
+  uint64_t tid;          /* 0: the calling thread (tpj_runtime_trace_thread_id) */
+  const tpj_trace_arg_t* args;
+  size_t num_args;
+} tpj_trace_span_t;
+
+/* Records a span (nothing when no trace runs). Spans of one thread must nest. */
+void tpj_runtime_trace_span(const tpj_trace_span_t* span);
+/* An instant event on the calling thread, now. */
+void tpj_runtime_trace_instant(const char* cat, const char* name, const tpj_trace_arg_t* args,
+                               size_t num_args);
+/* The calling thread's track id in traces (small, stable, never 0). */
+uint64_t tpj_runtime_trace_thread_id(void);
+
+/* The runtime's own hooks, one call where the matching metric is counted. */
+typedef struct tpj_trace_launch_s {
+  uint64_t key;                /* the program's compile-cache key, 0 if unknown */
+  const char* op;              /* eager op target, or NULL */
+  size_t device;               /* device of the first (only) shard */
+  size_t num_devices;          /* shard d runs on device + d */
+  uint64_t start_ns;           /* the execute call */
+  uint64_t end_ns;
+  tpj_event_t* const* events;  /* (num_devices) completion events or NULL, borrowed */
+} tpj_trace_launch_t;
+void tpj_runtime_trace_launch(const tpj_trace_launch_t* launch);
+/* A compile-cache lookup of `program` ("memory", "disk" or "none" = compiled). */
+void tpj_runtime_trace_compile(uint64_t key, const char* program, size_t program_len,
+                               const char* cache, uint64_t start_ns, uint64_t end_ns);
+typedef enum tpj_trace_copy_e { TPJ_TRACE_COPY_H2D, TPJ_TRACE_COPY_D2H } tpj_trace_copy_t;
+void tpj_runtime_trace_copy(tpj_trace_copy_t direction, uint64_t bytes, size_t device,
+                            uint64_t start_ns, uint64_t end_ns);
+/* Counted by tpj_runtime_metrics_add_fallback: an instant event and one more
+ * on this thread's fallback count (tpj_runtime_trace_thread_fallbacks), so an
+ * enclosing span can tell that an op fell back inside it. */
+void tpj_runtime_trace_note_fallback(const char* op);
+uint64_t tpj_runtime_trace_thread_fallbacks(void);
+/* The span of an op that ran on the fallback path. */
+void tpj_runtime_trace_fallback(const char* op, uint64_t start_ns, uint64_t end_ns);
 
 #ifdef __cplusplus
 }

@@ -87,9 +87,12 @@ static PyObject* buffer_to_host(tpj_py_buffer_t* self, PyObject* args) {
   Py_BEGIN_ALLOW_THREADS
   s = tpj_buffer_to_host(b, (void*)(uintptr_t)ptr, (size_t)nbytes);
   Py_END_ALLOW_THREADS
-  tpj_runtime_metrics_add_d2h_ns(tpj_runtime_metrics_now_ns() - t0);
+  uint64_t t1 = tpj_runtime_metrics_now_ns();
+  tpj_runtime_metrics_add_d2h_ns(t1 - t0);
   if (s) return tpj_py_raise(s);
   tpj_runtime_metrics_add_bytes_d2h((uint64_t)nbytes);
+  tpj_runtime_trace_copy(TPJ_TRACE_COPY_D2H, (uint64_t)nbytes, tpj_buffer_device_index(b), t0,
+                         t1);
   Py_RETURN_NONE;
 }
 

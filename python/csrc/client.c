@@ -234,9 +234,11 @@ static PyObject* client_buffer_from_host(tpj_py_client_t* self, PyObject* args,
   s = tpj_buffer_from_host(self->client, (const void*)(uintptr_t)ptr, (tpj_dtype_t)dtype,
                            dims, rank, (size_t)device, sem, &buffer);
   Py_END_ALLOW_THREADS
-  tpj_runtime_metrics_add_h2d_ns(tpj_runtime_metrics_now_ns() - t0);
+  uint64_t t1 = tpj_runtime_metrics_now_ns();
+  tpj_runtime_metrics_add_h2d_ns(t1 - t0);
   if (s) return tpj_py_raise(s);
   tpj_runtime_metrics_add_bytes_h2d((uint64_t)nbytes);
+  tpj_runtime_trace_copy(TPJ_TRACE_COPY_H2D, (uint64_t)nbytes, (size_t)device, t0, t1);
   return tpj_py_buffer_wrap((PyObject*)self, buffer,
                             zero_copy && keepalive != Py_None ? keepalive : NULL);
 }

@@ -118,13 +118,19 @@ static int parse_call(tpj_py_executable_t* self, eager_call_t* c, PyObject* args
 }
 
 /* Launches on c->exec_device, awaits, and moves the outputs to c->device. */
-static tpj_status_t run_call(tpj_executable_t* exe, const eager_call_t* c, tpj_buffer_t** outs) {
+static tpj_status_t run_call(tpj_executable_t* exe, uint64_t key, const eager_call_t* c,
+                             tpj_buffer_t** outs) {
   tpj_event_t* ev = NULL;
   tpj_execute_args_t ea = {.args = c->args, .num_args = c->num_args, .num_devices = 1,
                            .out_buffers = outs, .out_events = &ev,
                            .device = c->exec_device};
   uint64_t t0 = tpj_runtime_metrics_now_ns();
   TPJ_RETURN_IF_ERROR(tpj_executable_execute(exe, &ea));
+  if (tpj_runtime_trace_enabled()) {
+    tpj_trace_launch_t tl = {key, NULL, c->exec_device, 1, t0, tpj_runtime_metrics_now_ns(),
+                             &ev};
+    tpj_runtime_trace_launch(&tl);
+  }
   tpj_status_t st = ev ? tpj_event_await(ev) : NULL;
   tpj_runtime_metrics_add_execute_ns(tpj_runtime_metrics_now_ns() - t0);
   tpj_event_destroy(ev);
@@ -200,7 +206,7 @@ PyObject* tpj_py_executable_execute_eager(tpj_py_executable_t* self, PyObject* a
   } else if (parse_call(self, &c, list, dtypes, dests) == 0) {
     tpj_status_t st;
     Py_BEGIN_ALLOW_THREADS
-    st = run_call(exe, &c, outs);
+    st = run_call(exe, tpj_cached_executable_key(self->handle), &c, outs);
     Py_END_ALLOW_THREADS
     if (st) {
       tpj_py_raise(st);

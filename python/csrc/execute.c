@@ -64,7 +64,7 @@ static int fill_row(tpj_py_executable_t* self, exec_request_t* req, size_t devic
 }
 
 /* Launches and awaits; on success *out_buffers holds (num_devices, num_outputs). */
-static tpj_status_t launch(tpj_executable_t* exe, const exec_request_t* req,
+static tpj_status_t launch(tpj_executable_t* exe, uint64_t key, const exec_request_t* req,
                            tpj_buffer_t** out_buffers) {
   size_t nd = req->num_devices, nout = tpj_executable_num_outputs(exe);
   tpj_event_t** events = calloc(nd ? nd : 1, sizeof(*events));
@@ -74,6 +74,10 @@ static tpj_status_t launch(tpj_executable_t* exe, const exec_request_t* req,
                            .out_buffers = out_buffers, .out_events = events};
   uint64_t t0 = tpj_runtime_metrics_now_ns();
   tpj_status_t s = tpj_executable_execute(exe, &ea);
+  if (!s && tpj_runtime_trace_enabled()) {
+    tpj_trace_launch_t tl = {key, NULL, 0, nd, t0, tpj_runtime_metrics_now_ns(), events};
+    tpj_runtime_trace_launch(&tl);
+  }
   for (size_t d = 0; d < nd && !s; ++d) {
     if (events[d]) s = tpj_event_await(events[d]);
   }
@@ -97,7 +101,7 @@ static PyObject* run_request(tpj_py_executable_t* self, const exec_request_t* re
   if (!outs) return PyErr_NoMemory();
   tpj_status_t s;
   Py_BEGIN_ALLOW_THREADS
-  s = launch(exe, req, outs);
+  s = launch(exe, tpj_cached_executable_key(self->handle), req, outs);
   Py_END_ALLOW_THREADS
   if (s) {
     free(outs);
@@ -291,18 +295,21 @@ static tpj_status_t copy_outputs(tpj_buffer_t** outs, const host_dest_t* dests, 
     else tpj_status_free(e);
     tpj_event_destroy(events[i]);
   }
-  tpj_runtime_metrics_add_d2h_ns(tpj_runtime_metrics_now_ns() - t0);
+  uint64_t t1 = tpj_runtime_metrics_now_ns();
+  tpj_runtime_metrics_add_d2h_ns(t1 - t0);
+  if (!s && *out_bytes) tpj_runtime_trace_copy(TPJ_TRACE_COPY_D2H, *out_bytes, 0, t0, t1);
   free(events);
   return s;
 }
 
 /* Launches, awaits, copies the requested outputs to host memory; on error no
  * output buffers are left. */
-static tpj_status_t launch_to_host(tpj_executable_t* exe, const exec_request_t* req,
+static tpj_status_t launch_to_host(tpj_executable_t* exe, uint64_t key,
+                                   const exec_request_t* req,
                                    const host_dest_t* dests, tpj_buffer_t** outs,
                                    uint64_t* out_bytes) {
   size_t nout = tpj_executable_num_outputs(exe);
-  TPJ_RETURN_IF_ERROR(launch(exe, req, outs));
+  TPJ_RETURN_IF_ERROR(launch(exe, key, req, outs));
   tpj_status_t s = copy_outputs(outs, dests, nout, out_bytes);
   if (s) {
     for (size_t i = 0; i < nout; ++i) {
@@ -353,7 +360,8 @@ PyObject* tpj_py_executable_execute_to_host(tpj_py_executable_t* self, PyObject*
     uint64_t bytes = 0;
     tpj_status_t s;
     Py_BEGIN_ALLOW_THREADS
-    s = launch_to_host(exe, &req, dests, outs, &bytes);
+    s = launch_to_host(exe, tpj_cached_executable_key(self->handle), &req, dests, outs,
+                       &bytes);
     Py_END_ALLOW_THREADS
     if (s) {
       tpj_py_raise(s);

@@ -226,6 +226,8 @@ PyObject* tpj_py_check_failed(PyObject* self, PyObject* args);
 PyObject* tpj_py_set_eager_checks(PyObject* self, PyObject* arg);
 PyObject* tpj_py_eager_defer_checks(PyObject* self, PyObject* args);
 int tpj_py_checks_init(PyObject* m);
+/* Implemented in trace.c. */
+int tpj_py_trace_init(PyObject* m);
 
 /* Implemented in eager_bridge.c. */
 PyObject* tpj_py_eager_materialize(PyObject* self, PyObject* args);
@@ -302,6 +304,7 @@ PyMODINIT_FUNC PyInit__C(void) {
     }
   }
   if (tpj_py_checks_init(m) < 0) goto fail;
+  if (tpj_py_trace_init(m) < 0) goto fail;
   if (add_type(m, &tpj_py_client_type, "Client") < 0 ||
       add_type(m, &tpj_py_buffer_type, "Buffer") < 0 ||
       add_type(m, &tpj_py_executable_type, "Executable") < 0 ||

@@ -29,11 +29,16 @@ from .device import rename_device
 if _os.environ.get("TORCH_PJRT_DEVICE_NAME", "pjrt").strip().lower() not in ("", "off", "0"):
     device.ensure_registered()
 
+# torch_pjrt.profile(path): a Chrome trace of the block; TORCH_PJRT_TRACE=path
+# traces the whole run (written at exit).
+from .profile import profile, _start_from_env as _trace_from_env
+_trace_from_env()
+
 __all__ = [
     "Error", "UnsupportedOpError", "config", "default_client", "devices", "plugin_info",
     "plugin_path", "run_stablehlo", "run_aten", "set_client_options", "metrics",
     "metrics_reset", "to_buffer", "to_tensor", "encode_args", "target_name", "dtype_code",
-    "code_dtype", "compile_exported", "backend", "device", "rename_device",
+    "code_dtype", "compile_exported", "backend", "device", "rename_device", "profile",
 ]
 
 

@@ -165,11 +165,14 @@ tpj_status_t tpj_runtime_compile_cached(tpj_client_t* client, const char* progra
                 "compile cache: bad options (got num_replicas %d, num_partitions %d, "
                 "expected >= 1)", o.num_replicas, o.num_partitions);
   uint64_t key = tpj_runtime_cache_key(client, program, program_len, &o);
+  uint64_t t0 = tpj_runtime_trace_enabled() ? tpj_runtime_metrics_now_ns() : 0;
   pthread_mutex_lock(&g_cache_mu);
   tpj_cached_executable_t* hit = find_locked(key, client, program, program_len, &o);
   pthread_mutex_unlock(&g_cache_mu);
   if (hit) {
     tpj_runtime_metrics_add_cache_hit();
+    if (t0) tpj_runtime_trace_compile(key, program, program_len, "memory", t0,
+                                      tpj_runtime_metrics_now_ns());
     *out_executable = hit;
     if (out_hit) *out_hit = true;
     return NULL;
@@ -196,6 +199,8 @@ tpj_status_t tpj_runtime_compile_cached(tpj_client_t* client, const char* progra
   }
   *out_executable = fresh;
   if (out_hit) *out_hit = from_disk;
+  if (t0) tpj_runtime_trace_compile(key, program, program_len, from_disk ? "disk" : "none", t0,
+                                    tpj_runtime_metrics_now_ns());
   return NULL;
 }
 

@@ -23,6 +23,7 @@ typedef struct prog_s {
   tpj_dtype_t dst_flat_dtype;
   bool* lifted;                    /* (num_args) scalar argument is a runtime input */
   size_t num_scalars;              /* host scalars + lifted arguments */
+  uint64_t key;                    /* the program's cache key (for the trace) */
   /* Small calls (almost all) use these instead of heap arrays. */
   tpj_eager_storage_t* storages_inline[PROG_INLINE];
   size_t slot_inline[PROG_INLINE];
@@ -450,8 +451,14 @@ static tpj_status_t prog_execute(const prog_t* p, tpj_executable_t* exe, size_t 
   if (!st) {
     tpj_event_t* done = NULL; /* tracked until ready: torch.pjrt.Event sees it */
     tpj_execute_args_t x = {args, n, 1, NULL, outs, &done, run_on};
+    uint64_t t0 = tpj_runtime_trace_enabled() ? tpj_runtime_metrics_now_ns() : 0;
     st = tpj_executable_execute(exe, &x);
     if (!st) tpj_runtime_metrics_add_execution();
+    if (!st && t0) {
+      tpj_trace_launch_t tl = {p->key, op->target ? op->target : "copy", run_on, 1, t0,
+                               tpj_runtime_metrics_now_ns(), &done};
+      tpj_runtime_trace_launch(&tl);
+    }
     if (!st) tpj_eager_inflight_add(run_on, done);
   }
   for (size_t i = 0; i < num_outs && !st && device != run_on; ++i) {
@@ -494,12 +501,14 @@ static tpj_status_t prog_run(const tpj_eager_op_t* op, const tpj_eager_tensor_t*
                              tpj_buffer_t** outs, size_t num_outs) {
   prog_t p;
   tpj_eager_stats_count(0);
+  uint64_t t_op = tpj_runtime_trace_enabled() ? tpj_runtime_metrics_now_ns() : 0;
   tpj_status_t st = prog_init(&p, op, dst);
   tpj_cached_executable_t* exe = NULL;
   size_t device = dst ? dst->storage->device : op->device;
   if (!st) st = tpj_eager_memory_check_outputs(op, dst);
   tpj_eager_checks_t* checks = NULL;
   if (!st) st = prog_executable(&p, &exe, &checks);
+  if (!st) p.key = tpj_cached_executable_key(exe);
   if (!st && checks) {
     st = run_checked(&p, tpj_cached_executable_get(exe), device, checks, outs, num_outs);
   } else if (!st) {
@@ -508,6 +517,12 @@ static tpj_status_t prog_run(const tpj_eager_op_t* op, const tpj_eager_tensor_t*
   tpj_eager_checks_release(checks);
   tpj_cached_executable_release(exe);
   prog_deinit(&p);
+  if (t_op) {
+    tpj_trace_arg_t ta = {"device", NULL, (double)device};
+    tpj_trace_span_t ts = {"eager", op->target ? op->target : "copy", t_op,
+                           tpj_runtime_metrics_now_ns(), 0, &ta, 1};
+    tpj_runtime_trace_span(&ts);
+  }
   return st ? tpj_status_annotate(st, "eager op %s", op->target ? op->target : "copy") : NULL;
 }
 
@@ -595,9 +610,12 @@ tpj_status_t tpj_eager_write_host(const void* data, size_t nbytes, const tpj_eag
                 "eager write: wrong host size (got %zu bytes, expected %lld)", nbytes,
                 (long long)n * (long long)tpj_dtype_size(dst->dtype));
   tpj_buffer_t* b = NULL;
+  uint64_t t0 = tpj_runtime_trace_enabled() ? tpj_runtime_metrics_now_ns() : 0;
   TPJ_RETURN_IF_ERROR(tpj_buffer_from_host(tpj_eager_client(), data, dst->dtype, &n, 1,
                                            dst->storage->device, TPJ_HOST_SEMANTICS_COPY, &b));
   tpj_runtime_metrics_add_bytes_h2d(nbytes);
+  if (t0) tpj_runtime_trace_copy(TPJ_TRACE_COPY_H2D, nbytes, dst->storage->device, t0,
+                                 tpj_runtime_metrics_now_ns());
   if (tpj_eager_view_covers_storage(dst)) {
     tpj_eager_storage_replace(dst->storage, b, dst->dtype);
     return NULL;
@@ -620,6 +638,7 @@ tpj_status_t tpj_eager_read_host(const tpj_eager_tensor_t* src, void* data, size
     return NULL;
   }
   tpj_status_t st;
+  uint64_t t0 = tpj_runtime_trace_enabled() ? tpj_runtime_metrics_now_ns() : 0;
   if (tpj_eager_view_covers_storage(src) && src->storage->dtype == src->dtype) {
     st = tpj_buffer_to_host(src->storage->buffer, data, nbytes);
   } else {
@@ -629,5 +648,7 @@ tpj_status_t tpj_eager_read_host(const tpj_eager_tensor_t* src, void* data, size
     tpj_buffer_destroy(flat);
   }
   if (!st) tpj_runtime_metrics_add_bytes_d2h(nbytes);
+  if (!st && t0) tpj_runtime_trace_copy(TPJ_TRACE_COPY_D2H, nbytes, src->storage->device, t0,
+                                        tpj_runtime_metrics_now_ns());
   return st;
 }

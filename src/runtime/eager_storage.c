@@ -153,10 +153,13 @@ tpj_status_t tpj_eager_storage_ensure(tpj_eager_storage_t* s, tpj_dtype_t dtype)
   if (!host) return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager storage: out of memory (%zu bytes)",
                                s->nbytes);
   tpj_status_t st = NULL;
+  uint64_t t0 = tpj_runtime_trace_enabled() ? tpj_runtime_metrics_now_ns() : 0;
   if (s->buffer) {
     size_t have = (size_t)tpj_eager_storage_numel(s, s->dtype) * tpj_dtype_size(s->dtype);
     st = tpj_buffer_to_host(s->buffer, host, have);
     if (!st) tpj_runtime_metrics_add_bytes_d2h(have);
+    if (!st && t0) tpj_runtime_trace_copy(TPJ_TRACE_COPY_D2H, have, s->device, t0,
+                                          tpj_runtime_metrics_now_ns());
   }
   tpj_buffer_t* b = NULL;
   if (!st) {
@@ -166,6 +169,8 @@ tpj_status_t tpj_eager_storage_ensure(tpj_eager_storage_t* s, tpj_dtype_t dtype)
   free(host);
   TPJ_RETURN_IF_ERROR(st);
   tpj_runtime_metrics_add_bytes_h2d(bytes);
+  if (t0) tpj_runtime_trace_copy(TPJ_TRACE_COPY_H2D, bytes, s->device, t0,
+                                 tpj_runtime_metrics_now_ns());
   tpj_eager_storage_replace(s, b, dtype);
   return NULL;
 }

@@ -59,7 +59,10 @@ void tpj_runtime_metrics_add_bytes_h2d(uint64_t bytes) {
 void tpj_runtime_metrics_add_bytes_d2h(uint64_t bytes) {
   atomic_fetch_add(&g_bytes_d2h, bytes);
 }
-void tpj_runtime_metrics_add_fallback(void) { atomic_fetch_add(&g_fallbacks, 1); }
+void tpj_runtime_metrics_add_fallback(void) {
+  atomic_fetch_add(&g_fallbacks, 1);
+  tpj_runtime_trace_note_fallback(NULL);
+}
 void tpj_runtime_metrics_add_cache_hit(void) { atomic_fetch_add(&g_cache_hits, 1); }
 void tpj_runtime_metrics_add_disk_hit(void) { atomic_fetch_add(&g_disk_hits, 1); }
 void tpj_runtime_metrics_add_disk_write(void) { atomic_fetch_add(&g_disk_writes, 1); }
