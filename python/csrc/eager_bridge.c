@@ -125,6 +125,7 @@ static tpj_status_t run_call(tpj_executable_t* exe, uint64_t key, const eager_ca
                            .out_buffers = outs, .out_events = &ev,
                            .device = c->exec_device};
   uint64_t t0 = tpj_runtime_metrics_now_ns();
+  TPJ_RETURN_IF_ERROR(tpj_eager_memory_launch(c->exec_device, exe));
   TPJ_RETURN_IF_ERROR(tpj_executable_execute(exe, &ea));
   if (tpj_runtime_trace_enabled()) {
     tpj_trace_launch_t tl = {key, NULL, c->exec_device, 1, t0, tpj_runtime_metrics_now_ns(),

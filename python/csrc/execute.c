@@ -6,6 +6,8 @@
 
 #include <stdlib.h>
 
+#include "tpj/eager.h"
+
 typedef struct {
   size_t num_devices;
   size_t num_args;
@@ -73,7 +75,9 @@ static tpj_status_t launch(tpj_executable_t* exe, uint64_t key, const exec_reque
                            .num_devices = nd, .donate = req->donate,
                            .out_buffers = out_buffers, .out_events = events};
   uint64_t t0 = tpj_runtime_metrics_now_ns();
-  tpj_status_t s = tpj_executable_execute(exe, &ea);
+  tpj_status_t s = NULL;  /* temporaries: device d runs replica d (default assignment) */
+  for (size_t d = 0; d < nd && !s; ++d) s = tpj_eager_memory_launch(d, exe);
+  if (!s) s = tpj_executable_execute(exe, &ea);
   if (!s && tpj_runtime_trace_enabled()) {
     tpj_trace_launch_t tl = {key, NULL, 0, nd, t0, tpj_runtime_metrics_now_ns(), events};
     tpj_runtime_trace_launch(&tl);

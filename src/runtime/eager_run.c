@@ -452,7 +452,8 @@ static tpj_status_t prog_execute(const prog_t* p, tpj_executable_t* exe, size_t 
     tpj_event_t* done = NULL; /* tracked until ready: torch.pjrt.Event sees it */
     tpj_execute_args_t x = {args, n, 1, NULL, outs, &done, run_on};
     uint64_t t0 = tpj_runtime_trace_enabled() ? tpj_runtime_metrics_now_ns() : 0;
-    st = tpj_executable_execute(exe, &x);
+    st = tpj_eager_memory_launch(run_on, exe);
+    if (!st) st = tpj_executable_execute(exe, &x);
     if (!st) tpj_runtime_metrics_add_execution();
     if (!st && t0) {
       tpj_trace_launch_t tl = {p->key, op->target ? op->target : "copy", run_on, 1, t0,
