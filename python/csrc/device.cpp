@@ -25,6 +25,9 @@
 #include "device_internal.h"
 #include "tpj/eager.h"
 
+// torch_pjrt._C's status -> exception (python/csrc/module.c).
+extern "C" PyObject* tpj_py_raise(tpj_status_t status);
+
 namespace tpj_device {
 
 thread_local c10::DeviceIndex g_current = 0;
@@ -308,12 +311,7 @@ PyObject* py_synchronize(PyObject*, PyObject*) {
   Py_BEGIN_ALLOW_THREADS
   st = tpj_eager_synchronize();
   Py_END_ALLOW_THREADS
-  if (st) {  // a failed runtime index check (OUT_OF_RANGE) is an IndexError, as in check()
-    bool index = tpj_status_code(st) == TPJ_STATUS_OUT_OF_RANGE;
-    PyErr_SetString(index ? PyExc_IndexError : PyExc_RuntimeError, tpj_status_message(st));
-    tpj_status_free(st);
-    return nullptr;
-  }
+  if (st) return tpj_py_raise(st);  // a failed index check: _C.IndexError, as in check()
   Py_RETURN_NONE;
 }
 

@@ -5,11 +5,17 @@
 // becomes a PyTorch exception (out of memory -> torch.OutOfMemoryError).
 #include <c10/core/CachingDeviceAllocator.h>
 #include <c10/util/Exception.h>
+#include <torch/csrc/Exceptions.h>
 
 #include <string>
 
 #include "device_internal.h"
 #include "tpj/eager.h"
+
+// torch_pjrt._C.IndexError (python/csrc/checks.c): an IndexError and a
+// RuntimeError, because CPU raises one or the other by op (index_select and
+// embedding IndexError; gather, scatter and embedding_bag RuntimeError).
+extern "C" PyObject* tpj_py_index_error_type;
 
 namespace tpj_device {
 
@@ -23,8 +29,18 @@ void check(tpj_status_t st) {
     TORCH_CHECK_WITH(OutOfMemoryError, false, "torch_pjrt: out of memory on the pjrt device ",
                      "(current device pjrt:", (int)g_current, "): ", msg);
   }
-  // A runtime index check failed (tpj/ir.h): IndexError, as on the CPU.
-  TORCH_CHECK_INDEX(code != TPJ_STATUS_OUT_OF_RANGE, "torch_pjrt: ", msg);
+  // A runtime index check failed (tpj/ir.h): raised as the Python exception
+  // _C.IndexError, which both `except IndexError` and `except RuntimeError` catch.
+  TORCH_CHECK_INDEX(code != TPJ_STATUS_OUT_OF_RANGE || tpj_py_index_error_type,
+                    "torch_pjrt: ", msg);
+  if (code == TPJ_STATUS_OUT_OF_RANGE) {
+    PyGILState_STATE gs = PyGILState_Ensure();
+    PyErr_SetString(tpj_py_index_error_type, ("torch_pjrt: " + msg).c_str());
+    python_error e;
+    e.persist();
+    PyGILState_Release(gs);
+    throw e;
+  }
   TORCH_CHECK(false, "torch_pjrt: ", msg);
 }
 

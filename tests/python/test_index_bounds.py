@@ -145,6 +145,24 @@ def test_eager_error_surfaces_at_item():
         s.item()
 
 
+@pytest.mark.parametrize("cpu_type,fn", [
+    (RuntimeError, lambda x, i: x.gather(0, i)),
+    (RuntimeError, lambda x, i: x.scatter(0, i, 1.0)),
+    (IndexError, lambda x, i: x.index_select(0, i)),
+])
+@pytest.mark.parametrize("where", ["read", "synchronize"])
+def test_eager_index_error_is_caught_as_cpu_raises_it(cpu_type, fn, where):
+    # CPU raises RuntimeError for gather/scatter and IndexError for
+    # index_select; the device's error is both, so either except clause works.
+    x, i = torch.zeros(3), torch.tensor([5])
+    with pytest.raises(cpu_type):
+        fn(x, i)
+    y = fn(x.to(DEV), i.to(DEV))
+    with pytest.raises(RuntimeError) as info:
+        y.cpu() if where == "read" else torch.pjrt.synchronize()
+    assert isinstance(info.value, IndexError) and "index 5 is out of bounds" in str(info.value)
+
+
 def test_compiled_backward_with_bad_target_raises():
     def step(p, t):
         p = p.detach().requires_grad_()
