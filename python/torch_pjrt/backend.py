@@ -54,6 +54,10 @@ def decompositions() -> Dict[Any, Callable[..., Any]]:
     from torch._decomp import core_aten_decompositions, get_decompositions
     table = dict(core_aten_decompositions())
     table.update(get_decompositions(_EXTRA_DECOMP_OPS))
+    # index_copy has its own lowering: PyTorch's decomposition (an index_put)
+    # would accept the negative indices CPU rejects.
+    for op in (torch.ops.aten.index_copy.default, torch.ops.aten.index_copy_.default):
+        table.pop(op, None)
     # prims.fma (an Inductor prim, registered once Dynamo has run) comes out of
     # the lerp decomposition (AdamW's _foreach_lerp_).
     if hasattr(torch.ops.prims, "fma"):

@@ -402,7 +402,12 @@ TPJ_LOWERING(tpj_lower_shape_index_select) {
 }
 
 /* index_add(self, dim, index, source, alpha). */
-TPJ_LOWERING(tpj_lower_shape_index_add) {
+/* index_add(self, dim, index, source, alpha) and index_copy(self, dim, index,
+ * source): source's slices along dim go to the index positions, added or
+ * replacing. Indices are checked against [0, size) (negative ones raise, as
+ * on the CPU). */
+static tpj_status_t index_update(tpj_graph_t* g, const tpj_lower_call_t* call,
+                                 tpj_shape_combine_t combine, tpj_value_t* out) {
   tpj_value_t x, idx, src, alpha, res;
   int64_t dim;
   TPJ_RETURN_IF_ERROR(tpj_shape_dim_index(g, call, &x, &dim, &idx));
@@ -423,7 +428,7 @@ TPJ_LOWERING(tpj_lower_shape_index_add) {
   if (n == 0 || tpj_type_numel(t) == 0) return tpj_shape_reshape_to_out(g, call, x, 0, &out[0]);
   TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, src, t->dtype, &src));
   TPJ_RETURN_IF_ERROR(tpj_build_reshape(g, src, dims, (size_t)t->rank, &src));
-  if (!tpj_lower_arg_is_none(call, 4)) {
+  if (combine == TPJ_SHAPE_COMBINE_ADD && !tpj_lower_arg_is_none(call, 4)) {
     tpj_type_t ut = *tpj_lower_type(g, src);
     TPJ_RETURN_IF_ERROR(tpj_lower_arg_as(g, call, 4, &ut, &alpha));
     TPJ_RETURN_IF_ERROR(tpj_build_binary(g, t->dtype == TPJ_DTYPE_PRED ? TPJ_BINARY_OP_AND
@@ -431,7 +436,14 @@ TPJ_LOWERING(tpj_lower_shape_index_add) {
                                          src, alpha, &src));
   }
   TPJ_RETURN_IF_ERROR(tpj_shape_move_block_front(g, src, 1, dim, &src));
-  TPJ_RETURN_IF_ERROR(tpj_shape_scatter_adv(g, x, &dim, &idx, 1, src, TPJ_SHAPE_COMBINE_ADD,
-                                            &res));
+  TPJ_RETURN_IF_ERROR(tpj_shape_scatter_adv(g, x, &dim, &idx, 1, src, combine, &res));
   return tpj_shape_reshape_to_out(g, call, res, 0, &out[0]);
+}
+
+TPJ_LOWERING(tpj_lower_shape_index_add) {
+  return index_update(g, call, TPJ_SHAPE_COMBINE_ADD, out);
+}
+
+TPJ_LOWERING(tpj_lower_shape_index_copy) {
+  return index_update(g, call, TPJ_SHAPE_COMBINE_REPLACE, out);
 }

@@ -103,6 +103,7 @@ TPJ_LOWERING(tpj_lower_shape_index);
 TPJ_LOWERING(tpj_lower_shape_index_put);
 TPJ_LOWERING(tpj_lower_shape_index_select);
 TPJ_LOWERING(tpj_lower_shape_index_add);
+TPJ_LOWERING(tpj_lower_shape_index_copy);
 
 /* -------------------------------------------------------- index_scatter.c -- */
 TPJ_LOWERING(tpj_lower_shape_gather);

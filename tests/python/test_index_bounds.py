@@ -59,6 +59,11 @@ CASES = [
      (_x(), _i(9)), "index_put"),
     ("index_add", lambda x, i: x.index_add(0, i, torch.ones(1, 3, device=x.device)), (_x(), _i(4)),
      (_x(), _i(7)), "index_add|index_put"),
+    ("index_copy", lambda x, i: x.index_copy(0, i, torch.ones(1, 3, device=x.device)),
+     (_x(), _i(4)), (_x(), _i(7)), "index_copy"),
+    # CPU rejects a negative index_copy index (in range or not)
+    ("index_copy_negative", lambda x, i: x.index_copy(0, i, torch.ones(1, 3, device=x.device)),
+     (_x(), _i(0)), (_x(), _i(-1)), "index_copy"),
     ("nll_loss", lambda p, t: F.nll_loss(p, t), (_logp(), _i(0, 2)), (_logp(), _i(0, 5)),
      "nll_loss|gather"),
     ("nll_loss_ignore", lambda p, t: F.nll_loss(p, t), (_logp(), _i(-100, 1)),

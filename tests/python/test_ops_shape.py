@@ -279,6 +279,23 @@ def test_index_select_add(dim):
     check(aten.index_add.default, x, dim, ip, rand(src_shape), alpha=2.5)
     check(aten.index_add.default, x.to(torch.int64), dim, ip,
           rand(src_shape, torch.int64), alpha=3)
+    perm = torch.randperm(n)[: min(n, 3)]  # distinct: index_copy of duplicates is unordered
+    copy_shape = list(x.shape)
+    copy_shape[dim] = len(perm)
+    check(aten.index_copy.default, x, dim, perm, rand(copy_shape))
+    check(aten.index_copy.default, x.to(torch.int64), dim, perm, rand(copy_shape, torch.int64))
+    # forward and gradient on the eager device against CPU
+    src = rand(copy_shape)
+    xs, ss = x.clone().requires_grad_(), src.clone().requires_grad_()
+    xd, sd = x.to("pjrt").requires_grad_(), src.to("pjrt").requires_grad_()
+    w = rand(tuple(x.shape))
+    want = xs.index_copy(dim, perm, ss)
+    got = xd.index_copy(dim, perm.to("pjrt"), sd)
+    (want * w).sum().backward()
+    (got * w.to("pjrt")).sum().backward()
+    torch.testing.assert_close(got.detach().cpu(), want.detach())
+    torch.testing.assert_close(xd.grad.cpu(), xs.grad)
+    torch.testing.assert_close(sd.grad.cpu(), ss.grad)
 
 
 @pytest.mark.parametrize("dtype", fast_first([torch.float32, torch.int64, torch.bool, torch.bfloat16]))
