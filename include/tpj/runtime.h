@@ -18,8 +18,8 @@
  * call tpj_runtime_cache_evict_client(client) before tpj_client_destroy(client)
  * and release every handle of that client first.
  *
- * Metrics are lock-free process-wide counters; every function here is
- * thread-safe.
+ * Metrics are lock-free process-wide counters, a sink the cache, the launch
+ * paths and the extension push into; every function here is thread-safe.
  */
 #ifndef TPJ_RUNTIME_H_
 #define TPJ_RUNTIME_H_
@@ -153,6 +153,9 @@ void tpj_runtime_metrics_add_compile(double seconds);
 void tpj_runtime_metrics_add_cache_hit(void);
 void tpj_runtime_metrics_add_disk_hit(void);
 void tpj_runtime_metrics_add_disk_write(void);
+/* The number of executables cached now; the compile cache sets it whenever it
+ * changes (metrics reads nothing from the cache). */
+void tpj_runtime_metrics_set_cache_entries(uint64_t entries);
 
 /* Timing counters. tpj_runtime_metrics_now_ns() reads CLOCK_MONOTONIC (one
  * vDSO call, no syscall on Linux); callers take two readings around the work

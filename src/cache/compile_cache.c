@@ -2,7 +2,8 @@
  * Bucketed by a 64-bit hash of (text, options, plugin path); a hit is confirmed
  * by comparing client, options and the full text, so collisions are harmless.
  * Entries are reference counted so Python objects can outlive a cache clear.
- * A memory miss asks the disk tier (disk_cache.c) before compiling. */
+ * A memory miss asks the disk tier (disk_cache.c) before compiling. Counts
+ * (hits, compiles, the entry count) are pushed into metrics.c. */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -188,7 +189,7 @@ tpj_status_t tpj_runtime_compile_cached(tpj_client_t* client, const char* progra
     size_t b = key % TPJ_CACHE_BUCKETS;
     fresh->next = g_buckets[b];
     g_buckets[b] = fresh;
-    ++g_cache_count;
+    tpj_runtime_metrics_set_cache_entries(++g_cache_count);
   }
   pthread_mutex_unlock(&g_cache_mu);
   if (raced) {
@@ -223,6 +224,7 @@ static void evict_where(const tpj_client_t* client, bool all) {
       }
     }
   }
+  tpj_runtime_metrics_set_cache_entries(g_cache_count);
   pthread_mutex_unlock(&g_cache_mu);
   while (dropped) {
     tpj_cached_executable_t* next = dropped->next;

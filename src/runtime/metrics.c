@@ -1,7 +1,8 @@
 /* metrics.c: process-wide runtime counters (compiles, cache hits, disk tier
  * hits and writes, executions, transfer bytes, fallbacks, and the time spent
- * compiling, executing and copying). Plain C11 atomics, so the extension can
- * bump them from any thread without a lock; times are kept in nanoseconds. */
+ * compiling, executing and copying). A sink: the cache, the launch paths and
+ * the extension push counts in, metrics reads nothing back from them. Plain
+ * C11 atomics, so any thread bumps them without a lock; times in nanoseconds. */
 #include <stdatomic.h>
 #include <time.h>
 
@@ -19,6 +20,7 @@ static atomic_uint_fast64_t g_disk_writes;
 static atomic_uint_fast64_t g_execute_ns;
 static atomic_uint_fast64_t g_h2d_ns;
 static atomic_uint_fast64_t g_d2h_ns;
+static atomic_uint_fast64_t g_cache_entries; /* a level pushed by the cache */
 
 void tpj_runtime_metrics_get(tpj_metrics_t* out_metrics) {
   if (!out_metrics) return;
@@ -29,7 +31,7 @@ void tpj_runtime_metrics_get(tpj_metrics_t* out_metrics) {
   out_metrics->bytes_h2d = atomic_load(&g_bytes_h2d);
   out_metrics->bytes_d2h = atomic_load(&g_bytes_d2h);
   out_metrics->fallbacks = atomic_load(&g_fallbacks);
-  out_metrics->cache_entries = tpj_runtime_cache_size();
+  out_metrics->cache_entries = atomic_load(&g_cache_entries);
   out_metrics->disk_hits = atomic_load(&g_disk_hits);
   out_metrics->disk_writes = atomic_load(&g_disk_writes);
   out_metrics->execute_seconds = (double)atomic_load(&g_execute_ns) * 1e-9;
@@ -66,6 +68,9 @@ void tpj_runtime_metrics_add_fallback(void) {
 void tpj_runtime_metrics_add_cache_hit(void) { atomic_fetch_add(&g_cache_hits, 1); }
 void tpj_runtime_metrics_add_disk_hit(void) { atomic_fetch_add(&g_disk_hits, 1); }
 void tpj_runtime_metrics_add_disk_write(void) { atomic_fetch_add(&g_disk_writes, 1); }
+void tpj_runtime_metrics_set_cache_entries(uint64_t entries) {
+  atomic_store(&g_cache_entries, entries);
+}
 
 void tpj_runtime_metrics_add_compile(double seconds) {
   atomic_fetch_add(&g_compiles, 1);
