@@ -35,6 +35,7 @@ disabled_ops(*targets)
 import contextlib
 import os
 import sys
+import threading
 import types
 from typing import Iterator
 
@@ -70,16 +71,27 @@ def check() -> None:
                          f"(expected one of {_FALLBACK_CHOICES})")
 
 
+_disabled_depth: dict = {}  # target -> how many open disabled_ops blocks name it
+_disabled_lock = threading.Lock()
+
+
 @contextlib.contextmanager
 def disabled_ops(*targets: str) -> Iterator[None]:
-    """Turns the lowerings of `targets` off for the block (see the module doc)."""
+    """Turns the lowerings of `targets` off for the block (see the module doc).
+    Blocks nest: a target is on again when the last block naming it exits."""
     from . import _C
     done = []
     try:
         for t in targets:
-            _C.lower_set_disabled(t, True)
+            with _disabled_lock:
+                _C.lower_set_disabled(t, True)
+                _disabled_depth[t] = _disabled_depth.get(t, 0) + 1
             done.append(t)
         yield
     finally:
         for t in done:
-            _C.lower_set_disabled(t, False)
+            with _disabled_lock:
+                _disabled_depth[t] -= 1
+                if _disabled_depth[t] == 0:
+                    del _disabled_depth[t]
+                    _C.lower_set_disabled(t, False)

@@ -191,3 +191,14 @@ def test_disabled_ops_unknown_name_raises():
     with pytest.raises(Exception, match="no lowering for aten::nope"):
         with config.disabled_ops("aten::nope.default"):
             pass
+
+
+def test_disabled_ops_blocks_nest():
+    from torch_pjrt import _C
+    t = "aten::cummax.default"
+    assert _C.lower_supported(t)
+    with config.disabled_ops(t):
+        with config.disabled_ops(t):
+            assert not _C.lower_supported(t)
+        assert not _C.lower_supported(t)  # the outer block still holds it off
+    assert _C.lower_supported(t)
