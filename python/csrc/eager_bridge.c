@@ -126,13 +126,20 @@ static tpj_status_t run_call(tpj_executable_t* exe, uint64_t key, const eager_ca
                            .device = c->exec_device};
   uint64_t t0 = tpj_runtime_metrics_now_ns();
   TPJ_RETURN_IF_ERROR(tpj_eager_memory_launch(c->exec_device, exe));
-  TPJ_RETURN_IF_ERROR(tpj_executable_execute(exe, &ea));
+  tpj_status_t launched = tpj_executable_execute(exe, &ea);
+  if (tpj_status_code(launched) == TPJ_STATUS_RESOURCE_EXHAUSTED) {
+    return tpj_status_annotate(launched, "compiled program on pjrt device %zu", c->exec_device);
+  }
+  TPJ_RETURN_IF_ERROR(launched);
   if (tpj_runtime_trace_enabled()) {
     tpj_trace_launch_t tl = {key, NULL, c->exec_device, 1, t0, tpj_runtime_metrics_now_ns(),
                              &ev};
     tpj_runtime_trace_launch(&tl);
   }
   tpj_status_t st = ev ? tpj_event_await(ev) : NULL;
+  if (tpj_status_code(st) == TPJ_STATUS_RESOURCE_EXHAUSTED) {
+    st = tpj_status_annotate(st, "compiled program on pjrt device %zu", c->exec_device);
+  }
   tpj_runtime_metrics_add_execute_ns(tpj_runtime_metrics_now_ns() - t0);
   tpj_event_destroy(ev);
   for (size_t o = 0; o < c->num_outs && !st; ++o) {

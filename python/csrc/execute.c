@@ -85,6 +85,10 @@ static tpj_status_t launch(tpj_executable_t* exe, uint64_t key, const exec_reque
   for (size_t d = 0; d < nd && !s; ++d) {
     if (events[d]) s = tpj_event_await(events[d]);
   }
+  if (tpj_status_code(s) == TPJ_STATUS_RESOURCE_EXHAUSTED) {  /* name where it ran */
+    s = tpj_status_annotate(s, "compiled program on pjrt device%s %s%zu", nd > 1 ? "s" : "",
+                            nd > 1 ? "0-" : "", nd > 1 ? nd - 1 : 0);
+  }
   tpj_runtime_metrics_add_execute_ns(tpj_runtime_metrics_now_ns() - t0);
   for (size_t d = 0; d < nd; ++d) tpj_event_destroy(events[d]);
   free(events);
