@@ -1,6 +1,7 @@
 /* eager_internal.h: shared pieces of the eager device runtime (internal).
- * eager_storage.c owns storages and the client, eager_view.c builds the
- * view read/write ops, eager_run.c keys, compiles and runs the programs. */
+ * eager_storage.c owns storages and the client (it runs no ops), eager_view.c
+ * builds the view read/write ops, eager_run.c keys, compiles and runs the
+ * programs and gives never-written storages their zeros. */
 #ifndef TPJ_EAGER_INTERNAL_H_
 #define TPJ_EAGER_INTERNAL_H_
 
@@ -31,10 +32,11 @@ tpj_status_t tpj_eager_inflight_await(void) TPJ_MUST_USE;
 void tpj_eager_inflight_clear(void);
 /* Elements of the storage when kept as `dtype`. */
 int64_t tpj_eager_storage_numel(const tpj_eager_storage_t* s, tpj_dtype_t dtype);
-/* Makes sure the storage has a buffer whose element size is dtype's: a
- * storage never written gets zeros of `dtype`; one kept with another element
- * size is re-read through the host as `dtype`. */
-tpj_status_t tpj_eager_storage_ensure(tpj_eager_storage_t* s, tpj_dtype_t dtype) TPJ_MUST_USE;
+/* Re-reads the storage through the host as a flat buffer of `dtype` (zeros
+ * when it was never written). The op runner (eager_run.c) uses it for a
+ * storage kept with another element size, and for a never-written one when
+ * the zeros program on the device fails; storage code never runs ops. */
+tpj_status_t tpj_eager_storage_retype(tpj_eager_storage_t* s, tpj_dtype_t dtype) TPJ_MUST_USE;
 /* Replaces the buffer (takes ownership of `buffer`). */
 void tpj_eager_storage_replace(tpj_eager_storage_t* s, tpj_buffer_t* buffer, tpj_dtype_t dtype);
 

@@ -1,7 +1,8 @@
 /* eager_run.c: runs one eager op as a one-op StableHLO program. The call's
  * signature is looked up first (no text is built on a hit); a miss builds the
  * program (view reads, the lowering, an optional write-back into a view),
- * emits it and compiles it through the runtime compile cache. */
+ * emits it and compiles it through the runtime compile cache. A never-written
+ * storage an op reads gets its zeros here, from a program on the device. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,47 @@ static size_t slot_of(prog_t* p, tpj_eager_storage_t* s) {
   return p->num_storages++;
 }
 
+/* Gives a never-written storage its zeros, made by a program on the device
+ * (no host transfer). */
+static tpj_status_t storage_zeros(tpj_eager_storage_t* s, tpj_dtype_t dtype) {
+  int64_t n = tpj_eager_storage_numel(s, dtype);
+  tpj_arg_t args[5] = {{.kind = TPJ_ARG_KIND_INT_LIST, .ints = &n, .count = 1}};
+  for (int i = 1; i < 5; ++i) args[i].kind = TPJ_ARG_KIND_NONE;
+  tpj_type_t t = {.dtype = dtype, .rank = 1, .dims = {n}};
+  tpj_eager_op_t op = {.target = "aten::zeros.default", .args = args, .num_args = 5,
+                       .out_types = &t, .num_outs = 1, .device = s->device};
+  tpj_buffer_t* b = NULL;
+  TPJ_RETURN_IF_ERROR(tpj_eager_op_run(&op, &b));
+  tpj_eager_storage_replace(s, b, dtype);
+  return NULL;
+}
+
+/* Makes sure the storage has a buffer whose element size is dtype's: a
+ * storage never written gets zeros of `dtype` on the device (through the host
+ * only if the program fails); one kept with another element size is re-read
+ * through the host as `dtype`. */
+static tpj_status_t storage_ensure(tpj_eager_storage_t* s, tpj_dtype_t dtype) {
+  if (!s->buffer) {
+    tpj_status_t z = storage_zeros(s, dtype);
+    if (!z || tpj_status_code(z) == TPJ_STATUS_RESOURCE_EXHAUSTED) return z;
+    tpj_status_free(z);
+  } else if (tpj_dtype_size(s->dtype) == tpj_dtype_size(dtype)) {
+    return NULL;
+  }
+  return tpj_eager_storage_retype(s, dtype);
+}
+
+tpj_status_t tpj_eager_storage_buffer(tpj_eager_storage_t* s, tpj_dtype_t dtype,
+                                      tpj_buffer_t** out_buffer) {
+  TPJ_CHECK_ARG(s && out_buffer, "eager storage buffer: NULL argument");
+  *out_buffer = NULL;
+  TPJ_CHECK_ARG(tpj_dtype_size(dtype) > 0, "eager storage buffer: bad dtype (got %d)",
+                (int)dtype);
+  if (!s->buffer) TPJ_RETURN_IF_ERROR(storage_ensure(s, dtype));
+  if (s->dtype == dtype) *out_buffer = s->buffer;
+  return NULL;
+}
+
 static tpj_status_t prog_init(prog_t* p, const tpj_eager_op_t* op, const tpj_eager_tensor_t* dst) {
   memset(p, 0, sizeof(*p));
   p->op = op;
@@ -61,14 +103,14 @@ static tpj_status_t prog_init(prog_t* p, const tpj_eager_op_t* op, const tpj_eag
     }
     TPJ_CHECK_ARG(v->storage, "eager op %s: input %zu has no storage",
                   op->target ? op->target : "copy", i);
-    TPJ_RETURN_IF_ERROR(tpj_eager_storage_ensure(v->storage, v->dtype));
+    TPJ_RETURN_IF_ERROR(storage_ensure(v->storage, v->dtype));
     p->slot[i] = slot_of(p, v->storage);
   }
   if (dst) {
     if (tpj_eager_view_covers_storage(dst)) {
       p->dst_flat_dtype = dst->dtype;
     } else {
-      TPJ_RETURN_IF_ERROR(tpj_eager_storage_ensure(dst->storage, dst->dtype));
+      TPJ_RETURN_IF_ERROR(storage_ensure(dst->storage, dst->dtype));
       p->dst_slot = (long)slot_of(p, dst->storage);
       p->dst_flat_dtype = dst->storage->dtype;
     }

@@ -118,35 +118,13 @@ int64_t tpj_eager_storage_numel(const tpj_eager_storage_t* s, tpj_dtype_t dtype)
   return item ? (int64_t)(s->nbytes / item) : 0;
 }
 
-/* Gives a never-written storage its zeros, made by a program on the device
- * (no host transfer). */
-static tpj_status_t storage_zeros(tpj_eager_storage_t* s, tpj_dtype_t dtype) {
-  int64_t n = tpj_eager_storage_numel(s, dtype);
-  tpj_arg_t args[5] = {{.kind = TPJ_ARG_KIND_INT_LIST, .ints = &n, .count = 1}};
-  for (int i = 1; i < 5; ++i) args[i].kind = TPJ_ARG_KIND_NONE;
-  tpj_type_t t = {.dtype = dtype, .rank = 1, .dims = {n}};
-  tpj_eager_op_t op = {.target = "aten::zeros.default", .args = args, .num_args = 5,
-                       .out_types = &t, .num_outs = 1, .device = s->device};
-  tpj_buffer_t* b = NULL;
-  TPJ_RETURN_IF_ERROR(tpj_eager_op_run(&op, &b));
-  tpj_eager_storage_replace(s, b, dtype);
-  return NULL;
-}
-
-/* Every buffer kept here is 1-D: programs return flat results, ensure() and
- * retyping create flat buffers. A never-written storage gets its zeros from a
- * program on the device. A storage read with an element size other
- * than its buffer's (byte views from torch.save / UntypedStorage) is retyped
- * through the host; same-size reinterpretation is a bitcast in the program. */
-tpj_status_t tpj_eager_storage_ensure(tpj_eager_storage_t* s, tpj_dtype_t dtype) {
-  if (!s->buffer) {
-    /* zeros on the device; through the host only if the program fails */
-    tpj_status_t z = storage_zeros(s, dtype);
-    if (!z || tpj_status_code(z) == TPJ_STATUS_RESOURCE_EXHAUSTED) return z;
-    tpj_status_free(z);
-  } else if (tpj_dtype_size(s->dtype) == tpj_dtype_size(dtype)) {
-    return NULL;
-  }
+/* Every buffer kept here is 1-D: programs return flat results and retyping
+ * makes flat buffers. Retyping re-reads the storage through the host (zeros
+ * when never written): for a read with an element size other than its
+ * buffer's (byte views from torch.save / UntypedStorage), and for the zeros of
+ * a never-written storage when the op runner (eager_run.c) cannot make them
+ * on the device. Same-size reinterpretation is a bitcast in the program. */
+tpj_status_t tpj_eager_storage_retype(tpj_eager_storage_t* s, tpj_dtype_t dtype) {
   int64_t n = tpj_eager_storage_numel(s, dtype);
   size_t bytes = (size_t)n * tpj_dtype_size(dtype);
   void* host = calloc(1, s->nbytes ? s->nbytes : 1);
@@ -179,17 +157,6 @@ void tpj_eager_storage_replace(tpj_eager_storage_t* s, tpj_buffer_t* buffer, tpj
   tpj_buffer_destroy(s->buffer);
   s->buffer = buffer;
   s->dtype = dtype;
-}
-
-tpj_status_t tpj_eager_storage_buffer(tpj_eager_storage_t* s, tpj_dtype_t dtype,
-                                      tpj_buffer_t** out_buffer) {
-  TPJ_CHECK_ARG(s && out_buffer, "eager storage buffer: NULL argument");
-  *out_buffer = NULL;
-  TPJ_CHECK_ARG(tpj_dtype_size(dtype) > 0, "eager storage buffer: bad dtype (got %d)",
-                (int)dtype);
-  if (!s->buffer) TPJ_RETURN_IF_ERROR(tpj_eager_storage_ensure(s, dtype));
-  if (s->dtype == dtype) *out_buffer = s->buffer;
-  return NULL;
 }
 
 tpj_status_t tpj_eager_storage_set_buffer(tpj_eager_storage_t* s, tpj_buffer_t* buffer) {
