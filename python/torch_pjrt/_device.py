@@ -18,7 +18,7 @@ from typing import Any, Dict, List, Optional
 import torch
 
 from . import _C
-from ._aten import code_dtype, dtype_code
+from ._dtypes import code_dtype, dtype_code
 
 _lock = threading.Lock()
 _client: Optional[_C.Client] = None
