@@ -54,9 +54,11 @@ def decompositions() -> Dict[Any, Callable[..., Any]]:
     from torch._decomp import core_aten_decompositions, get_decompositions
     table = dict(core_aten_decompositions())
     table.update(get_decompositions(_EXTRA_DECOMP_OPS))
-    # index_copy has its own lowering: PyTorch's decomposition (an index_put)
-    # would accept the negative indices CPU rejects.
-    for op in (torch.ops.aten.index_copy.default, torch.ops.aten.index_copy_.default):
+    # index_copy and take have their own lowerings: PyTorch's decompositions
+    # (index_put, index) would accept the negative indices CPU rejects
+    # (index_copy) or name the wrong op in a bounds error (take).
+    for op in (torch.ops.aten.index_copy.default, torch.ops.aten.index_copy_.default,
+               torch.ops.aten.take.default):
         table.pop(op, None)
     # prims.fma (an Inductor prim, registered once Dynamo has run) comes out of
     # the lerp decomposition (AdamW's _foreach_lerp_).

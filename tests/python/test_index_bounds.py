@@ -46,7 +46,7 @@ CASES = [
     ("getitem_2d", lambda x, i: x[i, i], (_x(), _i(-1, 2)), (_x(), _i(0, 3)), "index"),
     ("gather", lambda x, i: x.gather(0, i), (_x(), _i([4, 0, 2])), (_x(), _i([7, 0, 0])),
      "gather"),
-    ("take", lambda x, i: x.take(i), (_x(), _i(-1, 14)), (_x(), _i(100)), "take|index"),
+    ("take", lambda x, i: x.take(i), (_x(), _i(-1, 14)), (_x(), _i(100)), "take"),
     ("embedding", lambda w, i: F.embedding(i, w), (_w(), _i(9, 0)), (_w(), _i(12)),
      "embedding|index_select"),  # the eager device runs embedding's composite
     ("embedding_bag", lambda w, i: F.embedding_bag(i, w, _i(0).to(w.device)), (_w(), _i(9, 0)),
