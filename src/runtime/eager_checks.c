@@ -105,15 +105,21 @@ static tpj_status_t pending_finish(pending_t* p, tpj_status_t started) {
  * awaited), frees them (under g_lock); keeps the first failure. */
 static tpj_status_t flush_locked(void) {
   tpj_status_t first = NULL, started[TPJ_EAGER_CHECKS_MAX_PENDING];
+  uint64_t t0 = tpj_runtime_metrics_now_ns(), bytes = 0;
   for (size_t i = 0; i < g_num_pending; ++i) {
     pending_t* p = &g_pending[i];
-    started[i] = tpj_buffer_to_host_async(p->buffer, p->values,
-                                          2 * p->checks->count * sizeof(int64_t), &p->event);
+    size_t n = 2 * p->checks->count * sizeof(int64_t);
+    started[i] = tpj_buffer_to_host_async(p->buffer, p->values, n, &p->event);
+    if (!started[i]) bytes += n;
   }
   for (size_t i = 0; i < g_num_pending; ++i) {
     tpj_status_t st = pending_finish(&g_pending[i], started[i]);
     if (st && !first) first = st;
     else tpj_status_free(st);
+  }
+  if (g_num_pending) {  /* the check results are device -> host copies like any other */
+    tpj_runtime_metrics_add_bytes_d2h(bytes);
+    tpj_runtime_metrics_add_d2h_ns(tpj_runtime_metrics_now_ns() - t0);
   }
   g_num_pending = 0;
   return first;

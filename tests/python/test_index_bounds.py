@@ -195,3 +195,13 @@ def test_check_indices_false_still_runs(mode):
     # back on: the next call is not served by a program built without checks
     with pytest.raises(IndexError):
         _run(mode, fn, (_x(), _i(7)))
+
+
+def test_eager_check_results_count_as_device_to_host_bytes():
+    x = _x().to(DEV)
+    torch.pjrt.synchronize()
+    y = x.index_select(0, _i(1, 2).to(DEV))  # one pending check result: (bad, value) int64
+    before = torch_pjrt.metrics()["bytes_d2h"]
+    torch.pjrt.synchronize()
+    assert torch_pjrt.metrics()["bytes_d2h"] - before == 16
+    del y
