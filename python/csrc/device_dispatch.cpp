@@ -49,6 +49,8 @@ bool fallback_is_error() {
 // A random op run on the CPU draws from a CPU generator seeded by the pjrt
 // generator it was given (or the device's default), so a pjrt seed still
 // fixes its numbers and CPU random calls elsewhere do not move them.
+bool is_type(const c10::Argument& a, c10::TypeKind kind);
+
 void seed_cpu_generator(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   const auto& args = op.schema().arguments();
   size_t base = stack->size() - args.size();
@@ -61,16 +63,8 @@ void seed_cpu_generator(const c10::OperatorHandle& op, torch::jit::Stack* stack)
     }
   }
   for (size_t i = 0; i < args.size(); ++i) {
-    if (args[i].real_type()->kind() != c10::TypeKind::OptionalType &&
-        args[i].real_type()->kind() != c10::TypeKind::GeneratorType) {
-      continue;
-    }
+    if (!is_type(args[i], c10::TypeKind::GeneratorType)) continue;  // Generator or Generator?
     c10::IValue& v = (*stack)[base + i];
-    bool gen_arg = v.isGenerator() ||
-                   (v.isNone() && args[i].real_type()->kind() == c10::TypeKind::OptionalType &&
-                    static_cast<const c10::OptionalType*>(args[i].real_type().get())
-                            ->getElementType()->kind() == c10::TypeKind::GeneratorType);
-    if (!gen_arg) continue;
     std::optional<at::Generator> gen;
     if (v.isGenerator()) gen = v.toGenerator();
     uint64_t words[2];
@@ -149,7 +143,6 @@ bool matches(const c10::FunctionSchema& fs, const std::vector<const c10::Argumen
   return tpj_lower_is_supported(target_of(fs).c_str());
 }
 
-bool is_type(const c10::Argument& a, c10::TypeKind kind);
 
 // The lowered non-mutating overload of `base` whose leading arguments are `want`.
 Functional search_overloads(const std::string& base, const std::vector<const c10::Argument*>& want) {

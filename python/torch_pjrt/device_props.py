@@ -11,6 +11,8 @@ from typing import Dict, List, Tuple
 
 import torch
 
+from .device_api import _index
+
 _probed: Dict[Tuple[int, torch.dtype], bool] = {}
 
 
@@ -27,11 +29,6 @@ class DeviceProperties:
     platform_version: str
     pjrt_api_version: Tuple[int, int]
     type: str = "pjrt"
-
-
-def _index(device) -> int:
-    from .device_api import _index as index
-    return index(device)
 
 
 def _runs(dtype: torch.dtype, index: int) -> bool:

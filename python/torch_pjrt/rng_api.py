@@ -14,6 +14,8 @@ from typing import Callable, List
 
 import torch
 
+from .device_api import _index
+
 _queued: List[Callable[[], None]] = []
 _started = False
 
@@ -36,11 +38,6 @@ def _lazy(fn: Callable[[], None]) -> None:
         fn()
     else:
         _queued.append(fn)
-
-
-def _index(device) -> int:
-    from .device_api import _index as index
-    return index(device)
 
 
 def _generator(device=None) -> torch.Generator:
