@@ -201,6 +201,8 @@ void tpj_executable_destroy(tpj_executable_t* executable);
 size_t tpj_executable_num_outputs(const tpj_executable_t* executable);
 size_t tpj_executable_num_devices(const tpj_executable_t* executable); /* 1 if portable */
 bool tpj_executable_is_portable(const tpj_executable_t* executable);
+/* The client it was compiled or loaded on (borrowed). */
+tpj_client_t* tpj_executable_client(const tpj_executable_t* executable);
 /* Output dtypes if the plugin reports them (API >= 0.45), else UNIMPLEMENTED. */
 tpj_status_t tpj_executable_output_dtypes(tpj_executable_t* executable,
                                           tpj_dtype_t* out_dtypes, size_t count) TPJ_MUST_USE;

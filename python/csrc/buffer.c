@@ -210,27 +210,11 @@ static PyObject* executable_cache_key(tpj_py_executable_t* self, void* unused) {
 PyObject* tpj_py_executable_execute(tpj_py_executable_t* self, PyObject* args,
                                     PyObject* kwargs);
 PyObject* tpj_py_executable_execute_sharded(tpj_py_executable_t* self, PyObject* args);
-PyObject* tpj_py_executable_execute_to_host(tpj_py_executable_t* self, PyObject* args,
-                                            PyObject* kwargs);
-/* Implemented in eager_bridge.c. */
-PyObject* tpj_py_executable_execute_eager(tpj_py_executable_t* self, PyObject* args,
-                                          PyObject* kwargs);
 
 static PyMethodDef executable_methods[] = {
     {"execute", (PyCFunction)(void (*)(void))tpj_py_executable_execute,
      METH_VARARGS | METH_KEYWORDS,
      "execute(args: list[Buffer], donate: list[bool] | None = None) -> list[Buffer]"},
-    {"execute_to_host", (PyCFunction)(void (*)(void))tpj_py_executable_execute_to_host,
-     METH_VARARGS | METH_KEYWORDS,
-     "execute_to_host(args: list[Buffer], donate: list[bool] | None, dests: list[tuple[int, "
-     "int] | None]) -> list[Buffer]: execute, then copy each output with a (ptr, nbytes) "
-     "destination into that host memory (copies overlap; all awaited before returning)"},
-    {"execute_eager", (PyCFunction)(void (*)(void))tpj_py_executable_execute_eager,
-     METH_VARARGS | METH_KEYWORDS,
-     "execute_eager(args: list[Buffer | int], arg_dtypes: tuple[int], dests: list[int | None], "
-     "device: int) -> list[Buffer | None]: runs on eager pjrt storages; an int argument is a "
-     "storage handle (its whole buffer as arg_dtypes[i]); an int dest installs that output "
-     "(1-D, the storage's size) into the storage; outputs end up on `device`"},
     {"execute_sharded", (PyCFunction)tpj_py_executable_execute_sharded, METH_VARARGS,
      "execute_sharded(args: list[list[Buffer]]) -> list[list[Buffer]] (one per device)"},
     {NULL, NULL, 0, NULL},

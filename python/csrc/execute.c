@@ -1,19 +1,25 @@
-/* execute.c: Executable.execute / execute_sharded. Checks the argument
- * buffers, launches without the GIL, waits for completion (so errors surface
- * here and zero-copy host memory is never read after the call), and wraps the
- * outputs as Buffers. */
+/* execute.c: Executable.execute / execute_sharded, the low-level calls on
+ * Buffers, and eager_compile. A call runs through a one-off program whose
+ * inputs are all buffers (tpj_program_run, the one launch path) and waits for
+ * completion, so errors surface here and zero-copy host memory is never read
+ * after the call. */
 #include "tpj_py.h"
 
 #include <stdlib.h>
 
 #include "tpj/eager.h"
+#include "tpj/program.h"
 
 typedef struct {
-  size_t num_devices;
-  size_t num_args;
-  tpj_buffer_t** args;  /* (num_devices, num_args) borrowed from the Buffers */
-  bool* donate;         /* (num_args) or NULL */
+  size_t num_devices, num_args;
+  tpj_program_input_t* inputs; /* (num_args): BUFFER, donate per argument */
+  tpj_program_arg_t* args;     /* (num_devices, num_args) */
 } exec_request_t;
+
+static void request_free(exec_request_t* req) {
+  free(req->inputs);
+  free(req->args);
+}
 
 /* Borrowed C buffer of args[i] (a live Buffer of this executable's client). */
 static tpj_buffer_t* arg_buffer(tpj_py_executable_t* self, PyObject* obj, size_t device,
@@ -45,96 +51,82 @@ static int fill_row(tpj_py_executable_t* self, exec_request_t* req, size_t devic
   PyObject* fast = PySequence_Fast(list, "execute: args must be a list of Buffers");
   if (!fast) return -1;
   size_t n = (size_t)PySequence_Fast_GET_SIZE(fast);
+  int rc = 0;
   if (n != req->num_args) {
-    Py_DECREF(fast);
-    tpj_py_raise(TPJ_STATUS(INVALID_ARGUMENT,
-                            "execute: wrong argument count on device %zu (got %zu, "
-                            "expected %zu)", device, n, req->num_args));
-    return -1;
+    rc = tpj_py_raise_int(TPJ_STATUS(INVALID_ARGUMENT, "execute: wrong argument count on "
+                                     "device %zu (got %zu, expected %zu)", device, n,
+                                     req->num_args));
   }
-  for (size_t i = 0; i < n; ++i) {
-    tpj_buffer_t* b = arg_buffer(self, PySequence_Fast_GET_ITEM(fast, (Py_ssize_t)i),
-                                 device, i);
-    if (!b) {
-      Py_DECREF(fast);
-      return -1;
-    }
-    req->args[device * req->num_args + i] = b;
+  for (size_t i = 0; i < n && rc == 0; ++i) {
+    tpj_program_arg_t* a = &req->args[device * req->num_args + i];
+    a->buffer = arg_buffer(self, PySequence_Fast_GET_ITEM(fast, (Py_ssize_t)i), device, i);
+    if (!a->buffer) rc = -1;
   }
   Py_DECREF(fast);
-  return 0;
+  return rc;
 }
 
-/* Launches and awaits; on success *out_buffers holds (num_devices, num_outputs). */
-static tpj_status_t launch(tpj_executable_t* exe, uint64_t key, const exec_request_t* req,
-                           tpj_buffer_t** out_buffers) {
-  size_t nd = req->num_devices, nout = tpj_executable_num_outputs(exe);
-  tpj_event_t** events = calloc(nd ? nd : 1, sizeof(*events));
-  if (!events) return TPJ_STATUS(RESOURCE_EXHAUSTED, "execute: out of memory");
-  tpj_execute_args_t ea = {.args = req->args, .num_args = req->num_args,
-                           .num_devices = nd, .donate = req->donate,
-                           .out_buffers = out_buffers, .out_events = events};
-  uint64_t t0 = tpj_runtime_metrics_now_ns();
-  tpj_status_t s = NULL;  /* temporaries: device d runs replica d (default assignment) */
-  for (size_t d = 0; d < nd && !s; ++d) s = tpj_eager_memory_launch(d, exe);
-  if (!s) s = tpj_executable_execute(exe, &ea);
-  if (!s && tpj_runtime_trace_enabled()) {
-    tpj_trace_launch_t tl = {key, NULL, 0, nd, t0, tpj_runtime_metrics_now_ns(), events};
-    tpj_runtime_trace_launch(&tl);
+/* Parses `donate` (None or a list of bools, one per argument). */
+static int parse_donate(PyObject* obj, exec_request_t* req) {
+  if (!obj || obj == Py_None) return 0;
+  PyObject* fast = PySequence_Fast(obj, "execute: donate must be a list of bools");
+  if (!fast) return -1;
+  size_t n = (size_t)PySequence_Fast_GET_SIZE(fast);
+  int rc = 0;
+  if (n != req->num_args) {
+    rc = tpj_py_raise_int(TPJ_STATUS(INVALID_ARGUMENT, "execute: donate has %zu entries, "
+                                     "expected %zu", n, req->num_args));
   }
-  for (size_t d = 0; d < nd && !s; ++d) {
-    if (events[d]) s = tpj_event_await(events[d]);
+  for (size_t i = 0; i < n && rc == 0; ++i) {
+    int v = PyObject_IsTrue(PySequence_Fast_GET_ITEM(fast, (Py_ssize_t)i));
+    if (v < 0) rc = -1;
+    req->inputs[i].donate = v > 0;
   }
-  if (tpj_status_code(s) == TPJ_STATUS_RESOURCE_EXHAUSTED) {  /* name where it ran */
-    s = tpj_status_annotate(s, "compiled program on pjrt device%s %s%zu", nd > 1 ? "s" : "",
-                            nd > 1 ? "0-" : "", nd > 1 ? nd - 1 : 0);
-  }
-  tpj_runtime_metrics_add_execute_ns(tpj_runtime_metrics_now_ns() - t0);
-  for (size_t d = 0; d < nd; ++d) tpj_event_destroy(events[d]);
-  free(events);
-  if (s && out_buffers) {
-    for (size_t i = 0; i < nd * nout; ++i) {
-      tpj_buffer_destroy(out_buffers[i]);
-      out_buffers[i] = NULL;
-    }
-  }
-  return s;
+  Py_DECREF(fast);
+  return rc;
+}
+
+static int request_init(exec_request_t* req, size_t nd, size_t na) {
+  req->num_devices = nd;
+  req->num_args = na;
+  req->inputs = calloc(na + 1, sizeof(*req->inputs));
+  req->args = calloc(nd * na + 1, sizeof(*req->args));
+  if (req->inputs && req->args) return 0;
+  PyErr_NoMemory();
+  return -1;
 }
 
 /* Runs req and returns a list (per device) of lists of Buffers. */
 static PyObject* run_request(tpj_py_executable_t* self, const exec_request_t* req) {
-  tpj_executable_t* exe = tpj_cached_executable_get(self->handle);
-  size_t nd = req->num_devices, nout = tpj_executable_num_outputs(exe);
-  tpj_buffer_t** outs = calloc(nd * nout + 1, sizeof(*outs));
-  if (!outs) return PyErr_NoMemory();
-  tpj_status_t s;
-  Py_BEGIN_ALLOW_THREADS
-  s = launch(exe, tpj_cached_executable_key(self->handle), req, outs);
-  Py_END_ALLOW_THREADS
-  if (s) {
-    free(outs);
-    return tpj_py_raise(s);
+  tpj_program_plan_t plan = {"execute", req->inputs, req->num_args, NULL, 0};
+  tpj_program_t* prog = NULL;
+  tpj_status_t st = tpj_program_create(self->handle, &plan, &prog);
+  if (st) return tpj_py_raise(st);
+  size_t nd = req->num_devices, nout = tpj_program_num_results(prog);
+  tpj_program_result_t* res = calloc(nd * nout + 1, sizeof(*res));
+  if (!res) {
+    tpj_program_release(prog);
+    return PyErr_NoMemory();
   }
-  tpj_runtime_metrics_add_execution();
-  PyObject* result = PyList_New((Py_ssize_t)nd);
-  bool ok = result != NULL;
-  for (size_t d = 0; d < nd; ++d) {
-    PyObject* row = ok ? PyList_New((Py_ssize_t)nout) : NULL;
-    if (!row) ok = false;
-    else PyList_SET_ITEM(result, (Py_ssize_t)d, row);
+  tpj_program_call_t call = {req->args, nd, 0, res, true};
+  Py_BEGIN_ALLOW_THREADS
+  st = tpj_program_run(prog, &call);
+  Py_END_ALLOW_THREADS
+  tpj_program_release(prog);
+  PyObject* result = st ? tpj_py_raise(st) : PyList_New((Py_ssize_t)nd);
+  for (size_t d = 0; d < nd && !st; ++d) {
+    PyObject* row = result ? PyList_New((Py_ssize_t)nout) : NULL;
+    if (row) PyList_SET_ITEM(result, (Py_ssize_t)d, row);
+    else Py_CLEAR(result);
     for (size_t o = 0; o < nout; ++o) {
-      tpj_buffer_t* b = outs[d * nout + o];
-      if (!ok) {
-        tpj_buffer_destroy(b);
-        continue;
-      }
-      PyObject* w = tpj_py_buffer_wrap(self->client, b, NULL); /* destroys b on failure */
-      if (!w) ok = false;
+      tpj_buffer_t* b = res[d * nout + o].buffer;
+      PyObject* w = result ? tpj_py_buffer_wrap(self->client, b, NULL) : NULL;
+      if (!result) tpj_buffer_destroy(b);
+      else if (!w) Py_CLEAR(result); /* wrap destroyed b */
       else PyList_SET_ITEM(row, (Py_ssize_t)o, w);
     }
   }
-  if (!ok) Py_CLEAR(result);
-  free(outs);
+  free(res);
   return result;
 }
 
@@ -144,36 +136,6 @@ static int check_devices(tpj_py_executable_t* self, size_t got) {
   return tpj_py_raise_int(TPJ_STATUS(INVALID_ARGUMENT,
                                      "execute: wrong device count (got %zu argument lists, "
                                      "expected %zu)", got, want));
-}
-
-/* Parses `donate` (None or a list of bools, one per argument). */
-static int parse_donate(PyObject* obj, exec_request_t* req) {
-  if (!obj || obj == Py_None) return 0;
-  PyObject* fast = PySequence_Fast(obj, "execute: donate must be a list of bools");
-  if (!fast) return -1;
-  size_t n = (size_t)PySequence_Fast_GET_SIZE(fast);
-  if (n != req->num_args) {
-    Py_DECREF(fast);
-    return tpj_py_raise_int(TPJ_STATUS(INVALID_ARGUMENT,
-                                       "execute: donate has %zu entries, expected %zu", n,
-                                       req->num_args));
-  }
-  req->donate = calloc(n + 1, sizeof(bool));
-  if (!req->donate) {
-    Py_DECREF(fast);
-    PyErr_NoMemory();
-    return -1;
-  }
-  for (size_t i = 0; i < n; ++i) {
-    int v = PyObject_IsTrue(PySequence_Fast_GET_ITEM(fast, (Py_ssize_t)i));
-    if (v < 0) {
-      Py_DECREF(fast);
-      return -1;
-    }
-    req->donate[i] = v != 0;
-  }
-  Py_DECREF(fast);
-  return 0;
 }
 
 PyObject* tpj_py_executable_execute(tpj_py_executable_t* self, PyObject* args,
@@ -186,18 +148,15 @@ PyObject* tpj_py_executable_execute(tpj_py_executable_t* self, PyObject* args,
   if (check_devices(self, 1) < 0) return NULL;
   Py_ssize_t n = PySequence_Size(list);
   if (n < 0) return NULL;
-  exec_request_t req = {.num_devices = 1, .num_args = (size_t)n};
-  req.args = calloc((size_t)n + 1, sizeof(*req.args));
-  if (!req.args) return PyErr_NoMemory();
+  exec_request_t req = {0};
   PyObject* rows = NULL;
-  if (parse_donate(donate, &req) == 0 && fill_row(self, &req, 0, list) == 0) {
+  if (request_init(&req, 1, (size_t)n) == 0 && parse_donate(donate, &req) == 0 &&
+      fill_row(self, &req, 0, list) == 0) {
     rows = run_request(self, &req);
   }
-  free(req.args);
-  free(req.donate);
+  request_free(&req);
   if (!rows) return NULL;
-  PyObject* first = PyList_GET_ITEM(rows, 0);
-  Py_INCREF(first);
+  PyObject* first = Py_NewRef(PyList_GET_ITEM(rows, 0));
   Py_DECREF(rows);
   return first;
 }
@@ -213,175 +172,36 @@ PyObject* tpj_py_executable_execute_sharded(tpj_py_executable_t* self, PyObject*
     return nd == 0 && !PyErr_Occurred() ? PyList_New(0) : NULL;
   }
   Py_ssize_t na = PySequence_Size(PySequence_Fast_GET_ITEM(fast, 0));
-  if (na < 0) {
-    Py_DECREF(fast);
-    return NULL;
-  }
-  exec_request_t req = {.num_devices = nd, .num_args = (size_t)na};
-  req.args = calloc(nd * (size_t)na + 1, sizeof(*req.args));
+  exec_request_t req = {0};
   PyObject* rows = NULL;
-  if (!req.args) {
-    PyErr_NoMemory();
-  } else {
+  if (na >= 0 && request_init(&req, nd, (size_t)na) == 0) {
     size_t d = 0;
     while (d < nd && fill_row(self, &req, d, PySequence_Fast_GET_ITEM(fast, d)) == 0) ++d;
     if (d == nd) rows = run_request(self, &req);
   }
-  free(req.args);
+  request_free(&req);
   Py_DECREF(fast);
   return rows;
 }
 
-/* ------------------------------------------------ execute + download -- */
-
-typedef struct {
-  void* ptr;     /* host destination or NULL: output stays on the device only */
-  size_t nbytes; /* must equal the output's dense size */
-} host_dest_t;
-
-/* Parses `dests` (one None or (ptr, nbytes) per output) into out (nout). */
-static int parse_dests(PyObject* obj, size_t nout, host_dest_t* out) {
-  PyObject* fast = PySequence_Fast(obj, "execute_to_host: dests must be a list");
-  if (!fast) return -1;
-  size_t n = (size_t)PySequence_Fast_GET_SIZE(fast);
-  int rc = 0;
-  if (n != nout) {
-    rc = tpj_py_raise_int(TPJ_STATUS(INVALID_ARGUMENT,
-                                     "execute_to_host: dests has %zu entries, expected %zu",
-                                     n, nout));
-  }
-  for (size_t i = 0; i < n && rc == 0; ++i) {
-    PyObject* d = PySequence_Fast_GET_ITEM(fast, (Py_ssize_t)i);
-    if (d == Py_None) continue;
-    unsigned long long ptr = 0;
-    Py_ssize_t nbytes = 0;
-    if (!PyArg_ParseTuple(d, "Kn:execute_to_host dest", &ptr, &nbytes)) {
-      rc = -1;
-    } else if (nbytes < 0 || (ptr == 0 && nbytes > 0)) {
-      rc = tpj_py_raise_int(TPJ_STATUS(INVALID_ARGUMENT,
-                                       "execute_to_host: bad destination for output %zu", i));
-    } else {
-      out[i].ptr = (void*)(uintptr_t)ptr;
-      out[i].nbytes = (size_t)nbytes;
-    }
-  }
-  Py_DECREF(fast);
-  return rc;
-}
-
-static size_t dense_nbytes(tpj_buffer_t* b) {
-  size_t n = tpj_dtype_size(tpj_buffer_dtype(b));
-  const int64_t* dims = tpj_buffer_dims(b);
-  for (size_t i = 0; i < tpj_buffer_rank(b); ++i) n *= (size_t)dims[i];
-  return n;
-}
-
-/* Starts every requested copy, then awaits them all; *out_bytes = bytes copied. */
-static tpj_status_t copy_outputs(tpj_buffer_t** outs, const host_dest_t* dests, size_t nout,
-                                 uint64_t* out_bytes) {
-  tpj_event_t** events = calloc(nout + 1, sizeof(*events));
-  if (!events) return TPJ_STATUS(RESOURCE_EXHAUSTED, "execute_to_host: out of memory");
-  tpj_status_t s = NULL;
-  *out_bytes = 0;
-  uint64_t t0 = tpj_runtime_metrics_now_ns();
-  for (size_t i = 0; i < nout && !s; ++i) {
-    if (!dests[i].ptr) continue;
-    size_t want = dense_nbytes(outs[i]);
-    if (dests[i].nbytes != want) {
-      s = TPJ_STATUS(INVALID_ARGUMENT,
-                     "execute_to_host: size mismatch for output %zu (got %zu bytes, "
-                     "expected %zu)", i, dests[i].nbytes, want);
-    } else if (want) {
-      s = tpj_buffer_to_host_async(outs[i], dests[i].ptr, want, &events[i]);
-      *out_bytes += want;
-    }
-  }
-  for (size_t i = 0; i < nout; ++i) { /* always await what was started */
-    if (!events[i]) continue;
-    tpj_status_t e = tpj_event_await(events[i]);
-    if (e && !s) s = e;
-    else tpj_status_free(e);
-    tpj_event_destroy(events[i]);
-  }
-  uint64_t t1 = tpj_runtime_metrics_now_ns();
-  tpj_runtime_metrics_add_d2h_ns(t1 - t0);
-  if (!s && *out_bytes) tpj_runtime_trace_copy(TPJ_TRACE_COPY_D2H, *out_bytes, 0, t0, t1);
-  free(events);
-  return s;
-}
-
-/* Launches, awaits, copies the requested outputs to host memory; on error no
- * output buffers are left. */
-static tpj_status_t launch_to_host(tpj_executable_t* exe, uint64_t key,
-                                   const exec_request_t* req,
-                                   const host_dest_t* dests, tpj_buffer_t** outs,
-                                   uint64_t* out_bytes) {
-  size_t nout = tpj_executable_num_outputs(exe);
-  TPJ_RETURN_IF_ERROR(launch(exe, key, req, outs));
-  tpj_status_t s = copy_outputs(outs, dests, nout, out_bytes);
-  if (s) {
-    for (size_t i = 0; i < nout; ++i) {
-      tpj_buffer_destroy(outs[i]);
-      outs[i] = NULL;
-    }
-  }
-  return s;
-}
-
-/* Wraps the nout buffers of outs as a list of Buffers (destroys them on error). */
-static PyObject* wrap_outputs(tpj_py_executable_t* self, tpj_buffer_t** outs, size_t nout) {
-  PyObject* row = PyList_New((Py_ssize_t)nout);
-  for (size_t o = 0; o < nout; ++o) {
-    if (!row) {
-      tpj_buffer_destroy(outs[o]);
-      continue;
-    }
-    PyObject* w = tpj_py_buffer_wrap(self->client, outs[o], NULL); /* destroys on failure */
-    if (!w) Py_CLEAR(row);
-    else PyList_SET_ITEM(row, (Py_ssize_t)o, w);
-  }
-  return row;
-}
-
-PyObject* tpj_py_executable_execute_to_host(tpj_py_executable_t* self, PyObject* args,
-                                            PyObject* kwargs) {
-  static char* kwlist[] = {"args", "donate", "dests", NULL};
-  PyObject *list = NULL, *donate = NULL, *dest_list = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO:execute_to_host", kwlist, &list,
-                                   &donate, &dest_list)) {
+/* eager_compile(client, mlir: str) -> Executable: compiled portable (no
+ * device assignment), so a Program over it runs on the device of its inputs. */
+PyObject* tpj_py_eager_compile(PyObject* unused, PyObject* args) {
+  PyObject* client = NULL;
+  const char* text = NULL;
+  Py_ssize_t len = 0;
+  if (!PyArg_ParseTuple(args, "O!s#:eager_compile", &tpj_py_client_type, &client, &text,
+                        &len)) {
     return NULL;
   }
-  if (check_devices(self, 1) < 0) return NULL;
-  tpj_executable_t* exe = tpj_cached_executable_get(self->handle);
-  size_t nout = tpj_executable_num_outputs(exe);
-  Py_ssize_t n = PySequence_Size(list);
-  if (n < 0) return NULL;
-  exec_request_t req = {.num_devices = 1, .num_args = (size_t)n};
-  req.args = calloc((size_t)n + 1, sizeof(*req.args));
-  host_dest_t* dests = calloc(nout + 1, sizeof(*dests));
-  tpj_buffer_t** outs = calloc(nout + 1, sizeof(*outs));
-  PyObject* row = NULL;
-  if (!req.args || !dests || !outs) {
-    PyErr_NoMemory();
-  } else if (parse_donate(donate, &req) == 0 && fill_row(self, &req, 0, list) == 0 &&
-             parse_dests(dest_list, nout, dests) == 0) {
-    uint64_t bytes = 0;
-    tpj_status_t s;
-    Py_BEGIN_ALLOW_THREADS
-    s = launch_to_host(exe, tpj_cached_executable_key(self->handle), &req, dests, outs,
-                       &bytes);
-    Py_END_ALLOW_THREADS
-    if (s) {
-      tpj_py_raise(s);
-    } else {
-      tpj_runtime_metrics_add_execution();
-      tpj_runtime_metrics_add_bytes_d2h(bytes);
-      row = wrap_outputs(self, outs, nout);
-    }
-  }
-  free(req.args);
-  free(req.donate);
-  free(dests);
-  free(outs);
-  return row;
+  tpj_client_t* cl = ((tpj_py_client_t*)client)->client;
+  if (!cl) return tpj_py_raise(TPJ_STATUS(FAILED_PRECONDITION, "eager_compile: client is closed"));
+  tpj_compile_options_t options = {.num_replicas = 1, .num_partitions = 1, .portable = true};
+  tpj_cached_executable_t* handle = NULL;
+  tpj_status_t st;
+  Py_BEGIN_ALLOW_THREADS
+  st = tpj_runtime_compile_cached(cl, text, (size_t)len, &options, &handle, NULL);
+  Py_END_ALLOW_THREADS
+  if (st) return tpj_py_raise(st);
+  return tpj_py_executable_wrap(client, handle);
 }

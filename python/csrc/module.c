@@ -222,31 +222,18 @@ static PyObject* py_cache_clear(PyObject* self, PyObject* unused) {
 }
 
 /* Implemented in checks.c. */
-PyObject* tpj_py_check_failed(PyObject* self, PyObject* args);
 PyObject* tpj_py_set_eager_checks(PyObject* self, PyObject* arg);
-PyObject* tpj_py_eager_defer_checks(PyObject* self, PyObject* args);
 int tpj_py_checks_init(PyObject* m);
 /* Implemented in trace.c. */
 int tpj_py_trace_init(PyObject* m);
 
-/* Implemented in eager_bridge.c. */
-PyObject* tpj_py_eager_materialize(PyObject* self, PyObject* args);
-PyObject* tpj_py_eager_seed(PyObject* self, PyObject* args);
+/* Implemented in execute.c. */
 PyObject* tpj_py_eager_compile(PyObject* self, PyObject* args);
 
 static PyMethodDef module_methods[] = {
-    {"eager_materialize", tpj_py_eager_materialize, METH_VARARGS,
-     "eager_materialize(client, handle: int, dtype: int, sizes, strides, offset: int) -> "
-     "Buffer: a pjrt storage view as a new flat 1-D buffer (on the device)"},
-    {"eager_seed", tpj_py_eager_seed, METH_VARARGS,
-     "eager_seed(client, word0: int, word1: int, device: int) -> Buffer: u64[2] RNG state"},
     {"eager_compile", tpj_py_eager_compile, METH_VARARGS,
      "eager_compile(client, mlir: str) -> Executable: a portable executable (runs on the "
-     "device execute_eager names)"},
-    {"check_failed", tpj_py_check_failed, METH_VARARGS,
-     "check_failed(kind: int, message: str, value: int): raises a failed runtime check"},
-    {"eager_defer_checks", tpj_py_eager_defer_checks, METH_VARARGS,
-     "eager_defer_checks(checks: [(kind, message)], buffer: Buffer): raise at the next sync"},
+     "device a Program call names)"},
     {"set_eager_checks", tpj_py_set_eager_checks, METH_O,
      "set_eager_checks(enabled: bool): runtime checks in eager device programs"},
     {"plugin_resolve", py_plugin_resolve, METH_VARARGS,
@@ -308,6 +295,7 @@ PyMODINIT_FUNC PyInit__C(void) {
   if (add_type(m, &tpj_py_client_type, "Client") < 0 ||
       add_type(m, &tpj_py_buffer_type, "Buffer") < 0 ||
       add_type(m, &tpj_py_executable_type, "Executable") < 0 ||
+      add_type(m, &tpj_py_program_type, "Program") < 0 ||
       add_type(m, &tpj_py_graph_type, "Graph") < 0) {
     goto fail;
   }

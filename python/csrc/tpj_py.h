@@ -44,6 +44,7 @@ extern PyTypeObject tpj_py_client_type;
 extern PyTypeObject tpj_py_buffer_type;
 extern PyTypeObject tpj_py_executable_type;
 extern PyTypeObject tpj_py_graph_type;
+extern PyTypeObject tpj_py_program_type;
 
 /* Wraps a C buffer (takes ownership; destroys it on failure). */
 PyObject* tpj_py_buffer_wrap(PyObject* client, tpj_buffer_t* buffer, PyObject* keepalive);

@@ -237,11 +237,8 @@ def run_aten(op: torch._ops.OpOverload, *args: Any, **kwargs: Any) -> Any:
     from . import _device
 
     graph, inputs, fake_out, values = build_single_op_graph(op, args, kwargs)
-    outs = _device.run_stablehlo(graph.to_stablehlo(), inputs)
-    checks = graph.checks
-    if checks:  # the program's last result: its runtime checks (bad, value) pairs
-        from . import _C, compiled_device
-        compiled_device.raise_failed_check(checks, outs.pop(), _C)
+    # A failed runtime check (the program's last result) raises here.
+    outs = _device.run_stablehlo(graph.to_stablehlo(), inputs, checks=graph.checks)
     it = iter(outs)
     results = [None if v is None else next(it) for v in values]
     return _rebuild(fake_out, results)

@@ -13,7 +13,7 @@ import os
 import site
 import sys
 import threading
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 
@@ -141,11 +141,14 @@ def plugin_info() -> Dict[str, Any]:
     return default_client().plugin_info()
 
 
-def run_stablehlo(text: str, tensors: List[torch.Tensor], device: int = 0) -> List[torch.Tensor]:
+def run_stablehlo(text: str, tensors: List[torch.Tensor], device: int = 0,
+                  checks: Sequence[Tuple[int, str]] = ()) -> List[torch.Tensor]:
     """Compiles (cached) and runs a StableHLO module on CPU tensors; returns CPU
-    tensors, one per result."""
+    tensors, one per result. `checks`: the module's runtime checks (its last
+    result holds them); a failed one raises (IndexError for an index)."""
     client = default_client()
     exe = client.compile(text)
     args = [to_buffer(t, device, client, zero_copy=True) for t in tensors]
-    outs = exe.execute(args)
+    prog = _C.Program(exe, ["buffer"] * len(args), list(checks), "run_stablehlo")
+    outs = prog.run(args)
     return [to_tensor(b) for b in outs]

@@ -249,32 +249,31 @@ _FEED_ARG, _FEED_DONATE, _FEED_CONST, _FEED_RNG = 0, 1, 2, 3
 
 
 class _Program:
-    """One compiled signature, with everything a call needs precomputed."""
-    __slots__ = ("lowered", "executable", "client", "feeds", "donate", "check_alias",
-                 "results", "leaves", "identity_out", "writebacks", "execute_to_host",
-                 "has_saved", "flat_type", "checks")
+    """One compiled signature over host tensors: its _C.Program (the launch:
+    parameters from the buffer cache, constants owned by the program, the RNG
+    seed, runtime checks) and what a call needs to build its results."""
+    __slots__ = ("lowered", "program", "feeds", "results", "leaves", "identity_out",
+                 "writebacks", "has_saved", "flat_type")
 
     def __init__(self, lowered: fx_lower.LoweredGraph, executable: Any, cl: Any,
                  donate_args: frozenset, writebacks: Sequence[Tuple[int, int]],
-                 saved_from: Optional[int]):
+                 saved_from: Optional[int], name: str):
         self.lowered = lowered
-        self.executable = executable
-        self.client = cl
-        feeds, donate = [], []
+        feeds, plan = [], []
         for src in lowered.inputs:
             if src[0] == "arg":
                 d = src[1] in donate_args
                 feeds.append((_FEED_DONATE if d else _FEED_ARG, src[1]))
+                plan.append("donate" if d else "buffer")
             elif src[0] == "const":
-                d = False
-                feeds.append((_FEED_CONST, src[1]))
+                feeds.append((_FEED_CONST, None))
+                plan.append(("constant", upload(src[1], cache=False, cl=cl)))
             else:  # ("rng",)
-                d = True
                 feeds.append((_FEED_RNG, None))
-            donate.append(d)
+                plan.append("seed")
         self.feeds = feeds
-        self.donate = donate if any(donate) else None
-        self.check_alias = any(k == _FEED_DONATE for k, _ in feeds)
+        self.program = (_C().Program(executable, plan, lowered.checks or [], name)
+                        if executable is not None else None)
         # Result k is a placeholder when every output leaf using it is saved
         # for the backward only (leaf index >= saved_from).
         saved = [saved_from is not None] * len(lowered.result_types)
@@ -294,10 +293,8 @@ class _Program:
             if leaf < len(lowered.outputs) and lowered.outputs[leaf][0] == "result":
                 k = lowered.outputs[leaf][1]
                 self.writebacks.append((k, pos) + tuple(lowered.result_types[k]))
-        self.execute_to_host = getattr(executable, "execute_to_host", None)
         self.has_saved = any(r[3] for r in self.results)
         self.flat_type = compiled_device.flat_type(lowered)
-        self.checks = lowered.checks  # the last program result holds them
 
 
 def _numel(shape: Sequence[int]) -> int:
@@ -371,9 +368,10 @@ class CompiledGraph:
                  lowered.op_count, time.perf_counter() - t0)
         if device is not None:
             return compiled_device.DeviceProgram(self.gm, lowered, executable, cl, device,
-                                                 dev_args, codes, args, self.writebacks)
+                                                 dev_args, codes, args, self.writebacks,
+                                                 self.name)
         return _Program(lowered, executable, cl, self.donate_args, self.writebacks,
-                        self.saved_from)
+                        self.saved_from, self.name)
 
     def program(self, args: Sequence[Any]) -> Any:
         checks = bool(config.check_indices)  # part of the key: toggling is never stale
@@ -396,45 +394,37 @@ class CompiledGraph:
         return prog
 
     def _inputs(self, prog: _Program, args: Sequence[Any]) -> List[Any]:
-        bufs = []
+        """Program.run's arguments: cached or uploaded buffers, None for the
+        program's constants, the RNG words for its seed."""
+        vals: List[Any] = []
         lookup = buffer_cache.lookup
-        cl = prog.client
         for kind, v in prog.feeds:
             if kind == _FEED_ARG:
                 t = args[v]
                 buf = lookup(t)
-                bufs.append(buf if buf is not None else upload(t, cl=cl))
+                vals.append(buf if buf is not None else upload(t))
             elif kind == _FEED_DONATE:
                 # A mutated input is overwritten right after this call, so
                 # its device buffer is dead afterwards: hand it to the
                 # program (taken out of the cache) instead of keeping it.
                 t = args[v]
                 buf = buffer_cache.pop(t)
-                bufs.append(buf if buf is not None else upload(t, cache=False, cl=cl))
-            elif kind == _FEED_CONST:
-                bufs.append(upload(v, cl=cl))
+                vals.append(buf if buf is not None else upload(t, cache=False))
+            elif kind == _FEED_RNG:  # the pjrt device's generator, as eager ops draw it
+                vals.append(rng_words(0))
             else:
-                bufs.append(upload(rng_seed(), dtype_code=9, cache=False, cl=cl))
-        return bufs
+                vals.append(None)
+        return vals
 
     def __call__(self, *args: Any) -> Any:
         prog = self.program(args)
-        if prog.executable is None:
+        if prog.program is None:
             leaves = [args[v] if kind == "input" else args[v].detach() if kind == "alias"
                       else v for kind, v in prog.leaves]
             return pytree.tree_unflatten(leaves, prog.lowered.out_spec)
         if type(prog) is _DeviceProgram:
-            return _run_device(prog, args, _upload_cached, rng_words, _C())
-        bufs = self._inputs(prog, args)
-        donate = prog.donate
-        if prog.check_alias:
-            # Never donate a buffer that feeds two parameters (aliases).
-            ids = [id(b) for b in bufs]
-            if len(set(ids)) != len(ids):
-                uses: Dict[int, int] = {}
-                for i in ids:
-                    uses[i] = uses.get(i, 0) + 1
-                donate = [d and uses[i] == 1 for d, i in zip(donate, ids)]
+            return _run_device(prog, args, _upload_cached, rng_words)
+        vals = self._inputs(prog, args)
         use_ph = prog.has_saved and _placeholders_safe()
         results: List[torch.Tensor] = []
         dests: List[Any] = []
@@ -442,18 +432,8 @@ class CompiledGraph:
             t = torch.empty(shape, dtype=dtype)
             results.append(t)
             dests.append(None if (saved and use_ph) or not nbytes else (t.data_ptr(), nbytes))
-        if prog.checks:
-            check_host = compiled_device.check_values(len(prog.checks))
-            dests.append((check_host.data_ptr(), check_host.numel() * 8))
-        if prog.execute_to_host is not None:
-            outs = prog.execute_to_host(bufs, donate, dests)
-        else:
-            outs = prog.executable.execute(bufs, donate)
-            for buf, d in zip(outs, dests):
-                if d is not None:
-                    buf.to_host(d[0], d[1])
-        if prog.checks:  # raise right after the launch, before anything is cached
-            compiled_device.raise_failed_check(prog.checks, check_host, _C())
+        # A failed runtime check raises here, before anything is cached.
+        outs = prog.program.run(vals, dests)
         insert = buffer_cache.insert
         for t, buf, d, r in zip(results, outs, dests, prog.results):
             if d is None and r[2] and use_ph and r[3]:

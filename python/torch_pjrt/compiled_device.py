@@ -21,8 +21,8 @@ from torch.utils import _pytree as pytree
 
 from . import _aten
 
-# feed kinds (the CPU feeds keep the numbers of compiled._FEED_*)
-FEED_ARG, FEED_CONST, FEED_RNG, FEED_DEV = 0, 2, 3, 4
+# feed kinds of DeviceProgram.feeds
+FEED_ARG, FEED_CONST, FEED_RNG, FEED_DEV = 0, 1, 2, 3
 
 
 def _numel(shape: Sequence[int]) -> int:
@@ -123,50 +123,51 @@ def _output_on_device(gm: fx.GraphModule, n_leaves: int) -> List[bool]:
 
 
 class DeviceProgram:
-    """One compiled signature for inputs on one pjrt device."""
-    __slots__ = ("lowered", "executable", "client", "device", "index", "feeds",
-                 "arg_dtypes", "results", "leaves", "writebacks", "identity_out",
-                 "flat_type", "no_results", "device_results", "host_results", "checks",
-                 "no_dests")
+    """One compiled signature for inputs on one pjrt device: its _C.Program
+    (storage parameters, uploaded CPU tensors, constants, the RNG seed,
+    runtime checks left pending on the device) and what a call needs to
+    build its results."""
+    __slots__ = ("lowered", "program", "device", "index", "feeds", "results", "leaves",
+                 "writebacks", "identity_out", "flat_type", "device_results", "host_results")
 
     def __init__(self, gm: fx.GraphModule, lowered: Any, executable: Any, cl: Any,
                  device: torch.device, dev_args: Sequence[int], arg_dtypes: Tuple[int, ...],
-                 args: Sequence[Any], writebacks: Sequence[Tuple[int, int]]):
+                 args: Sequence[Any], writebacks: Sequence[Tuple[int, int]], name: str):
+        from . import _C, compiled
         self.lowered = lowered
-        self.executable = executable
-        self.client = cl
         self.device = device
         self.index = device.index or 0
         dev = set(dev_args)
-        feeds = []
-        for src in lowered.inputs:
+        feeds, plan = [], []
+        for i, src in enumerate(lowered.inputs):
             if src[0] == "arg" and src[1] in dev:
                 t = args[src[1]]
-                feeds.append((FEED_DEV, src[1], t.numel() * t.element_size(),
-                              _aten.dtype_code(t.dtype)))
+                feeds.append((FEED_DEV, src[1], t.numel() * t.element_size()))
+                plan.append(("storage", arg_dtypes[i]))
             elif src[0] == "arg":
-                feeds.append((FEED_ARG, src[1], 0, 0))
+                feeds.append((FEED_ARG, src[1], 0))
+                plan.append("buffer")
             elif src[0] == "const":
-                feeds.append((FEED_CONST, src[1], 0, 0))
+                feeds.append((FEED_CONST, None, 0))
+                plan.append(("constant", compiled.upload(src[1], cache=False, cl=cl)))
             else:
-                feeds.append((FEED_RNG, None, 0, 0))
+                feeds.append((FEED_RNG, None, 0))
+                plan.append("seed")
         self.feeds = feeds
-        self.arg_dtypes = arg_dtypes
+        self.program = (_C.Program(executable, plan, lowered.checks or [], name)
+                        if executable is not None else None)
         on_dev = _output_on_device(gm, len(lowered.outputs))
         res_dev = [True] * len(lowered.result_types)
         for leaf, (kind, k) in enumerate(lowered.outputs):
             if kind == "result":
                 res_dev[k] = on_dev[leaf]
-        self.results = [(dtype, tuple(shape), d)
-                        for (dtype, shape), d in zip(lowered.result_types, res_dev)]
-        self.no_results = [None] * len(self.results)
-        self.checks = lowered.checks
-        # The check result (last program result) comes back as a Buffer.
-        self.no_dests = [None] * (len(self.results) + bool(self.checks))
-        self.device_results = [(k, shape, dtype)
-                               for k, (dtype, shape, d) in enumerate(self.results) if d]
-        self.host_results = [(k, shape, dtype)
-                             for k, (dtype, shape, d) in enumerate(self.results) if not d]
+        results = [(dtype, tuple(shape), d)
+                   for (dtype, shape), d in zip(lowered.result_types, res_dev)]
+        self.results = results
+        self.device_results = [(k, shape, dtype) for k, (dtype, shape, d) in enumerate(results)
+                               if d]
+        self.host_results = [(k, shape, dtype) for k, (dtype, shape, d) in enumerate(results)
+                             if not d]
         self.leaves = lowered.outputs
         self.writebacks = []
         for leaf, pos in writebacks:
@@ -202,34 +203,33 @@ def lower(gm: fx.GraphModule, values: Dict[fx.Node, Any], args: Sequence[Any],
     return lowered, dev, tuple(codes)
 
 
-def run(prog: DeviceProgram, args: Sequence[Any], upload: Any, seed: Any, c: Any) -> Any:
-    """Runs `prog` on `args` (device tensors stay on the device); returns the
-    graph's output structure. `upload(t)`: device buffer of a CPU tensor;
-    `seed(index)`: the next random op's two state words (u64); `c`: the _C module."""
-    ins: List[Any] = []
+def run(prog: DeviceProgram, args: Sequence[Any], upload: Any, seed: Any) -> Any:
+    """Runs `prog` on `args` (device tensors stay on the device) without
+    waiting for it, as an eager op runs; returns the graph's output structure.
+    `upload(t)`: device buffer of a CPU tensor; `seed(index)`: the next random
+    op's two state words (u64)."""
+    vals: List[Any] = []
     whole: Dict[int, int] = {}  # argument position -> storage handle
-    for kind, v, nbytes, code in prog.feeds:
+    for kind, v, nbytes in prog.feeds:
         if kind == FEED_DEV:
             t = args[v]
             s = t.untyped_storage()
             h = s.data_ptr()
             # A contiguous view of its whole storage passes the storage's
-            # buffer itself; any other view is materialized on the device.
+            # buffer itself; any other view is read out on the device.
             if t.data_ptr() == h and s.nbytes() == nbytes and t.is_contiguous():
                 whole[v] = h
-                ins.append(h)
+                vals.append(h)
             else:
-                ins.append(c.eager_materialize(prog.client, h, code, tuple(t.shape),
-                                               t.stride(), t.storage_offset()))
+                vals.append((h, tuple(t.shape), t.stride(), t.storage_offset()))
         elif kind == FEED_ARG:
-            ins.append(upload(args[v]))
+            vals.append(upload(args[v]))
         elif kind == FEED_CONST:
-            ins.append(upload(v))
+            vals.append(None)
         else:
-            w0, w1 = seed(prog.index)  # the device's generator: eager and compiled share a stream
-            ins.append(c.eager_seed(prog.client, w0, w1, prog.index))
-    results = list(prog.no_results)
-    dests = list(prog.no_dests)
+            vals.append(seed(prog.index))  # the device's generator: eager and compiled share a stream
+    results: List[Any] = [None] * len(prog.results)
+    dests: List[Any] = [None] * len(prog.results)
     taken = set()  # storages already receiving a result (a set: fused optimizer
     for k, pos in prog.writebacks:  # steps write back hundreds of tensors)
         h = whole.get(pos)
@@ -245,35 +245,12 @@ def run(prog: DeviceProgram, args: Sequence[Any], upload: Any, seed: Any, c: Any
         if dests[k] is None:
             t = results[k] = empty(shape, dtype=dtype, device=dev)
             dests[k] = t.untyped_storage().data_ptr()
-    outs = prog.executable.execute_eager(ins, prog.arg_dtypes, dests, prog.index)
-    if prog.checks:  # pending on the device: raised at the next sync, no bytes move
-        c.eager_defer_checks(prog.checks, outs[-1])
     for k, shape, dtype in prog.host_results:
         t = results[k] = empty(shape, dtype=dtype)
-        if t.numel():
-            outs[k].to_host(t.data_ptr(), t.numel() * t.element_size())
+        dests[k] = (t.data_ptr(), t.numel() * t.element_size())
+    # Checks stay pending on the device: raised at the next sync, no bytes move.
+    prog.program.run(vals, dests, prog.index, False)
     return outputs(prog, results, args)
-
-
-def check_values(n_checks: int) -> torch.Tensor:
-    """Host memory for a program's check result (see raise_failed_check)."""
-    return torch.empty(2 * n_checks, dtype=torch.int64)
-
-
-def raise_failed_check(checks: Sequence[Tuple[int, str]], values: Any, c: Any) -> None:
-    """Raises the first failed runtime check of a launched program (IndexError
-    for an index out of range, RuntimeError for an integer division by zero;
-    _C.check_failed builds the error). `values`: the check result, a CPU
-    int64 tensor of (bad, value) pairs or the device Buffer holding it.
-    Shared by the host and the device paths."""
-    if not isinstance(values, torch.Tensor):
-        host = check_values(len(checks))
-        values.to_host(host.data_ptr(), host.numel() * 8)
-        values = host
-    v = values.tolist()
-    for i, (kind, message) in enumerate(checks):
-        if v[2 * i]:
-            c.check_failed(kind, message, v[2 * i + 1])
 
 
 def outputs(prog: Any, results: List[Any], args: Sequence[Any]) -> Any:

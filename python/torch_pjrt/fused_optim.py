@@ -40,7 +40,7 @@ def _compile(name: str, fn: Callable, args: List[torch.Tensor],
     output i is written to args[dests[i]]."""
     from torch.fx.experimental.proxy_tensor import make_fx
     from torch._decomp import core_aten_decompositions
-    from . import _C, backend, compiled, compiled_device
+    from . import backend, compiled, compiled_device
     # Not backend.decompositions(): that table is built once, and must be
     # built after Dynamo has registered prims.fma.
     gm = make_fx(fn, tracing_mode="fake", decomposition_table=core_aten_decompositions())(*args)
@@ -52,7 +52,7 @@ def _compile(name: str, fn: Callable, args: List[torch.Tensor],
         return lambda a: graph(*a)  # partitioned (config.fallback = "cpu"), or no program
     run, upload, seed = compiled_device.run, compiled._upload_cached, compiled.rng_words
     # The key of _run already fixes the signature: run the program directly.
-    return lambda a: run(prog, a, upload, seed, _C)
+    return lambda a: run(prog, a, upload, seed)
 
 
 def _run(key: Tuple[Any, ...], name: str, fn: Callable, args: List[torch.Tensor],

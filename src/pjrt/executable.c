@@ -179,6 +179,8 @@ size_t tpj_executable_num_outputs(const tpj_executable_t* e) { return e ? e->num
 size_t tpj_executable_num_devices(const tpj_executable_t* e) { return e ? e->num_devices : 0; }
 bool tpj_executable_is_portable(const tpj_executable_t* e) { return e && e->portable; }
 
+tpj_client_t* tpj_executable_client(const tpj_executable_t* e) { return e ? e->client : NULL; }
+
 tpj_status_t tpj_executable_output_dtypes(tpj_executable_t* e, tpj_dtype_t* out_dtypes,
                                           size_t count) {
   TPJ_CHECK_ARG(e && (out_dtypes || count == 0), "tpj_executable_output_dtypes: NULL argument");

@@ -7,7 +7,6 @@
 #include <string.h>
 
 #include "runtime/eager_cache.h"
-#include "runtime/eager_checks.h"
 #include "runtime/eager_internal.h"
 #include "tpj/runtime.h"
 
@@ -15,8 +14,7 @@ typedef struct entry_s {
   uint64_t hash;
   char* blob;
   size_t len;
-  tpj_cached_executable_t* exe;
-  tpj_eager_checks_t* checks; /* NULL: the program has no runtime checks */
+  tpj_program_t* program; /* one reference */
   struct entry_s* next;
 } entry_t;
 
@@ -70,17 +68,13 @@ uint64_t tpj_eager_sig_hash(const tpj_eager_sig_t* sb) {
   return h ^ (h >> 29);
 }
 
-tpj_cached_executable_t* tpj_eager_cache_find(const char* blob, size_t len, uint64_t hash,
-                                              tpj_eager_checks_t** out_checks) {
+tpj_program_t* tpj_eager_cache_find(const char* blob, size_t len, uint64_t hash) {
   pthread_mutex_lock(&g_lock);
-  tpj_cached_executable_t* found = NULL;
-  *out_checks = NULL;
+  tpj_program_t* found = NULL;
   for (entry_t* e = g_buckets[hash % NUM_BUCKETS]; e; e = e->next) {
     if (e->hash == hash && e->len == len && memcmp(e->blob, blob, len) == 0) {
-      found = e->exe;
-      tpj_cached_executable_retain(found);
-      *out_checks = e->checks;
-      tpj_eager_checks_retain(e->checks);
+      found = e->program;
+      tpj_program_retain(found);
       break;
     }
   }
@@ -88,8 +82,7 @@ tpj_cached_executable_t* tpj_eager_cache_find(const char* blob, size_t len, uint
   return found;
 }
 
-void tpj_eager_cache_put(const char* blob, size_t len, uint64_t hash,
-                         tpj_cached_executable_t* exe, tpj_eager_checks_t* checks) {
+void tpj_eager_cache_put(const char* blob, size_t len, uint64_t hash, tpj_program_t* program) {
   entry_t* e = calloc(1, sizeof(*e));
   char* copy = malloc(len ? len : 1);
   if (!e || !copy) { /* caching is an optimization: skip it when out of memory */
@@ -101,10 +94,8 @@ void tpj_eager_cache_put(const char* blob, size_t len, uint64_t hash,
   e->hash = hash;
   e->blob = copy;
   e->len = len;
-  e->exe = exe;
-  tpj_cached_executable_retain(exe);
-  e->checks = checks;
-  tpj_eager_checks_retain(checks);
+  e->program = program;
+  tpj_program_retain(program);
   pthread_mutex_lock(&g_lock);
   e->next = g_buckets[hash % NUM_BUCKETS];
   g_buckets[hash % NUM_BUCKETS] = e;
@@ -118,8 +109,7 @@ void tpj_eager_cache_clear(void) {
     g_buckets[b] = NULL;
     while (e) {
       entry_t* next = e->next;
-      tpj_cached_executable_release(e->exe);
-      tpj_eager_checks_release(e->checks);
+      tpj_program_release(e->program);
       free(e->blob);
       free(e);
       e = next;

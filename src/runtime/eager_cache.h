@@ -1,4 +1,4 @@
-/* eager_cache.h: signature -> executable map of the eager runtime (internal). */
+/* eager_cache.h: signature -> program map of the eager runtime (internal). */
 #ifndef TPJ_EAGER_CACHE_H_
 #define TPJ_EAGER_CACHE_H_
 
@@ -6,7 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "tpj/runtime.h"
+#include "tpj/program.h"
 
 /* Signature bytes of one call: built in place on the stack, spilling to the
  * heap only for very long calls, so a signature hit allocates nothing. */
@@ -24,14 +24,9 @@ void tpj_eager_sig_put(tpj_eager_sig_t* sig, const void* bytes, size_t n);
 /* A word-at-a-time hash of the bytes (computed on every op). */
 uint64_t tpj_eager_sig_hash(const tpj_eager_sig_t* sig);
 
-typedef struct tpj_eager_checks_s tpj_eager_checks_t; /* eager_checks.h */
-
-/* A new reference to the executable stored for blob, or NULL; *out_checks
- * gets a new reference to its runtime checks (NULL when it has none). */
-tpj_cached_executable_t* tpj_eager_cache_find(const char* blob, size_t len, uint64_t hash,
-                                              tpj_eager_checks_t** out_checks);
-/* Stores references of its own (the caller keeps its references). */
-void tpj_eager_cache_put(const char* blob, size_t len, uint64_t hash,
-                         tpj_cached_executable_t* exe, tpj_eager_checks_t* checks);
+/* A new reference to the program stored for blob, or NULL. */
+tpj_program_t* tpj_eager_cache_find(const char* blob, size_t len, uint64_t hash);
+/* Stores a reference of its own (the caller keeps its reference). */
+void tpj_eager_cache_put(const char* blob, size_t len, uint64_t hash, tpj_program_t* program);
 
 #endif /* TPJ_EAGER_CACHE_H_ */

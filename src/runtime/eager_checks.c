@@ -83,6 +83,10 @@ tpj_status_t tpj_eager_checks_create(const tpj_check_t* checks, size_t n,
   return NULL;
 }
 
+tpj_status_t tpj_eager_checks_evaluate(const tpj_eager_checks_t* c, const int64_t* values) {
+  return c ? tpj_check_results(c->checks, c->count, values) : NULL;
+}
+
 static void pending_free(pending_t* p) {
   tpj_event_destroy(p->event);
   tpj_buffer_destroy(p->buffer);

@@ -23,6 +23,10 @@ size_t tpj_eager_checks_count(const tpj_eager_checks_t* checks); /* 0 for NULL *
  * on error) until the next tpj_eager_checks_flush; starts its host copy. */
 tpj_status_t tpj_eager_checks_defer(tpj_eager_checks_t* checks,
                                     tpj_buffer_t* buffer) TPJ_MUST_USE;
+/* The first failed check among a result's (bad, value) pairs, read to host
+ * as values (2 * tpj_eager_checks_count); NULL when all passed. */
+tpj_status_t tpj_eager_checks_evaluate(const tpj_eager_checks_t* checks,
+                                       const int64_t* values) TPJ_MUST_USE;
 /* Waits for every pending check result and returns the first failed check
  * (oldest first; all pending results are consumed either way). */
 tpj_status_t tpj_eager_checks_flush(void) TPJ_MUST_USE;

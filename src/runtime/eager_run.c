@@ -10,6 +10,7 @@
 #include "runtime/eager_checks.h"
 #include "runtime/eager_internal.h"
 #include "tpj/emit.h"
+#include "tpj/program.h"
 #include "tpj/runtime.h"
 
 #define PROG_INLINE 16
@@ -24,7 +25,6 @@ typedef struct prog_s {
   tpj_dtype_t dst_flat_dtype;
   bool* lifted;                    /* (num_args) scalar argument is a runtime input */
   size_t num_scalars;              /* host scalars + lifted arguments */
-  uint64_t key;                    /* the program's cache key (for the trace) */
   /* Small calls (almost all) use these instead of heap arrays. */
   tpj_eager_storage_t* storages_inline[PROG_INLINE];
   size_t slot_inline[PROG_INLINE];
@@ -342,11 +342,11 @@ static tpj_status_t build_results(const prog_t* p, tpj_graph_t* g, const tpj_val
   return tpj_graph_set_results(g, outs, k);
 }
 
-static tpj_status_t build_text(const prog_t* p, char** out_text, size_t* out_len,
-                               tpj_eager_checks_t** out_checks) {
+/* The op's graph: parameters, view reads, the lowering, the results. */
+static tpj_status_t build_graph(const prog_t* p, tpj_graph_t** out_graph) {
   const tpj_eager_op_t* op = p->op;
-  tpj_graph_t* g = NULL;
-  TPJ_RETURN_IF_ERROR(tpj_graph_create(&g));
+  TPJ_RETURN_IF_ERROR(tpj_graph_create(out_graph));
+  tpj_graph_t* g = *out_graph;
   tpj_graph_set_checks_enabled(g, tpj_eager_checks_enabled());
   tpj_arena_t arena;
   tpj_arena_init(&arena, 4096);
@@ -360,17 +360,48 @@ static tpj_status_t build_text(const prog_t* p, char** out_text, size_t* out_len
   if (!st) st = build_inputs(p, g, pvals, vals, lvals);
   if (!st) st = build_body(p, g, vals, lvals, &arena, outs);
   if (!st) st = build_results(p, g, pvals, outs, &nres);
-  if (!st) st = tpj_emit_stablehlo(g, out_text, out_len);
-  if (!st) st = tpj_eager_checks_from_graph(g, out_checks);
   tpj_arena_deinit(&arena);
+  return st;
+}
+
+/* The program of a compiled op: every parameter is a buffer the call passes
+ * (storages, extras, scalars: prog_execute's order), and g's checks. */
+static tpj_status_t make_program(const prog_t* p, tpj_cached_executable_t* exe,
+                                 const tpj_graph_t* g, tpj_program_t** out_program) {
+  size_t n = p->num_storages + p->op->num_extra + p->num_scalars;
+  size_t nc = tpj_graph_check_count(g);
+  tpj_program_input_t* inputs = calloc(n + 1, sizeof(*inputs)); /* all BUFFER */
+  if (!inputs) return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op: out of memory");
+  tpj_program_plan_t plan = {p->op->target ? p->op->target : "copy", inputs, n,
+                             nc ? tpj_graph_check(g, 0) : NULL, nc};
+  tpj_status_t st = tpj_program_create(exe, &plan, out_program);
+  free(inputs);
+  return st;
+}
+
+/* Builds, emits and compiles the op's program (a signature miss). */
+static tpj_status_t build_program(const prog_t* p, tpj_program_t** out_program) {
+  tpj_graph_t* g = NULL;
+  char* text = NULL;
+  size_t len = 0;
+  tpj_status_t st = build_graph(p, &g);
+  if (!st) st = tpj_emit_stablehlo(g, &text, &len);
+  /* Portable: one executable serves every device (tpj_execute_args_t.device). */
+  tpj_compile_options_t portable = {.num_replicas = 1, .num_partitions = 1, .portable = true};
+  tpj_cached_executable_t* exe = NULL;
+  bool compiling = !st;
+  if (compiling) st = tpj_runtime_compile_cached(tpj_eager_client(), text, len, &portable, &exe, NULL);
+  st = tpj_eager_status_no_lowering(st, compiling);
+  if (!st) st = make_program(p, exe, g, out_program);
+  tpj_cached_executable_release(exe);
+  free(text);
   tpj_graph_destroy(g);
   return st;
 }
 
 /* --------------------------------------------------------------- execute -- */
 
-static tpj_status_t prog_lookup_or_build(const prog_t* p, tpj_cached_executable_t** out_exe,
-                                         tpj_eager_checks_t** out_checks) {
+static tpj_status_t prog_lookup_or_build(const prog_t* p, tpj_program_t** out_program) {
   tpj_eager_sig_t sb;
   tpj_eager_sig_init(&sb);
   sig_build(p, &sb);
@@ -379,39 +410,20 @@ static tpj_status_t prog_lookup_or_build(const prog_t* p, tpj_cached_executable_
     return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op: out of memory (signature)");
   }
   uint64_t h = tpj_eager_sig_hash(&sb);
-  *out_exe = tpj_eager_cache_find(sb.data, sb.len, h, out_checks);
-  if (*out_exe) {
-    tpj_eager_stats_count(1);
-    tpj_eager_sig_deinit(&sb);
-    return NULL;
-  }
-  tpj_eager_stats_count(2);
-  char* text = NULL;
-  size_t len = 0;
-  tpj_status_t st = build_text(p, &text, &len, out_checks);
-  /* Portable: one executable serves every device (tpj_execute_args_t.device). */
-  tpj_compile_options_t portable = {.num_replicas = 1, .num_partitions = 1, .portable = true};
-  bool compiling = !st;
-  if (compiling) {
-    st = tpj_runtime_compile_cached(tpj_eager_client(), text, len, &portable, out_exe, NULL);
-  }
-  st = tpj_eager_status_no_lowering(st, compiling);
-  if (!st) tpj_eager_cache_put(sb.data, sb.len, h, *out_exe, *out_checks);
-  if (st) {
-    tpj_eager_checks_release(*out_checks);
-    *out_checks = NULL;
-  }
-  free(text);
+  *out_program = tpj_eager_cache_find(sb.data, sb.len, h);
+  bool hit = *out_program != NULL;
+  tpj_eager_stats_count(hit ? 1 : 2);
+  tpj_status_t st = hit ? NULL : build_program(p, out_program);
+  if (!st && !hit) tpj_eager_cache_put(sb.data, sb.len, h, *out_program);
   tpj_eager_sig_deinit(&sb);
   return st;
 }
 
 /* With lifted scalars first; a lowering that needs a value at build time
  * fails there, and then the target keeps its scalars as constants. */
-static tpj_status_t prog_executable(prog_t* p, tpj_cached_executable_t** out_exe,
-                                    tpj_eager_checks_t** out_checks) {
+static tpj_status_t prog_program(prog_t* p, tpj_program_t** out_program) {
   prog_lift(p, true);
-  tpj_status_t st = prog_lookup_or_build(p, out_exe, out_checks);
+  tpj_status_t st = prog_lookup_or_build(p, out_program);
   tpj_status_code_t code = tpj_status_code(st);
   if (!st || prog_num_lifted(p) == 0 ||
       (code != TPJ_STATUS_UNIMPLEMENTED && code != TPJ_STATUS_INVALID_ARGUMENT)) {
@@ -419,7 +431,7 @@ static tpj_status_t prog_executable(prog_t* p, tpj_cached_executable_t** out_exe
   }
   tpj_status_free(st);
   prog_lift(p, false);
-  st = prog_lookup_or_build(p, out_exe, out_checks);
+  st = prog_lookup_or_build(p, out_program);
   if (!st) tpj_eager_lift_forbid(p->op->target);
   return st;
 }
@@ -457,85 +469,46 @@ static tpj_status_t prog_scalars(const prog_t* p, size_t device, tpj_eager_scala
   return NULL;
 }
 
-/* Executes on `device`, where the op's tensors live (a portable executable
- * runs on any device). An input elsewhere is copied over; a plugin that
- * ignored the portable option runs the program on device 0 and the results
- * are moved to `device`. */
-static tpj_status_t prog_execute(const prog_t* p, tpj_executable_t* exe, size_t device,
+/* Launches the op's program through tpj_program_run on `device`, where its
+ * tensors live, without waiting (the launch is tracked in flight; checks
+ * stay pending until the next synchronization). */
+static tpj_status_t prog_execute(const prog_t* p, const tpj_program_t* prog, size_t device,
                                  tpj_buffer_t** outs, size_t num_outs) {
   const tpj_eager_op_t* op = p->op;
-  size_t run_on = tpj_executable_is_portable(exe) ? device : 0;
   size_t nb = p->num_storages + op->num_extra, n = nb + p->num_scalars;
-  tpj_buffer_t* args_inline[2 * PROG_INLINE + 1] = {0};
-  tpj_eager_scalar_t* scalars_inline[PROG_INLINE + 1] = {0};
-  bool small = 2 * n + 1 <= 2 * PROG_INLINE + 1 && p->num_scalars <= PROG_INLINE;
-  tpj_buffer_t** args = small ? args_inline : calloc(2 * n + 1, sizeof(*args));
-  tpj_eager_scalar_t** scalars =
-      small ? scalars_inline : calloc(p->num_scalars + 1, sizeof(*scalars));
-  if (!args || !scalars) {
-    if (!small) {
-      free(args);
-      free(scalars);
-    }
-    return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op: out of memory");
-  }
-  tpj_buffer_t** moved = args + n;
-  tpj_status_t st = prog_scalars(p, run_on, scalars);
-  for (size_t i = 0; i < p->num_scalars && !st; ++i) {
-    args[nb + i] = tpj_eager_scalar_buffer(scalars[i]);
+  TPJ_CHECK_ARG(num_outs == tpj_program_num_results(prog), "eager op: %zu results expected, "
+                "the program has %zu", num_outs, tpj_program_num_results(prog));
+  tpj_program_arg_t args_inline[2 * PROG_INLINE];
+  tpj_program_result_t res_inline[PROG_INLINE];
+  tpj_eager_scalar_t* scalars_inline[PROG_INLINE + 1];
+  bool small = n <= 2 * PROG_INLINE && num_outs <= PROG_INLINE && p->num_scalars <= PROG_INLINE;
+  tpj_program_arg_t* args = small ? args_inline : calloc(n + 1, sizeof(*args));
+  tpj_program_result_t* res = small ? res_inline : calloc(num_outs + 1, sizeof(*res));
+  tpj_eager_scalar_t** scalars = small ? scalars_inline
+                                       : calloc(p->num_scalars + 1, sizeof(*scalars));
+  tpj_status_t st = args && res && scalars ? NULL
+                    : TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op: out of memory");
+  if (!st) {
+    memset(args, 0, n * sizeof(*args));
+    memset(res, 0, num_outs * sizeof(*res));
+    memset(scalars, 0, p->num_scalars * sizeof(*scalars));
+    st = prog_scalars(p, device, scalars);
   }
   for (size_t i = 0; i < nb && !st; ++i) {
-    tpj_buffer_t* b = i < p->num_storages ? p->storages[i]->buffer
-                                          : op->extra_inputs[i - p->num_storages];
-    st = on_device(b, run_on, &moved[i]);
-    args[i] = moved[i] ? moved[i] : b;
+    args[i].buffer = i < p->num_storages ? p->storages[i]->buffer
+                                         : op->extra_inputs[i - p->num_storages];
   }
-  if (!st) {
-    tpj_event_t* done = NULL; /* tracked until ready: torch.pjrt.Event sees it */
-    tpj_execute_args_t x = {args, n, 1, NULL, outs, &done, run_on};
-    uint64_t t0 = tpj_runtime_trace_enabled() ? tpj_runtime_metrics_now_ns() : 0;
-    st = tpj_eager_memory_launch(run_on, exe);
-    if (!st) st = tpj_executable_execute(exe, &x);
-    if (!st) tpj_runtime_metrics_add_execution();
-    if (!st && t0) {
-      tpj_trace_launch_t tl = {p->key, op->target ? op->target : "copy", run_on, 1, t0,
-                               tpj_runtime_metrics_now_ns(), &done};
-      tpj_runtime_trace_launch(&tl);
-    }
-    if (!st) tpj_eager_inflight_add(run_on, done);
+  for (size_t i = 0; i < p->num_scalars && !st; ++i) {
+    args[nb + i].buffer = tpj_eager_scalar_buffer(scalars[i]);
   }
-  for (size_t i = 0; i < num_outs && !st && device != run_on; ++i) {
-    tpj_buffer_t* m = NULL;
-    st = on_device(outs[i], device, &m);
-    if (m) {
-      tpj_buffer_destroy(outs[i]);
-      outs[i] = m;
-    }
-  }
-  if (st) {
-    for (size_t i = 0; i < num_outs; ++i) { tpj_buffer_destroy(outs[i]); outs[i] = NULL; }
-  }
-  for (size_t i = 0; i < n; ++i) tpj_buffer_destroy(moved[i]);
-  for (size_t i = 0; i < p->num_scalars; ++i) tpj_eager_scalar_release(scalars[i]);
+  tpj_program_call_t call = {args, 1, device, res, false};
+  if (!st) st = tpj_program_run(prog, &call);
+  for (size_t i = 0; i < num_outs; ++i) outs[i] = st ? NULL : res[i].buffer;
+  for (size_t i = 0; scalars && i < p->num_scalars; ++i) tpj_eager_scalar_release(scalars[i]);
   if (!small) {
-    free(scalars);
     free(args);
-  }
-  return st;
-}
-
-/* prog_execute for a program with runtime checks: its last result, the check
- * result, stays pending until the next synchronization (eager_checks.c). */
-static tpj_status_t run_checked(const prog_t* p, tpj_executable_t* exe, size_t device,
-                                tpj_eager_checks_t* checks, tpj_buffer_t** outs,
-                                size_t num_outs) {
-  tpj_buffer_t* all[65] = {0};
-  TPJ_CHECK_ARG(num_outs < 65, "eager op: too many outputs (got %zu)", num_outs);
-  TPJ_RETURN_IF_ERROR(prog_execute(p, exe, device, all, num_outs + 1));
-  tpj_status_t st = tpj_eager_checks_defer(checks, all[num_outs]);
-  for (size_t i = 0; i < num_outs; ++i) {
-    if (st) tpj_buffer_destroy(all[i]);
-    outs[i] = st ? NULL : all[i];
+    free(res);
+    free(scalars);
   }
   return st;
 }
@@ -546,19 +519,12 @@ static tpj_status_t prog_run(const tpj_eager_op_t* op, const tpj_eager_tensor_t*
   tpj_eager_stats_count(0);
   uint64_t t_op = tpj_runtime_trace_enabled() ? tpj_runtime_metrics_now_ns() : 0;
   tpj_status_t st = prog_init(&p, op, dst);
-  tpj_cached_executable_t* exe = NULL;
+  tpj_program_t* prog = NULL;
   size_t device = dst ? dst->storage->device : op->device;
   if (!st) st = tpj_eager_memory_check_outputs(op, dst);
-  tpj_eager_checks_t* checks = NULL;
-  if (!st) st = prog_executable(&p, &exe, &checks);
-  if (!st) p.key = tpj_cached_executable_key(exe);
-  if (!st && checks) {
-    st = run_checked(&p, tpj_cached_executable_get(exe), device, checks, outs, num_outs);
-  } else if (!st) {
-    st = prog_execute(&p, tpj_cached_executable_get(exe), device, outs, num_outs);
-  }
-  tpj_eager_checks_release(checks);
-  tpj_cached_executable_release(exe);
+  if (!st) st = prog_program(&p, &prog);
+  if (!st) st = prog_execute(&p, prog, device, outs, num_outs);
+  tpj_program_release(prog);
   prog_deinit(&p);
   if (t_op) {
     tpj_trace_arg_t ta = {"device", NULL, (double)device};

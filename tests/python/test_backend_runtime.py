@@ -1,6 +1,6 @@
 """Runtime fast paths of torch.compile(backend="pjrt"): activations saved for
 the backward stay on the device (placeholders), are materialized before any
-host read, and every path gives eager's gradients; execute_to_host."""
+host read, and every path gives eager's gradients; Program host results."""
 import pytest
 import torch
 import torch.nn as nn
@@ -87,7 +87,7 @@ def test_materialize_downloads_the_device_value():
     torch.testing.assert_close(ph, x)
 
 
-def test_execute_to_host_matches_execute():
+def test_program_host_results_match_execute():
     text = """module {
   func.func @main(%a: tensor<2x3xf32>, %b: tensor<2x3xf32>) -> (tensor<2x3xf32>, tensor<2x3xf32>) {
     %0 = stablehlo.add %a, %b : tensor<2x3xf32>
@@ -99,11 +99,18 @@ def test_execute_to_host_matches_execute():
     exe = cl.compile(text)
     a, b = torch.randn(2, 3), torch.randn(2, 3)
     bufs = [compiled.upload(a, cache=False), compiled.upload(b, cache=False)]
+    prog = _C.Program(exe, ["buffer", "buffer"], [], "add_mul")
+    assert (prog.num_inputs, prog.num_results, prog.name) == (2, 2, "add_mul")
     out0 = torch.empty(2, 3)
-    outs = exe.execute_to_host(bufs, None, [(out0.data_ptr(), 24), None])
+    outs = prog.run(bufs, [(out0.data_ptr(), 24), None])
     torch.testing.assert_close(out0, a + b)
+    torch.testing.assert_close(compiled.download(outs[0], torch.float32, (2, 3)), a + b)
     torch.testing.assert_close(compiled.download(outs[1], torch.float32, (2, 3)), a * b)
-    with pytest.raises(_C.Error, match="size mismatch"):
-        exe.execute_to_host(bufs, None, [(out0.data_ptr(), 20), None])
-    with pytest.raises(_C.Error, match="dests has 1 entries"):
-        exe.execute_to_host(bufs, None, [None])
+    with pytest.raises(_C.Error, match="wrong host size"):
+        prog.run(bufs, [(out0.data_ptr(), 20), None])
+    with pytest.raises(_C.Error, match="wrong argument or result count"):
+        prog.run(bufs, [None])
+    with pytest.raises(_C.Error, match="not a Buffer"):
+        prog.run([a, b])
+    with pytest.raises(_C.Error, match="unknown kind"):
+        _C.Program(exe, ["buffer", "tensor"])
