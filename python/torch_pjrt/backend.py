@@ -78,9 +78,13 @@ def _tolerable(exc: BaseException) -> bool:
     return getattr(exc, "code", None) in ("UNIMPLEMENTED", "NOT_FOUND")
 
 
-def find_unsupported(gm: fx.GraphModule) -> Dict[fx.Node, str]:
+def find_unsupported(gm: fx.GraphModule
+                     ) -> Tuple[Dict[fx.Node, str], Optional[Tuple[Any, ...]]]:
     """node -> reason for every node that cannot run on the device: no
-    lowering by name, or (static graphs) a lowering that rejects the case."""
+    lowering by name, or (static graphs) a lowering that rejects the case.
+    Also the dry run's lowering of a static graph that fully lowered
+    (CompiledGraph's `prelowered`, so the graph is not lowered twice)."""
+    from . import config
     c = _C()
     out: Dict[fx.Node, str] = {}
     for node in gm.graph.nodes:
@@ -89,15 +93,19 @@ def find_unsupported(gm: fx.GraphModule) -> Dict[fx.Node, str]:
             out[node] = why
     values = fx_lower.meta_values(gm)
     if values is None:
-        return out
-    lowered = fx_lower.lower_graph(gm, values, c.Graph, tolerate_failures=True)
+        return out, None
+    checks = bool(config.check_indices)
+    examples = [values[n] for n in gm.graph.nodes if n.op == "placeholder"]
+    lowered, dev_args, codes = _compiled.lower_signature(gm, values, examples, checks,
+                                                         tolerate_failures=True)
     for node, exc in lowered.failed.items():
         if node in out:
             continue
         if not _tolerable(exc):
             raise fx_lower.annotate(exc, node, fx_lower.op_name(node), values) from exc
         out[node] = str(exc)
-    return out
+    pre = None if out or lowered.failed else (checks, lowered, dev_args, codes)
+    return out, pre
 
 
 def _raise_unsupported(gm: fx.GraphModule, unsupported: Dict[fx.Node, str]) -> None:
@@ -118,10 +126,11 @@ def compile_graph(gm: fx.GraphModule, name: str, donate_args: Sequence[int] = ()
     `saved_from`: see CompiledGraph (forward graphs of AOTAutograd);
     `on_device`: the inputs are pjrt tensors (unsupported ops then run on the
     eager device)."""
-    unsupported = find_unsupported(gm)
+    unsupported, pre = find_unsupported(gm)
     if not unsupported:
         return _compiled.CompiledGraph(gm, name=name, donate_args=donate_args,
-                                       writebacks=writebacks, saved_from=saved_from)
+                                       writebacks=writebacks, saved_from=saved_from,
+                                       prelowered=pre)
     if _fallback_mode() == "error":
         _raise_unsupported(gm, unsupported)
     return _compiled.PartitionedGraph(gm, unsupported, name, on_device)

@@ -304,6 +304,20 @@ def _numel(shape: Sequence[int]) -> int:
     return n
 
 
+def lower_signature(gm: fx.GraphModule, values: Dict[fx.Node, Any], args: Sequence[Any],
+                    checks: bool, tolerate_failures: bool = False
+                    ) -> Tuple[fx_lower.LoweredGraph, Optional[List[int]], Any]:
+    """Lowers `gm` for one signature: (lowered, device argument positions,
+    per-parameter dtype codes) for inputs on a pjrt device (flat storage
+    parameters), (lowered, None, None) for host tensors. `args` are the call's
+    arguments or the placeholders' example values (the backend's dry run)."""
+    graph_cls = functools.partial(_C().Graph, checks=checks)
+    if compiled_device.program_device(args, "graph") is not None:
+        return compiled_device.lower(gm, values, args, graph_cls, fx_lower.lower_graph,
+                                     tolerate_failures)
+    return fx_lower.lower_graph(gm, values, graph_cls, tolerate_failures), None, None
+
+
 class CompiledGraph:
     """Callable running one FX graph as one device program per input signature
     (shapes, dtypes, devices, scalar values). Returns tensors shaped like the
@@ -318,8 +332,12 @@ class CompiledGraph:
     def __init__(self, gm: fx.GraphModule, name: str = "graph",
                  donate_args: Sequence[int] = (),
                  writebacks: Sequence[Tuple[int, int]] = (),
-                 saved_from: Optional[int] = None):
+                 saved_from: Optional[int] = None,
+                 prelowered: Optional[Tuple[Any, ...]] = None):
         self.gm = gm
+        # (checks, lowered, dev_args, codes) of the static signature, from the
+        # backend's dry run (lower_signature), used by the first compile.
+        self._prelowered = prelowered
         # (output leaf, argument position): AOTAutograd copies that output into
         # that (mutated) input right after the call, bumping its _version by
         # one; the output's device buffer then is the input's device copy.
@@ -345,18 +363,17 @@ class CompiledGraph:
 
     def _compile(self, args: Sequence[Any], sig: Tuple[Any, ...], checks: bool) -> Any:
         device = compiled_device.program_device(args, self.name)
-        values = self._values_for(args, sig)
         c = _C()
-        graph_cls = functools.partial(c.Graph, checks=checks)
         n_ops = sum(1 for n in self.gm.graph.nodes if n.op == "call_function")
         log.info("torch_pjrt: compiling %s (%d ops) for %s", self.name, n_ops,
                  device or "cpu tensors")
         t0 = time.perf_counter()
-        if device is not None:
-            lowered, dev_args, codes = compiled_device.lower(
-                self.gm, values, args, graph_cls, fx_lower.lower_graph)
+        pre, self._prelowered = self._prelowered, None
+        if pre is not None and pre[0] == checks and sig == self._static_sig:
+            lowered, dev_args, codes = pre[1:]  # the backend's dry run: not lowered again
         else:
-            lowered = fx_lower.lower_graph(self.gm, values, graph_cls)
+            lowered, dev_args, codes = lower_signature(self.gm, self._values_for(args, sig),
+                                                       args, checks)
         cl = client()
         if not lowered.text:
             executable = None

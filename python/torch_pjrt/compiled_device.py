@@ -184,12 +184,17 @@ class DeviceProgram:
 
 
 def lower(gm: fx.GraphModule, values: Dict[fx.Node, Any], args: Sequence[Any],
-          graph_cls: Any, lower_graph: Any) -> Tuple[Any, List[int], Tuple[int, ...]]:
+          graph_cls: Any, lower_graph: Any, tolerate_failures: bool = False
+          ) -> Tuple[Any, List[int], Tuple[int, ...]]:
     """Lowers `gm` with flat device parameters and results; returns the
     lowered graph, the device argument positions and the per-parameter dtype
-    codes (0 for parameters that are not device tensors)."""
+    codes (0 for parameters that are not device tensors). `args` may be the
+    placeholders' example values (the backend's dry run)."""
     flags, dev = _placeholder_flags(gm, values, args)
-    lowered = lower_graph(gm, values, lambda: FlatParamGraph(graph_cls, flags))
+    lowered = lower_graph(gm, values, lambda: FlatParamGraph(graph_cls, flags),
+                          tolerate_failures)
+    if lowered.failed:
+        return lowered, dev, ()
     dev_set = set(dev)
     codes = []
     for i, src in enumerate(lowered.inputs):

@@ -386,3 +386,34 @@ def test_device_tensor_inputs_give_device_results():
     out = pjrt(md)(x.to("pjrt"))
     assert out.device.type == "pjrt"
     torch.testing.assert_close(out.detach().cpu(), m(x).detach(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("on_device", [False, True])
+def test_each_graph_is_lowered_once_per_signature(monkeypatch, on_device):
+    """The backend's dry run (finding unsupported ops) is the lowering the
+    first call compiles; a new signature lowers once more. Forward and
+    backward: two graphs, two lowerings, and the results match eager."""
+    calls = []
+    real = fx_lower.lower_graph
+
+    def counting(gm, values, graph_cls, tolerate_failures=False):
+        calls.append(gm)
+        return real(gm, values, graph_cls, tolerate_failures)
+
+    monkeypatch.setattr(fx_lower, "lower_graph", counting)
+    torch._dynamo.reset()
+    dev = "pjrt" if on_device else "cpu"
+    w = torch.randn(4, 3, requires_grad=True)
+    wd = w.detach().to(dev).requires_grad_()
+    f = torch.compile(lambda x, w: torch.tanh(x @ w).sum(), backend="pjrt", dynamic=False)
+    x = torch.randn(5, 4)
+    for _ in range(3):
+        loss = f(x.to(dev), wd)
+        loss.backward()
+    assert len(calls) == 2 and len(set(map(id, calls))) == 2  # forward, backward
+    want = torch.tanh(x @ w).sum()
+    want.backward()
+    torch.testing.assert_close(loss.cpu(), want.detach())
+    torch.testing.assert_close(wd.grad.cpu(), 3 * w.grad)
+    f(torch.randn(7, 4).to(dev), wd).backward()  # a new shape: one more lowering each
+    assert len(calls) == 4
