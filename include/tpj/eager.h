@@ -135,8 +135,6 @@ tpj_status_t tpj_eager_normal_into(const tpj_eager_tensor_t* dst, double mean, d
 /* The RNG state input of random ops: u64[2] on `device` (owned by the caller). */
 tpj_status_t tpj_eager_seed_create(const uint64_t words[2], size_t device,
                                    tpj_buffer_t** out_buffer) TPJ_MUST_USE;
-/* c10::ScalarType code -> dtype (INVALID for types the device lacks). */
-tpj_dtype_t tpj_eager_dtype_from_torch(int code);
 
 /* dst[...] = src (converted to dst's dtype); shapes must be equal (expand src
  * first to broadcast). Works across devices. */

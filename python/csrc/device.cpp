@@ -65,7 +65,27 @@ c10::DeviceIndex device_count() {
 
 // ------------------------------------------- dtypes, storages, views in C --
 
-tpj_dtype_t to_tpj(at::ScalarType t) { return tpj_eager_dtype_from_torch((int)t); }
+// The one map from c10's dtypes to the C core's (the core knows no c10 numbers).
+tpj_dtype_t to_tpj(at::ScalarType t) {
+  switch (t) {
+    case at::kByte: return TPJ_DTYPE_U8;
+    case at::kChar: return TPJ_DTYPE_S8;
+    case at::kShort: return TPJ_DTYPE_S16;
+    case at::kInt: return TPJ_DTYPE_S32;
+    case at::kLong: return TPJ_DTYPE_S64;
+    case at::kHalf: return TPJ_DTYPE_F16;
+    case at::kFloat: return TPJ_DTYPE_F32;
+    case at::kDouble: return TPJ_DTYPE_F64;
+    case at::kComplexFloat: return TPJ_DTYPE_C64;
+    case at::kComplexDouble: return TPJ_DTYPE_C128;
+    case at::kBool: return TPJ_DTYPE_PRED;
+    case at::kBFloat16: return TPJ_DTYPE_BF16;
+    case at::kUInt16: return TPJ_DTYPE_U16;
+    case at::kUInt32: return TPJ_DTYPE_U32;
+    case at::kUInt64: return TPJ_DTYPE_U64;
+    default: return TPJ_DTYPE_INVALID;
+  }
+}
 
 static tpj_eager_storage_t* storage_of(const at::Tensor& t) {
   return (tpj_eager_storage_t*)t.storage().data_ptr().get_context();
@@ -339,7 +359,22 @@ PyObject* py_stats(PyObject*, PyObject*) {
                        (unsigned long long)s.cross_device_copies);
 }
 
+// scalar_type_name(number) -> "float32": a c10::ScalarType number (how
+// TorchScript schema defaults spell a dtype) as the torch attribute name.
+PyObject* py_scalar_type_name(PyObject*, PyObject* arg) {
+  long code = PyLong_AsLong(arg);
+  if (code == -1 && PyErr_Occurred()) return nullptr;
+  if (code < 0 || code >= (long)c10::ScalarType::NumOptions) {
+    return PyErr_Format(PyExc_TypeError, "unsupported ScalarType number %ld (expected 0 to %d)",
+                        code, (int)c10::ScalarType::NumOptions - 1);
+  }
+  auto names = c10::getDtypeNames((c10::ScalarType)code);
+  return PyUnicode_FromStringAndSize(names.first.data(), (Py_ssize_t)names.first.size());
+}
+
 PyMethodDef g_methods[] = {
+    {"scalar_type_name", py_scalar_type_name, METH_O,
+     "scalar_type_name(number) -> str: a c10::ScalarType number's torch dtype name"},
     {"init", py_init, METH_O, "init(client): runs the pjrt device on a torch_pjrt._C.Client"},
     {"device_count", py_device_count, METH_NOARGS, "addressable devices"},
     {"synchronize", py_synchronize, METH_NOARGS, "waits for every pending computation"},

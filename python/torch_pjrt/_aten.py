@@ -129,18 +129,14 @@ def _encode_one(ty: str, value: Any, n: Optional[int], tensor_id: Callable[[Any]
     raise TypeError(f"{what}: unsupported schema type {ty}")
 
 
-# c10::ScalarType enum numbers (how TorchScript defaults spell a dtype).
-_SCALAR_TYPE_ENUM = {0: torch.uint8, 1: torch.int8, 2: torch.int16, 3: torch.int32,
-                     4: torch.int64, 5: torch.float16, 6: torch.float32,
-                     7: torch.float64, 9: torch.complex64, 10: torch.complex128,
-                     11: torch.bool, 15: torch.bfloat16}
-
-
 def _int_to_dtype(value: int) -> torch.dtype:
-    try:
-        return _SCALAR_TYPE_ENUM[value]
-    except KeyError:
-        raise TypeError(f"unsupported ScalarType number {value}") from None
+    """A c10::ScalarType number (how TorchScript defaults spell a dtype) as a
+    torch.dtype; the numbering is read from c10 by the C++ layer."""
+    from . import _eager
+    dtype = getattr(torch, _eager.scalar_type_name(value), None)
+    if not isinstance(dtype, torch.dtype):
+        raise TypeError(f"unsupported ScalarType number {value}")
+    return dtype
 
 
 def encode_args(op: torch._ops.OpOverload, args: Sequence[Any],

@@ -1,32 +1,10 @@
 /* eager_ops.c: eager entry points that need no PyTorch types, kept in C so
- * the C++ registration file (python/csrc/device.cpp) stays thin: torch dtype
- * codes, RNG seeds, normal_ through the lowering table, and writing an op's
- * results into several views (in-place and out= ops). */
+ * the C++ registration file (python/csrc/device.cpp) stays thin: RNG seeds,
+ * normal_ through the lowering table, and writing an op's results into
+ * several views (in-place and out= ops). */
 #include <string.h>
 
 #include "runtime/eager_internal.h"
-
-tpj_dtype_t tpj_eager_dtype_from_torch(int code) {
-  /* c10::ScalarType values (stable across releases). */
-  switch (code) {
-    case 0: return TPJ_DTYPE_U8;
-    case 1: return TPJ_DTYPE_S8;
-    case 2: return TPJ_DTYPE_S16;
-    case 3: return TPJ_DTYPE_S32;
-    case 4: return TPJ_DTYPE_S64;
-    case 5: return TPJ_DTYPE_F16;
-    case 6: return TPJ_DTYPE_F32;
-    case 7: return TPJ_DTYPE_F64;
-    case 9: return TPJ_DTYPE_C64;
-    case 10: return TPJ_DTYPE_C128;
-    case 11: return TPJ_DTYPE_PRED;
-    case 15: return TPJ_DTYPE_BF16;
-    case 27: return TPJ_DTYPE_U16;
-    case 28: return TPJ_DTYPE_U32;
-    case 29: return TPJ_DTYPE_U64;
-    default: return TPJ_DTYPE_INVALID;
-  }
-}
 
 tpj_status_t tpj_eager_seed_create(const uint64_t words[2], size_t device,
                                    tpj_buffer_t** out_buffer) {

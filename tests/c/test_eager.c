@@ -346,15 +346,6 @@ TPJ_TEST(run_writes_two_outputs) {
   tpj_eager_storage_destroy(idx);
 }
 
-TPJ_TEST(torch_dtype_codes) {
-  TPJ_EXPECT(tpj_eager_dtype_from_torch(6) == TPJ_DTYPE_F32);
-  TPJ_EXPECT(tpj_eager_dtype_from_torch(4) == TPJ_DTYPE_S64);
-  TPJ_EXPECT(tpj_eager_dtype_from_torch(11) == TPJ_DTYPE_PRED);
-  TPJ_EXPECT(tpj_eager_dtype_from_torch(15) == TPJ_DTYPE_BF16);
-  TPJ_EXPECT(tpj_eager_dtype_from_torch(8) == TPJ_DTYPE_INVALID); /* complex half */
-  TPJ_EXPECT(tpj_eager_dtype_from_torch(-1) == TPJ_DTYPE_INVALID);
-}
-
 /* A new client drops the programs and scalar buffers of the old one; a
  * client change with live storages is refused. */
 /* An op whose tensors live on device 1 runs there: results on device 1, no

@@ -139,3 +139,15 @@ def test_random_ops_get_a_seed_from_torch_generator():
     out, mask = torch_pjrt.run_aten(torch.ops.aten.native_dropout.default, torch.ones(4000), 0.25, True)
     assert 0.70 < mask.float().mean().item() < 0.80
     torch.testing.assert_close(out[mask], torch.full_like(out[mask], 1 / 0.75))
+
+
+def test_scalar_type_numbers_come_from_c10():
+    """TorchScript defaults spell dtypes as c10::ScalarType numbers; the
+    C++ layer reads the numbering from c10 (no table in Python or C)."""
+    from torch_pjrt import _aten
+    assert _aten._int_to_dtype(6) is torch.float32
+    assert _aten._int_to_dtype(4) is torch.int64
+    assert _aten._int_to_dtype(11) is torch.bool
+    assert _aten._int_to_dtype(15) is torch.bfloat16
+    with pytest.raises(TypeError, match="unsupported ScalarType number 9999"):
+        _aten._int_to_dtype(9999)
