@@ -385,6 +385,11 @@ PyMethodDef g_methods[] = {
      "default_generator(index): the device's default torch.Generator"},
     {"rng_words", tpj_py_rng_words, METH_O,
      "rng_words(index): state words of the next random op from the default generator"},
+    {"compiled_create", tpj_py_compiled_create, METH_VARARGS,
+     "compiled_create(program, device, feeds, results, leaves, flat) -> the call spec of a "
+     "graph compiled over pjrt tensors (see device_compiled.cpp)"},
+    {"compiled_run", tpj_py_compiled_run, METH_VARARGS,
+     "compiled_run(spec, args: tuple) -> the graph's flat outputs, in one native call"},
     {nullptr, nullptr, 0, nullptr}};
 
 PyModuleDef g_module = {PyModuleDef_HEAD_INIT, "torch_pjrt._eager",

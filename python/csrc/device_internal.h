@@ -2,7 +2,8 @@
 // current device, C status -> PyTorch exception, client start-up and the
 // device allocator (device.cpp, device_memory.cpp), tensors as C eager views
 // (device.cpp), the boxed fallback (device_dispatch.cpp), its decompositions
-// (device_kernels.cpp) and generators (device_rng.cpp).
+// (device_kernels.cpp), generators (device_rng.cpp) and compiled calls
+// (device_compiled.cpp).
 #pragma once
 
 #include <Python.h>
@@ -82,3 +83,6 @@ int add_stream_functions(PyObject* module);
 // Python calls defined outside device.cpp, listed in its method table.
 PyObject* tpj_py_default_generator(PyObject*, PyObject* index);
 PyObject* tpj_py_rng_words(PyObject*, PyObject* index);
+// Compiled graphs over pjrt tensors in one native call (device_compiled.cpp).
+PyObject* tpj_py_compiled_create(PyObject*, PyObject* args);
+PyObject* tpj_py_compiled_run(PyObject*, PyObject* args);

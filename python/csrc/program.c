@@ -341,7 +341,13 @@ static PyMethodDef program_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyObject* program_handle(tpj_py_program_t* self, void* unused) {
+  return PyLong_FromVoidPtr(self->program);
+}
+
 static PyGetSetDef program_getset[] = {
+    {"handle", (getter)program_handle, NULL,
+     "the tpj_program_t* (borrowed: valid while this object lives), for the C++ layer", NULL},
     {"num_results", (getter)program_num_results, NULL, "results per call", NULL},
     {"num_inputs", (getter)program_num_inputs, NULL, "parameters", NULL},
     {"name", (getter)program_name, NULL, "trace and error name", NULL},

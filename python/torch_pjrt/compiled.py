@@ -223,9 +223,6 @@ _DeviceProgram = compiled_device.DeviceProgram
 _run_device = compiled_device.run
 
 
-def _upload_cached(t: torch.Tensor) -> Any:
-    buf = buffer_cache.lookup(t)
-    return buf if buf is not None else upload(t)
 _PLAIN_SCALARS = (bool, int, float, type(None))
 
 
@@ -437,10 +434,10 @@ class CompiledGraph:
         prog = self.program(args)
         if prog.program is None:
             leaves = [args[v] if kind == "input" else args[v].detach() if kind == "alias"
-                      else v for kind, v in prog.leaves]
+                      else v for kind, v in prog.lowered.outputs]
             return pytree.tree_unflatten(leaves, prog.lowered.out_spec)
         if type(prog) is _DeviceProgram:
-            return _run_device(prog, args, _upload_cached, rng_words)
+            return _run_device(prog, args)
         vals = self._inputs(prog, args)
         use_ph = prog.has_saved and _placeholders_safe()
         results: List[torch.Tensor] = []

@@ -21,8 +21,12 @@ from torch.utils import _pytree as pytree
 
 from . import _aten
 
-# feed kinds of DeviceProgram.feeds
-FEED_ARG, FEED_CONST, FEED_RNG, FEED_DEV = 0, 1, 2, 3
+# Where each program parameter comes from, and what each output leaf is: the
+# numbering of python/csrc/device_compiled.cpp, which reads these specs.
+FEED_HOST, FEED_CONST, FEED_RNG, FEED_DEV = 0, 1, 2, 3
+LEAF_RESULT, LEAF_INPUT, LEAF_ALIAS, LEAF_VALUE = 0, 1, 2, 3
+_LEAF_KINDS = {"result": LEAF_RESULT, "input": LEAF_INPUT, "alias": LEAF_ALIAS,
+               "value": LEAF_VALUE}
 
 
 def _numel(shape: Sequence[int]) -> int:
@@ -124,16 +128,15 @@ def _output_on_device(gm: fx.GraphModule, n_leaves: int) -> List[bool]:
 
 class DeviceProgram:
     """One compiled signature for inputs on one pjrt device: its _C.Program
-    (storage parameters, uploaded CPU tensors, constants, the RNG seed,
-    runtime checks left pending on the device) and what a call needs to
-    build its results."""
-    __slots__ = ("lowered", "program", "device", "index", "feeds", "results", "leaves",
-                 "writebacks", "identity_out", "flat_type", "device_results", "host_results")
+    (storage parameters, CPU tensors uploaded per call, constants, the RNG
+    seed, runtime checks left pending on the device) and the call spec that
+    _eager.compiled_run reads (one native call per step)."""
+    __slots__ = ("lowered", "program", "native", "device", "index", "flat_type")
 
     def __init__(self, gm: fx.GraphModule, lowered: Any, executable: Any, cl: Any,
                  device: torch.device, dev_args: Sequence[int], arg_dtypes: Tuple[int, ...],
                  args: Sequence[Any], writebacks: Sequence[Tuple[int, int]], name: str):
-        from . import _C, compiled
+        from . import _C, _eager, compiled
         self.lowered = lowered
         self.device = device
         self.index = device.index or 0
@@ -141,46 +144,42 @@ class DeviceProgram:
         feeds, plan = [], []
         for i, src in enumerate(lowered.inputs):
             if src[0] == "arg" and src[1] in dev:
-                t = args[src[1]]
-                feeds.append((FEED_DEV, src[1], t.numel() * t.element_size()))
+                feeds.append((FEED_DEV, src[1]))
                 plan.append(("storage", arg_dtypes[i]))
-            elif src[0] == "arg":
-                feeds.append((FEED_ARG, src[1], 0))
-                plan.append("buffer")
+            elif src[0] == "arg":  # a CPU tensor (e.g. a 0-dim scalar): uploaded per call
+                t = args[src[1]]
+                feeds.append((FEED_HOST, src[1]))
+                plan.append(("host", _aten.dtype_code(t.dtype), tuple(t.shape)))
             elif src[0] == "const":
-                feeds.append((FEED_CONST, None, 0))
+                feeds.append((FEED_CONST, 0))
                 plan.append(("constant", compiled.upload(src[1], cache=False, cl=cl)))
             else:
-                feeds.append((FEED_RNG, None, 0))
+                feeds.append((FEED_RNG, 0))
                 plan.append("seed")
-        self.feeds = feeds
-        self.program = (_C.Program(executable, plan, lowered.checks or [], name)
-                        if executable is not None else None)
+        self.flat_type = flat_type(lowered)
+        self.program = self.native = None
+        if executable is None:
+            return
+        self.program = _C.Program(executable, plan, lowered.checks or [], name)
         on_dev = _output_on_device(gm, len(lowered.outputs))
         res_dev = [True] * len(lowered.result_types)
         for leaf, (kind, k) in enumerate(lowered.outputs):
             if kind == "result":
                 res_dev[k] = on_dev[leaf]
-        results = [(dtype, tuple(shape), d)
-                   for (dtype, shape), d in zip(lowered.result_types, res_dev)]
-        self.results = results
-        self.device_results = [(k, shape, dtype) for k, (dtype, shape, d) in enumerate(results)
-                               if d]
-        self.host_results = [(k, shape, dtype) for k, (dtype, shape, d) in enumerate(results)
-                             if not d]
-        self.leaves = lowered.outputs
-        self.writebacks = []
+        back = [-1] * len(lowered.result_types)
         for leaf, pos in writebacks:
             if leaf < len(lowered.outputs) and lowered.outputs[leaf][0] == "result":
                 k = lowered.outputs[leaf][1]
                 dtype, shape = lowered.result_types[k]
                 if (res_dev[k] and pos in dev and args[pos].dtype == dtype
                         and tuple(args[pos].shape) == tuple(shape)):
-                    self.writebacks.append((k, pos))
-        self.identity_out = [v for kind, v in lowered.outputs] == list(
-            range(len(lowered.result_types))) and all(
-                kind == "result" for kind, _ in lowered.outputs)
-        self.flat_type = flat_type(lowered)
+                    back[k] = pos
+        results = [(d, tuple(shape), dtype, b) for (dtype, shape), d, b
+                   in zip(lowered.result_types, res_dev, back)]
+        leaves = [(_LEAF_KINDS[kind], v) for kind, v in lowered.outputs]
+        flat = 0 if self.flat_type is tuple else 1 if self.flat_type is list else 2
+        self.native = _eager.compiled_create(self.program, self.index, feeds, results, leaves,
+                                             flat)
 
 
 def lower(gm: fx.GraphModule, values: Dict[fx.Node, Any], args: Sequence[Any],
@@ -208,54 +207,15 @@ def lower(gm: fx.GraphModule, values: Dict[fx.Node, Any], args: Sequence[Any],
     return lowered, dev, tuple(codes)
 
 
-def run(prog: DeviceProgram, args: Sequence[Any], upload: Any, seed: Any) -> Any:
-    """Runs `prog` on `args` (device tensors stay on the device) without
-    waiting for it, as an eager op runs; returns the graph's output structure.
-    `upload(t)`: device buffer of a CPU tensor; `seed(index)`: the next random
-    op's two state words (u64)."""
-    vals: List[Any] = []
-    whole: Dict[int, int] = {}  # argument position -> storage handle
-    for kind, v, nbytes in prog.feeds:
-        if kind == FEED_DEV:
-            t = args[v]
-            s = t.untyped_storage()
-            h = s.data_ptr()
-            # A contiguous view of its whole storage passes the storage's
-            # buffer itself; any other view is read out on the device.
-            if t.data_ptr() == h and s.nbytes() == nbytes and t.is_contiguous():
-                whole[v] = h
-                vals.append(h)
-            else:
-                vals.append((h, tuple(t.shape), t.stride(), t.storage_offset()))
-        elif kind == FEED_ARG:
-            vals.append(upload(args[v]))
-        elif kind == FEED_CONST:
-            vals.append(None)
-        else:
-            vals.append(seed(prog.index))  # the device's generator: eager and compiled share a stream
-    results: List[Any] = [None] * len(prog.results)
-    dests: List[Any] = [None] * len(prog.results)
-    taken = set()  # storages already receiving a result (a set: fused optimizer
-    for k, pos in prog.writebacks:  # steps write back hundreds of tensors)
-        h = whole.get(pos)
-        if h is not None and h not in taken:
-            # The result becomes the input's storage (every view of it sees
-            # the write); AOTAutograd's copy_ of this alias into the input
-            # then copies the storage onto itself.
-            taken.add(h)
-            dests[k] = h
-            results[k] = args[pos].detach()
-    empty, dev = torch.empty, prog.device
-    for k, shape, dtype in prog.device_results:
-        if dests[k] is None:
-            t = results[k] = empty(shape, dtype=dtype, device=dev)
-            dests[k] = t.untyped_storage().data_ptr()
-    for k, shape, dtype in prog.host_results:
-        t = results[k] = empty(shape, dtype=dtype)
-        dests[k] = (t.data_ptr(), t.numel() * t.element_size())
-    # Checks stay pending on the device: raised at the next sync, no bytes move.
-    prog.program.run(vals, dests, prog.index, False)
-    return outputs(prog, results, args)
+def run(prog: DeviceProgram, args: Sequence[Any]) -> Any:
+    """Runs `prog` on `args` (device tensors stay on the device) in one native
+    call, without waiting for it, as an eager op runs; returns the graph's
+    output structure."""
+    from . import _eager
+    out = _eager.compiled_run(prog.native, args if type(args) is tuple else tuple(args))
+    if prog.flat_type is None:
+        return pytree.tree_unflatten(out, prog.lowered.out_spec)
+    return out
 
 
 def outputs(prog: Any, results: List[Any], args: Sequence[Any]) -> Any:

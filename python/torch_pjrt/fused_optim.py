@@ -50,9 +50,9 @@ def _compile(name: str, fn: Callable, args: List[torch.Tensor],
     prog = graph.program(args) if isinstance(graph, compiled.CompiledGraph) else None
     if type(prog) is not compiled_device.DeviceProgram:
         return lambda a: graph(*a)  # partitioned (config.fallback = "cpu"), or no program
-    run, upload, seed = compiled_device.run, compiled._upload_cached, compiled.rng_words
+    run = compiled_device.run
     # The key of _run already fixes the signature: run the program directly.
-    return lambda a: run(prog, a, upload, seed)
+    return lambda a: run(prog, a)
 
 
 def _run(key: Tuple[Any, ...], name: str, fn: Callable, args: List[torch.Tensor],

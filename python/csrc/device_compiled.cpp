@@ -1,0 +1,299 @@
+// device_compiled.cpp: a graph compiled over pjrt tensors runs in one native
+// call. The call spec (made once per compiled signature by compiled_device.py)
+// says where each program parameter comes from and where each result goes;
+// compiled_run reads the at::Tensor arguments, launches through
+// tpj_program_run (tpj/program.h) without waiting, and builds the graph's
+// flat outputs, so no per-call Python runs between Dynamo's guards and the
+// launch.
+#include <Python.h>
+
+#include <ATen/ATen.h>
+#include <torch/csrc/Dtype.h>
+#include <torch/csrc/Exceptions.h>
+#include <torch/csrc/autograd/python_variable.h>
+
+#include <cstring>
+#include <vector>
+
+#include "device_internal.h"
+#include "tpj/program.h"
+
+namespace {
+using namespace tpj_device;
+
+// Feed kinds (compiled_device.FEED_*): parameter i of the program is
+enum FeedKind { kFeedHost = 0, kFeedConst = 1, kFeedSeed = 2, kFeedStorage = 3 };
+// Leaf kinds (compiled_device.LEAF_*): output leaf j is
+enum LeafKind { kLeafResult = 0, kLeafInput = 1, kLeafAlias = 2, kLeafValue = 3 };
+
+struct Feed {
+  int kind;
+  Py_ssize_t pos;  // argument position (host, storage)
+};
+
+struct Result {
+  bool on_device;             // a pjrt tensor (else a CPU tensor)
+  std::vector<int64_t> sizes;
+  c10::ScalarType dtype;
+  Py_ssize_t writeback;       // argument whose storage receives it, or -1
+};
+
+struct Leaf {
+  int kind;
+  Py_ssize_t index;           // result or argument index
+  PyObject* value;            // kLeafValue: strong
+};
+
+struct Spec {
+  PyObject* program_obj;      // the _C.Program (strong): keeps `program` alive
+  tpj_program_t* program;
+  c10::DeviceIndex device;
+  std::vector<Feed> feeds;    // (num_inputs of the program)
+  std::vector<Result> results;
+  std::vector<Leaf> leaves;
+  int flat;                   // 0: tuple, 1: list, 2: list for the caller to unflatten
+  ~Spec() {
+    for (auto& l : leaves) Py_XDECREF(l.value);
+    Py_XDECREF(program_obj);
+  }
+};
+
+const char* kCapsule = "torch_pjrt.compiled_spec";
+
+void spec_free(PyObject* capsule) {
+  delete static_cast<Spec*>(PyCapsule_GetPointer(capsule, kCapsule));
+}
+
+// (int, int) items of a sequence.
+std::vector<std::pair<long, long>> int_pairs(PyObject* seq, const char* what) {
+  std::vector<std::pair<long, long>> out;
+  PyObject* fast = PySequence_Fast(seq, what);
+  if (!fast) throw python_error();
+  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast); ++i) {
+    long a = 0, b = 0;
+    if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "ll", &a, &b)) {
+      Py_DECREF(fast);
+      throw python_error();
+    }
+    out.emplace_back(a, b);
+  }
+  Py_DECREF(fast);
+  return out;
+}
+
+void parse_results(Spec* s, PyObject* seq) {
+  PyObject* fast = PySequence_Fast(seq, "compiled_create: results must be a list");
+  if (!fast) throw python_error();
+  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast); ++i) {
+    PyObject *shape = nullptr, *dtype = nullptr;
+    int on_device = 0;
+    Py_ssize_t wb = -1;
+    if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "pOO!n", &on_device, &shape,
+                          &THPDtypeType, &dtype, &wb)) {
+      Py_DECREF(fast);
+      throw python_error();
+    }
+    Result r{on_device != 0, {}, ((THPDtype*)dtype)->scalar_type, wb};
+    PyObject* dims = PySequence_Fast(shape, "compiled_create: a shape must be a sequence");
+    if (!dims) {
+      Py_DECREF(fast);
+      throw python_error();
+    }
+    for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(dims); ++k) {
+      r.sizes.push_back(PyLong_AsLongLong(PySequence_Fast_GET_ITEM(dims, k)));
+    }
+    Py_DECREF(dims);
+    s->results.push_back(std::move(r));
+  }
+  Py_DECREF(fast);
+  if (PyErr_Occurred()) throw python_error();
+}
+
+void parse_leaves(Spec* s, PyObject* seq) {
+  PyObject* fast = PySequence_Fast(seq, "compiled_create: leaves must be a list");
+  if (!fast) throw python_error();
+  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast); ++i) {
+    int kind = 0;
+    PyObject* v = nullptr;
+    if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "iO", &kind, &v)) {
+      Py_DECREF(fast);
+      throw python_error();
+    }
+    Leaf l{kind, kind == kLeafValue ? 0 : PyLong_AsSsize_t(v), nullptr};
+    if (kind == kLeafValue) l.value = Py_NewRef(v);
+    s->leaves.push_back(l);
+  }
+  Py_DECREF(fast);
+  if (PyErr_Occurred()) throw python_error();
+}
+
+Spec* spec_of(PyObject* capsule) {
+  auto* s = static_cast<Spec*>(PyCapsule_GetPointer(capsule, kCapsule));
+  if (!s) throw python_error();
+  return s;
+}
+
+at::Tensor tensor_arg(PyObject* args, Py_ssize_t pos) {
+  TORCH_CHECK(pos >= 0 && pos < PyTuple_GET_SIZE(args), "torch_pjrt: compiled call has ",
+              PyTuple_GET_SIZE(args), " arguments, the program reads argument ", pos);
+  PyObject* o = PyTuple_GET_ITEM(args, pos);
+  TORCH_CHECK(THPVariable_Check(o), "torch_pjrt: compiled call argument ", pos,
+              " must be a tensor (got ", Py_TYPE(o)->tp_name, ")");
+  return THPVariable_Unpack(o);
+}
+
+// The program's parameter values; `keep` holds host tensors made contiguous.
+void pack_inputs(const Spec& s, PyObject* args, std::vector<tpj_program_arg_t>* vals,
+                 std::vector<at::Tensor>* keep, std::vector<tpj_eager_storage_t*>* whole) {
+  for (size_t i = 0; i < s.feeds.size(); ++i) {
+    const Feed& f = s.feeds[i];
+    tpj_program_arg_t& a = (*vals)[i];
+    if (f.kind == kFeedStorage) {
+      at::Tensor t = tensor_arg(args, f.pos);
+      TORCH_CHECK(t.device().type() == kDev && t.device().index() == s.device,
+                  "torch_pjrt: compiled call argument ", f.pos, " is on ", t.device(),
+                  ", the program runs on pjrt:", (int)s.device);
+      a.view = view_of(t);
+      if (tpj_eager_storage_nbytes(a.view.storage) == (size_t)t.nbytes() &&
+          t.storage_offset() == 0 && t.is_contiguous()) {
+        (*whole)[f.pos] = a.view.storage;  // a writeback may go into it
+      }
+    } else if (f.kind == kFeedHost) {
+      at::Tensor t = tensor_arg(args, f.pos).resolve_conj().resolve_neg().contiguous();
+      TORCH_CHECK(t.device().is_cpu(), "torch_pjrt: compiled call argument ", f.pos,
+                  " is on ", t.device(), ", expected the CPU or pjrt:", (int)s.device);
+      a.host = t.data_ptr();
+      keep->push_back(std::move(t));
+    } else if (f.kind == kFeedSeed) {
+      generator_words(std::nullopt, "torch_pjrt: compiled random op", s.device, a.seed);
+    }
+  }
+}
+
+// Result destinations: writebacks into whole input storages, host results
+// into new CPU tensors; every other result comes back as a buffer.
+void plan_results(const Spec& s, PyObject* args, const std::vector<tpj_eager_storage_t*>& whole,
+                  std::vector<tpj_program_result_t>* res, std::vector<at::Tensor>* outs) {
+  std::vector<tpj_eager_storage_t*> taken;
+  for (size_t k = 0; k < s.results.size(); ++k) {
+    const Result& r = s.results[k];
+    tpj_eager_storage_t* st = r.writeback >= 0 ? whole[r.writeback] : nullptr;
+    bool dup = false;
+    for (auto* t : taken) dup = dup || t == st;
+    if (st && !dup && r.on_device) {
+      // The result becomes the input's storage (every view of it sees the
+      // write); AOTAutograd's copy_ of it into the input then is a no-op.
+      taken.push_back(st);
+      (*res)[k].storage = st;
+      (*outs)[k] = tensor_arg(args, r.writeback).detach();
+    } else if (!r.on_device) {
+      (*outs)[k] = at::empty(r.sizes, at::TensorOptions().dtype(r.dtype));
+      (*res)[k].host = (*outs)[k].data_ptr();
+      (*res)[k].host_nbytes = (size_t)(*outs)[k].nbytes();
+    }
+  }
+}
+
+PyObject* build_outputs(const Spec& s, PyObject* args, std::vector<at::Tensor>& outs) {
+  Py_ssize_t n = (Py_ssize_t)s.leaves.size();
+  PyObject* out = s.flat == 0 ? PyTuple_New(n) : PyList_New(n);
+  if (!out) throw python_error();
+  for (Py_ssize_t j = 0; j < n; ++j) {
+    const Leaf& l = s.leaves[j];
+    PyObject* v = nullptr;
+    if (l.kind == kLeafResult) v = THPVariable_Wrap(outs.at(l.index));
+    else if (l.kind == kLeafInput) v = Py_NewRef(PyTuple_GET_ITEM(args, l.index));
+    else if (l.kind == kLeafAlias) v = THPVariable_Wrap(tensor_arg(args, l.index).detach());
+    else v = Py_NewRef(l.value);
+    if (!v) {
+      Py_DECREF(out);
+      throw python_error();
+    }
+    if (s.flat == 0) PyTuple_SET_ITEM(out, j, v);
+    else PyList_SET_ITEM(out, j, v);
+  }
+  return out;
+}
+
+PyObject* run_spec(const Spec& s, PyObject* args) {
+  size_t nres = s.results.size();
+  std::vector<tpj_program_arg_t> vals(s.feeds.size());
+  std::memset(vals.data(), 0, vals.size() * sizeof(tpj_program_arg_t));
+  std::vector<at::Tensor> keep, outs(nres);
+  std::vector<tpj_eager_storage_t*> whole((size_t)PyTuple_GET_SIZE(args), nullptr);
+  std::vector<tpj_program_result_t> res(nres);
+  std::memset(res.data(), 0, nres * sizeof(tpj_program_result_t));
+  pack_inputs(s, args, &vals, &keep, &whole);
+  plan_results(s, args, whole, &res, &outs);
+  // Not waiting: the launch is tracked in flight, as an eager op's, and a
+  // failed check raises at the next synchronization.
+  tpj_program_call_t call = {vals.data(), 1, (size_t)s.device, res.data(), false};
+  tpj_status_t st;
+  Py_BEGIN_ALLOW_THREADS
+  st = tpj_program_run(s.program, &call);
+  Py_END_ALLOW_THREADS
+  check(st);
+  for (size_t k = 0; k < nres; ++k) {
+    if (res[k].buffer) outs[k] = wrap_buffer(res[k].buffer, s.results[k].sizes, s.results[k].dtype);
+  }
+  return build_outputs(s, args, outs);
+}
+
+}  // namespace
+
+// compiled_create(program, device, feeds, results, leaves, flat) -> spec
+// feeds [(kind, argument position)], results [(on_device, shape, dtype,
+// writeback position or -1)], leaves [(kind, index or value)], flat 0
+// (tuple), 1 (list) or 2 (a list the caller unflattens).
+PyObject* tpj_py_compiled_create(PyObject*, PyObject* args) {
+  HANDLE_TH_ERRORS
+  PyObject *program = nullptr, *feeds = nullptr, *results = nullptr, *leaves = nullptr;
+  int device = 0, flat = 0;
+  if (!PyArg_ParseTuple(args, "OiOOOi:compiled_create", &program, &device, &feeds, &results,
+                        &leaves, &flat)) {
+    return nullptr;
+  }
+  PyObject* handle = PyObject_GetAttrString(program, "handle");
+  if (!handle) return nullptr;
+  void* p = PyLong_AsVoidPtr(handle);
+  Py_DECREF(handle);
+  if (!p) {
+    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "compiled_create: no program");
+    return nullptr;
+  }
+  auto spec = std::make_unique<Spec>();
+  spec->program_obj = Py_NewRef(program);
+  spec->program = static_cast<tpj_program_t*>(p);
+  spec->device = (c10::DeviceIndex)device;
+  spec->flat = flat;
+  for (auto [kind, pos] : int_pairs(feeds, "compiled_create: feeds must be a list")) {
+    spec->feeds.push_back(Feed{(int)kind, (Py_ssize_t)pos});
+  }
+  TORCH_CHECK(spec->feeds.size() == tpj_program_num_inputs(spec->program),
+              "torch_pjrt: compiled_create: ", spec->feeds.size(), " feeds for a program of ",
+              tpj_program_num_inputs(spec->program), " inputs");
+  parse_results(spec.get(), results);
+  TORCH_CHECK(spec->results.size() == tpj_program_num_results(spec->program),
+              "torch_pjrt: compiled_create: ", spec->results.size(),
+              " results for a program of ", tpj_program_num_results(spec->program));
+  parse_leaves(spec.get(), leaves);
+  for (const Leaf& l : spec->leaves) {
+    TORCH_CHECK(l.kind != kLeafResult || (l.index >= 0 && (size_t)l.index < spec->results.size()),
+                "torch_pjrt: compiled_create: leaf reads result ", l.index);
+  }
+  PyObject* cap = PyCapsule_New(spec.get(), kCapsule, spec_free);
+  if (cap) spec.release();
+  return cap;
+  END_HANDLE_TH_ERRORS
+}
+
+// compiled_run(spec, args: tuple) -> the graph's flat outputs.
+PyObject* tpj_py_compiled_run(PyObject*, PyObject* args) {
+  HANDLE_TH_ERRORS
+  PyObject *cap = nullptr, *call_args = nullptr;
+  if (!PyArg_ParseTuple(args, "OO!:compiled_run", &cap, &PyTuple_Type, &call_args)) {
+    return nullptr;
+  }
+  return run_spec(*spec_of(cap), call_args);
+  END_HANDLE_TH_ERRORS
+}
