@@ -28,7 +28,9 @@ enum LeafKind { kLeafResult = 0, kLeafInput = 1, kLeafAlias = 2, kLeafValue = 3 
 
 struct Feed {
   int kind;
-  Py_ssize_t pos;  // argument position (host, storage)
+  Py_ssize_t pos;             // argument position (host, storage)
+  c10::ScalarType dtype;      // host, storage: the argument's dtype and sizes
+  std::vector<int64_t> sizes;
 };
 
 struct Result {
@@ -48,6 +50,7 @@ struct Spec {
   PyObject* program_obj;      // the _C.Program (strong): keeps `program` alive
   tpj_program_t* program;
   c10::DeviceIndex device;
+  Py_ssize_t num_args;        // the graph's placeholders
   std::vector<Feed> feeds;    // (num_inputs of the program)
   std::vector<Result> results;
   std::vector<Leaf> leaves;
@@ -64,21 +67,45 @@ void spec_free(PyObject* capsule) {
   delete static_cast<Spec*>(PyCapsule_GetPointer(capsule, kCapsule));
 }
 
-// (int, int) items of a sequence.
-std::vector<std::pair<long, long>> int_pairs(PyObject* seq, const char* what) {
-  std::vector<std::pair<long, long>> out;
-  PyObject* fast = PySequence_Fast(seq, what);
+std::vector<int64_t> parse_sizes(PyObject* shape) {
+  std::vector<int64_t> out;
+  PyObject* dims = PySequence_Fast(shape, "compiled_create: a shape must be a sequence");
+  if (!dims) throw python_error();
+  for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(dims); ++k) {
+    out.push_back(PyLong_AsLongLong(PySequence_Fast_GET_ITEM(dims, k)));
+  }
+  Py_DECREF(dims);
+  if (PyErr_Occurred()) throw python_error();
+  return out;
+}
+
+// feeds [(kind, position, dtype | None, shape | None)]
+void parse_feeds(Spec* s, PyObject* seq) {
+  PyObject* fast = PySequence_Fast(seq, "compiled_create: feeds must be a list");
   if (!fast) throw python_error();
   for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast); ++i) {
-    long a = 0, b = 0;
-    if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "ll", &a, &b)) {
+    int kind = 0;
+    Py_ssize_t pos = 0;
+    PyObject *dtype = nullptr, *shape = nullptr;
+    if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "inOO", &kind, &pos, &dtype,
+                          &shape)) {
       Py_DECREF(fast);
       throw python_error();
     }
-    out.emplace_back(a, b);
+    Feed f{kind, pos, at::kFloat, {}};
+    if (kind == kFeedHost || kind == kFeedStorage) {
+      if (!THPDtype_Check(dtype) || pos < 0 || pos >= s->num_args) {
+        Py_DECREF(fast);
+        PyErr_Format(PyExc_ValueError, "compiled_create: feed %zd needs a dtype and an argument "
+                     "position below %zd (got %zd)", i, s->num_args, pos);
+        throw python_error();
+      }
+      f.dtype = ((THPDtype*)dtype)->scalar_type;
+      f.sizes = parse_sizes(shape);
+    }
+    s->feeds.push_back(std::move(f));
   }
   Py_DECREF(fast);
-  return out;
 }
 
 void parse_results(Spec* s, PyObject* seq) {
@@ -94,19 +121,15 @@ void parse_results(Spec* s, PyObject* seq) {
       throw python_error();
     }
     Result r{on_device != 0, {}, ((THPDtype*)dtype)->scalar_type, wb};
-    PyObject* dims = PySequence_Fast(shape, "compiled_create: a shape must be a sequence");
-    if (!dims) {
+    try {
+      r.sizes = parse_sizes(shape);
+    } catch (...) {
       Py_DECREF(fast);
-      throw python_error();
+      throw;
     }
-    for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(dims); ++k) {
-      r.sizes.push_back(PyLong_AsLongLong(PySequence_Fast_GET_ITEM(dims, k)));
-    }
-    Py_DECREF(dims);
     s->results.push_back(std::move(r));
   }
   Py_DECREF(fast);
-  if (PyErr_Occurred()) throw python_error();
 }
 
 void parse_leaves(Spec* s, PyObject* seq) {
@@ -131,6 +154,24 @@ Spec* spec_of(PyObject* capsule) {
   auto* s = static_cast<Spec*>(PyCapsule_GetPointer(capsule, kCapsule));
   if (!s) throw python_error();
   return s;
+}
+
+// Whether args is the signature the program was compiled for (placeholder
+// count, and each tensor parameter's dtype, sizes and device). Read before
+// anything happens, so a mismatch can take the slow path instead.
+bool args_match(const Spec& s, PyObject* args) {
+  if (PyTuple_GET_SIZE(args) != s.num_args) return false;
+  for (const Feed& f : s.feeds) {
+    if (f.kind != kFeedHost && f.kind != kFeedStorage) continue;
+    PyObject* o = PyTuple_GET_ITEM(args, f.pos);
+    if (!THPVariable_Check(o)) return false;
+    const at::Tensor& t = THPVariable_Unpack(o);
+    if (t.scalar_type() != f.dtype || t.sizes() != c10::IntArrayRef(f.sizes)) return false;
+    c10::Device d = t.device();
+    bool ok = f.kind == kFeedHost ? d.is_cpu() : d.type() == kDev && d.index() == s.device;
+    if (!ok) return false;
+  }
+  return true;
 }
 
 at::Tensor tensor_arg(PyObject* args, Py_ssize_t pos) {
@@ -216,6 +257,7 @@ PyObject* build_outputs(const Spec& s, PyObject* args, std::vector<at::Tensor>& 
 }
 
 PyObject* run_spec(const Spec& s, PyObject* args) {
+  if (!args_match(s, args)) return Py_NewRef(Py_NotImplemented);
   size_t nres = s.results.size();
   std::vector<tpj_program_arg_t> vals(s.feeds.size());
   std::memset(vals.data(), 0, vals.size() * sizeof(tpj_program_arg_t));
@@ -241,16 +283,18 @@ PyObject* run_spec(const Spec& s, PyObject* args) {
 
 }  // namespace
 
-// compiled_create(program, device, feeds, results, leaves, flat) -> spec
-// feeds [(kind, argument position)], results [(on_device, shape, dtype,
-// writeback position or -1)], leaves [(kind, index or value)], flat 0
-// (tuple), 1 (list) or 2 (a list the caller unflattens).
+// compiled_create(program, device, num_args, feeds, results, leaves, flat)
+// -> spec. feeds [(kind, argument position, dtype | None, shape | None)],
+// results [(on_device, shape, dtype, writeback position or -1)], leaves
+// [(kind, index or value)], flat 0 (tuple), 1 (list) or 2 (a list the caller
+// unflattens).
 PyObject* tpj_py_compiled_create(PyObject*, PyObject* args) {
   HANDLE_TH_ERRORS
   PyObject *program = nullptr, *feeds = nullptr, *results = nullptr, *leaves = nullptr;
   int device = 0, flat = 0;
-  if (!PyArg_ParseTuple(args, "OiOOOi:compiled_create", &program, &device, &feeds, &results,
-                        &leaves, &flat)) {
+  Py_ssize_t num_args = 0;
+  if (!PyArg_ParseTuple(args, "OinOOOi:compiled_create", &program, &device, &num_args, &feeds,
+                        &results, &leaves, &flat)) {
     return nullptr;
   }
   PyObject* handle = PyObject_GetAttrString(program, "handle");
@@ -266,9 +310,8 @@ PyObject* tpj_py_compiled_create(PyObject*, PyObject* args) {
   spec->program = static_cast<tpj_program_t*>(p);
   spec->device = (c10::DeviceIndex)device;
   spec->flat = flat;
-  for (auto [kind, pos] : int_pairs(feeds, "compiled_create: feeds must be a list")) {
-    spec->feeds.push_back(Feed{(int)kind, (Py_ssize_t)pos});
-  }
+  spec->num_args = num_args;
+  parse_feeds(spec.get(), feeds);
   TORCH_CHECK(spec->feeds.size() == tpj_program_num_inputs(spec->program),
               "torch_pjrt: compiled_create: ", spec->feeds.size(), " feeds for a program of ",
               tpj_program_num_inputs(spec->program), " inputs");
@@ -278,8 +321,11 @@ PyObject* tpj_py_compiled_create(PyObject*, PyObject* args) {
               " results for a program of ", tpj_program_num_results(spec->program));
   parse_leaves(spec.get(), leaves);
   for (const Leaf& l : spec->leaves) {
+    bool arg = l.kind == kLeafInput || l.kind == kLeafAlias;
     TORCH_CHECK(l.kind != kLeafResult || (l.index >= 0 && (size_t)l.index < spec->results.size()),
                 "torch_pjrt: compiled_create: leaf reads result ", l.index);
+    TORCH_CHECK(!arg || (l.index >= 0 && l.index < num_args),
+                "torch_pjrt: compiled_create: leaf reads argument ", l.index);
   }
   PyObject* cap = PyCapsule_New(spec.get(), kCapsule, spec_free);
   if (cap) spec.release();
@@ -287,7 +333,8 @@ PyObject* tpj_py_compiled_create(PyObject*, PyObject* args) {
   END_HANDLE_TH_ERRORS
 }
 
-// compiled_run(spec, args: tuple) -> the graph's flat outputs.
+// compiled_run(spec, args: tuple) -> the graph's flat outputs, or
+// NotImplemented when args is not the program's signature (nothing ran).
 PyObject* tpj_py_compiled_run(PyObject*, PyObject* args) {
   HANDLE_TH_ERRORS
   PyObject *cap = nullptr, *call_args = nullptr;

@@ -335,6 +335,9 @@ class CompiledGraph:
         # (checks, lowered, dev_args, codes) of the static signature, from the
         # backend's dry run (lower_signature), used by the first compile.
         self._prelowered = prelowered
+        # (checks, compiled_run, spec, out_spec or None) of the device program
+        # that ran last: its calls skip the program lookup.
+        self._native: Optional[Tuple[Any, ...]] = None
         # (output leaf, argument position): AOTAutograd copies that output into
         # that (mutated) input right after the call, bumping its _version by
         # one; the output's device buffer then is the input's device copy.
@@ -431,12 +434,22 @@ class CompiledGraph:
         return vals
 
     def __call__(self, *args: Any) -> Any:
+        fast = self._native
+        if fast is not None and fast[0] == bool(config.check_indices):
+            # The last device program, in one native call; NotImplemented
+            # when args are another signature (then it is looked up below).
+            out = fast[1](fast[2], args)
+            if out is not NotImplemented:
+                return out if fast[3] is None else pytree.tree_unflatten(out, fast[3])
         prog = self.program(args)
         if prog.program is None:
             leaves = [args[v] if kind == "input" else args[v].detach() if kind == "alias"
                       else v for kind, v in prog.lowered.outputs]
             return pytree.tree_unflatten(leaves, prog.lowered.out_spec)
         if type(prog) is _DeviceProgram:
+            from . import _eager
+            self._native = (bool(config.check_indices), _eager.compiled_run, prog.native,
+                            None if prog.flat_type is not None else prog.lowered.out_spec)
             return _run_device(prog, args)
         vals = self._inputs(prog, args)
         use_ph = prog.has_saved and _placeholders_safe()

@@ -144,17 +144,18 @@ class DeviceProgram:
         feeds, plan = [], []
         for i, src in enumerate(lowered.inputs):
             if src[0] == "arg" and src[1] in dev:
-                feeds.append((FEED_DEV, src[1]))
+                t = args[src[1]]
+                feeds.append((FEED_DEV, src[1], t.dtype, tuple(t.shape)))
                 plan.append(("storage", arg_dtypes[i]))
             elif src[0] == "arg":  # a CPU tensor (e.g. a 0-dim scalar): uploaded per call
                 t = args[src[1]]
-                feeds.append((FEED_HOST, src[1]))
+                feeds.append((FEED_HOST, src[1], t.dtype, tuple(t.shape)))
                 plan.append(("host", _aten.dtype_code(t.dtype), tuple(t.shape)))
             elif src[0] == "const":
-                feeds.append((FEED_CONST, 0))
+                feeds.append((FEED_CONST, 0, None, None))
                 plan.append(("constant", compiled.upload(src[1], cache=False, cl=cl)))
             else:
-                feeds.append((FEED_RNG, 0))
+                feeds.append((FEED_RNG, 0, None, None))
                 plan.append("seed")
         self.flat_type = flat_type(lowered)
         self.program = self.native = None
@@ -178,8 +179,8 @@ class DeviceProgram:
                    in zip(lowered.result_types, res_dev, back)]
         leaves = [(_LEAF_KINDS[kind], v) for kind, v in lowered.outputs]
         flat = 0 if self.flat_type is tuple else 1 if self.flat_type is list else 2
-        self.native = _eager.compiled_create(self.program, self.index, feeds, results, leaves,
-                                             flat)
+        self.native = _eager.compiled_create(self.program, self.index, len(args), feeds,
+                                             results, leaves, flat)
 
 
 def lower(gm: fx.GraphModule, values: Dict[fx.Node, Any], args: Sequence[Any],
@@ -213,6 +214,9 @@ def run(prog: DeviceProgram, args: Sequence[Any]) -> Any:
     output structure."""
     from . import _eager
     out = _eager.compiled_run(prog.native, args if type(args) is tuple else tuple(args))
+    if out is NotImplemented:  # the program's signature was checked when it was found
+        raise RuntimeError(f"torch_pjrt internal error: program {prog.program.name} got "
+                           f"arguments that do not match its signature")
     if prog.flat_type is None:
         return pytree.tree_unflatten(out, prog.lowered.out_spec)
     return out

@@ -272,3 +272,30 @@ def test_results_stay_on_the_second_device_subprocess(subprocess_env):
                        text=True, timeout=300)
     assert r.returncode == 0, r.stderr[-3000:]
     assert "ok" in r.stdout
+
+
+def test_native_call_falls_back_to_lookup_for_another_signature():
+    """A graph over pjrt tensors runs its last program in one native call;
+    arguments of another signature (shape, dtype, device, count) run nothing
+    there and find (or compile) their own program, with eager's results."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+    from torch_pjrt import compiled
+
+    def f(x, y):
+        return torch.relu(x) * y + 1, x.sum()
+
+    gm = make_fx(f, tracing_mode="fake")(torch.randn(3, 4).to("pjrt"),
+                                        torch.randn(3, 4).to("pjrt"))
+    cg = compiled.CompiledGraph(gm, name="native_test")
+    shapes = [(3, 4), (5, 4), (3, 4), (5, 4)]
+    for i, shape in enumerate(shapes):
+        dtype = torch.float64 if i == 3 else torch.float32
+        x, y = torch.randn(shape, dtype=dtype), torch.randn(shape, dtype=dtype)
+        got = cg(x.to("pjrt"), y.to("pjrt"))
+        want = f(x, y)
+        assert got[0].device.type == "pjrt" and got[0].dtype == dtype
+        torch.testing.assert_close(got[0].cpu(), want[0])
+        torch.testing.assert_close(got[1].cpu(), want[1])
+    assert cg.num_programs == 3
+    with pytest.raises(NotImplementedError, match="expected one pjrt device"):
+        cg(torch.randn(3, 4).to("pjrt"), torch.randn(3, 4, device="meta"))
