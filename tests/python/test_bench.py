@@ -300,3 +300,24 @@ def test_report_write_files(tmp_path):
     assert names[:2] == ["2026-11-22-h.json", "2026-11-22-h.md"]
     text = (tmp_path / "2026-11-22-h.md").read_text()
     assert "## Where the time goes" in text and "## Per-op overhead" in text
+
+
+def test_measure_rotates_the_order_of_systems():
+    """Each system follows each other equally often (a system right after
+    eager or Inductor shares the cores with their spinning OpenMP workers)."""
+    order = []
+
+    class Logged(_Fake):
+        def prepare(self, wl):
+            def run():
+                order.append(self.name)
+                return self.out
+            return run, (lambda o: o)
+
+    wl = workloads.Workload("w", "infer", lambda: (None, ()))
+    one = torch.ones(2)
+    harness.measure(wl, [Logged("eager", one), Logged("inductor", one), Logged("pjrt", one)],
+                    3, lambda m: None)
+    timed = order[-9:]  # after each system's warm-up and correctness calls
+    assert timed == ["eager", "inductor", "pjrt", "inductor", "pjrt", "eager",
+                     "pjrt", "eager", "inductor"]

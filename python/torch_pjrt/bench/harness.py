@@ -1,4 +1,4 @@
-"""Measurement: correctness guard, warm-up, interleaved repetitions (A B A B),
+"""Measurement: correctness guard, warm-up, interleaved rotated repetitions,
 median/min/max, first-call (compile) time, bytes moved by torch-pjrt per call
 and peak RSS."""
 from __future__ import annotations
@@ -158,8 +158,15 @@ def measure(wl, systems, reps, log):
             runs[sys.name] = (run, sys.counts_metrics)
     times = {n: [] for n in runs}
     deltas = {n: [] for n, (_, c) in runs.items() if c}
-    for _ in range(reps):  # interleaved: A B C A B C ...
-        for name, (run, counted) in list(runs.items()):
+    for rep in range(reps):
+        # Interleaved and rotated (A B C, B C A, C A B, ...): each system runs
+        # after each other equally often, so none always inherits the busy
+        # cores of the one before it (OpenMP workers still spinning after an
+        # eager or Inductor step).
+        names = list(runs)
+        k = rep % len(names) if names else 0
+        for name in names[k:] + names[:k]:
+            run, counted = runs[name]
             m0 = _metrics() if counted else None
             t0 = time.perf_counter()
             try:
