@@ -79,6 +79,9 @@ bool tpj_lower_is_supported(const char* target);
  * use it to force one side of a forward/backward pair onto the CPU).
  * NOT_FOUND when `target` has no lowering. Thread-safe. */
 TPJ_MUST_USE tpj_status_t tpj_lower_op_set_disabled(const char* target, bool disabled);
+/* Counts the changes tpj_lower_op_set_disabled made: a cache of "is lowered"
+ * answers is stale once it moves. */
+uint64_t tpj_lower_disabled_generation(void);
 size_t tpj_lower_op_count(void);
 const char* tpj_lower_op_name(size_t index); /* NULL past the end */
 

@@ -10,13 +10,13 @@
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <ATen/native/CPUFallback.h>
 #include <ATen/native/Resize.h>
+#include <torch/csrc/Exceptions.h>
 #include <torch/library.h>
 
 #include <cstring>
 #include <list>
 #include <memory>
 #include <mutex>
-#include <set>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -30,20 +30,24 @@ namespace {
 using namespace tpj_device;
 
 std::mutex g_lock;
-std::set<std::string> g_warned;
 
-bool fallback_is_error() {
+// The fallback policy (torch_pjrt/fallback_policy.py): raises when
+// fallbacks are off, else warns once per op and counts the run.
+void fallback_allowed(const std::string& target, const std::string& why) {
   PyGILState_STATE gs = PyGILState_Ensure();
-  bool err = false;
-  PyObject* mod = PyImport_ImportModule("torch_pjrt.config");
-  PyObject* v = mod ? PyObject_GetAttrString(mod, "fallback") : nullptr;
-  const char* s = v ? PyUnicode_AsUTF8(v) : nullptr;
-  err = s && strcmp(s, "error") == 0;
-  Py_XDECREF(v);
+  PyObject* mod = PyImport_ImportModule("torch_pjrt.fallback_policy");
+  PyObject* r = mod ? PyObject_CallMethod(mod, "run_elsewhere", "ss", target.c_str(), why.c_str())
+                    : nullptr;
   Py_XDECREF(mod);
-  PyErr_Clear();
+  bool ok = r != nullptr;
+  Py_XDECREF(r);
+  if (!ok) {
+    python_error e;  // the Python exception (UnsupportedOpError) propagates as it is
+    e.persist();
+    PyGILState_Release(gs);
+    throw e;
+  }
   PyGILState_Release(gs);
-  return err;
 }
 
 // A random op run on the CPU draws from a CPU generator seeded by the pjrt
@@ -75,16 +79,7 @@ void seed_cpu_generator(const c10::OperatorHandle& op, torch::jit::Stack* stack)
 
 void run_on_cpu(const c10::OperatorHandle& op, torch::jit::Stack* stack, const std::string& target,
                 const std::string& why) {
-  TORCH_CHECK(!fallback_is_error(), "torch_pjrt: ", target, " cannot run on the pjrt device (",
-              why, ") and torch_pjrt.config.fallback is 'error'");
-  {
-    std::lock_guard<std::mutex> lk(g_lock);
-    if (g_warned.insert(target).second) {
-      TORCH_WARN("torch_pjrt: ", target, " runs on CPU (", why,
-                 "); its tensors are copied to the host and back");
-    }
-  }
-  tpj_runtime_metrics_add_fallback();
+  fallback_allowed(target, why);
   seed_cpu_generator(op, stack);
   at::native::cpu_fallback(op, stack);
 }
@@ -167,6 +162,11 @@ Functional search_overloads(const std::string& base, const std::vector<const c10
 Functional functional_of(const c10::FunctionSchema& s) {
   std::string key = target_of(s);
   std::lock_guard<std::mutex> lk(g_lock);
+  static uint64_t generation = 0;  // answers depend on which lowerings are disabled
+  if (generation != tpj_lower_disabled_generation()) {
+    g_functional.clear();
+    generation = tpj_lower_disabled_generation();
+  }
   auto it = g_functional.find(key);
   if (it != g_functional.end()) return it->second;
   std::string base = s.name();

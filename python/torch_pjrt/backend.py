@@ -19,6 +19,7 @@ import torch.fx as fx
 
 from . import _log
 from . import compiled as _compiled
+from . import fallback_policy
 from . import fx_lower
 
 log = logging.getLogger("torch_pjrt")
@@ -29,14 +30,6 @@ try:  # one exception class for the whole package (defined with run_aten)
 except ImportError:  # pragma: no cover - older _aten
     class UnsupportedOpError(NotImplementedError):  # type: ignore[no-redef]
         """An op has no device lowering and config.fallback == "error"."""
-
-
-def _fallback_mode() -> str:
-    try:
-        from . import config
-    except ImportError:
-        return "cpu"
-    return str(getattr(config, "fallback", "cpu"))
 
 
 def _C():
@@ -131,7 +124,7 @@ def compile_graph(gm: fx.GraphModule, name: str, donate_args: Sequence[int] = ()
         return _compiled.CompiledGraph(gm, name=name, donate_args=donate_args,
                                        writebacks=writebacks, saved_from=saved_from,
                                        prelowered=pre)
-    if _fallback_mode() == "error":
+    if fallback_policy.is_error():
         _raise_unsupported(gm, unsupported)
     return _compiled.PartitionedGraph(gm, unsupported, name, on_device)
 

@@ -9,7 +9,6 @@ import functools
 import logging
 import threading
 import time
-import warnings
 import weakref
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
@@ -22,6 +21,7 @@ from . import _log
 from . import compiled_device
 from . import config
 from . import fallback_pairs
+from . import fallback_policy
 from . import fx_lower
 
 log = logging.getLogger("torch_pjrt")
@@ -481,39 +481,6 @@ class CompiledGraph:
 
 # ---------------------------------------------------------------- fallback --
 
-_warned_ops: Set[str] = set()
-_warn_lock = threading.Lock()
-fallback_counts: Dict[str, int] = {}
-
-
-def warn_fallback(name: str, reason: str = "", where: str = "in eager PyTorch on the CPU"
-                  ) -> None:
-    """Warns once per op name (per process) that `name` runs outside the
-    compiled program (`where`: on the CPU, or op by op on the pjrt device)."""
-    with _warn_lock:
-        if name in _warned_ops:
-            return
-        _warned_ops.add(name)
-    why = f" ({reason})" if reason else ""
-    warnings.warn(f"torch_pjrt: op {name} is not supported on the device{why}; "
-                  f"it runs {where} (fallback)", stacklevel=3)
-
-
-def count_fallbacks(names: Sequence[str]) -> None:
-    """Counts one fallback execution per op name in `names`."""
-    with _warn_lock:
-        for name in names:
-            fallback_counts[name] = fallback_counts.get(name, 0) + 1
-    add = getattr(_C(), "metrics_add_fallback", None)
-    if add is not None:
-        for _ in names:
-            add()
-
-
-def fallback_total() -> int:
-    return sum(fallback_counts.values())
-
-
 class _DeviceSubmodule(torch.nn.Module):
     """nn.Module wrapper so a CompiledGraph can replace a fused partition."""
 
@@ -557,14 +524,13 @@ class PartitionedGraph:
     def __init__(self, gm: fx.GraphModule, unsupported: Dict[fx.Node, str], name: str,
                  on_device: bool = False):
         self.names = [fx_lower.op_name(n) for n in unsupported]
-        where = ("eagerly on the pjrt device, op by op" if on_device
-                 else "in eager PyTorch on the CPU")
+        where = fallback_policy.ON_DEVICE if on_device else fallback_policy.ON_CPU
         for node, reason in unsupported.items():
-            warn_fallback(fx_lower.op_name(node), reason, where)
+            fallback_policy.allow(fx_lower.op_name(node), reason, where)
         self.gm = partition(gm, set(unsupported), name)
 
     def __call__(self, *args: Any) -> Any:
-        count_fallbacks(self.names)
+        fallback_policy.count(self.names)
         if _placeholders:  # eager ops below read their inputs on the host
             for a in args:
                 materialize(a)

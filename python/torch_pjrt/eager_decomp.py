@@ -17,17 +17,15 @@ torch_pjrt.config.fallback = "error", else a warned, counted CPU run.
 from __future__ import annotations
 
 import threading
-import warnings
 from typing import Any, Callable, List, Optional
 
 import torch
 from torch.utils import _pytree as pytree
 
-from . import _C, config
+from . import _C, fallback_policy
 
 _lib: Optional[torch.library.Library] = None
 _state = threading.local()
-_warned: set = set()
 # Ops the C++ fallback decomposes itself (device_kernels.cpp decomposed(): zero_, normal_, addcmul, batch norm).
 _CPP_DECOMPOSED = {"zero_", "normal_", "addcmul", "addcmul_", "addcdiv", "addcdiv_",
                    "native_batch_norm", "_native_batch_norm_legit"}
@@ -80,15 +78,7 @@ def _needs_kernel(op: Any) -> bool:
 
 def _cpu_run(op: Any, why: str, args: tuple, kwargs: dict) -> Any:
     """The fallback policy for an op no device kernel can run."""
-    target = _target(op)
-    if config.fallback == "error":
-        raise RuntimeError(f"torch_pjrt: {target} cannot run on the pjrt device ({why}) and "
-                           f"torch_pjrt.config.fallback is 'error'")
-    if target not in _warned:
-        _warned.add(target)
-        warnings.warn(f"torch_pjrt: {target} runs on CPU ({why}); its tensors are copied "
-                      f"to the host and back")
-    _C.metrics_add_fallback()
+    fallback_policy.run_elsewhere(_target(op), why)
     dev = next(x.device for x in pytree.tree_leaves((args, kwargs))
                if isinstance(x, torch.Tensor) and x.device.type != "cpu")
     move = lambda x: x.cpu() if isinstance(x, torch.Tensor) else x  # noqa: E731

@@ -79,15 +79,21 @@ static bool tpj_lower_op_disabled(int32_t op) {
          atomic_load(&tpj_lower_disabled[op]);
 }
 
+static _Atomic uint64_t tpj_lower_disabled_changes;
+
 tpj_status_t tpj_lower_op_set_disabled(const char* target, bool disabled) {
   int32_t op = tpj_lower_find(target);
   if (op < 0)
     return TPJ_STATUS(NOT_FOUND, "disable lowering: no lowering for %s",
                       target ? target : "(null)");
-  if (atomic_exchange(&tpj_lower_disabled[op], disabled) != disabled)
+  if (atomic_exchange(&tpj_lower_disabled[op], disabled) != disabled) {
     atomic_fetch_add(&tpj_lower_num_disabled, disabled ? 1 : -1);
+    atomic_fetch_add(&tpj_lower_disabled_changes, 1);
+  }
   return NULL;
 }
+
+uint64_t tpj_lower_disabled_generation(void) { return atomic_load(&tpj_lower_disabled_changes); }
 
 bool tpj_lower_is_supported(const char* target) {
   int32_t op = tpj_lower_find(target);

@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 import torch_pjrt
-from torch_pjrt import _C, backend, compiled, fx_lower
+from torch_pjrt import _C, backend, compiled, fallback_policy, fx_lower
 
 
 @pytest.fixture(autouse=True)
@@ -135,7 +135,7 @@ def _unsupported_op():
 def test_fallback_warns_once_and_is_correct(monkeypatch):
     name, op = _unsupported_op()
     monkeypatch.setattr(torch_pjrt.config, "fallback", "cpu")
-    compiled._warned_ops.discard(name)
+    fallback_policy.forget_warning(name)
 
     def f(x):
         return op(x.abs() + 1) * 2 + x
@@ -145,7 +145,7 @@ def test_fallback_warns_once_and_is_correct(monkeypatch):
 
     x = torch.rand(6, 3)
     torch_pjrt.metrics_reset()
-    before = compiled.fallback_total()
+    before = fallback_policy.total()
     with warnings.catch_warnings(record=True) as rec:
         warnings.simplefilter("always")
         torch.testing.assert_close(pjrt(f)(x), f(x))
@@ -153,7 +153,7 @@ def test_fallback_warns_once_and_is_correct(monkeypatch):
         torch.testing.assert_close(pjrt(g)(x), g(x))
     msgs = [str(w.message) for w in rec if name in str(w.message)]
     assert len(msgs) == 1, msgs
-    assert compiled.fallback_total() - before >= 3
+    assert fallback_policy.total() - before >= 3
     assert torch_pjrt.metrics()["fallbacks"] >= 3
 
 
@@ -417,3 +417,38 @@ def test_each_graph_is_lowered_once_per_signature(monkeypatch, on_device):
     torch.testing.assert_close(wd.grad.cpu(), 3 * w.grad)
     f(torch.randn(7, 4).to(dev), wd).backward()  # a new shape: one more lowering each
     assert len(calls) == 4
+
+
+@pytest.mark.fallback
+def test_one_fallback_policy_for_compiled_and_eager(monkeypatch):
+    """A compiled partition and an eager pjrt op without a lowering go
+    through the same policy: one warning per op name for both paths, every
+    run counted by name, and config.fallback = "error" raising
+    UnsupportedOpError from each."""
+    name = "aten::sin.default"
+    names = (name, "aten::sin.out")  # the eager device runs sin as sin.out
+    for n in names:
+        fallback_policy.forget_warning(n)
+    monkeypatch.setattr(torch_pjrt.config, "fallback", "cpu")
+    x = torch.rand(4, 3)
+    runs = lambda: sum(fallback_policy.counts.get(n, 0) for n in names)  # noqa: E731
+    before = runs()
+    torch._dynamo.reset()
+    with warnings.catch_warnings(record=True) as rec, torch_pjrt.config.disabled_ops(name):
+        warnings.simplefilter("always")
+        f = pjrt(lambda t: torch.sin(t) + 1)
+        for _ in range(2):
+            torch.testing.assert_close(f(x), torch.sin(x) + 1)
+            torch.testing.assert_close(torch.sin(x.to("pjrt")).cpu(), torch.sin(x))
+    msgs = [str(w.message) for w in rec if "aten::sin." in str(w.message)]
+    assert len(msgs) == len({m.split(" is not")[0] for m in msgs}) >= 1, msgs
+    assert all("(fallback)" in m for m in msgs), msgs
+    assert runs() - before == 4
+    monkeypatch.setattr(torch_pjrt.config, "fallback", "error")
+    with torch_pjrt.config.disabled_ops(name):
+        with pytest.raises(torch_pjrt.UnsupportedOpError, match="cannot run on the pjrt device"):
+            torch.sin(x.to("pjrt"))
+        torch._dynamo.reset()
+        with pytest.raises(Exception, match="is not supported on the device"):
+            pjrt(lambda t: torch.sin(t) - 1)(x)
+    torch._dynamo.reset()

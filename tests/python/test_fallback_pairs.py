@@ -14,6 +14,7 @@ import torch.nn.functional as F
 
 import torch_pjrt
 from torch_pjrt import compiled as _compiled
+from torch_pjrt import fallback_policy
 from torch_pjrt import config
 
 A = "aten::"
@@ -120,7 +121,7 @@ def _check(case, device, disabled, compile_it):
     want = _grads(fn, inputs, "cpu")
     torch._dynamo.reset()
     run = torch.compile(fn, backend="pjrt") if compile_it else None
-    before = dict(_compiled.fallback_counts)
+    before = dict(fallback_policy.counts)
     fallbacks = torch_pjrt.metrics()["fallbacks"]
     old = config.fallback
     config.fallback = "cpu"
@@ -131,7 +132,7 @@ def _check(case, device, disabled, compile_it):
     finally:
         config.fallback = old
     if compile_it:
-        assert _compiled.fallback_counts.get(A + disabled, 0) > before.get(A + disabled, 0), \
+        assert fallback_policy.counts.get(A + disabled, 0) > before.get(A + disabled, 0), \
             f"{A + disabled} did not fall back: the case proves nothing"
     else:
         assert torch_pjrt.metrics()["fallbacks"] > fallbacks
