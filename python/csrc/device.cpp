@@ -385,6 +385,9 @@ PyMethodDef g_methods[] = {
      "default_generator(index): the device's default torch.Generator"},
     {"rng_words", tpj_py_rng_words, METH_O,
      "rng_words(index): state words of the next random op from the default generator"},
+    {"functional_lowered", tpj_py_functional_lowered, METH_VARARGS,
+     "functional_lowered(name, overload) -> bool: the fallback runs it as a lowered "
+     "functional overload"},
     {"compiled_create", tpj_py_compiled_create, METH_VARARGS,
      "compiled_create(program, device, feeds, results, leaves, flat) -> the call spec of a "
      "graph compiled over pjrt tensors (see device_compiled.cpp)"},
@@ -400,12 +403,8 @@ PyModuleDef g_module = {PyModuleDef_HEAD_INIT, "torch_pjrt._eager",
 
 PyMODINIT_FUNC PyInit__eager(void) {
   at::RegisterPrivateUse1HooksInterface(new PjrtHooks());
-  // Python device kernels: decompositions and data-dependent shapes.
-  PyObject* decomp = PyImport_ImportModule("torch_pjrt.eager_decomp");
-  PyObject* n = decomp ? PyObject_CallMethod(decomp, "register", nullptr) : nullptr;
-  Py_XDECREF(decomp);
-  if (!n) return nullptr;
-  Py_DECREF(n);
+  // The Python device kernels (eager_decomp.register) are registered by
+  // torch_pjrt.device once this module exists: they ask it which ops it runs.
   PyObject* m = PyModule_Create(&g_module);
   if (m && tpj_device::add_stream_functions(m) < 0) Py_CLEAR(m);
   return m;

@@ -53,8 +53,6 @@ void fallback_allowed(const std::string& target, const std::string& why) {
 // A random op run on the CPU draws from a CPU generator seeded by the pjrt
 // generator it was given (or the device's default), so a pjrt seed still
 // fixes its numbers and CPU random calls elsewhere do not move them.
-bool is_type(const c10::Argument& a, c10::TypeKind kind);
-
 void seed_cpu_generator(const c10::OperatorHandle& op, torch::jit::Stack* stack) {
   const auto& args = op.schema().arguments();
   size_t base = stack->size() - args.size();
@@ -84,119 +82,7 @@ void run_on_cpu(const c10::OperatorHandle& op, torch::jit::Stack* stack, const s
   at::native::cpu_fallback(op, stack);
 }
 
-std::string target_of(const c10::FunctionSchema& s) {
-  return s.name() + "." + (s.overload_name().empty() ? "default" : s.overload_name());
-}
-
-// target_of for the per-op path, built once per schema and thread (a schema
-// lives as long as its registration; the name check catches a reused address).
-const std::string& target_of_cached(const c10::FunctionSchema& s) {
-  thread_local std::unordered_map<const c10::FunctionSchema*, std::pair<std::string, std::string>>
-      cache;
-  auto& entry = cache[&s];
-  if (entry.first != s.name() || entry.second.empty()) {
-    entry.first = s.name();
-    entry.second = target_of(s);
-  }
-  return entry.second;
-}
-
 bool writes_arg(const c10::Argument& a) { return a.alias_info() && a.alias_info()->isWrite(); }
-
-// The functional overload whose arguments match the mutating op's non-out
-// arguments (add_.Tensor -> add.Tensor, sum.IntList_out -> sum.dim_IntList),
-// possibly followed by tensor-options arguments (arange.start_out ->
-// arange.start_step + dtype, layout, device, pin_memory).
-struct Functional {
-  std::string target;              // empty: none with a lowering
-  std::vector<std::string> extra;  // trailing tensor-options argument names
-  bool drop_generator = false;     // the op's Generator argument is not passed
-};
-std::unordered_map<std::string, Functional> g_functional;
-
-bool is_options_arg(const std::string& n) {
-  return n == "dtype" || n == "layout" || n == "device" || n == "pin_memory";
-}
-
-bool matches(const c10::FunctionSchema& fs, const std::vector<const c10::Argument*>& want,
-             std::vector<std::string>* extra) {
-  if (fs.arguments().size() < want.size() || fs.is_mutable()) return false;
-  for (size_t i = 0; i < want.size(); ++i) {
-    const c10::Argument& a = fs.arguments()[i];
-    if (a.name() != want[i]->name() || a.real_type()->kind() != want[i]->real_type()->kind()) {
-      return false;
-    }
-  }
-  extra->clear();
-  for (size_t i = want.size(); i < fs.arguments().size(); ++i) {
-    if (!is_options_arg(fs.arguments()[i].name())) return false;
-    extra->push_back(fs.arguments()[i].name());
-  }
-  for (const auto& r : fs.returns()) {
-    if (r.alias_info()) return false;
-  }
-  return tpj_lower_is_supported(target_of(fs).c_str());
-}
-
-
-// The lowered non-mutating overload of `base` whose leading arguments are `want`.
-Functional search_overloads(const std::string& base, const std::vector<const c10::Argument*>& want) {
-  Functional found;
-  for (const auto& name : c10::Dispatcher::singleton().getAllOpNames()) {
-    if (name.name != base) continue;
-    auto h = c10::Dispatcher::singleton().findSchema(name);
-    std::vector<std::string> extra;
-    if (h && h->hasSchema() && matches(h->schema(), want, &extra)) {
-      found.target = target_of(h->schema());
-      found.extra = extra;
-      if (extra.empty()) break;  // prefer an exact match
-    }
-  }
-  return found;
-}
-
-// The lowering a mutating op (or a `generator=` overload) runs as: the
-// functional overload with the same leading arguments; failing that, for ops
-// with a generator argument, the overload without it (rand.generator ->
-// rand.default), the generator's state going in as the trailing seed.
-Functional functional_of(const c10::FunctionSchema& s) {
-  std::string key = target_of(s);
-  std::lock_guard<std::mutex> lk(g_lock);
-  static uint64_t generation = 0;  // answers depend on which lowerings are disabled
-  if (generation != tpj_lower_disabled_generation()) {
-    g_functional.clear();
-    generation = tpj_lower_disabled_generation();
-  }
-  auto it = g_functional.find(key);
-  if (it != g_functional.end()) return it->second;
-  std::string base = s.name();
-  if (!base.empty() && base.back() == '_') base.pop_back();
-  std::vector<const c10::Argument*> want, no_gen;
-  bool has_gen = false;
-  for (const auto& a : s.arguments()) {
-    if (a.is_out()) continue;
-    want.push_back(&a);
-    bool gen = is_type(a, c10::TypeKind::GeneratorType);
-    has_gen = has_gen || gen;
-    if (!gen) no_gen.push_back(&a);
-  }
-  Functional found = s.is_mutable() ? search_overloads(base, want) : Functional{};
-  if (found.target.empty() && has_gen) {
-    found = search_overloads(base, no_gen);
-    found.drop_generator = !found.target.empty();
-    if (!s.is_mutable() && !found.extra.empty()) found = Functional{};
-  }
-  g_functional[key] = found;
-  return found;
-}
-
-bool is_type(const c10::Argument& a, c10::TypeKind kind) {
-  const c10::Type* t = a.real_type().get();  // no shared_ptr copies: this runs per argument
-  if (t->kind() == c10::TypeKind::OptionalType) {
-    t = static_cast<const c10::OptionalType*>(t)->getElementType().get();
-  }
-  return t->kind() == kind;
-}
 
 struct Encoded {
   std::vector<tpj_arg_t> args;
@@ -466,6 +352,97 @@ tpj_status_t run_mutating(const tpj_eager_op_t& call, const std::vector<c10::IVa
 
 namespace tpj_device {
 
+namespace {
+
+// One op's arguments for the C runtime: the encoded call, the written
+// (in-place / out=) argument positions, and which arguments are liftable values.
+struct Prepared {
+  Encoded e;
+  std::vector<size_t> written;
+  bool is_out = false;
+  std::vector<char> lift;
+};
+
+void prepare_call(const c10::FunctionSchema& schema, const std::vector<c10::IValue>& in,
+                  const Functional& fn, Prepared* p) {
+  size_t nargs = schema.arguments().size();
+  for (const auto& v : in) {
+    if (v.isTensor()) note_device(p->e, v.toTensor());
+    if (v.isTensorList()) for (const at::Tensor& t : v.toTensorList()) note_device(p->e, t);
+  }
+  if (p->e.device < 0) p->e.device = g_current;
+  for (size_t i = 0; i < nargs; ++i) {
+    if (writes_arg(schema.arguments()[i])) p->written.push_back(i);
+  }
+  p->is_out = !p->written.empty() && schema.arguments()[p->written[0]].is_out();
+  for (size_t i = 0; i < nargs; ++i) {
+    const c10::Argument& a = schema.arguments()[i];
+    if ((p->is_out && a.is_out()) ||
+        (fn.drop_generator && is_type(a, c10::TypeKind::GeneratorType))) {
+      continue;
+    }
+    p->e.args.push_back(encode_one(p->e, a, in[i]));
+    // Scalar and float arguments are values, not sizes: runtime inputs.
+    p->lift.push_back(is_type(a, c10::TypeKind::NumberType) ||
+                      is_type(a, c10::TypeKind::FloatType));
+  }
+  for (const auto& name : fn.extra) {  // tensor options of the out tensor
+    tpj_arg_t r;
+    memset(&r, 0, sizeof(r));
+    r.kind = name == "dtype" ? TPJ_ARG_KIND_DTYPE : name == "pin_memory" ? TPJ_ARG_KIND_NONE
+                                                                         : TPJ_ARG_KIND_OTHER;
+    r.i = name == "dtype" ? to_tpj(in[p->written[0]].toTensor().scalar_type()) : 0;
+    p->e.args.push_back(r);
+    p->lift.push_back(0);
+  }
+}
+
+// Random ops: a Generator argument, or seeded without one (native_dropout,
+// randperm, randint). The CPU flash attention op is tagged for its dropout,
+// which its lowering does not take.
+bool is_random(const c10::OperatorHandle& op, const std::string& target) {
+  bool random = op.hasTag(at::Tag::nondeterministic_seeded) &&
+                target.rfind("aten::_scaled_dot_product", 0) != 0;
+  for (const auto& a : op.schema().arguments()) {
+    random = random || is_type(a, c10::TypeKind::GeneratorType);
+  }
+  return random;
+}
+
+// Runs the prepared op; *results get the op's returns.
+tpj_status_t run_prepared(const c10::OperatorHandle& op, const std::string& lowered,
+                          const std::string& target, const std::vector<c10::IValue>& in,
+                          Prepared& p, const std::vector<OutMeta>& outs,
+                          std::vector<c10::IValue>* results) {
+  tpj_buffer_t* seed = is_random(op, target) ? make_seed(p.e, target, in) : nullptr;
+  p.lift.resize(p.e.args.size(), 0);
+  std::unique_ptr<bool[]> liftable(new bool[p.lift.size() + 1]);
+  for (size_t i = 0; i < p.lift.size(); ++i) liftable[i] = p.lift[i] != 0;
+  std::vector<tpj_type_t> out_types;
+  for (const auto& m : outs) out_types.push_back(type_of(m));
+  tpj_eager_op_t call = {lowered.c_str(), p.e.args.data(), p.e.args.size(), p.e.inputs.data(),
+                         p.e.inputs.size(), seed ? &seed : nullptr, seed ? 1u : 0u,
+                         out_types.data(), out_types.size(), (size_t)p.e.device, liftable.get()};
+  tpj_status_t st = nullptr;
+  if (!op.schema().is_mutable()) {
+    std::vector<tpj_buffer_t*> bufs(out_types.size(), nullptr);
+    st = tpj_eager_op_run(&call, bufs.data());
+    for (size_t i = 0; i < bufs.size() && !st; ++i) {
+      if (!bufs[i]) results->emplace_back(at::Tensor());  // an undefined Tensor, not None
+      else results->emplace_back(wrap_buffer(bufs[i], outs[i].sizes, outs[i].dtype));
+    }
+  } else {
+    st = run_mutating(call, in, p.written, p.is_out, outs);
+    for (size_t k = 0; k < op.schema().returns().size(); ++k) {
+      results->push_back(k < p.written.size() ? in[p.written[k]] : c10::IValue());
+    }
+  }
+  tpj_buffer_destroy(seed);
+  return st;
+}
+
+}  // namespace
+
 void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::Stack* stack) {
   const auto& schema = op.schema();
   const std::string& target = target_of_cached(schema);
@@ -476,80 +453,20 @@ void fallback(const c10::OperatorHandle& op, c10::DispatchKeySet, torch::jit::St
                 " is not supported on the pjrt device");
   }
   if (decomposed(op, target, stack, nargs)) return;
-  bool mutates = schema.is_mutable();
-  Functional fn = mutates || !tpj_lower_is_supported(target.c_str()) ? functional_of(schema)
-                                                                     : Functional{target, {}};
-  const std::string& lowered = fn.target;
-  if (lowered.empty() || !tpj_lower_is_supported(lowered.c_str())) {
+  Functional fn = schema.is_mutable() || !tpj_lower_is_supported(target.c_str())
+                      ? functional_of(schema) : Functional{target, {}};
+  if (fn.target.empty() || !tpj_lower_is_supported(fn.target.c_str())) {
     return run_on_cpu(op, stack, target, "no lowering");
   }
-  Encoded e;
-  for (const auto& v : in) {
-    if (v.isTensor()) note_device(e, v.toTensor());
-    if (v.isTensorList()) for (const at::Tensor& t : v.toTensorList()) note_device(e, t);
-  }
-  if (e.device < 0) e.device = g_current;
-  std::vector<size_t> written;
-  for (size_t i = 0; i < nargs; ++i) {
-    if (writes_arg(schema.arguments()[i])) written.push_back(i);
-  }
-  bool is_out = !written.empty() && schema.arguments()[written[0]].is_out();
-  std::vector<char> lift;
-  for (size_t i = 0; i < nargs; ++i) {
-    const c10::Argument& a = schema.arguments()[i];
-    if ((is_out && a.is_out()) || (fn.drop_generator && is_type(a, c10::TypeKind::GeneratorType))) {
-      continue;
-    }
-    e.args.push_back(encode_one(e, a, in[i]));
-    // Scalar and float arguments are values, not sizes: runtime inputs.
-    lift.push_back(is_type(a, c10::TypeKind::NumberType) || is_type(a, c10::TypeKind::FloatType));
-  }
-  for (const auto& name : fn.extra) {  // tensor options of the out tensor
-    tpj_arg_t r;
-    memset(&r, 0, sizeof(r));
-    r.kind = name == "dtype" ? TPJ_ARG_KIND_DTYPE : name == "pin_memory" ? TPJ_ARG_KIND_NONE
-                                                                         : TPJ_ARG_KIND_OTHER;
-    r.i = name == "dtype" ? to_tpj(in[written[0]].toTensor().scalar_type()) : 0;
-    e.args.push_back(r);
-    lift.push_back(0);
-  }
+  Prepared p;
+  prepare_call(schema, in, fn, &p);
   std::vector<OutMeta> outs;
   std::string why;
-  if (!expected_outputs(op, in, meta_key(target, e, in), &outs, &why)) {
+  if (!expected_outputs(op, in, meta_key(target, p.e, in), &outs, &why)) {
     return run_on_cpu(op, stack, target, why);
   }
-  // Random ops: a Generator argument, or seeded without one (native_dropout,
-  // randperm, randint). The CPU flash attention op is tagged for its dropout,
-  // which its lowering does not take.
-  bool random = op.hasTag(at::Tag::nondeterministic_seeded) &&
-                target.rfind("aten::_scaled_dot_product", 0) != 0;
-  for (const auto& a : schema.arguments()) random = random || is_type(a, c10::TypeKind::GeneratorType);
-  tpj_buffer_t* seed = random ? make_seed(e, target, in) : nullptr;
-  lift.resize(e.args.size(), 0);
-  std::unique_ptr<bool[]> liftable(new bool[lift.size() + 1]);
-  for (size_t i = 0; i < lift.size(); ++i) liftable[i] = lift[i] != 0;
-  std::vector<tpj_type_t> out_types;
-  for (const auto& m : outs) out_types.push_back(type_of(m));
-  tpj_eager_op_t call = {lowered.c_str(), e.args.data(), e.args.size(), e.inputs.data(),
-                         e.inputs.size(), seed ? &seed : nullptr, seed ? 1u : 0u,
-                         out_types.data(), out_types.size(), (size_t)e.device, liftable.get()};
   std::vector<c10::IValue> results;
-  tpj_status_t st = nullptr;
-  if (!mutates) {
-    std::vector<tpj_buffer_t*> bufs(out_types.size(), nullptr);
-    st = tpj_eager_op_run(&call, bufs.data());
-    for (size_t i = 0; i < bufs.size() && !st; ++i) {
-      if (!bufs[i]) results.emplace_back(at::Tensor());  // an undefined Tensor, not None
-      else results.emplace_back(wrap_buffer(bufs[i], outs[i].sizes, outs[i].dtype));
-    }
-  } else {
-    st = run_mutating(call, in, written, is_out, outs);
-    for (size_t k = 0; k < schema.returns().size(); ++k) {
-      results.push_back(k < written.size() ? in[written[k]] : c10::IValue());
-    }
-  }
-  tpj_buffer_destroy(seed);
-  if (st) {
+  if (tpj_status_t st = run_prepared(op, fn.target, target, in, p, outs, &results)) {
     // Only "no lowering for this case" runs elsewhere; a device error
     // (out of memory, a failed execution) is raised.
     auto code = tpj_status_code(st);

@@ -2,8 +2,8 @@
 // current device, C status -> PyTorch exception, client start-up and the
 // device allocator (device.cpp, device_memory.cpp), tensors as C eager views
 // (device.cpp), the boxed fallback (device_dispatch.cpp), its decompositions
-// (device_kernels.cpp), generators (device_rng.cpp) and compiled calls
-// (device_compiled.cpp).
+// (device_kernels.cpp), op overloads (device_overloads.cpp), generators
+// (device_rng.cpp) and compiled calls (device_compiled.cpp).
 #pragma once
 
 #include <Python.h>
@@ -28,6 +28,9 @@ class Tensor;
 namespace c10 {
 class OperatorHandle;
 struct IValue;
+struct Argument;
+struct FunctionSchema;
+enum class TypeKind;
 }  // namespace c10
 
 namespace tpj_device {
@@ -53,6 +56,23 @@ void storage_deleter(void* ctx);
 tpj_dtype_t to_tpj(c10::ScalarType t);
 tpj_eager_tensor_t view_of(const at::Tensor& t);
 at::Tensor wrap_buffer(tpj_buffer_t* buffer, c10::IntArrayRef sizes, c10::ScalarType dtype);
+
+// Op names and overloads (device_overloads.cpp): "aten::add.Tensor" (cached
+// per schema on the per-op path), whether an argument's type (through
+// Optional) is `kind`, and the functional overload whose arguments match a
+// mutating op's non-out arguments (add_.Tensor -> add.Tensor,
+// sum.IntList_out -> sum.dim_IntList), possibly followed by tensor-options
+// arguments (arange.start_out -> arange.start_step + dtype, layout, device,
+// pin_memory); for a `generator=` overload, the one without the generator.
+struct Functional {
+  std::string target;              // empty: none with a lowering
+  std::vector<std::string> extra;  // trailing tensor-options argument names
+  bool drop_generator = false;     // the op's Generator argument is not passed
+};
+std::string target_of(const c10::FunctionSchema& s);
+const std::string& target_of_cached(const c10::FunctionSchema& s);
+bool is_type(const c10::Argument& a, c10::TypeKind kind);
+Functional functional_of(const c10::FunctionSchema& s);
 
 // The boxed fallback of every pjrt op (device_dispatch.cpp; `stack` is a
 // torch::jit::Stack), and the generator argument of an op (absent, None or a
@@ -83,6 +103,8 @@ int add_stream_functions(PyObject* module);
 // Python calls defined outside device.cpp, listed in its method table.
 PyObject* tpj_py_default_generator(PyObject*, PyObject* index);
 PyObject* tpj_py_rng_words(PyObject*, PyObject* index);
+// Whether a mutating overload runs as a lowered functional one (device_dispatch.cpp).
+PyObject* tpj_py_functional_lowered(PyObject*, PyObject* args);
 // Compiled graphs over pjrt tensors in one native call (device_compiled.cpp).
 PyObject* tpj_py_compiled_create(PyObject*, PyObject* args);
 PyObject* tpj_py_compiled_run(PyObject*, PyObject* args);

@@ -56,6 +56,50 @@ bool masks_to_long(const c10::IValue& v, c10::List<std::optional<at::Tensor>>* o
 
 namespace tpj_device {
 
+// native_batch_norm in training with running stats: the update of
+// running_mean / running_var is a side effect its schema does not show.
+// Its composite kernel calls the mutating op again, so this goes to the
+// lowering table directly through the boxed fallback. False when not that case.
+static bool batch_norm_with_stats(const std::string& target, const std::vector<c10::IValue>& in,
+                           torch::jit::Stack* stack, size_t nargs) {
+  if ((target != "aten::native_batch_norm.default" &&
+       target != "aten::_native_batch_norm_legit.default") ||
+      !in[5].toBool() || !in[3].isTensor() || !in[3].toTensor().defined() ||
+      !in[4].isTensor() || !in[4].toTensor().defined()) {  // C++ passes absent stats undefined
+    return false;
+  }
+  static const auto functional = c10::Dispatcher::singleton().findSchemaOrThrow(
+      "aten::_native_batch_norm_legit_functional", "");
+  torch::jit::Stack fs(in.begin(), in.begin() + 8);
+  fallback(functional, c10::DispatchKeySet(c10::DispatchKey::PrivateUse1), &fs);
+  in[3].toTensor().copy_(fs[3].toTensor());
+  in[4].toTensor().copy_(fs[4].toTensor());
+  torch::jit::drop(*stack, nargs);
+  for (size_t i = 0; i < 3; ++i) stack->push_back(fs[i]);
+  return true;
+}
+
+// Replaces the op's arguments on the stack with its return: `result` copied
+// into the in-place or out= argument, or returned itself (undefined: the op
+// wrote its first argument).
+static void push_result(const std::vector<c10::IValue>& in, const at::Tensor& result, bool inplace,
+                 torch::jit::Stack* stack, size_t nargs) {
+  c10::IValue ret = in[0];
+  if (result.defined()) {
+    if (inplace) {
+      in[0].toTensor().copy_(result);
+    } else if (nargs > 4 && in[4].isTensor()) {  // out=
+      at::native::resize_output(in[4].toTensor(), result.sizes());
+      in[4].toTensor().copy_(result);
+      ret = in[4];
+    } else {
+      ret = result;
+    }
+  }
+  torch::jit::drop(*stack, nargs);
+  stack->push_back(ret);
+}
+
 // Ops without a lowering that have a short exact decomposition into lowered
 // ops on the device. Returns false when `target` is not one of them.
 bool decomposed(const c10::OperatorHandle& op, const std::string& target, torch::jit::Stack* stack,
@@ -64,27 +108,8 @@ bool decomposed(const c10::OperatorHandle& op, const std::string& target, torch:
   bool inplace = !name.empty() && name.back() == '_';
   if (inplace) name.pop_back();
   std::vector<c10::IValue> in(stack->end() - (ptrdiff_t)nargs, stack->end());
+  if (batch_norm_with_stats(target, in, stack, nargs)) return true;
   at::Tensor result;
-  if ((target == "aten::native_batch_norm.default" ||
-       target == "aten::_native_batch_norm_legit.default") &&
-      in[5].toBool() && in[3].isTensor() && in[3].toTensor().defined() && in[4].isTensor() &&
-      in[4].toTensor().defined()) {  // C++ callers pass absent stats as undefined tensors
-    // Training with running stats: the update of running_mean / running_var
-    // is a side effect the schema of native_batch_norm does not show.
-    const at::Tensor& rm = in[3].toTensor();
-    const at::Tensor& rv = in[4].toTensor();
-    // Its composite kernel calls the mutating op again: go to the lowering
-    // table directly through the boxed fallback.
-    static const auto functional = c10::Dispatcher::singleton().findSchemaOrThrow(
-        "aten::_native_batch_norm_legit_functional", "");
-    torch::jit::Stack fs(in.begin(), in.begin() + 8);
-    fallback(functional, c10::DispatchKeySet(c10::DispatchKey::PrivateUse1), &fs);
-    rm.copy_(fs[3].toTensor());
-    rv.copy_(fs[4].toTensor());
-    torch::jit::drop(*stack, nargs);
-    for (size_t i = 0; i < 3; ++i) stack->push_back(fs[i]);
-    return true;
-  }
   c10::List<std::optional<at::Tensor>> long_idx;
   if (target == "aten::index.Tensor" && masks_to_long(in[1], &long_idx)) {
     result = at::index(in[0].toTensor(), long_idx);
@@ -108,20 +133,7 @@ bool decomposed(const c10::OperatorHandle& op, const std::string& target, torch:
   } else {
     return false;
   }
-  c10::IValue ret = in[0];
-  if (result.defined()) {
-    if (inplace) {
-      in[0].toTensor().copy_(result);
-    } else if (nargs > 4 && in[4].isTensor()) {  // out=
-      at::native::resize_output(in[4].toTensor(), result.sizes());
-      in[4].toTensor().copy_(result);
-      ret = in[4];
-    } else {
-      ret = result;
-    }
-  }
-  torch::jit::drop(*stack, nargs);
-  stack->push_back(ret);
+  push_result(in, result, inplace, stack, nargs);
   return true;
 }
 

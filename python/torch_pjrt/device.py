@@ -53,6 +53,8 @@ def _load_extension():
         ctypes.CDLL(_C.__file__, mode=os.RTLD_GLOBAL | os.RTLD_NOLOAD)
         from . import _eager as mod
         _device_mod = mod
+        from . import eager_decomp  # Python device kernels: decompositions, data-dependent shapes
+        eager_decomp.register()
     return _device_mod
 
 

@@ -23,6 +23,7 @@ import torch
 from torch.utils import _pytree as pytree
 
 from . import _C, fallback_policy
+from ._aten import target_name
 
 _lib: Optional[torch.library.Library] = None
 _state = threading.local()
@@ -31,41 +32,23 @@ _CPP_DECOMPOSED = {"zero_", "normal_", "addcmul", "addcmul_", "addcdiv", "addcdi
                    "native_batch_norm", "_native_batch_norm_legit"}
 
 
-def _target(op: Any) -> str:
-    return f"{op._schema.name}.{op._overloadname or 'default'}"
-
-
 def _dispatch_name(op: Any) -> str:
     name = op._schema.name
     return name + ("." + op._schema.overload_name if op._schema.overload_name else "")
 
 
 def _functional_lowered(op: Any) -> bool:
-    """The rule of functional_of() in device_dispatch.cpp (this runs while the
-    extension loads, before it can be called): a non-mutating overload of the
-    base name whose leading arguments are the op's non-out arguments (same
-    names and type kinds), lowered."""
-    base = op._schema.name.split("::")[1].rstrip("_")
-    want = [(a.name, a.real_type.kind()) for a in op._schema.arguments if not a.is_out]
-    packet = getattr(torch.ops.aten, base, None)
-    if packet is None:
-        return False
-    for name in packet.overloads():
-        f = getattr(packet, name)
-        args = [(a.name, a.real_type.kind()) for a in f._schema.arguments]
-        if f._schema.is_mutable or args[:len(want)] != want:
-            continue
-        if all(n in ("dtype", "layout", "device", "pin_memory") for n, _ in args[len(want):]) \
-                and _C.lower_supported(_target(f)):
-            return True
-    return False
+    """Whether the C++ fallback runs this mutating overload as a lowered
+    functional one (its functional_of)."""
+    from . import _eager
+    return _eager.functional_lowered(op._schema.name, op._schema.overload_name)
 
 
 def _needs_kernel(op: Any) -> bool:
     if not op._schema.name.startswith("aten::"):
         return False
     base = op._schema.name.split("::")[1]
-    if base in _CPP_DECOMPOSED or _C.lower_supported(_target(op)):
+    if base in _CPP_DECOMPOSED or _C.lower_supported(target_name(op)):
         return False
     name = _dispatch_name(op)
     # A CompositeExplicitAutograd kernel already runs on the device (through
@@ -78,7 +61,7 @@ def _needs_kernel(op: Any) -> bool:
 
 def _cpu_run(op: Any, why: str, args: tuple, kwargs: dict) -> Any:
     """The fallback policy for an op no device kernel can run."""
-    fallback_policy.run_elsewhere(_target(op), why)
+    fallback_policy.run_elsewhere(target_name(op), why)
     dev = next(x.device for x in pytree.tree_leaves((args, kwargs))
                if isinstance(x, torch.Tensor) and x.device.type != "cpu")
     move = lambda x: x.cpu() if isinstance(x, torch.Tensor) else x  # noqa: E731
