@@ -53,8 +53,11 @@ def count(names: Iterable[str]) -> None:
     with _lock:
         for name in names:
             counts[name] = counts.get(name, 0) + 1
-    for _ in names:
+    tracing = _C.trace_enabled()
+    for name in names:
         _C.metrics_add_fallback()
+        if tracing:  # the op's name in the trace (the runtime's own instant has none)
+            _C.trace_instant("fallback", "fallback " + name, {"op": name})
 
 
 def run_elsewhere(name: str, reason: str, where: str = ON_CPU_EAGER) -> None:

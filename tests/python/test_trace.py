@@ -79,7 +79,11 @@ def test_profile_traces_compile_launch_copy_and_fallback(tmp_path, monkeypatch):
         with torch.profiler.record_function("forced fallback"):
             with torch_pjrt.config.disabled_ops("aten::cummax.default"):
                 cm = torch.cummax(a, 0)[0].cpu()
+        with torch.profiler.record_function("compiled fallback"):
+            with torch_pjrt.config.disabled_ops("aten::cummin.default"):
+                cmin = torch.compile(lambda t: torch.cummin(t, 0)[0] + 1, backend="pjrt")(x)
     assert not torch_pjrt._C.trace_enabled()
+    torch.testing.assert_close(cmin, torch.cummin(x, 0)[0] + 1)
     torch.testing.assert_close(out, small_fn(x, y))
     torch.testing.assert_close(host, (x * 3 + 1).sum(0))
     torch.testing.assert_close(cm, torch.cummax(x, 0)[0])
@@ -130,6 +134,10 @@ def test_profile_traces_compile_launch_copy_and_fallback(tmp_path, monkeypatch):
     assert len(fallback) == 1 and inside(fallback[0], user["forced fallback"])
     assert fallback[0]["args"]["op"] == "aten::cummax.default"
     assert any(e["ph"] == "i" and e["cat"] == "fallback" for e in events)
+    # a compiled graph's partition that runs on the CPU is named too
+    named = [e for e in events if e["ph"] == "i" and e["name"] == "fallback aten::cummin.default"]
+    assert named and all(inside(dict(e, dur=0), user["compiled fallback"]) for e in named)
+    assert named[0]["args"]["op"] == "aten::cummin.default"
 
 
 def test_eager_ops_from_threads_nest_per_thread(tmp_path):
