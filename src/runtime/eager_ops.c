@@ -1,20 +1,10 @@
 /* eager_ops.c: eager entry points that need no PyTorch types, kept in C so
- * the C++ registration file (python/csrc/device.cpp) stays thin: RNG seeds,
- * normal_ through the lowering table, and writing an op's results into
- * several views (in-place and out= ops). */
+ * the C++ registration file (python/csrc/device.cpp) stays thin: normal_
+ * through the lowering table, and writing an op's results into several views
+ * (in-place and out= ops). */
 #include <string.h>
 
 #include "runtime/eager_internal.h"
-
-tpj_status_t tpj_eager_seed_create(const uint64_t words[2], size_t device,
-                                   tpj_buffer_t** out_buffer) {
-  TPJ_CHECK_ARG(words && out_buffer, "eager seed: NULL argument");
-  tpj_client_t* c = tpj_eager_client();
-  if (!c) return TPJ_STATUS(FAILED_PRECONDITION, "eager seed: the device is not initialized");
-  int64_t two = 2;
-  return tpj_buffer_from_host(c, words, TPJ_DTYPE_U64, &two, 1, device,
-                              TPJ_HOST_SEMANTICS_COPY, out_buffer);
-}
 
 tpj_status_t tpj_eager_normal_into(const tpj_eager_tensor_t* dst, double mean, double std,
                                    const uint64_t seed[2]) {

@@ -1,8 +1,9 @@
-/* eager_scalar.c: scalar values of eager ops as runtime inputs. Baking a
- * Python scalar (Adam's per-step bias correction, a learning rate) into the
- * program as a constant would compile a new program per value, so scalars are
- * rank-0 parameters; their device buffers are cached by value, and targets
- * whose lowering needs the value at build time are remembered here. */
+/* eager_scalar.c: small host values as program inputs. Baking a Python
+ * scalar (Adam's per-step bias correction, a learning rate) into the program
+ * as a constant would compile a new program per value, so scalars are rank-0
+ * parameters; their device buffers are cached by value, and targets whose
+ * lowering needs the value at build time are remembered here. Random ops'
+ * u64[2] seeds are made here too. */
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -152,4 +153,14 @@ tpj_dtype_t tpj_eager_lift_dtype(const tpj_arg_t* arg, const tpj_eager_op_t* op)
   tpj_dtype_t out = op->num_outs > 0 ? op->out_types[0].dtype : TPJ_DTYPE_INVALID;
   /* A Python float takes part as the default float unless the result is double. */
   return out == TPJ_DTYPE_F64 || out == TPJ_DTYPE_C128 ? TPJ_DTYPE_F64 : TPJ_DTYPE_F32;
+}
+
+tpj_status_t tpj_eager_seed_create(const uint64_t words[2], size_t device,
+                                   tpj_buffer_t** out_buffer) {
+  TPJ_CHECK_ARG(words && out_buffer, "eager seed: NULL argument");
+  tpj_client_t* c = tpj_eager_client();
+  if (!c) return TPJ_STATUS(FAILED_PRECONDITION, "eager seed: the device is not initialized");
+  int64_t two = 2;
+  return tpj_buffer_from_host(c, words, TPJ_DTYPE_U64, &two, 1, device,
+                              TPJ_HOST_SEMANTICS_COPY, out_buffer);
 }

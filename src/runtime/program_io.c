@@ -100,6 +100,15 @@ static tpj_status_t host_arg(const run_t* r, const tpj_program_input_t* in, cons
   return NULL;
 }
 
+/* u64[2] random-op state on the program's client. */
+static tpj_status_t seed_arg(const run_t* r, const uint64_t words[2], size_t device,
+                             tpj_buffer_t** own) {
+  tpj_client_t* client = tpj_executable_client(tpj_cached_executable_get(r->p->exe));
+  int64_t two = 2;
+  return tpj_buffer_from_host(client, words, TPJ_DTYPE_U64, &two, 1, device,
+                              TPJ_HOST_SEMANTICS_COPY, own);
+}
+
 static tpj_status_t resolve_one(run_t* r, size_t d, size_t i) {
   const tpj_program_input_t* in = &r->p->inputs[i];
   const tpj_program_arg_t* a = &r->call->args[d * r->ni + i];
@@ -118,7 +127,7 @@ static tpj_status_t resolve_one(run_t* r, size_t d, size_t i) {
     case TPJ_PROGRAM_INPUT_CONSTANT: b = in->constant; break;
     case TPJ_PROGRAM_INPUT_STORAGE: st = storage_arg(&a->view, own, &b); break;
     case TPJ_PROGRAM_INPUT_HOST: st = host_arg(r, in, a->host, device, own); b = *own; break;
-    case TPJ_PROGRAM_INPUT_SEED: st = tpj_eager_seed_create(a->seed, device, own); b = *own; break;
+    case TPJ_PROGRAM_INPUT_SEED: st = seed_arg(r, a->seed, device, own); b = *own; break;
   }
   if (!st && tpj_buffer_device_index(b) != device) {
     tpj_buffer_t* moved = NULL;
