@@ -259,7 +259,13 @@ static PyMethodDef client_methods[] = {
     {NULL, NULL, 0, NULL},
 };
 
+static PyObject* client_handle(tpj_py_client_t* self, void* unused) {
+  return PyLong_FromVoidPtr(self->client);
+}
+
 static PyGetSetDef client_getset[] = {
+    {"handle", (getter)client_handle, NULL,
+     "the tpj_client_t* (borrowed; 0 once closed), for the C++ layer", NULL},
     {"platform_name", (getter)client_platform_name, NULL, "platform name, e.g. 'cpu'", NULL},
     {"platform_version", (getter)client_platform_version, NULL, "platform version", NULL},
     {NULL, NULL, NULL, NULL, NULL},

@@ -296,15 +296,15 @@ TORCH_LIBRARY_IMPL(aten, PrivateUse1, m) {
 
 namespace {
 
-struct PyClientMirror {  // layout of torch_pjrt._C.Client (python/csrc/tpj_py.h)
-  PyObject_HEAD
-  tpj_client_t* client;
-};
-
 PyObject* py_init(PyObject*, PyObject* client) {
-  tpj_client_t* c = ((PyClientMirror*)client)->client;
+  PyObject* handle = PyObject_GetAttrString(client, "handle");  // a torch_pjrt._C.Client
+  if (!handle) return nullptr;
+  auto* c = static_cast<tpj_client_t*>(PyLong_AsVoidPtr(handle));
+  Py_DECREF(handle);
   if (!c) {
-    PyErr_SetString(PyExc_RuntimeError, "torch_pjrt._eager.init: the client is closed");
+    if (!PyErr_Occurred()) {
+      PyErr_SetString(PyExc_RuntimeError, "torch_pjrt._eager.init: the client is closed");
+    }
     return nullptr;
   }
   tpj_status_t st = tpj_eager_init(c);
@@ -407,5 +407,6 @@ PyMODINIT_FUNC PyInit__eager(void) {
   // torch_pjrt.device once this module exists: they ask it which ops it runs.
   PyObject* m = PyModule_Create(&g_module);
   if (m && tpj_device::add_stream_functions(m) < 0) Py_CLEAR(m);
+  if (m && tpj_device::add_compiled_constants(m) < 0) Py_CLEAR(m);
   return m;
 }

@@ -21,9 +21,12 @@
 namespace {
 using namespace tpj_device;
 
-// Feed kinds (compiled_device.FEED_*): parameter i of the program is
+// Feed kinds (exported as _eager.FEED_*): where parameter i of the program
+// comes from: a CPU tensor argument, the program's constant, the device's
+// generator, a pjrt tensor argument's storage.
 enum FeedKind { kFeedHost = 0, kFeedConst = 1, kFeedSeed = 2, kFeedStorage = 3 };
-// Leaf kinds (compiled_device.LEAF_*): output leaf j is
+// Leaf kinds (exported as _eager.LEAF_*): output leaf j is a program result,
+// an argument, an alias (detach) of an argument, or a Python value.
 enum LeafKind { kLeafResult = 0, kLeafInput = 1, kLeafAlias = 2, kLeafValue = 3 };
 
 struct Feed {
@@ -282,6 +285,17 @@ PyObject* run_spec(const Spec& s, PyObject* args) {
 }
 
 }  // namespace
+
+int tpj_device::add_compiled_constants(PyObject* m) {
+  const std::pair<const char*, int> names[] = {
+      {"FEED_HOST", kFeedHost},     {"FEED_CONST", kFeedConst},   {"FEED_RNG", kFeedSeed},
+      {"FEED_DEV", kFeedStorage},   {"LEAF_RESULT", kLeafResult}, {"LEAF_INPUT", kLeafInput},
+      {"LEAF_ALIAS", kLeafAlias},   {"LEAF_VALUE", kLeafValue}};
+  for (const auto& [name, value] : names) {
+    if (PyModule_AddIntConstant(m, name, value) < 0) return -1;
+  }
+  return 0;
+}
 
 // compiled_create(program, device, num_args, feeds, results, leaves, flat)
 // -> spec. feeds [(kind, argument position, dtype | None, shape | None)],

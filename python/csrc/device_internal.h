@@ -94,6 +94,10 @@ at::Generator new_generator(c10::DeviceIndex index);
 void generator_words(const std::optional<at::Generator>& gen, const char* op,
                      c10::DeviceIndex device, uint64_t out_words[2]);
 
+// The feed and leaf kinds of compiled call specs (device_compiled.cpp) as
+// _eager.FEED_* / LEAF_* constants; -1 with a Python error on failure.
+int add_compiled_constants(PyObject* module);
+
 // Streams and events (device_stream.cpp): adds current_stream, default_stream
 // and set_stream to the _eager module; -1 with a Python error on failure.
 int add_stream_functions(PyObject* module);

@@ -21,12 +21,8 @@ from torch.utils import _pytree as pytree
 
 from . import _aten
 
-# Where each program parameter comes from, and what each output leaf is: the
-# numbering of python/csrc/device_compiled.cpp, which reads these specs.
-FEED_HOST, FEED_CONST, FEED_RNG, FEED_DEV = 0, 1, 2, 3
-LEAF_RESULT, LEAF_INPUT, LEAF_ALIAS, LEAF_VALUE = 0, 1, 2, 3
-_LEAF_KINDS = {"result": LEAF_RESULT, "input": LEAF_INPUT, "alias": LEAF_ALIAS,
-               "value": LEAF_VALUE}
+# Where each program parameter comes from and what each output leaf is are
+# the _eager.FEED_* and LEAF_* kinds of python/csrc/device_compiled.cpp.
 
 
 def _numel(shape: Sequence[int]) -> int:
@@ -137,6 +133,7 @@ class DeviceProgram:
                  device: torch.device, dev_args: Sequence[int], arg_dtypes: Tuple[int, ...],
                  args: Sequence[Any], writebacks: Sequence[Tuple[int, int]], name: str):
         from . import _C, _eager, compiled
+        ek = _eager  # its FEED_* / LEAF_* kinds
         self.lowered = lowered
         self.device = device
         self.index = device.index or 0
@@ -145,17 +142,17 @@ class DeviceProgram:
         for i, src in enumerate(lowered.inputs):
             if src[0] == "arg" and src[1] in dev:
                 t = args[src[1]]
-                feeds.append((FEED_DEV, src[1], t.dtype, tuple(t.shape)))
+                feeds.append((ek.FEED_DEV, src[1], t.dtype, tuple(t.shape)))
                 plan.append(("storage", arg_dtypes[i]))
             elif src[0] == "arg":  # a CPU tensor (e.g. a 0-dim scalar): uploaded per call
                 t = args[src[1]]
-                feeds.append((FEED_HOST, src[1], t.dtype, tuple(t.shape)))
+                feeds.append((ek.FEED_HOST, src[1], t.dtype, tuple(t.shape)))
                 plan.append(("host", _aten.dtype_code(t.dtype), tuple(t.shape)))
             elif src[0] == "const":
-                feeds.append((FEED_CONST, 0, None, None))
+                feeds.append((ek.FEED_CONST, 0, None, None))
                 plan.append(("constant", compiled.upload(src[1], cache=False, cl=cl)))
             else:
-                feeds.append((FEED_RNG, 0, None, None))
+                feeds.append((ek.FEED_RNG, 0, None, None))
                 plan.append("seed")
         self.flat_type = flat_type(lowered)
         self.program = self.native = None
@@ -177,7 +174,9 @@ class DeviceProgram:
                     back[k] = pos
         results = [(d, tuple(shape), dtype, b) for (dtype, shape), d, b
                    in zip(lowered.result_types, res_dev, back)]
-        leaves = [(_LEAF_KINDS[kind], v) for kind, v in lowered.outputs]
+        kinds = {"result": ek.LEAF_RESULT, "input": ek.LEAF_INPUT, "alias": ek.LEAF_ALIAS,
+                 "value": ek.LEAF_VALUE}
+        leaves = [(kinds[kind], v) for kind, v in lowered.outputs]
         flat = 0 if self.flat_type is tuple else 1 if self.flat_type is list else 2
         self.native = _eager.compiled_create(self.program, self.index, len(args), feeds,
                                              results, leaves, flat)

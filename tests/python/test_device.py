@@ -502,3 +502,12 @@ def test_sdpa_mask_that_needs_grad_takes_the_math_path():
     want.backward(go)
     for got, ref in ((qd, qc), (kd, kc), (vd, vc), (bd, bc)):
         torch.testing.assert_close(got.grad.cpu(), ref.grad, atol=1e-5, rtol=1e-4)
+
+
+def test_eager_init_refuses_what_is_not_a_client():
+    """_eager.init reads the client through its handle: anything else is an
+    error, not a crash."""
+    from torch_pjrt import _eager
+    with pytest.raises(AttributeError, match="handle"):
+        _eager.init(object())
+    assert torch_pjrt.default_client().handle != 0
