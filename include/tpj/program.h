@@ -83,7 +83,10 @@ typedef struct tpj_program_arg_s {
   tpj_buffer_t* buffer;     /* BUFFER */
   /* STORAGE: a view covering its whole storage, kept in the view's dtype,
    * passes the storage's buffer (a never-written storage first gets zeros);
-   * any other view is first read into a new flat buffer on the device. */
+   * any other view is first read into a new flat buffer on the device. The
+   * zeros and the view read are one-op programs of the eager runtime, which
+   * launch through tpj_program_run themselves (with buffer inputs only, so
+   * the recursion is one level deep). */
   tpj_eager_tensor_t view;
   const void* host;         /* HOST: row-major bytes of the plan's dtype and dims */
   uint64_t seed[2];         /* SEED */
