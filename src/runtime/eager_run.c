@@ -7,29 +7,15 @@
 #include <string.h>
 
 #include "runtime/eager_cache.h"
+#include "runtime/eager_prog.h"
 #include "runtime/eager_checks.h"
 #include "runtime/eager_internal.h"
 #include "tpj/emit.h"
 #include "tpj/program.h"
 #include "tpj/runtime.h"
 
-#define PROG_INLINE 16
-
-typedef struct prog_s {
-  const tpj_eager_op_t* op;        /* target NULL: identity of value 0 */
-  const tpj_eager_tensor_t* dst;   /* NULL, or the view result 0 is written into */
-  tpj_eager_storage_t** storages;  /* (num_storages) distinct parameters */
-  size_t num_storages;
-  size_t* slot;                    /* (num_inputs) storage slot of each input */
-  long dst_slot;                   /* -1: dst is overwritten whole */
-  tpj_dtype_t dst_flat_dtype;
-  bool* lifted;                    /* (num_args) scalar argument is a runtime input */
-  size_t num_scalars;              /* host scalars + lifted arguments */
-  /* Small calls (almost all) use these instead of heap arrays. */
-  tpj_eager_storage_t* storages_inline[PROG_INLINE];
-  size_t slot_inline[PROG_INLINE];
-  bool lifted_inline[PROG_INLINE];
-} prog_t;
+typedef tpj_eager_prog_t prog_t;
+#define PROG_INLINE TPJ_EAGER_PROG_INLINE
 
 static size_t slot_of(prog_t* p, tpj_eager_storage_t* s) {
   for (size_t i = 0; i < p->num_storages; ++i) {
@@ -141,85 +127,6 @@ static void prog_deinit(prog_t* p) {
   if (p->storages != p->storages_inline) free(p->storages);
   if (p->slot != p->slot_inline) free(p->slot);
   if (p->lifted != p->lifted_inline) free(p->lifted);
-}
-
-/* ------------------------------------------------------------- signature -- */
-
-#define PUT(sb, x) tpj_eager_sig_put((sb), &(x), sizeof(x))
-
-static void sig_view(tpj_eager_sig_t* sb, const tpj_eager_tensor_t* v) {
-  PUT(sb, v->dtype);
-  PUT(sb, v->rank);
-  tpj_eager_sig_put(sb, v->sizes, sizeof(int64_t) * (size_t)v->rank);
-  tpj_eager_sig_put(sb, v->strides, sizeof(int64_t) * (size_t)v->rank);
-  PUT(sb, v->offset);
-}
-
-static void sig_arg(tpj_eager_sig_t* sb, const tpj_arg_t* a, bool lifted) {
-  PUT(sb, a->kind);
-  PUT(sb, lifted);
-  if (lifted) return; /* a runtime input: its kind is the key, not its value */
-  PUT(sb, a->count);
-  switch (a->kind) {
-    case TPJ_ARG_KIND_TENSOR: PUT(sb, a->tensor); break;
-    case TPJ_ARG_KIND_INT: case TPJ_ARG_KIND_BOOL: case TPJ_ARG_KIND_DTYPE: PUT(sb, a->i); break;
-    case TPJ_ARG_KIND_FLOAT: PUT(sb, a->f); break;
-    case TPJ_ARG_KIND_INT_LIST: case TPJ_ARG_KIND_BOOL_LIST:
-      tpj_eager_sig_put(sb, a->ints, a->count * sizeof(int64_t));
-      break;
-    case TPJ_ARG_KIND_FLOAT_LIST:
-      tpj_eager_sig_put(sb, a->floats, a->count * sizeof(double));
-      break;
-    case TPJ_ARG_KIND_TENSOR_LIST:
-      tpj_eager_sig_put(sb, a->tensors, a->count * sizeof(tpj_value_t));
-      break;
-    case TPJ_ARG_KIND_STRING:
-      tpj_eager_sig_put(sb, a->str ? a->str : "", a->str ? strlen(a->str) : 0);
-      PUT(sb, a->kind);
-      break;
-    default: break;
-  }
-}
-
-static void sig_build(const prog_t* p, tpj_eager_sig_t* sb) {
-  const tpj_eager_op_t* op = p->op;
-  const char* target = op->target ? op->target : "=";
-  bool checks = tpj_eager_checks_enabled();
-  tpj_eager_sig_put(sb, target, strlen(target) + 1);
-  PUT(sb, checks);
-  PUT(sb, op->num_args);
-  for (size_t i = 0; i < op->num_args; ++i) sig_arg(sb, &op->args[i], p->lifted[i]);
-  for (size_t i = 0; i < p->num_storages; ++i) {
-    tpj_dtype_t dt = p->storages[i]->dtype;
-    int64_t n = tpj_eager_storage_numel(p->storages[i], dt);
-    PUT(sb, dt);
-    PUT(sb, n);
-  }
-  PUT(sb, op->num_inputs);
-  for (size_t i = 0; i < op->num_inputs; ++i) {
-    PUT(sb, p->slot[i]);
-    sig_view(sb, &op->inputs[i]);
-  }
-  PUT(sb, op->num_extra);
-  for (size_t i = 0; i < op->num_extra; ++i) {
-    tpj_dtype_t dt = tpj_buffer_dtype(op->extra_inputs[i]);
-    size_t r = tpj_buffer_rank(op->extra_inputs[i]);
-    PUT(sb, dt);
-    PUT(sb, r);
-    tpj_eager_sig_put(sb, tpj_buffer_dims(op->extra_inputs[i]), r * sizeof(int64_t));
-  }
-  PUT(sb, op->num_outs);
-  for (size_t i = 0; i < op->num_outs; ++i) {
-    const tpj_type_t* t = &op->out_types[i];
-    PUT(sb, t->dtype);
-    PUT(sb, t->rank);
-    tpj_eager_sig_put(sb, t->dims, sizeof(int64_t) * (size_t)t->rank);
-  }
-  PUT(sb, p->dst_slot);
-  if (p->dst) {
-    PUT(sb, p->dst_flat_dtype);
-    sig_view(sb, p->dst);
-  }
 }
 
 /* ----------------------------------------------------------------- build -- */
@@ -404,7 +311,7 @@ static tpj_status_t build_program(const prog_t* p, tpj_program_t** out_program) 
 static tpj_status_t prog_lookup_or_build(const prog_t* p, tpj_program_t** out_program) {
   tpj_eager_sig_t sb;
   tpj_eager_sig_init(&sb);
-  sig_build(p, &sb);
+  tpj_eager_sig_build(p, &sb);
   if (sb.oom) {
     tpj_eager_sig_deinit(&sb);
     return TPJ_STATUS(RESOURCE_EXHAUSTED, "eager op: out of memory (signature)");
