@@ -388,6 +388,17 @@ PyMethodDef g_methods[] = {
     {"functional_lowered", tpj_py_functional_lowered, METH_VARARGS,
      "functional_lowered(name, overload) -> bool: the fallback runs it as a lowered "
      "functional overload"},
+    {"cache_lookup", tpj_py_cache_lookup, METH_O, "cache_lookup(t) -> Buffer | None"},
+    {"cache_insert", tpj_py_cache_insert, METH_VARARGS,
+     "cache_insert(t, buffer, version=-1, alias_ok=False)"},
+    {"cache_evict", tpj_py_cache_evict, METH_O, "cache_evict(t)"},
+    {"cache_clear", tpj_py_cache_clear, METH_NOARGS, "cache_clear()"},
+    {"cache_len", tpj_py_cache_len, METH_NOARGS, "cache_len() -> live entries"},
+    {"host_create", tpj_py_host_create, METH_VARARGS,
+     "host_create(program, num_args, feeds, results, writebacks, leaves, flat, upload) -> "
+     "the call spec of a graph compiled over CPU tensors (see device_host_call.cpp)"},
+    {"host_run", tpj_py_host_run, METH_VARARGS,
+     "host_run(spec, args: tuple) -> the graph's flat outputs, in one native call"},
     {"compiled_create", tpj_py_compiled_create, METH_VARARGS,
      "compiled_create(program, device, feeds, results, leaves, flat) -> the call spec of a "
      "graph compiled over pjrt tensors (see device_compiled.cpp)"},
@@ -408,5 +419,6 @@ PyMODINIT_FUNC PyInit__eager(void) {
   PyObject* m = PyModule_Create(&g_module);
   if (m && tpj_device::add_stream_functions(m) < 0) Py_CLEAR(m);
   if (m && tpj_device::add_compiled_constants(m) < 0) Py_CLEAR(m);
+  if (m && tpj_device::add_host_call_constants(m) < 0) Py_CLEAR(m);
   return m;
 }

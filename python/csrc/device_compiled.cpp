@@ -25,9 +25,7 @@ using namespace tpj_device;
 // comes from: a CPU tensor argument, the program's constant, the device's
 // generator, a pjrt tensor argument's storage.
 enum FeedKind { kFeedHost = 0, kFeedConst = 1, kFeedSeed = 2, kFeedStorage = 3 };
-// Leaf kinds (exported as _eager.LEAF_*): output leaf j is a program result,
-// an argument, an alias (detach) of an argument, or a Python value.
-enum LeafKind { kLeafResult = 0, kLeafInput = 1, kLeafAlias = 2, kLeafValue = 3 };
+
 
 struct Feed {
   int kind;

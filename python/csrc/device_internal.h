@@ -94,6 +94,21 @@ at::Generator new_generator(c10::DeviceIndex index);
 void generator_words(const std::optional<at::Generator>& gen, const char* op,
                      c10::DeviceIndex device, uint64_t out_words[2]);
 
+// The buffer cache of graphs compiled over CPU tensors (device_buffer_cache.cpp,
+// under the GIL): the _C.Buffer holding t's value (borrowed) or nullptr;
+// caching `buffer` as t's value (at `version`, -1: t's current one; alias_ok:
+// other tensors on the same storage view and version match too); forgetting t.
+PyObject* cache_lookup(const at::Tensor& t);
+void cache_insert(const at::Tensor& t, PyObject* buffer, int64_t version, bool alias_ok);
+void cache_evict(const at::Tensor& t);
+// The HOST_FEED_* kinds of host call specs (device_host_call.cpp).
+int add_host_call_constants(PyObject* module);
+
+// Leaf kinds of compiled call specs (exported as _eager.LEAF_*): output leaf
+// j is a program result, an argument, an alias (detach) of an argument, or a
+// Python value.
+enum LeafKind { kLeafResult = 0, kLeafInput = 1, kLeafAlias = 2, kLeafValue = 3 };
+
 // The feed and leaf kinds of compiled call specs (device_compiled.cpp) as
 // _eager.FEED_* / LEAF_* constants; -1 with a Python error on failure.
 int add_compiled_constants(PyObject* module);
@@ -109,6 +124,15 @@ PyObject* tpj_py_default_generator(PyObject*, PyObject* index);
 PyObject* tpj_py_rng_words(PyObject*, PyObject* index);
 // Whether a mutating overload runs as a lowered functional one (device_dispatch.cpp).
 PyObject* tpj_py_functional_lowered(PyObject*, PyObject* args);
+// The buffer cache's Python face (device_buffer_cache.cpp) and graphs compiled
+// over CPU tensors in one native call (device_host_call.cpp).
+PyObject* tpj_py_cache_lookup(PyObject*, PyObject* t);
+PyObject* tpj_py_cache_insert(PyObject*, PyObject* args);
+PyObject* tpj_py_cache_evict(PyObject*, PyObject* t);
+PyObject* tpj_py_cache_clear(PyObject*, PyObject*);
+PyObject* tpj_py_cache_len(PyObject*, PyObject*);
+PyObject* tpj_py_host_create(PyObject*, PyObject* args);
+PyObject* tpj_py_host_run(PyObject*, PyObject* args);
 // Compiled graphs over pjrt tensors in one native call (device_compiled.cpp).
 PyObject* tpj_py_compiled_create(PyObject*, PyObject* args);
 PyObject* tpj_py_compiled_run(PyObject*, PyObject* args);

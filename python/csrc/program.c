@@ -345,7 +345,12 @@ static PyObject* program_handle(tpj_py_program_t* self, void* unused) {
   return PyLong_FromVoidPtr(self->program);
 }
 
+static PyObject* program_client(tpj_py_program_t* self, void* unused) {
+  return Py_NewRef(self->client ? self->client : Py_None);
+}
+
 static PyGetSetDef program_getset[] = {
+    {"client", (getter)program_client, NULL, "the executable's _C.Client", NULL},
     {"handle", (getter)program_handle, NULL,
      "the tpj_program_t* (borrowed: valid while this object lives), for the C++ layer", NULL},
     {"num_results", (getter)program_num_results, NULL, "results per call", NULL},

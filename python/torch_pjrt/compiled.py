@@ -61,7 +61,7 @@ def client() -> Any:
 
 # ------------------------------------------------------------ buffer cache --
 
-from .buffer_cache import BufferCache, _cache_key, _Entry  # noqa: E402,F401
+from .buffer_cache import BufferCache  # noqa: E402
 
 buffer_cache = BufferCache()
 
@@ -245,16 +245,23 @@ def _fast_key(args: Sequence[Any]) -> Optional[Tuple[Any, ...]]:
 _FEED_ARG, _FEED_DONATE, _FEED_CONST, _FEED_RNG = 0, 1, 2, 3
 
 
+def _upload_missing(t: torch.Tensor, cache: bool) -> Any:
+    """A host call's argument that missed the buffer cache (device_host_call.cpp)."""
+    return upload(t, cache=cache)
+
+
 class _Program:
     """One compiled signature over host tensors: its _C.Program (the launch:
     parameters from the buffer cache, constants owned by the program, the RNG
-    seed, runtime checks) and what a call needs to build its results."""
+    seed, runtime checks) and what a call needs to build its results. Without
+    saved-activation results, `native` is the call spec of
+    _eager.host_run (one native call per step)."""
     __slots__ = ("lowered", "program", "feeds", "results", "leaves", "identity_out",
-                 "writebacks", "has_saved", "flat_type")
+                 "writebacks", "has_saved", "flat_type", "native")
 
     def __init__(self, lowered: fx_lower.LoweredGraph, executable: Any, cl: Any,
                  donate_args: frozenset, writebacks: Sequence[Tuple[int, int]],
-                 saved_from: Optional[int], name: str):
+                 saved_from: Optional[int], name: str, args: Sequence[Any]):
         self.lowered = lowered
         feeds, plan = [], []
         for src in lowered.inputs:
@@ -292,6 +299,30 @@ class _Program:
                 self.writebacks.append((k, pos) + tuple(lowered.result_types[k]))
         self.has_saved = any(r[3] for r in self.results)
         self.flat_type = compiled_device.flat_type(lowered)
+        self.native = None
+        if self.program is not None and not self.has_saved:
+            self.native = self._host_spec(args)
+
+    def _host_spec(self, args: Sequence[Any]) -> Any:
+        from . import _eager as ek
+        kinds = {_FEED_ARG: ek.HOST_FEED_ARG, _FEED_DONATE: ek.HOST_FEED_DONATE,
+                 _FEED_CONST: ek.HOST_FEED_CONST, _FEED_RNG: ek.HOST_FEED_RNG}
+        feeds = []
+        for kind, v in self.feeds:
+            t = args[v] if kind in (_FEED_ARG, _FEED_DONATE) else None
+            if t is not None and not isinstance(t, torch.Tensor):
+                return None  # not a tensor argument: the Python path
+            feeds.append((kinds[kind], v if t is not None else 0,
+                          t.dtype if t is not None else None,
+                          tuple(t.shape) if t is not None else None))
+        results = [(dtype, tuple(shape)) for dtype, shape, _, _ in self.results]
+        leaf_kinds = {"result": ek.LEAF_RESULT, "input": ek.LEAF_INPUT,
+                      "alias": ek.LEAF_ALIAS, "value": ek.LEAF_VALUE}
+        leaves = [(leaf_kinds[kind], v) for kind, v in self.leaves]
+        flat = 0 if self.flat_type is tuple else 1 if self.flat_type is list else 2
+        return ek.host_create(self.program, len(args), feeds, results,
+                              [(k, pos) for k, pos, _, _ in self.writebacks], leaves, flat,
+                              _upload_missing)
 
 
 def _numel(shape: Sequence[int]) -> int:
@@ -335,8 +366,8 @@ class CompiledGraph:
         # (checks, lowered, dev_args, codes) of the static signature, from the
         # backend's dry run (lower_signature), used by the first compile.
         self._prelowered = prelowered
-        # (checks, compiled_run, spec, out_spec or None) of the device program
-        # that ran last: its calls skip the program lookup.
+        # (checks, compiled_run or host_run, spec, out_spec or None) of the
+        # native program that ran last: its calls skip the program lookup.
         self._native: Optional[Tuple[Any, ...]] = None
         # (output leaf, argument position): AOTAutograd copies that output into
         # that (mutated) input right after the call, bumping its _version by
@@ -388,7 +419,7 @@ class CompiledGraph:
                                                  dev_args, codes, args, self.writebacks,
                                                  self.name)
         return _Program(lowered, executable, cl, self.donate_args, self.writebacks,
-                        self.saved_from, self.name)
+                        self.saved_from, self.name, args)
 
     def program(self, args: Sequence[Any]) -> Any:
         checks = bool(config.check_indices)  # part of the key: toggling is never stale
@@ -436,8 +467,8 @@ class CompiledGraph:
     def __call__(self, *args: Any) -> Any:
         fast = self._native
         if fast is not None and fast[0] == bool(config.check_indices):
-            # The last device program, in one native call; NotImplemented
-            # when args are another signature (then it is looked up below).
+            # The last native program, in one call; NotImplemented when args
+            # are another signature (then it is looked up below).
             out = fast[1](fast[2], args)
             if out is not NotImplemented:
                 return out if fast[3] is None else pytree.tree_unflatten(out, fast[3])
@@ -451,6 +482,15 @@ class CompiledGraph:
             self._native = (bool(config.check_indices), _eager.compiled_run, prog.native,
                             None if prog.flat_type is not None else prog.lowered.out_spec)
             return _run_device(prog, args)
+        if prog.native is not None:
+            from . import _eager
+            spec = None if prog.flat_type is not None else prog.lowered.out_spec
+            self._native = (bool(config.check_indices), _eager.host_run, prog.native, spec)
+            out = _eager.host_run(prog.native, args)
+            if out is NotImplemented:
+                raise RuntimeError(f"torch_pjrt internal error: program {self.name} got "
+                                   f"arguments that do not match its signature")
+            return out if spec is None else pytree.tree_unflatten(out, spec)
         vals = self._inputs(prog, args)
         use_ph = prog.has_saved and _placeholders_safe()
         results: List[torch.Tensor] = []
