@@ -41,12 +41,6 @@ struct Result {
   Py_ssize_t writeback;       // argument whose storage receives it, or -1
 };
 
-struct Leaf {
-  int kind;
-  Py_ssize_t index;           // result or argument index
-  PyObject* value;            // kLeafValue: strong
-};
-
 struct Spec {
   PyObject* program_obj;      // the _C.Program (strong): keeps `program` alive
   tpj_program_t* program;
@@ -54,12 +48,8 @@ struct Spec {
   Py_ssize_t num_args;        // the graph's placeholders
   std::vector<Feed> feeds;    // (num_inputs of the program)
   std::vector<Result> results;
-  std::vector<Leaf> leaves;
-  int flat;                   // 0: tuple, 1: list, 2: list for the caller to unflatten
-  ~Spec() {
-    for (auto& l : leaves) Py_XDECREF(l.value);
-    Py_XDECREF(program_obj);
-  }
+  OutputLeaves outputs;
+  ~Spec() { Py_XDECREF(program_obj); }
 };
 
 const char* kCapsule = "torch_pjrt.compiled_spec";
@@ -131,24 +121,6 @@ void parse_results(Spec* s, PyObject* seq) {
     s->results.push_back(std::move(r));
   }
   Py_DECREF(fast);
-}
-
-void parse_leaves(Spec* s, PyObject* seq) {
-  PyObject* fast = PySequence_Fast(seq, "compiled_create: leaves must be a list");
-  if (!fast) throw python_error();
-  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast); ++i) {
-    int kind = 0;
-    PyObject* v = nullptr;
-    if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "iO", &kind, &v)) {
-      Py_DECREF(fast);
-      throw python_error();
-    }
-    Leaf l{kind, kind == kLeafValue ? 0 : PyLong_AsSsize_t(v), nullptr};
-    if (kind == kLeafValue) l.value = Py_NewRef(v);
-    s->leaves.push_back(l);
-  }
-  Py_DECREF(fast);
-  if (PyErr_Occurred()) throw python_error();
 }
 
 Spec* spec_of(PyObject* capsule) {
@@ -236,27 +208,6 @@ void plan_results(const Spec& s, PyObject* args, const std::vector<tpj_eager_sto
   }
 }
 
-PyObject* build_outputs(const Spec& s, PyObject* args, std::vector<at::Tensor>& outs) {
-  Py_ssize_t n = (Py_ssize_t)s.leaves.size();
-  PyObject* out = s.flat == 0 ? PyTuple_New(n) : PyList_New(n);
-  if (!out) throw python_error();
-  for (Py_ssize_t j = 0; j < n; ++j) {
-    const Leaf& l = s.leaves[j];
-    PyObject* v = nullptr;
-    if (l.kind == kLeafResult) v = THPVariable_Wrap(outs.at(l.index));
-    else if (l.kind == kLeafInput) v = Py_NewRef(PyTuple_GET_ITEM(args, l.index));
-    else if (l.kind == kLeafAlias) v = THPVariable_Wrap(tensor_arg(args, l.index).detach());
-    else v = Py_NewRef(l.value);
-    if (!v) {
-      Py_DECREF(out);
-      throw python_error();
-    }
-    if (s.flat == 0) PyTuple_SET_ITEM(out, j, v);
-    else PyList_SET_ITEM(out, j, v);
-  }
-  return out;
-}
-
 PyObject* run_spec(const Spec& s, PyObject* args) {
   if (!args_match(s, args)) return Py_NewRef(Py_NotImplemented);
   size_t nres = s.results.size();
@@ -279,10 +230,68 @@ PyObject* run_spec(const Spec& s, PyObject* args) {
   for (size_t k = 0; k < nres; ++k) {
     if (res[k].buffer) outs[k] = wrap_buffer(res[k].buffer, s.results[k].sizes, s.results[k].dtype);
   }
-  return build_outputs(s, args, outs);
+  return s.outputs.build(args, outs);
 }
 
 }  // namespace
+
+// ------------------------------------------------------------ OutputLeaves --
+
+tpj_device::OutputLeaves::~OutputLeaves() {
+  for (auto& l : leaves_) Py_XDECREF(l.value);
+}
+
+void tpj_device::OutputLeaves::parse(PyObject* seq, int flat, size_t num_results,
+                                     Py_ssize_t num_args) {
+  TORCH_CHECK(flat >= 0 && flat <= 2, "torch_pjrt: output structure ", flat, " (expected 0-2)");
+  flat_ = flat;
+  PyObject* fast = PySequence_Fast(seq, "compiled call spec: leaves must be a list");
+  if (!fast) throw python_error();
+  for (Py_ssize_t i = 0; i < PySequence_Fast_GET_SIZE(fast); ++i) {
+    int kind = 0;
+    PyObject* v = nullptr;
+    if (!PyArg_ParseTuple(PySequence_Fast_GET_ITEM(fast, i), "iO", &kind, &v)) {
+      Py_DECREF(fast);
+      throw python_error();
+    }
+    Leaf l{kind, 0, kind == kLeafValue ? Py_NewRef(v) : nullptr};
+    leaves_.push_back(l);
+    if (kind == kLeafValue) continue;
+    l.index = PyLong_AsSsize_t(v);
+    leaves_.back().index = l.index;
+    Py_ssize_t bound = kind == kLeafResult ? (Py_ssize_t)num_results : num_args;
+    bool known = kind == kLeafResult || kind == kLeafInput || kind == kLeafAlias;
+    if (PyErr_Occurred() || !known || l.index < 0 || l.index >= bound) {
+      Py_DECREF(fast);
+      if (PyErr_Occurred()) throw python_error();
+      TORCH_CHECK(false, "torch_pjrt: output leaf ", i, " (kind ", kind, ") reads index ",
+                  l.index, " of ", bound);
+    }
+  }
+  Py_DECREF(fast);
+}
+
+PyObject* tpj_device::OutputLeaves::build(PyObject* args,
+                                          const std::vector<at::Tensor>& results) const {
+  Py_ssize_t n = (Py_ssize_t)leaves_.size();
+  PyObject* out = flat_ == 0 ? PyTuple_New(n) : PyList_New(n);
+  if (!out) throw python_error();
+  for (Py_ssize_t j = 0; j < n; ++j) {
+    const Leaf& l = leaves_[j];
+    PyObject* v = nullptr;
+    if (l.kind == kLeafResult) v = THPVariable_Wrap(results.at(l.index));
+    else if (l.kind == kLeafInput) v = Py_NewRef(PyTuple_GET_ITEM(args, l.index));
+    else if (l.kind == kLeafAlias) v = THPVariable_Wrap(tensor_arg(args, l.index).detach());
+    else v = Py_NewRef(l.value);
+    if (!v) {
+      Py_DECREF(out);
+      throw python_error();
+    }
+    if (flat_ == 0) PyTuple_SET_ITEM(out, j, v);
+    else PyList_SET_ITEM(out, j, v);
+  }
+  return out;
+}
 
 int tpj_device::add_compiled_constants(PyObject* m) {
   const std::pair<const char*, int> names[] = {
@@ -321,7 +330,6 @@ PyObject* tpj_py_compiled_create(PyObject*, PyObject* args) {
   spec->program_obj = Py_NewRef(program);
   spec->program = static_cast<tpj_program_t*>(p);
   spec->device = (c10::DeviceIndex)device;
-  spec->flat = flat;
   spec->num_args = num_args;
   parse_feeds(spec.get(), feeds);
   TORCH_CHECK(spec->feeds.size() == tpj_program_num_inputs(spec->program),
@@ -331,14 +339,7 @@ PyObject* tpj_py_compiled_create(PyObject*, PyObject* args) {
   TORCH_CHECK(spec->results.size() == tpj_program_num_results(spec->program),
               "torch_pjrt: compiled_create: ", spec->results.size(),
               " results for a program of ", tpj_program_num_results(spec->program));
-  parse_leaves(spec.get(), leaves);
-  for (const Leaf& l : spec->leaves) {
-    bool arg = l.kind == kLeafInput || l.kind == kLeafAlias;
-    TORCH_CHECK(l.kind != kLeafResult || (l.index >= 0 && (size_t)l.index < spec->results.size()),
-                "torch_pjrt: compiled_create: leaf reads result ", l.index);
-    TORCH_CHECK(!arg || (l.index >= 0 && l.index < num_args),
-                "torch_pjrt: compiled_create: leaf reads argument ", l.index);
-  }
+  spec->outputs.parse(leaves, flat, spec->results.size(), num_args);
   PyObject* cap = PyCapsule_New(spec.get(), kCapsule, spec_free);
   if (cap) spec.release();
   return cap;

@@ -46,10 +46,8 @@ struct HostSpec {
   std::vector<TensorSig> arg_sigs;                 // per feed (args and donations)
   std::vector<TensorSig> results;
   std::vector<std::pair<size_t, Py_ssize_t>> writebacks;  // (result, argument)
-  std::vector<std::pair<int, PyObject*>> leaves;   // (LEAF_* kind, index or value: strong)
-  int flat = 0;
+  OutputLeaves outputs;
   ~HostSpec() {
-    for (auto& l : leaves) Py_XDECREF(l.second);
     Py_XDECREF(upload);
     Py_XDECREF(client);
     Py_XDECREF(program_obj);
@@ -89,8 +87,7 @@ void each(PyObject* seq, const char* what, F&& f) {
   Py_DECREF(fast);
 }
 
-void parse_spec(HostSpec* s, PyObject* feeds, PyObject* results, PyObject* writebacks,
-                PyObject* leaves) {
+void parse_spec(HostSpec* s, PyObject* feeds, PyObject* results, PyObject* writebacks) {
   each(feeds, "host_create: feeds", [&](PyObject* o) {
     int kind = 0;
     Py_ssize_t pos = 0;
@@ -113,18 +110,6 @@ void parse_spec(HostSpec* s, PyObject* feeds, PyObject* results, PyObject* write
     TORCH_CHECK(k >= 0 && (size_t)k < s->results.size() && pos >= 0 && pos < s->num_args,
                 "host_create: bad write-back (", k, ", ", pos, ")");
     s->writebacks.emplace_back((size_t)k, pos);
-  });
-  each(leaves, "host_create: leaves", [&](PyObject* o) {
-    int kind = 0;
-    PyObject* v = nullptr;
-    if (!PyArg_ParseTuple(o, "iO", &kind, &v)) throw python_error();
-    if (kind != kLeafValue) {  // result, input or alias: an index in range
-      Py_ssize_t i = PyLong_AsSsize_t(v);
-      if (i == -1 && PyErr_Occurred()) throw python_error();
-      Py_ssize_t bound = kind == kLeafResult ? (Py_ssize_t)s->results.size() : s->num_args;
-      TORCH_CHECK(i >= 0 && i < bound, "host_create: leaf ", kind, " index ", i, " of ", bound);
-    }
-    s->leaves.emplace_back(kind, Py_NewRef(v));
   });
 }
 
@@ -171,35 +156,6 @@ struct Refs {  // strong references released at scope exit
     for (PyObject* o : v) Py_XDECREF(o);
   }
 };
-
-PyObject* build_outputs(const HostSpec& s, PyObject* args, std::vector<at::Tensor>& outs) {
-  Py_ssize_t n = (Py_ssize_t)s.leaves.size();
-  PyObject* out = s.flat == 0 ? PyTuple_New(n) : PyList_New(n);
-  if (!out) throw python_error();
-  for (Py_ssize_t j = 0; j < n; ++j) {
-    int kind = s.leaves[j].first;
-    PyObject* v = s.leaves[j].second;
-    PyObject* r = nullptr;
-    if (kind == kLeafResult) {
-      r = THPVariable_Wrap(outs.at(PyLong_AsSize_t(v)));
-    } else if (kind == kLeafInput) {
-      r = Py_NewRef(PyTuple_GET_ITEM(args, PyLong_AsSsize_t(v)));
-    } else if (kind == kLeafAlias) {
-      PyObject* a = PyTuple_GET_ITEM(args, PyLong_AsSsize_t(v));
-      TORCH_CHECK(THPVariable_Check(a), "torch_pjrt: an alias output of a non-tensor argument");
-      r = THPVariable_Wrap(THPVariable_Unpack(a).detach());
-    } else {
-      r = Py_NewRef(v);
-    }
-    if (!r) {
-      Py_DECREF(out);
-      throw python_error();
-    }
-    if (s.flat == 0) PyTuple_SET_ITEM(out, j, r);
-    else PyList_SET_ITEM(out, j, r);
-  }
-  return out;
-}
 
 // Caches the result buffers (any alias of a result matches) and the
 // write-backs: AOTAutograd copies those results into the mutated inputs right
@@ -262,7 +218,7 @@ PyObject* run_spec(const HostSpec& s, PyObject* args) {
     owned.v.push_back(bufs[k]);
   }
   cache_results(s, args, outs, bufs);
-  return build_outputs(s, args, outs);
+  return s.outputs.build(args, outs);
 }
 
 }  // namespace
@@ -306,8 +262,8 @@ PyObject* tpj_py_host_create(PyObject*, PyObject* args) {
   spec->program_obj = Py_NewRef(program);
   spec->upload = Py_NewRef(upload);
   spec->num_args = num_args;
-  spec->flat = flat;
-  parse_spec(spec.get(), feeds, results, wbs, leaves);
+  parse_spec(spec.get(), feeds, results, wbs);
+  spec->outputs.parse(leaves, flat, spec->results.size(), num_args);
   TORCH_CHECK(spec->feeds.size() == tpj_program_num_inputs(spec->program) &&
                   spec->results.size() == tpj_program_num_results(spec->program),
               "torch_pjrt: host_create: ", spec->feeds.size(), " feeds and ",

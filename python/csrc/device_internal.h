@@ -109,6 +109,32 @@ int add_host_call_constants(PyObject* module);
 // Python value.
 enum LeafKind { kLeafResult = 0, kLeafInput = 1, kLeafAlias = 2, kLeafValue = 3 };
 
+// The output structure of a compiled graph (device_compiled.cpp): per flat
+// output leaf a program result, an argument, an alias (detach) of one, or a
+// Python value, built per call as a tuple (flat 0), a list (1) or a list the
+// caller unflattens (2). Used by both compiled call paths.
+class OutputLeaves {
+ public:
+  OutputLeaves() = default;
+  OutputLeaves(const OutputLeaves&) = delete;
+  OutputLeaves& operator=(const OutputLeaves&) = delete;
+  ~OutputLeaves();
+  // [(LEAF_* kind, index or value)], indices checked against the bounds;
+  // throws (a Python error or a c10::Error) on bad input.
+  void parse(PyObject* seq, int flat, size_t num_results, Py_ssize_t num_args);
+  // The outputs of one call (new reference); throws python_error.
+  PyObject* build(PyObject* args, const std::vector<at::Tensor>& results) const;
+
+ private:
+  struct Leaf {
+    int kind;
+    Py_ssize_t index;  // result or argument index
+    PyObject* value;   // kLeafValue: strong
+  };
+  std::vector<Leaf> leaves_;
+  int flat_ = 0;
+};
+
 // The feed and leaf kinds of compiled call specs (device_compiled.cpp) as
 // _eager.FEED_* / LEAF_* constants; -1 with a Python error on failure.
 int add_compiled_constants(PyObject* module);

@@ -91,3 +91,27 @@ def test_host_native_call_takes_the_lookup_for_another_signature():
         torch.testing.assert_close(got[0], want[0])
         torch.testing.assert_close(got[1], want[1])
     assert cg.num_programs == 3
+
+
+def test_call_specs_refuse_bad_output_leaves():
+    """A call spec whose output leaf reads past the results or arguments is
+    an error when it is made, for both compiled call paths."""
+    import pytest
+    from torch.fx.experimental.proxy_tensor import make_fx
+    from torch_pjrt import _eager as ek
+
+    gm = make_fx(lambda x: x * 2)(torch.randn(3))
+    cg = compiled.CompiledGraph(gm, name="bad_leaves")
+    x = torch.randn(3)
+    torch.testing.assert_close(cg(x), x * 2)
+    prog = cg.program((x,))
+    feeds = [(ek.HOST_FEED_ARG, 0, torch.float32, (3,))]
+    results = [(torch.float32, (3,))]
+    for leaf in [(ek.LEAF_RESULT, 1), (ek.LEAF_INPUT, 1), (ek.LEAF_ALIAS, -1), (7, 0)]:
+        with pytest.raises(RuntimeError, match="output leaf 0"):
+            ek.host_create(prog.program, 1, feeds, results, [], [leaf], 0,
+                           compiled._upload_missing)
+    spec = ek.host_create(prog.program, 1, feeds, results, [], [(ek.LEAF_RESULT, 0)], 0,
+                          compiled._upload_missing)
+    torch.testing.assert_close(ek.host_run(spec, (x,))[0], x * 2)
+    assert ek.host_run(spec, (torch.randn(4),)) is NotImplemented
