@@ -12,8 +12,9 @@
 // storage and view at the same version: autograd hands results back as
 // detach()ed aliases, which share the version counter; while the original
 // result is alive, a change of its version invalidates the entry. Entries of
-// dead storages are dropped at the next insert. Limit: writes through an
-// alias with its own version counter (`.data`, `set_`) are not seen.
+// dead storages are dropped by a sweep: once per host call, and every size()
+// inserts otherwise. Limit: writes through an alias with its own version
+// counter (`.data`, `set_`) are not seen.
 #include <Python.h>
 
 #include <ATen/ATen.h>
@@ -65,6 +66,7 @@ struct Entry {
 
 // Under the GIL (every caller holds it), so no lock of its own.
 std::unordered_map<Key, Entry, KeyHash> g_cache;
+size_t g_inserts_since_sweep = 0;
 
 Key key_of(const at::Tensor& t) {
   return Key{t.storage().unsafeGetStorageImpl(), t.storage_offset(), t.scalar_type(),
@@ -84,6 +86,7 @@ void drop(std::unordered_map<Key, Entry, KeyHash>::iterator it) {
 // Drops the entries whose storage died, or made for one tensor that died;
 // their buffers are released after the map is consistent again.
 void sweep() {
+  g_inserts_since_sweep = 0;
   std::vector<PyObject*> released;
   for (auto it = g_cache.begin(); it != g_cache.end();) {
     const Entry& e = it->second;
@@ -123,7 +126,9 @@ PyObject* cache_lookup(const at::Tensor& t) {
 
 void cache_insert(const at::Tensor& t, PyObject* buffer, int64_t version, bool alias_ok) {
   if (!t.has_storage() || t.is_sparse()) return;
-  sweep();
+  // A sweep per size() inserts: amortized O(1), and dead entries never
+  // outnumber the live ones for long (a host call sweeps once per call).
+  if (++g_inserts_since_sweep > g_cache.size()) sweep();
   Key k = key_of(t);
   auto it = g_cache.find(k);
   if (it != g_cache.end()) drop(it);
@@ -133,6 +138,8 @@ void cache_insert(const at::Tensor& t, PyObject* buffer, int64_t version, bool a
           Py_NewRef(buffer)};
   g_cache.emplace(std::move(k), std::move(e));
 }
+
+void cache_sweep() { sweep(); }
 
 void cache_evict(const at::Tensor& t) {
   if (!t.has_storage()) return;

@@ -30,14 +30,12 @@ enum FeedKind { kFeedHost = 0, kFeedConst = 1, kFeedSeed = 2, kFeedStorage = 3 }
 struct Feed {
   int kind;
   Py_ssize_t pos;             // argument position (host, storage)
-  c10::ScalarType dtype;      // host, storage: the argument's dtype and sizes
-  std::vector<int64_t> sizes;
+  TensorSig sig;              // host, storage: the argument's dtype and sizes
 };
 
 struct Result {
   bool on_device;             // a pjrt tensor (else a CPU tensor)
-  std::vector<int64_t> sizes;
-  c10::ScalarType dtype;
+  TensorSig sig;
   Py_ssize_t writeback;       // argument whose storage receives it, or -1
 };
 
@@ -58,18 +56,6 @@ void spec_free(PyObject* capsule) {
   delete static_cast<Spec*>(PyCapsule_GetPointer(capsule, kCapsule));
 }
 
-std::vector<int64_t> parse_sizes(PyObject* shape) {
-  std::vector<int64_t> out;
-  PyObject* dims = PySequence_Fast(shape, "compiled_create: a shape must be a sequence");
-  if (!dims) throw python_error();
-  for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(dims); ++k) {
-    out.push_back(PyLong_AsLongLong(PySequence_Fast_GET_ITEM(dims, k)));
-  }
-  Py_DECREF(dims);
-  if (PyErr_Occurred()) throw python_error();
-  return out;
-}
-
 // feeds [(kind, position, dtype | None, shape | None)]
 void parse_feeds(Spec* s, PyObject* seq) {
   PyObject* fast = PySequence_Fast(seq, "compiled_create: feeds must be a list");
@@ -83,7 +69,7 @@ void parse_feeds(Spec* s, PyObject* seq) {
       Py_DECREF(fast);
       throw python_error();
     }
-    Feed f{kind, pos, at::kFloat, {}};
+    Feed f{kind, pos, {at::kFloat, {}}};
     if (kind == kFeedHost || kind == kFeedStorage) {
       if (!THPDtype_Check(dtype) || pos < 0 || pos >= s->num_args) {
         Py_DECREF(fast);
@@ -91,8 +77,12 @@ void parse_feeds(Spec* s, PyObject* seq) {
                      "position below %zd (got %zd)", i, s->num_args, pos);
         throw python_error();
       }
-      f.dtype = ((THPDtype*)dtype)->scalar_type;
-      f.sizes = parse_sizes(shape);
+      try {
+        f.sig = parse_tensor_sig(dtype, shape);
+      } catch (...) {
+        Py_DECREF(fast);
+        throw;
+      }
     }
     s->feeds.push_back(std::move(f));
   }
@@ -111,9 +101,9 @@ void parse_results(Spec* s, PyObject* seq) {
       Py_DECREF(fast);
       throw python_error();
     }
-    Result r{on_device != 0, {}, ((THPDtype*)dtype)->scalar_type, wb};
+    Result r{on_device != 0, {}, wb};
     try {
-      r.sizes = parse_sizes(shape);
+      r.sig = parse_tensor_sig(dtype, shape);
     } catch (...) {
       Py_DECREF(fast);
       throw;
@@ -139,7 +129,7 @@ bool args_match(const Spec& s, PyObject* args) {
     PyObject* o = PyTuple_GET_ITEM(args, f.pos);
     if (!THPVariable_Check(o)) return false;
     const at::Tensor& t = THPVariable_Unpack(o);
-    if (t.scalar_type() != f.dtype || t.sizes() != c10::IntArrayRef(f.sizes)) return false;
+    if (!f.sig.matches(t)) return false;
     c10::Device d = t.device();
     bool ok = f.kind == kFeedHost ? d.is_cpu() : d.type() == kDev && d.index() == s.device;
     if (!ok) return false;
@@ -201,7 +191,7 @@ void plan_results(const Spec& s, PyObject* args, const std::vector<tpj_eager_sto
       (*res)[k].storage = st;
       (*outs)[k] = tensor_arg(args, r.writeback).detach();
     } else if (!r.on_device) {
-      (*outs)[k] = at::empty(r.sizes, at::TensorOptions().dtype(r.dtype));
+      (*outs)[k] = at::empty(r.sig.sizes, at::TensorOptions().dtype(r.sig.dtype));
       (*res)[k].host = (*outs)[k].data_ptr();
       (*res)[k].host_nbytes = (size_t)(*outs)[k].nbytes();
     }
@@ -228,12 +218,43 @@ PyObject* run_spec(const Spec& s, PyObject* args) {
   Py_END_ALLOW_THREADS
   check(st);
   for (size_t k = 0; k < nres; ++k) {
-    if (res[k].buffer) outs[k] = wrap_buffer(res[k].buffer, s.results[k].sizes, s.results[k].dtype);
+    const TensorSig& r = s.results[k].sig;
+    if (res[k].buffer) outs[k] = wrap_buffer(res[k].buffer, r.sizes, r.dtype);
   }
   return s.outputs.build(args, outs);
 }
 
 }  // namespace
+
+// ----------------------------------------------------- shared spec pieces --
+
+bool tpj_device::TensorSig::matches(const at::Tensor& t) const {
+  return t.scalar_type() == dtype && t.sizes() == c10::IntArrayRef(sizes);
+}
+
+tpj_device::TensorSig tpj_device::parse_tensor_sig(PyObject* dtype, PyObject* shape) {
+  TORCH_CHECK_TYPE(THPDtype_Check(dtype), "compiled call spec: expected a torch.dtype, got ",
+                   Py_TYPE(dtype)->tp_name);
+  TensorSig s{((THPDtype*)dtype)->scalar_type, {}};
+  PyObject* dims = PySequence_Fast(shape, "compiled call spec: a shape must be a sequence");
+  if (!dims) throw python_error();
+  for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(dims); ++k) {
+    s.sizes.push_back(PyLong_AsLongLong(PySequence_Fast_GET_ITEM(dims, k)));
+  }
+  Py_DECREF(dims);
+  if (PyErr_Occurred()) throw python_error();
+  return s;
+}
+
+tpj_program_t* tpj_device::program_handle(PyObject* program) {
+  PyObject* handle = PyObject_GetAttrString(program, "handle");  // a _C.Program
+  if (!handle) throw python_error();
+  void* p = PyLong_AsVoidPtr(handle);
+  Py_DECREF(handle);
+  if (!p && PyErr_Occurred()) throw python_error();
+  TORCH_CHECK_VALUE(p, "torch_pjrt: compiled call spec: the Program has no program");
+  return static_cast<tpj_program_t*>(p);
+}
 
 // ------------------------------------------------------------ OutputLeaves --
 
@@ -254,19 +275,20 @@ void tpj_device::OutputLeaves::parse(PyObject* seq, int flat, size_t num_results
       Py_DECREF(fast);
       throw python_error();
     }
-    Leaf l{kind, 0, kind == kLeafValue ? Py_NewRef(v) : nullptr};
-    leaves_.push_back(l);
-    if (kind == kLeafValue) continue;
-    l.index = PyLong_AsSsize_t(v);
-    leaves_.back().index = l.index;
+    if (kind == kLeafValue) {
+      leaves_.push_back(Leaf{kind, 0, Py_NewRef(v)});
+      continue;
+    }
+    Py_ssize_t index = PyLong_AsSsize_t(v);
     Py_ssize_t bound = kind == kLeafResult ? (Py_ssize_t)num_results : num_args;
     bool known = kind == kLeafResult || kind == kLeafInput || kind == kLeafAlias;
-    if (PyErr_Occurred() || !known || l.index < 0 || l.index >= bound) {
+    if (PyErr_Occurred() || !known || index < 0 || index >= bound) {
       Py_DECREF(fast);
       if (PyErr_Occurred()) throw python_error();
       TORCH_CHECK(false, "torch_pjrt: output leaf ", i, " (kind ", kind, ") reads index ",
-                  l.index, " of ", bound);
+                  index, " of ", bound);
     }
+    leaves_.push_back(Leaf{kind, index, nullptr});
   }
   Py_DECREF(fast);
 }
@@ -318,17 +340,9 @@ PyObject* tpj_py_compiled_create(PyObject*, PyObject* args) {
                         &results, &leaves, &flat)) {
     return nullptr;
   }
-  PyObject* handle = PyObject_GetAttrString(program, "handle");
-  if (!handle) return nullptr;
-  void* p = PyLong_AsVoidPtr(handle);
-  Py_DECREF(handle);
-  if (!p) {
-    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "compiled_create: no program");
-    return nullptr;
-  }
   auto spec = std::make_unique<Spec>();
+  spec->program = program_handle(program);
   spec->program_obj = Py_NewRef(program);
-  spec->program = static_cast<tpj_program_t*>(p);
   spec->device = (c10::DeviceIndex)device;
   spec->num_args = num_args;
   parse_feeds(spec.get(), feeds);

@@ -31,11 +31,6 @@ using namespace tpj_device;
 // constant, or the pjrt device 0 generator's next state.
 enum HostFeed { kArg = 0, kDonate = 1, kConst = 2, kSeed = 3 };
 
-struct TensorSig {
-  c10::ScalarType dtype;
-  std::vector<int64_t> sizes;
-};
-
 struct HostSpec {
   PyObject* program_obj = nullptr;  // the _C.Program (strong)
   PyObject* client = nullptr;       // its _C.Client (strong)
@@ -58,19 +53,6 @@ const char* kCapsule = "torch_pjrt.host_spec";
 
 void spec_free(PyObject* capsule) {
   delete static_cast<HostSpec*>(PyCapsule_GetPointer(capsule, kCapsule));
-}
-
-TensorSig sig_of(PyObject* dtype, PyObject* shape) {
-  TORCH_CHECK_TYPE(THPDtype_Check(dtype), "host_create: expected a torch.dtype");
-  TensorSig s{((THPDtype*)dtype)->scalar_type, {}};
-  PyObject* fast = PySequence_Fast(shape, "host_create: a shape must be a sequence");
-  if (!fast) throw python_error();
-  for (Py_ssize_t k = 0; k < PySequence_Fast_GET_SIZE(fast); ++k) {
-    s.sizes.push_back(PyLong_AsLongLong(PySequence_Fast_GET_ITEM(fast, k)));
-  }
-  Py_DECREF(fast);
-  if (PyErr_Occurred()) throw python_error();
-  return s;
 }
 
 // Calls f(item) for each item of a sequence.
@@ -97,12 +79,12 @@ void parse_spec(HostSpec* s, PyObject* feeds, PyObject* results, PyObject* write
     TORCH_CHECK(!arg || (pos >= 0 && pos < s->num_args), "host_create: feed reads argument ",
                 pos, " of ", s->num_args);
     s->feeds.emplace_back(kind, pos);
-    s->arg_sigs.push_back(arg ? sig_of(dtype, shape) : TensorSig{at::kFloat, {}});
+    s->arg_sigs.push_back(arg ? parse_tensor_sig(dtype, shape) : TensorSig{at::kFloat, {}});
   });
   each(results, "host_create: results", [&](PyObject* o) {
     PyObject *dtype = nullptr, *shape = nullptr;
     if (!PyArg_ParseTuple(o, "OO", &dtype, &shape)) throw python_error();
-    s->results.push_back(sig_of(dtype, shape));
+    s->results.push_back(parse_tensor_sig(dtype, shape));
   });
   each(writebacks, "host_create: writebacks", [&](PyObject* o) {
     Py_ssize_t k = 0, pos = 0;
@@ -121,10 +103,7 @@ bool args_match(const HostSpec& s, PyObject* args) {
     PyObject* o = PyTuple_GET_ITEM(args, s.feeds[i].second);
     if (!THPVariable_Check(o)) return false;
     const at::Tensor& t = THPVariable_Unpack(o);
-    if (!t.device().is_cpu() || t.scalar_type() != s.arg_sigs[i].dtype ||
-        t.sizes() != c10::IntArrayRef(s.arg_sigs[i].sizes)) {
-      return false;
-    }
+    if (!t.device().is_cpu() || !s.arg_sigs[i].matches(t)) return false;
   }
   return true;
 }
@@ -162,6 +141,7 @@ struct Refs {  // strong references released at scope exit
 // after the call, bumping their version by one.
 void cache_results(const HostSpec& s, PyObject* args, std::vector<at::Tensor>& outs,
                    std::vector<PyObject*>& bufs) {
+  cache_sweep();  // the results of earlier calls that are gone
   for (size_t k = 0; k < outs.size(); ++k) cache_insert(outs[k], bufs[k], -1, true);
   for (const auto& [k, pos] : s.writebacks) {
     PyObject* o = PyTuple_GET_ITEM(args, pos);
@@ -250,15 +230,9 @@ PyObject* tpj_py_host_create(PyObject*, PyObject* args) {
     return nullptr;
   }
   auto spec = std::make_unique<HostSpec>();
-  PyObject* handle = PyObject_GetAttrString(program, "handle");
-  if (!handle) return nullptr;
-  spec->program = static_cast<tpj_program_t*>(PyLong_AsVoidPtr(handle));
-  Py_DECREF(handle);
+  spec->program = program_handle(program);
   spec->client = PyObject_GetAttrString(program, "client");
-  if (!spec->program || !spec->client) {
-    if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "host_create: no program");
-    return nullptr;
-  }
+  if (!spec->client) return nullptr;
   spec->program_obj = Py_NewRef(program);
   spec->upload = Py_NewRef(upload);
   spec->num_args = num_args;

@@ -21,6 +21,7 @@
 
 #include "tpj/base.h"
 #include "tpj/eager.h"
+#include "tpj/program.h"
 
 namespace at {
 class Tensor;
@@ -101,6 +102,8 @@ void generator_words(const std::optional<at::Generator>& gen, const char* op,
 PyObject* cache_lookup(const at::Tensor& t);
 void cache_insert(const at::Tensor& t, PyObject* buffer, int64_t version, bool alias_ok);
 void cache_evict(const at::Tensor& t);
+// Drops the entries of dead storages (and of dead tensors they were made for).
+void cache_sweep();
 // The HOST_FEED_* kinds of host call specs (device_host_call.cpp).
 int add_host_call_constants(PyObject* module);
 
@@ -108,6 +111,18 @@ int add_host_call_constants(PyObject* module);
 // j is a program result, an argument, an alias (detach) of an argument, or a
 // Python value.
 enum LeafKind { kLeafResult = 0, kLeafInput = 1, kLeafAlias = 2, kLeafValue = 3 };
+
+// Pieces of compiled call specs (device_compiled.cpp), shared by both
+// compiled call paths: a tensor parameter's dtype and sizes, parsed from
+// (torch.dtype, shape) and compared with a call's tensor; and the
+// tpj_program_t* behind a _C.Program (its `handle`). Both throw on bad input.
+struct TensorSig {
+  c10::ScalarType dtype;
+  std::vector<int64_t> sizes;
+  bool matches(const at::Tensor& t) const;
+};
+TensorSig parse_tensor_sig(PyObject* dtype, PyObject* shape);
+tpj_program_t* program_handle(PyObject* program);
 
 // The output structure of a compiled graph (device_compiled.cpp): per flat
 // output leaf a program result, an argument, an alias (detach) of one, or a
