@@ -224,7 +224,9 @@ def run(prog: DeviceProgram, args: Sequence[Any]) -> Any:
 def outputs(prog: Any, results: List[Any], args: Sequence[Any]) -> Any:
     """The graph's outputs in its own structure, from a program's results and
     the call's arguments (outputs that are an input, or an alias of one, are
-    returned without a launch). Shared by the host and the device paths."""
+    returned without a launch). Only the host path's Python fallback (forward
+    graphs with saved-activation placeholders) uses it; both native paths
+    build their outputs in C++ (OutputLeaves, python/csrc/device_internal.h)."""
     if prog.identity_out:
         leaves = results
     else:
