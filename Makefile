@@ -32,8 +32,9 @@ export TORCH_PJRT_PLUGIN_PATH ?= $(SITE)
 # its own in tests/python/conftest.py.
 export TORCH_PJRT_CACHE_DIR ?= $(CURDIR)/build/compile-cache
 
-.PHONY: all lib ext venv demo test test-c test-c-asan test-py test-py-portable test-full bench clean
-all: lib
+.PHONY: all lib ext venv demo test test-c test-c-asan test-py test-py-portable test-full bench clean \
+  tools fuzz fuzz-run
+all: lib tools
 
 # ----------------------------------------------------------------- bootstrap --
 venv: $(STAMP)
@@ -87,9 +88,47 @@ $(REL)/tools/%: tools/%.c $(REL)/libtpj.a
 	@mkdir -p $(dir $@)
 	$(CC) $(REL_CFLAGS) $< $(REL)/libtpj.a -o $@ -ldl -lm -lpthread
 
+# tpj-run: libtpj linked statically, so the binary needs only the C runtime.
+tools: $(REL)/tools/tpj-run
+
 REL_TESTS := $(TEST_SRCS:tests/c/%.c=$(REL)/tests/%)
 ASAN_TESTS := $(TEST_SRCS:tests/c/%.c=$(ASAN)/tests/%)
 TOOLS := $(TOOL_SRCS:tools/%.c=$(REL)/tools/%)
+
+# ------------------------------------------------------------------- fuzzing --
+# libFuzzer harnesses (tests/fuzz/fuzz_*.c) over every parser of outside input
+# (artifact container and manifest, safetensors, .npy), with ASan + UBSan.
+# clang comes from Debian; `make fuzz` installs it when it is missing.
+CLANG ?= clang-14
+FUZZ := build/fuzz
+FUZZ_SECONDS ?= 60
+FUZZ_SRCS := $(sort $(wildcard tests/fuzz/fuzz_*.c))
+FUZZ_BINS := $(FUZZ_SRCS:tests/fuzz/%.c=$(FUZZ)/%)
+FUZZ_OBJS := $(SRCS:%.c=$(FUZZ)/obj/%.o)
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -Iinclude -Isrc -g -O1 -fno-omit-frame-pointer \
+  -fsanitize=address,undefined -fno-sanitize-recover=undefined
+
+$(FUZZ)/.clang:
+	@mkdir -p $(FUZZ)
+	@command -v $(CLANG) >/dev/null || { apt-get update -q && apt-get install -y -q clang-14 libfuzzer-14-dev; }
+	@touch $@
+$(FUZZ)/obj/%.o: %.c $(INCS) $(FUZZ)/.clang
+	@mkdir -p $(dir $@)
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+$(FUZZ)/libtpj.a: $(FUZZ_OBJS)
+	@rm -f $@; ar rcs $@ $^
+$(FUZZ)/%: tests/fuzz/%.c $(FUZZ)/libtpj.a
+	$(CLANG) $(FUZZ_CFLAGS) -fsanitize=fuzzer $< $(FUZZ)/libtpj.a -o $@ -ldl -lm -lpthread
+fuzz: $(FUZZ_BINS)
+
+# Each harness for FUZZ_SECONDS from its seed corpus (tests/fuzz/corpus/NAME);
+# new inputs go to build/fuzz/corpus/NAME, crashes to build/fuzz/crash-*.
+fuzz-run: $(FUZZ_BINS)
+	@set -e; for f in $(FUZZ_BINS); do n=$$(basename $$f); \
+	  mkdir -p $(FUZZ)/corpus/$$n; echo "fuzzing $$n for $(FUZZ_SECONDS) s"; \
+	  UBSAN_OPTIONS=halt_on_error=1 $$f -max_total_time=$(FUZZ_SECONDS) -print_final_stats=1 \
+	    -artifact_prefix=$(FUZZ)/crash-$$n- $(FUZZ)/corpus/$$n tests/fuzz/corpus/$$n 2>&1 | tail -4; \
+	  test $${PIPESTATUS[0]} -eq 0; done
 
 # ---------------------------------------------------------------------- tests --
 test-c: $(STAMP) $(REL_TESTS) $(REL)/libfake_pjrt.so
@@ -107,7 +146,7 @@ test-c-asan: $(STAMP) $(ASAN_TESTS) $(ASAN)/libfake_pjrt.so
 	  LSAN_OPTIONS=suppressions=$(CURDIR)/tests/lsan.supp:print_suppressions=0 \
 	  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 $$t; done
 
-test-py: $(EXT) $(REL)/libfake_pjrt.so
+test-py: $(EXT) $(REL)/libfake_pjrt.so tools
 	TPJ_FAKE_PLUGIN=$(CURDIR)/$(REL)/libfake_pjrt.so $(VPY) -m pytest -q tests/python -m "not full"
 
 # The op suites again on PyTorch's portable kernels (ATEN_CPU_CAPABILITY=default),
@@ -120,8 +159,9 @@ test-py-portable: $(EXT) $(REL)/libfake_pjrt.so
 
 test: test-c test-c-asan test-py test-py-portable
 
-test-full: $(EXT) $(REL)/libfake_pjrt.so
+test-full: $(EXT) $(REL)/libfake_pjrt.so tools
 	TPJ_FAKE_PLUGIN=$(CURDIR)/$(REL)/libfake_pjrt.so $(VPY) -m pytest -q tests/python
+	$(MAKE) fuzz-run
 
 demo: $(EXT) $(TOOLS)
 	$(VPY) -m torch_pjrt.demo

@@ -48,6 +48,14 @@ typedef enum tpj_dtype_e {
 size_t tpj_dtype_size(tpj_dtype_t dtype);        /* bytes per element; 0 if invalid */
 const char* tpj_dtype_mlir(tpj_dtype_t dtype);   /* "f32", "i1", "ui8", "bf16" */
 const char* tpj_dtype_name(tpj_dtype_t dtype);   /* "float32", "bool", "uint8" */
+/* The spellings of outside formats, from the same table; NULL when the
+ * format has no spelling for the dtype. The parsers return INVALID for a
+ * spelling no dtype has. */
+const char* tpj_dtype_safetensors_name(tpj_dtype_t dtype); /* "F32", "BOOL", "BF16" */
+const char* tpj_dtype_npy_descr(tpj_dtype_t dtype);        /* "<f4", "|b1" (no bf16) */
+tpj_dtype_t tpj_dtype_from_name(const char* name);         /* "float32" -> F32 */
+tpj_dtype_t tpj_dtype_from_safetensors(const char* name);
+tpj_dtype_t tpj_dtype_from_npy_descr(const char* descr);
 bool tpj_dtype_is_float(tpj_dtype_t dtype);      /* f16 bf16 f32 f64 */
 bool tpj_dtype_is_signed_int(tpj_dtype_t dtype); /* s8..s64 */
 bool tpj_dtype_is_unsigned_int(tpj_dtype_t dtype); /* u8..u64 (not pred) */

@@ -1,6 +1,7 @@
 /* Element types and tensor types: sizes, MLIR spellings and formatting.
  * The dtype numbering equals the PJRT buffer-type enum, so these tables are the single
  * place that maps it to StableHLO element types. */
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -10,25 +11,27 @@ typedef struct {
   size_t size;
   const char* mlir;
   const char* name;
+  const char* safetensors; /* the safetensors dtype, NULL when it has none */
+  const char* npy;         /* the canonical .npy descr, NULL when NumPy has none */
 } tpj_dtype_info_t;
 
 static const tpj_dtype_info_t kDtypes[TPJ_DTYPE_COUNT_] = {
-    [TPJ_DTYPE_INVALID] = {0, "invalid", "invalid"},
-    [TPJ_DTYPE_PRED] = {1, "i1", "bool"},
-    [TPJ_DTYPE_S8] = {1, "i8", "int8"},
-    [TPJ_DTYPE_S16] = {2, "i16", "int16"},
-    [TPJ_DTYPE_S32] = {4, "i32", "int32"},
-    [TPJ_DTYPE_S64] = {8, "i64", "int64"},
-    [TPJ_DTYPE_U8] = {1, "ui8", "uint8"},
-    [TPJ_DTYPE_U16] = {2, "ui16", "uint16"},
-    [TPJ_DTYPE_U32] = {4, "ui32", "uint32"},
-    [TPJ_DTYPE_U64] = {8, "ui64", "uint64"},
-    [TPJ_DTYPE_F16] = {2, "f16", "float16"},
-    [TPJ_DTYPE_F32] = {4, "f32", "float32"},
-    [TPJ_DTYPE_F64] = {8, "f64", "float64"},
-    [TPJ_DTYPE_BF16] = {2, "bf16", "bfloat16"},
-    [TPJ_DTYPE_C64] = {8, "complex<f32>", "complex64"},
-    [TPJ_DTYPE_C128] = {16, "complex<f64>", "complex128"},
+    [TPJ_DTYPE_INVALID] = {0, "invalid", "invalid", NULL, NULL},
+    [TPJ_DTYPE_PRED] = {1, "i1", "bool", "BOOL", "|b1"},
+    [TPJ_DTYPE_S8] = {1, "i8", "int8", "I8", "|i1"},
+    [TPJ_DTYPE_S16] = {2, "i16", "int16", "I16", "<i2"},
+    [TPJ_DTYPE_S32] = {4, "i32", "int32", "I32", "<i4"},
+    [TPJ_DTYPE_S64] = {8, "i64", "int64", "I64", "<i8"},
+    [TPJ_DTYPE_U8] = {1, "ui8", "uint8", "U8", "|u1"},
+    [TPJ_DTYPE_U16] = {2, "ui16", "uint16", "U16", "<u2"},
+    [TPJ_DTYPE_U32] = {4, "ui32", "uint32", "U32", "<u4"},
+    [TPJ_DTYPE_U64] = {8, "ui64", "uint64", "U64", "<u8"},
+    [TPJ_DTYPE_F16] = {2, "f16", "float16", "F16", "<f2"},
+    [TPJ_DTYPE_F32] = {4, "f32", "float32", "F32", "<f4"},
+    [TPJ_DTYPE_F64] = {8, "f64", "float64", "F64", "<f8"},
+    [TPJ_DTYPE_BF16] = {2, "bf16", "bfloat16", "BF16", NULL},
+    [TPJ_DTYPE_C64] = {8, "complex<f32>", "complex64", "C64", "<c8"},
+    [TPJ_DTYPE_C128] = {16, "complex<f64>", "complex128", NULL, "<c16"},
 };
 
 static bool tpj_dtype_valid(tpj_dtype_t d) { return d > TPJ_DTYPE_INVALID && d < TPJ_DTYPE_COUNT_; }
@@ -41,6 +44,37 @@ const char* tpj_dtype_mlir(tpj_dtype_t dtype) {
 
 const char* tpj_dtype_name(tpj_dtype_t dtype) {
   return tpj_dtype_valid(dtype) ? kDtypes[dtype].name : "invalid";
+}
+
+const char* tpj_dtype_safetensors_name(tpj_dtype_t dtype) {
+  return tpj_dtype_valid(dtype) ? kDtypes[dtype].safetensors : NULL;
+}
+
+const char* tpj_dtype_npy_descr(tpj_dtype_t dtype) {
+  return tpj_dtype_valid(dtype) ? kDtypes[dtype].npy : NULL;
+}
+
+/* The dtype whose column `field` (a byte offset into tpj_dtype_info_t)
+ * spells `text`; INVALID when none does. */
+static tpj_dtype_t dtype_by_field(size_t field, const char* text) {
+  if (!text) return TPJ_DTYPE_INVALID;
+  for (int d = TPJ_DTYPE_INVALID + 1; d < TPJ_DTYPE_COUNT_; ++d) {
+    const char* spelled = *(const char* const*)((const char*)&kDtypes[d] + field);
+    if (spelled && !strcmp(spelled, text)) return (tpj_dtype_t)d;
+  }
+  return TPJ_DTYPE_INVALID;
+}
+
+tpj_dtype_t tpj_dtype_from_name(const char* name) {
+  return dtype_by_field(offsetof(tpj_dtype_info_t, name), name);
+}
+
+tpj_dtype_t tpj_dtype_from_safetensors(const char* name) {
+  return dtype_by_field(offsetof(tpj_dtype_info_t, safetensors), name);
+}
+
+tpj_dtype_t tpj_dtype_from_npy_descr(const char* descr) {
+  return dtype_by_field(offsetof(tpj_dtype_info_t, npy), descr);
 }
 
 bool tpj_dtype_is_float(tpj_dtype_t d) {
