@@ -57,6 +57,15 @@ tpj_status_t tpj_runtime_compile_cached(tpj_client_t* client, const char* progra
                                         tpj_cached_executable_t** out_executable,
                                         bool* out_hit) TPJ_MUST_USE;
 
+/* Caches `executable` (ownership taken, also on error), compiled or
+ * deserialized elsewhere from `program`, as tpj_runtime_compile_cached would
+ * have: when the program is cached already, that entry is returned and
+ * `executable` destroyed. Counts no compile. */
+tpj_status_t tpj_runtime_cache_adopt(tpj_client_t* client, const char* program,
+                                     size_t program_len, const tpj_compile_options_t* options,
+                                     tpj_executable_t* executable,
+                                     tpj_cached_executable_t** out_executable) TPJ_MUST_USE;
+
 /* The executable behind a handle (borrowed: lives as long as the handle). */
 tpj_executable_t* tpj_cached_executable_get(const tpj_cached_executable_t* handle);
 uint64_t tpj_cached_executable_key(const tpj_cached_executable_t* handle);

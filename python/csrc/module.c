@@ -296,7 +296,9 @@ PyMODINIT_FUNC PyInit__C(void) {
       add_type(m, &tpj_py_buffer_type, "Buffer") < 0 ||
       add_type(m, &tpj_py_executable_type, "Executable") < 0 ||
       add_type(m, &tpj_py_program_type, "Program") < 0 ||
-      add_type(m, &tpj_py_graph_type, "Graph") < 0) {
+      add_type(m, &tpj_py_graph_type, "Graph") < 0 ||
+      add_type(m, &tpj_py_model_type, "Model") < 0 ||
+      add_type(m, &tpj_py_host_array_type, "HostArray") < 0) {
     goto fail;
   }
   return m;

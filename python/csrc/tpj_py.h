@@ -45,6 +45,8 @@ extern PyTypeObject tpj_py_buffer_type;
 extern PyTypeObject tpj_py_executable_type;
 extern PyTypeObject tpj_py_graph_type;
 extern PyTypeObject tpj_py_program_type;
+extern PyTypeObject tpj_py_model_type;      /* model.c */
+extern PyTypeObject tpj_py_host_array_type;
 
 /* Wraps a C buffer (takes ownership; destroys it on failure). */
 PyObject* tpj_py_buffer_wrap(PyObject* client, tpj_buffer_t* buffer, PyObject* keepalive);

@@ -153,6 +153,10 @@ static tpj_status_t load_or_compile(tpj_client_t* client, const char* program, s
   return NULL;
 }
 
+static tpj_status_t insert_entry(tpj_client_t* client, const char* program, size_t program_len,
+                                 const tpj_compile_options_t* o, uint64_t key,
+                                 tpj_executable_t* exe, tpj_cached_executable_t** out_entry);
+
 tpj_status_t tpj_runtime_compile_cached(tpj_client_t* client, const char* program,
                                         size_t program_len,
                                         const tpj_compile_options_t* options,
@@ -182,9 +186,23 @@ tpj_status_t tpj_runtime_compile_cached(tpj_client_t* client, const char* progra
   bool from_disk = false;
   TPJ_RETURN_IF_ERROR(load_or_compile(client, program, program_len, &o, &exe, &from_disk));
   tpj_cached_executable_t* fresh = NULL;
-  TPJ_RETURN_IF_ERROR(make_entry(client, program, program_len, &o, key, exe, &fresh));
+  TPJ_RETURN_IF_ERROR(insert_entry(client, program, program_len, &o, key, exe, &fresh));
+  *out_executable = fresh;
+  if (out_hit) *out_hit = from_disk;
+  if (t0) tpj_runtime_trace_compile(key, program, program_len, from_disk ? "disk" : "none", t0,
+                                    tpj_runtime_metrics_now_ns());
+  return NULL;
+}
+
+/* Caches `exe` (taken) for `program` unless another thread cached the same
+ * program first: then *out_entry is that one and `exe` is destroyed. */
+static tpj_status_t insert_entry(tpj_client_t* client, const char* program, size_t program_len,
+                                 const tpj_compile_options_t* o, uint64_t key,
+                                 tpj_executable_t* exe, tpj_cached_executable_t** out_entry) {
+  tpj_cached_executable_t* fresh = NULL;
+  TPJ_RETURN_IF_ERROR(make_entry(client, program, program_len, o, key, exe, &fresh));
   pthread_mutex_lock(&g_cache_mu);
-  tpj_cached_executable_t* raced = find_locked(key, client, program, program_len, &o);
+  tpj_cached_executable_t* raced = find_locked(key, client, program, program_len, o);
   if (!raced) {
     size_t b = key % TPJ_CACHE_BUCKETS;
     fresh->next = g_buckets[b];
@@ -198,11 +216,30 @@ tpj_status_t tpj_runtime_compile_cached(tpj_client_t* client, const char* progra
     tpj_cached_executable_release(fresh);
     fresh = raced;
   }
-  *out_executable = fresh;
-  if (out_hit) *out_hit = from_disk;
-  if (t0) tpj_runtime_trace_compile(key, program, program_len, from_disk ? "disk" : "none", t0,
-                                    tpj_runtime_metrics_now_ns());
+  *out_entry = fresh;
   return NULL;
+}
+
+tpj_status_t tpj_runtime_cache_adopt(tpj_client_t* client, const char* program,
+                                     size_t program_len, const tpj_compile_options_t* options,
+                                     tpj_executable_t* executable,
+                                     tpj_cached_executable_t** out_executable) {
+  if (!client || !program || !executable || !out_executable) {
+    tpj_executable_destroy(executable);
+    return TPJ_STATUS(INVALID_ARGUMENT, "compile cache: adopt needs a client, a program, "
+                      "an executable and out_executable");
+  }
+  tpj_compile_options_t o = normalize_options(options);
+  uint64_t key = tpj_runtime_cache_key(client, program, program_len, &o);
+  pthread_mutex_lock(&g_cache_mu);
+  tpj_cached_executable_t* hit = find_locked(key, client, program, program_len, &o);
+  pthread_mutex_unlock(&g_cache_mu);
+  if (hit) {
+    tpj_executable_destroy(executable);
+    *out_executable = hit;
+    return NULL;
+  }
+  return insert_entry(client, program, program_len, &o, key, executable, out_executable);
 }
 
 /* Unlinks matching entries under the lock, releases them after unlocking
