@@ -1,6 +1,7 @@
 /* resolve.c: turns a plugin spec ("cpu", "cuda", "tpu" or a path) into the
  * path of a plugin file, searching the given directories or
- * $TORCH_PJRT_PLUGIN_PATH, and says everywhere it looked when nothing fits.
+ * $TORCH_PJRT_PLUGIN_PATH, and says everywhere it looked when nothing fits
+ * (and, for a named plugin, which package provides it).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -13,6 +14,28 @@ static const char* const kCpuFiles[] = {"xla_plugins/xla_cpu_pjrt/xla_cpu_pjrt.s
 static const char* const kCudaFiles[] = {"jax_plugins/xla_cuda13/xla_cuda_plugin.so",
                                          "jax_plugins/xla_cuda12/xla_cuda_plugin.so", NULL};
 static const char* const kTpuFiles[] = {"libtpu/libtpu.so", NULL};
+
+/* The named specs: where each plugin lives and what to install when it is
+ * missing (the extras of pyproject.toml; the CPU plugin is a plain
+ * dependency of torch-pjrt). */
+typedef struct {
+  const char* name;
+  const char* const* files;
+  const char* install;
+} named_plugin_t;
+
+static const named_plugin_t kNamed[] = {
+    {"cpu", kCpuFiles, "pip install xla-cpu-pjrt"},
+    {"cuda", kCudaFiles, "pip install 'torch-pjrt[cuda]'"},
+    {"tpu", kTpuFiles, "pip install 'torch-pjrt[tpu]'"},
+};
+
+static const named_plugin_t* find_named(const char* spec) {
+  for (size_t i = 0; i < sizeof(kNamed) / sizeof(kNamed[0]); ++i) {
+    if (!strcmp(spec, kNamed[i].name)) return &kNamed[i];
+  }
+  return NULL;
+}
 
 static bool is_path_spec(const char* spec) {
   size_t n = strlen(spec);
@@ -76,11 +99,9 @@ tpj_status_t tpj_plugin_resolve(const char* spec, const char* const* search_dirs
   if (!spec || !*spec) spec = getenv("TORCH_PJRT_PLUGIN");
   if (!spec || !*spec) spec = "cpu";
 
-  const char* const* files = NULL;
-  if (!strcmp(spec, "cpu")) files = kCpuFiles;
-  else if (!strcmp(spec, "cuda")) files = kCudaFiles;
-  else if (!strcmp(spec, "tpu")) files = kTpuFiles;
-  else if (!is_path_spec(spec)) {
+  const named_plugin_t* named = find_named(spec);
+  const char* const* files = named ? named->files : NULL;
+  if (!named && !is_path_spec(spec)) {
     return TPJ_STATUS(INVALID_ARGUMENT,
                       "unknown plugin spec \"%s\" (expected cpu, cuda, tpu or a path to "
                       "a .so file)", spec);
@@ -99,6 +120,9 @@ tpj_status_t tpj_plugin_resolve(const char* spec, const char* const* search_dirs
   tpj_status_t st = NULL;
   if (hit && !*out_path) {
     st = TPJ_STATUS(RESOURCE_EXHAUSTED, "tpj_plugin_resolve: out of memory");
+  } else if (!hit && named) {
+    st = TPJ_STATUS(NOT_FOUND, "plugin \"%s\" not found (install it with: %s); tried: %s", spec,
+                    named->install, tried.data ? tried.data : "(nothing)");
   } else if (!hit) {
     st = TPJ_STATUS(NOT_FOUND, "plugin \"%s\" not found; tried: %s", spec,
                     tried.data ? tried.data : "(nothing)");

@@ -228,4 +228,37 @@ TPJ_TEST(resolve_specs) {
   free(saved);
 }
 
+/* A missing named plugin says which package provides it (the pyproject.toml
+ * extras for cuda and tpu); a missing path does not. */
+TPJ_TEST(resolve_install_hints) {
+  char* path = NULL;
+  const char* dirs[1] = {"/nonexistent"};
+  TPJ_EXPECT_ERROR(tpj_plugin_resolve("cpu", dirs, 1, &path), NOT_FOUND,
+                   "plugin \"cpu\" not found (install it with: pip install xla-cpu-pjrt); "
+                   "tried: /nonexistent/xla_plugins/xla_cpu_pjrt/xla_cpu_pjrt.so");
+  TPJ_EXPECT_ERROR(tpj_plugin_resolve("cuda", dirs, 1, &path), NOT_FOUND,
+                   "plugin \"cuda\" not found (install it with: pip install "
+                   "'torch-pjrt[cuda]'); tried: /nonexistent/jax_plugins/xla_cuda13/");
+  char* saved_tpu = getenv("TPU_LIBRARY_PATH") ? strdup(getenv("TPU_LIBRARY_PATH")) : NULL;
+  unsetenv("TPU_LIBRARY_PATH");
+  TPJ_EXPECT_ERROR(tpj_plugin_resolve("tpu", dirs, 1, &path), NOT_FOUND,
+                   "plugin \"tpu\" not found (install it with: pip install "
+                   "'torch-pjrt[tpu]'); tried: /nonexistent/libtpu/libtpu.so");
+  if (saved_tpu) setenv("TPU_LIBRARY_PATH", saved_tpu, 1);
+  free(saved_tpu);
+  tpj_status_t s = tpj_plugin_resolve("/no/such.so", NULL, 0, &path);
+  TPJ_EXPECT(s && !strstr(tpj_status_message(s), "install it with"));
+  tpj_status_free(s);
+  /* The spec from $TORCH_PJRT_PLUGIN (what the Python side passes on as
+   * None or as the variable's value) gets the same message. */
+  char* saved = getenv("TORCH_PJRT_PLUGIN") ? strdup(getenv("TORCH_PJRT_PLUGIN")) : NULL;
+  setenv("TORCH_PJRT_PLUGIN", "cuda", 1);
+  TPJ_EXPECT_ERROR(tpj_plugin_resolve(NULL, dirs, 1, &path), NOT_FOUND,
+                   "plugin \"cuda\" not found (install it with: pip install 'torch-pjrt[cuda]')");
+  if (saved) setenv("TORCH_PJRT_PLUGIN", saved, 1);
+  else unsetenv("TORCH_PJRT_PLUGIN");
+  free(saved);
+  TPJ_EXPECT(path == NULL);
+}
+
 TPJ_TEST_MAIN("pjrt_fake_exec")
