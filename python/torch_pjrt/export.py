@@ -8,6 +8,9 @@ callable's own copy of the state. Inputs are checked against the program's
 guards (export_guards) first. Inputs on a pjrt device run a copy of the graph
 whose factory ops create their tensors there, with the state moved to that
 device; the outputs then live on it too.
+
+`save(ep, path)` and `load(path)` (artifact.py) write and run the deployable
+`.tpj` artifact of an ExportedProgram (docs/artifact.md).
 """
 from __future__ import annotations
 
@@ -21,6 +24,7 @@ from torch.export.graph_signature import InputKind, OutputKind
 from torch.utils import _pytree as pytree
 
 from . import compiled_device
+from .artifact import ArtifactError, LoadedProgram, load, save  # noqa: F401 - the .tpj artifact
 from .export_guards import GuardError, InputGuards  # noqa: F401 - GuardError re-exported
 
 
