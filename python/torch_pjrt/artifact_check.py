@@ -398,12 +398,54 @@ def _check_along_dim(node: fx.Node, ctx: _Ctx, name: str) -> None:
                      f"would change or move the real rows")
 
 
+# Ops that keep an integer tensor's values and its dimension 0.
+_VALUE_KEEPING = frozenset({"aten::clone", "aten::_to_copy", "aten::alias", "aten::lift_fresh_copy"})
+
+
+def _is_row_index(arg: Any, ctx: _Ctx) -> bool:
+    """True when `arg` holds, at every position, its own coordinate along
+    dimension 0, which is the symbol's value long: arange(0, symbol), then
+    unsqueezed past dimension 0, copied or plus 0 (how masks index a batch
+    with `batch_idx = arange(batch)[:, None, None]`). Padded, it is still
+    arange(0, bucket): row i reads row i."""
+    if not isinstance(arg, fx.Node) or arg.op != "call_function":
+        return False
+    name, val = _schema_name(arg), _val(arg)
+    if not isinstance(val, torch.Tensor) or val.dtype.is_floating_point or val.dim() == 0:
+        return False
+    if name == "aten::arange":
+        start, has_start = arg_value(arg, "start")
+        step, has_step = arg_value(arg, "step")
+        start, step = (start if has_start else 0), (step if has_step else 1)
+        end = _val(arg_value(arg, "end")[0])
+        return start == 0 and step == 1 and _expr(end) == ctx.symbol
+    src = arg.args[0] if arg.args else None
+    if name == "aten::unsqueeze":
+        dim = int(arg_value(arg, "dim")[0])
+        return dim % val.dim() != 0 and _is_row_index(src, ctx)
+    if name == "aten::add":
+        other = arg_value(arg, "other")[0]
+        alpha = arg_value(arg, "alpha")[0]
+        return other == 0 and alpha in (1, None) and _is_row_index(src, ctx)
+    return name in _VALUE_KEEPING and _is_row_index(src, ctx)
+
+
+def _row_identity_gather(name: str, indices: Sequence[Any], ctx: _Ctx) -> bool:
+    """A gather (not a put) whose dimension-0 index is the row index and
+    lines up with dimension 0 of the broadcast index shape: out[i] reads
+    self[i], padded or not."""
+    if name not in ("aten::index", "aten::_unsafe_index") or not _is_row_index(indices[0], ctx):
+        return False
+    ranks = [_val(i).dim() for i in indices if isinstance(i, fx.Node)]
+    return _val(indices[0]).dim() == max(ranks)
+
+
 def _check_indexing(node: fx.Node, ctx: _Ctx, name: str) -> None:
     if name in INDEXED:
         src, _ = arg_value(node, INDEXED[name])
         indices, _ = arg_value(node, "indices")
         if (_is_dynamic(_val(src), ctx) and isinstance(indices, (list, tuple)) and indices
-                and indices[0] is not None):
+                and indices[0] is not None and not _row_identity_gather(name, indices, ctx)):
             raise ctx.refuse(name, node, "dim 0", f"it indexes dimension 0 (the dynamic "
                              f"one) of a tensor of shape {ctx.show(_val(src).shape)} by "
                              f"index tensors")

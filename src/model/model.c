@@ -27,7 +27,7 @@ static tpj_status_t map_file(const char* path, void** out_map, size_t* out_len) 
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     s = TPJ_STATUS(INVALID_ARGUMENT, "model: %s is not a regular file", path);
   } else if (st.st_size == 0) {
-    s = TPJ_STATUS(INVALID_ARGUMENT, "model: %s is empty (expected a .tpj artifact)", path);
+    s = TPJ_STATUS(INVALID_ARGUMENT, "model: %s is empty (0 bytes, expected a .tpj artifact)", path);
   } else {
     void* map = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
     if (map == MAP_FAILED) {
