@@ -43,7 +43,9 @@ struct tpj_json_s {
 
 /* Parses `text` (len bytes, need not be NUL-terminated). *out_root lives in
  * `arena`. INVALID_ARGUMENT "json: <reason> at byte N" on any error,
- * RESOURCE_EXHAUSTED when the arena runs out. */
+ * RESOURCE_EXHAUSTED when the arena runs out. A number beyond the double
+ * range (1e400) is an error; a tiny one (1e-400) becomes 0. Only JSON
+ * whitespace (space, tab, CR, LF) may surround the value; no BOM. */
 tpj_status_t tpj_json_parse(const char* text, size_t len, tpj_arena_t* arena,
                             tpj_json_t** out_root) TPJ_MUST_USE;
 
