@@ -211,7 +211,23 @@ PyObject* tpj_py_executable_execute(tpj_py_executable_t* self, PyObject* args,
                                     PyObject* kwargs);
 PyObject* tpj_py_executable_execute_sharded(tpj_py_executable_t* self, PyObject* args);
 
+/* The executable's bytes as the plugin serializes them (bytes). */
+static PyObject* executable_serialize(tpj_py_executable_t* self, PyObject* unused) {
+  uint8_t* bytes = NULL;
+  size_t len = 0;
+  tpj_status_t s;
+  Py_BEGIN_ALLOW_THREADS
+  s = tpj_executable_serialize(tpj_cached_executable_get(self->handle), &bytes, &len);
+  Py_END_ALLOW_THREADS
+  if (s) return tpj_py_raise(s);
+  PyObject* out = PyBytes_FromStringAndSize((const char*)bytes, (Py_ssize_t)len);
+  free(bytes);
+  return out;
+}
+
 static PyMethodDef executable_methods[] = {
+    {"serialize", (PyCFunction)executable_serialize, METH_NOARGS,
+     "serialize() -> bytes: PJRT_Executable_Serialize (for this plugin build only)"},
     {"execute", (PyCFunction)(void (*)(void))tpj_py_executable_execute,
      METH_VARARGS | METH_KEYWORDS,
      "execute(args: list[Buffer], donate: list[bool] | None = None) -> list[Buffer]"},

@@ -31,7 +31,7 @@ def _built():
         subprocess.run(["make", "-s", "tools"], cwd=ROOT, check=True)
 
 
-def run_tpj(path, inputs, tmp_path, *extra, expect_ok=True):
+def run_tpj(path, inputs, tmp_path, *extra, expect_ok=True, env_extra=None):
     """Runs tpj-run on `inputs` (numpy arrays); returns (outputs, stdout, stderr)."""
     files = []
     for i, a in enumerate(inputs):
@@ -40,7 +40,8 @@ def run_tpj(path, inputs, tmp_path, *extra, expect_ok=True):
         files.append(f)
     out_dir = os.path.join(tmp_path, "out")
     proc = subprocess.run([TPJ_RUN, str(path), *files, "-o", out_dir, *extra],
-                          capture_output=True, text=True, timeout=300, env=ENV)
+                          capture_output=True, text=True, timeout=300,
+                          env=dict(ENV, **(env_extra or {})))
     if expect_ok:
         assert proc.returncode == 0, proc.stderr
     outs = []
@@ -294,3 +295,20 @@ def test_valgrind_no_leaks(small_artifact, tmp_path):
         env=dict(ENV, TORCH_PJRT_CACHE_DIR=str(tmp_path / "cache")))
     assert proc.returncode == 0, proc.stderr[-4000:]
     assert "definitely lost: 0 bytes" in proc.stderr or "no leaks are possible" in proc.stderr
+
+
+def test_serialized_executables_are_used_by_the_same_plugin(tmp_path):
+    """save(executables=True) stores each program compiled for this plugin;
+    a runner on the same plugin build loads them instead of compiling."""
+    from torch_pjrt import _C, compiled
+    torch.manual_seed(0)
+    m = models.MLP().eval()
+    x = torch.randn(4, 32)
+    ep = torch.export.export(m, (x,), dynamic_shapes={"x": {0: Dim("batch", max=4)}})
+    path = tmp_path / "mlp_exe.tpj"
+    torch_pjrt.export.save(ep, str(path), executables=True)
+    model = _C.Model(compiled.client(), str(path))
+    assert model.num_deserialized == len(model.buckets) == 3   # buckets 1, 2, 4
+    outs, _ = run_tpj(path, [x[:3].numpy()], str(tmp_path),
+                      env_extra={"TORCH_PJRT_CACHE_DIR": str(tmp_path / "cold")})
+    assert_matches(outs, m(x[:3]))
