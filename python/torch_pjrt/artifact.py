@@ -141,7 +141,7 @@ def _signature(ep: ExportedProgram) -> _Signature:
     _input_specs(ep, sig)
     _output_specs(ep, sig)
     for node in ep.graph.nodes:
-        if node.op == "call_function" and fx_lower.is_random(node.target):
+        if node.op == "call_function" and fx_lower.draws_random(node):
             raise ArtifactError(f"export.save: node {node.name} ({fx_lower.op_name(node)}) "
                                 f"draws random numbers; an artifact's programs are "
                                 f"deterministic (call model.eval() to turn off dropout)")
@@ -421,7 +421,7 @@ def save(ep: ExportedProgram, path: str, *, buckets: Optional[Sequence[int]] = N
         raise TypeError(f"export.save: expected a torch.export.ExportedProgram "
                         f"(got {type(ep).__name__})")
     from . import backend
-    ep = ep.run_decompositions(backend.decompositions())
+    ep = ep.run_decompositions(backend.export_decompositions())
     gm = ep.graph_module
     sig = _signature(ep)
     sym = artifact_check.find_symbol(ep, sig.inputs)

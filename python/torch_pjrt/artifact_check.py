@@ -123,7 +123,7 @@ ROWWISE = frozenset(f"aten::{op}" for op in (
     "rsub", "floor_divide", "hardswish", "tril", "triu", "constant_pad_nd",
     # matrix products with the batch as a batch or row dimension
     "mm", "bmm", "addmm", "addmv", "mv", "baddbmm", "dot",
-    "_scaled_dot_product_flash_attention_for_cpu",
+    "_scaled_dot_product_flash_attention_for_cpu", "scaled_dot_product_attention",
     # convolution, pooling, resampling, padding of the spatial dims
     "convolution", "_convolution", "max_pool1d_with_indices", "max_pool2d_with_indices",
     "max_pool3d_with_indices", "avg_pool1d", "avg_pool2d", "avg_pool3d",

@@ -21,6 +21,7 @@ from . import _log
 from . import compiled as _compiled
 from . import fallback_policy
 from . import fx_lower
+from . import recompile
 
 log = logging.getLogger("torch_pjrt")
 
@@ -57,6 +58,22 @@ def decompositions() -> Dict[Any, Callable[..., Any]]:
     # the lerp decomposition (AdamW's _foreach_lerp_).
     if hasattr(torch.ops.prims, "fma"):
         table[torch.ops.prims.fma.default] = _fma
+    return table
+
+
+def export_decompositions() -> Any:
+    """The table for ExportedProgram.run_decompositions: decompositions() on
+    torch.export's own table, keeping scaled_dot_product_attention whole (it
+    has a lowering). PyTorch's decomposition of it re-traces with strides
+    that differ from the exported graph's, so a later view fails to trace
+    (HF GPT-2: "Cannot view a tensor with shape ..."); kept whole, it also
+    leaves the batch in dimension 0 for export.save's shape buckets."""
+    table = torch.export.default_decompositions()
+    for op, fn in decompositions().items():
+        table[op] = fn
+    sdpa = torch.ops.aten.scaled_dot_product_attention.default
+    if sdpa in table:
+        del table[sdpa]
     return table
 
 
@@ -192,6 +209,7 @@ def _compiler(kind: str) -> Callable[[fx.GraphModule, Sequence[Any]], Any]:
                         for t in example_inputs)
         fn = compile_graph(gm, f"{kind}_{number}", donate_args=donate,
                            writebacks=writebacks, saved_from=saved_from, on_device=on_device)
+        recompile.name_inputs(fn, gm, kind)
 
         # AOTAutograd's boxed convention: one list argument, which we may clear
         # so that inputs (saved activations) are freed as early as possible.
@@ -223,7 +241,8 @@ def pjrt_backend(gm: fx.GraphModule, example_inputs: Sequence[Any], **kwargs: An
     _compiled.compiled_device.program_device(
         [t for t in example_inputs if isinstance(t, torch.Tensor) and t.device.type != "meta"],
         "inputs")
-    return _aot_backend()(gm, example_inputs, **kwargs)
+    with recompile.frame(gm, example_inputs):  # logs why the frame compiled again
+        return _aot_backend()(gm, example_inputs, **kwargs)
 
 
 def _register() -> None:

@@ -33,7 +33,7 @@ class CompiledExportedProgram:
 
     def __init__(self, ep: ExportedProgram):
         from . import backend
-        self.ep = ep.run_decompositions(backend.decompositions())
+        self.ep = ep.run_decompositions(backend.export_decompositions())
         sig = self.ep.graph_signature
         state = self.ep.state_dict
         constants = self.ep.constants

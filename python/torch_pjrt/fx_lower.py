@@ -90,6 +90,22 @@ def is_random(target: Any) -> bool:
             and torch.Tag.nondeterministic_seeded in target.tags)
 
 
+# Ops tagged random only for their dropout: (op, position of dropout_p).
+_DROPOUT_ONLY = {"aten::scaled_dot_product_attention.default": 4}
+
+
+def draws_random(node: fx.Node) -> bool:
+    """A node that needs random bits: a random op, except attention with
+    dropout_p 0 (tagged random for its dropout, deterministic without)."""
+    if not is_random(node.target):
+        return False
+    pos = _DROPOUT_ONLY.get(_aten.target_name(node.target))
+    if pos is None:
+        return True
+    p = node.args[pos] if len(node.args) > pos else node.kwargs.get("dropout_p", 0.0)
+    return not (isinstance(p, (int, float)) and p == 0)
+
+
 def concrete_scalar(value: Any) -> Any:
     """A plain number for Python numbers and concrete Sym*; None otherwise."""
     if isinstance(value, _SCALAR_TYPES):
@@ -326,7 +342,7 @@ class _Walker:
         try:
             args = _aten.encode_args(op, self._subst(node.args), self._subst(node.kwargs),
                                      self.tensor_id)
-            if is_random(op):
+            if draws_random(node):
                 seed = torch.empty(2, dtype=torch.uint64)
                 args.append(("tensor", self._param(seed, ("rng",))))
             res = self.g.lower(name, args, out_types)

@@ -72,6 +72,7 @@ TPJ_LOWERING(tpj_lower_reduce_addmv);
 TPJ_LOWERING(tpj_lower_reduce_dot);
 
 /* matmul_attention.c: _scaled_dot_product_flash_attention_for_cpu (+ backward). */
+TPJ_LOWERING(tpj_lower_reduce_sdpa);
 TPJ_LOWERING(tpj_lower_reduce_sdpa_cpu);
 TPJ_LOWERING(tpj_lower_reduce_sdpa_cpu_backward);
 

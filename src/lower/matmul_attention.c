@@ -88,9 +88,9 @@ static tpj_status_t tpj_attn_check_heads(const tpj_lower_call_t* call, const tpj
   return NULL;
 }
 
-/* q, k, v at qi..qi+2; dropout_p at di; attn_mask, scale at mi, mi+1. */
+/* q, k, v at qi..qi+2; dropout_p at di; scale at si. */
 static tpj_status_t tpj_attn_load(tpj_graph_t* g, const tpj_lower_call_t* call, size_t qi,
-                                  size_t di, size_t mi, tpj_attn_t* a) {
+                                  size_t di, size_t si, tpj_attn_t* a) {
   tpj_value_t* vals[3] = {&a->q, &a->k, &a->v};
   tpj_dtype_t acc = TPJ_DTYPE_INVALID;
   for (size_t i = 0; i < 3; ++i) {
@@ -117,7 +117,7 @@ static tpj_status_t tpj_attn_load(tpj_graph_t* g, const tpj_lower_call_t* call, 
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_float(call, di, &dropout));
   if (dropout != 0.0) return TPJ_LOWER_UNSUPPORTED(call, "dropout_p (got %g)", dropout);
   double dflt = 1.0 / sqrt((double)tq->dims[tq->rank - 1]);
-  return tpj_lower_arg_float_or(call, mi + 1, dflt, &a->scale);
+  return tpj_lower_arg_float_or(call, si, dflt, &a->scale);
 }
 
 /* Scaled, masked scores [batch..., L, S]; is_causal at ci, attn_mask at mi. */
@@ -191,11 +191,30 @@ static tpj_status_t tpj_attn_probs(tpj_graph_t* g, tpj_value_t s, tpj_value_t* o
   return tpj_build_binary(g, TPJ_BINARY_OP_ADD, sum, m, out_lse);
 }
 
+/* (query, key, value, attn_mask?, dropout_p, is_causal, scale?, *, enable_gqa) -> out:
+ * the composite op itself, as torch.export keeps it when its decomposition
+ * cannot be traced (HF GPT-2's strides). */
+TPJ_LOWERING(tpj_lower_reduce_sdpa) {
+  tpj_attn_t a;
+  tpj_value_t s, p, o;
+  TPJ_RETURN_IF_ERROR(tpj_attn_load(g, call, 0, 4, 6, &a));
+  bool gqa = false;
+  TPJ_RETURN_IF_ERROR(tpj_lower_arg_bool(call, 7, &gqa));
+  if (a.groups > 1 && !gqa) {
+    return TPJ_STATUS(INVALID_ARGUMENT, "%s: query and key have different head counts "
+                      "(expected enable_gqa=True for grouped-query attention)", call->target);
+  }
+  TPJ_RETURN_IF_ERROR(tpj_attn_scores(g, call, &a, 5, 3, &s));
+  TPJ_RETURN_IF_ERROR(tpj_attn_probs(g, s, &p, NULL));
+  TPJ_RETURN_IF_ERROR(tpj_attn_dot(g, p, a.v, a.nb, a.nb + 1, a.nb, &o));
+  return tpj_reduce_finish(g, o, tpj_lower_out_type(call, 0), &out[0]);
+}
+
 /* (query, key, value, dropout_p, is_causal, *, attn_mask?, scale?) -> (out, lse). */
 TPJ_LOWERING(tpj_lower_reduce_sdpa_cpu) {
   tpj_attn_t a;
   tpj_value_t s, p, lse, o;
-  TPJ_RETURN_IF_ERROR(tpj_attn_load(g, call, 0, 3, 5, &a));
+  TPJ_RETURN_IF_ERROR(tpj_attn_load(g, call, 0, 3, 6, &a));
   TPJ_RETURN_IF_ERROR(tpj_attn_scores(g, call, &a, 4, 5, &s));
   TPJ_RETURN_IF_ERROR(tpj_attn_probs(g, s, &p, &lse));
   TPJ_RETURN_IF_ERROR(tpj_attn_dot(g, p, a.v, a.nb, a.nb + 1, a.nb, &o));
@@ -208,7 +227,7 @@ TPJ_LOWERING(tpj_lower_reduce_sdpa_cpu) {
 TPJ_LOWERING(tpj_lower_reduce_sdpa_cpu_backward) {
   tpj_attn_t a;
   tpj_value_t go, s, p, dv, dp, t, dsum, ds, dq, dk;
-  TPJ_RETURN_IF_ERROR(tpj_attn_load(g, call, 1, 6, 8, &a));
+  TPJ_RETURN_IF_ERROR(tpj_attn_load(g, call, 1, 6, 9, &a));
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 0, &go));
   TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, go, tpj_lower_type(g, a.q)->dtype, &go));
   TPJ_RETURN_IF_ERROR(tpj_attn_scores(g, call, &a, 7, 8, &s));

@@ -312,3 +312,51 @@ def test_serialized_executables_are_used_by_the_same_plugin(tmp_path):
     outs, _ = run_tpj(path, [x[:3].numpy()], str(tmp_path),
                       env_extra={"TORCH_PJRT_CACHE_DIR": str(tmp_path / "cold")})
     assert_matches(outs, m(x[:3]))
+
+
+def test_hf_gpt2_sdpa_dynamic_batch_and_attention_mask(tmp_path):
+    """HF GPT-2 with its default SDPA attention and a padding mask, exported
+    with a dynamic batch: attention stays one op (its PyTorch decomposition
+    does not re-trace), so the batch stays in dimension 0 and one artifact
+    serves every batch size."""
+    tf = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    cfg = tf.GPT2Config(n_layer=2, n_embd=64, n_head=4, vocab_size=100, n_positions=32)
+    gpt2 = tf.GPT2LMHeadModel(cfg).eval()
+
+    class LM(nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, ids, mask):
+            return self.m(input_ids=ids, attention_mask=mask, use_cache=False).logits
+
+    lm = LM(gpt2).eval()
+    ids = torch.randint(0, 100, (5, 12))
+    mask = torch.ones(5, 12, dtype=torch.int64)
+    mask[1, 8:] = 0
+    mask[3, 5:] = 0
+    batch = Dim("batch", max=8)
+    ep = torch.export.export(lm, (ids[:2], mask[:2]),
+                             dynamic_shapes={"ids": {0: batch}, "mask": {0: batch}})
+    path = tmp_path / "gpt2.tpj"
+    torch_pjrt.export.save(ep, str(path))
+    with torch.no_grad():
+        ref = lm(ids, mask)
+    for b in (1, 2, 5):
+        outs, _ = run_tpj(path, [ids[:b].numpy(), mask[:b].numpy()], str(tmp_path))
+        assert_matches(outs, ref[:b], atol=2e-5)
+
+
+def test_own_gpt_dynamic_batch(tmp_path):
+    torch.manual_seed(0)
+    cfg = models.GPTConfig()
+    m = models.GPT(cfg).eval()
+    idx = torch.randint(0, cfg.vocab_size, (3, cfg.block_size))
+    ep = torch.export.export(m, (idx[:2],), dynamic_shapes={"idx": {0: Dim("batch", max=4)}})
+    path = tmp_path / "gpt_dyn.tpj"
+    torch_pjrt.export.save(ep, str(path))
+    for b in (1, 3):
+        outs, _ = run_tpj(path, [idx[:b].numpy()], str(tmp_path))
+        assert_matches(outs, m(idx[:b]), atol=2e-4)
