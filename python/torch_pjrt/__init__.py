@@ -44,10 +44,17 @@ __all__ = [
 
 def metrics() -> dict:
     """Runtime counters from the C core: compiles, cache_hits, compile_seconds,
-    executions, bytes_h2d, bytes_d2h, fallbacks, cache_entries."""
-    return _C.metrics()
+    executions, bytes_h2d, bytes_d2h, fallbacks, cache_entries; and from
+    Python "recompiles" (compiled graph name -> compiles after its first) and
+    "frame_recompiles" ("fn (file:line)" -> Dynamo recompiles of that frame)."""
+    from . import recompile
+    m = _C.metrics()
+    m.update(recompile.metrics())
+    return m
 
 
 def metrics_reset() -> None:
     """Zeroes the counters (cache_entries is a level, not a counter)."""
+    from . import recompile
     _C.metrics_reset()
+    recompile.reset()

@@ -23,6 +23,7 @@ from . import config
 from . import fallback_pairs
 from . import fallback_policy
 from . import fx_lower
+from . import recompile
 
 log = logging.getLogger("torch_pjrt")
 
@@ -375,6 +376,9 @@ class CompiledGraph:
         self.writebacks = tuple(writebacks)
         self.saved_from = saved_from
         self.name = name
+        # The signatures compiled so far: names the inputs of each recompile.
+        self.history = recompile.History(
+            name, "graph", [n.name for n in gm.graph.nodes if n.op == "placeholder"])
         self._programs: Dict[Tuple[Any, ...], _Program] = {}
         self._fast: Dict[Tuple[Any, ...], _Program] = {}
         self._lock = threading.Lock()
@@ -394,6 +398,7 @@ class CompiledGraph:
 
     def _compile(self, args: Sequence[Any], sig: Tuple[Any, ...], checks: bool) -> Any:
         device = compiled_device.program_device(args, self.name)
+        recompile.note_graph(self.history, sig, checks)  # logs why, after the first
         c = _C()
         n_ops = sum(1 for n in self.gm.graph.nodes if n.op == "call_function")
         log.info("torch_pjrt: compiling %s (%d ops) for %s", self.name, n_ops,

@@ -25,6 +25,14 @@ check_indices
     toggling never runs a stale program. Also settable with the environment
     variable TORCH_PJRT_CHECK_INDICES=0.
 
+recompile_warn_after
+    N (default 8): a compiled graph, or a Dynamo frame, that goes over N
+    compiles (one per input signature) warns once (RecompileWarning, and the
+    "torch_pjrt" log at WARNING) naming the input dims that keep changing and
+    what would bound the compiles. 0 or None: off. Every recompile also logs
+    its reason at INFO (see torch_pjrt.recompile). Note Dynamo stops compiling
+    a frame at its own torch._dynamo.config.recompile_limit (8).
+
 disabled_ops(*targets)
     A context manager: inside it the lowerings of `targets`
     ("aten::name.overload") are off, so those ops take the fallback path (the
@@ -42,6 +50,7 @@ from typing import Iterator
 fallback = os.environ.get("TORCH_PJRT_FALLBACK", "cpu")
 check_indices = os.environ.get("TORCH_PJRT_CHECK_INDICES", "1").lower() not in (
     "0", "false", "off", "no")
+recompile_warn_after = 8
 
 
 def sync_checks() -> None:
