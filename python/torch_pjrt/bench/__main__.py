@@ -1,5 +1,5 @@
 """python -m torch_pjrt.bench [--quick|--full] [--device cpu|cuda] [--models NAME ...]
-[--systems ...]
+[--systems ...] [--deploy]
 
 Writes bench/results/<date>-<host>.{md,json,png}. See torch_pjrt/bench/__init__.py."""
 from __future__ import annotations
@@ -131,6 +131,8 @@ def parse_args(argv=None):
     ap.add_argument("--probe", nargs=2, metavar=("SYSTEM", "WORKLOAD"))
     ap.add_argument("--size", default=None, choices=sorted(workloads.SIZES))
     ap.add_argument("--child-run", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--deploy", action="store_true",
+                    help="the deployment-latency bench instead (torch_pjrt/bench/deploy.py)")
     args = ap.parse_args(argv)
     args.device = resolve_device(args.device, os.environ)
     args.size = args.size or ("gpu" if args.device == "cuda" else ("full" if args.full else "quick"))
@@ -154,6 +156,9 @@ def plan_systems(names, child_run):
 
 def main(argv=None):
     args = parse_args(argv)
+    if args.deploy:
+        from torch_pjrt.bench import deploy
+        return deploy.main(args)
     size, device = args.size, args.device
     if device == "cuda":
         cuda_preflight(torch, os.environ)
