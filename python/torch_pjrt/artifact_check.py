@@ -152,9 +152,16 @@ class ExactnessError(ArtifactError):
 class _Ctx:
     """The symbol being checked and how to name it in messages."""
 
-    def __init__(self, symbol: sympy.Symbol, name: str):
+    def __init__(self, symbol: sympy.Symbol, name: str, who: str, hint: str,
+                 others_static: bool = False):
         self.symbol = symbol
         self.name = name
+        # True: other symbols are sizes fixed per program (a compiled graph
+        # compiles one program per value of them), so only expressions in
+        # `symbol` are checked; False (export): there may be no other.
+        self.others_static = others_static
+        self.who = who    # "export.save", or the compiled graph's name
+        self.hint = hint  # what to do instead
 
     def show(self, value: Any) -> str:
         """`value` (a size, a shape or an expression) with the Dim's name."""
@@ -167,9 +174,8 @@ class _Ctx:
 
     def refuse(self, where: str, node: fx.Node, detail: str, why: str) -> ExactnessError:
         return ExactnessError(
-            f"export.save: padding the dynamic dimension '{self.name}' is not exact at "
-            f"{where} (node {node.name}, {detail}): {why}; export with a static shape or "
-            f"change the model")
+            f"{self.who}: padding the dynamic dimension '{self.name}' is not exact at "
+            f"{where} (node {node.name}, {detail}): {why}; {self.hint}")
 
 
 def _expr(value: Any) -> Any:
@@ -193,6 +199,20 @@ def scale_of(value: Any, symbol: sympy.Symbol) -> Optional[int]:
     if rest != symbol or not coeff.is_Integer or int(coeff) < 1:
         return None
     return int(coeff)
+
+
+def _scaled(value: Any, ctx: "_Ctx") -> bool:
+    """`value` is c * symbol: c an integer >= 1, or, where other symbols are
+    sizes fixed per program (ctx.others_static), a positive product of them
+    and an integer (batch * seq in a view's size)."""
+    if scale_of(value, ctx.symbol) is not None:
+        return True
+    expr = _expr(value)
+    if not ctx.others_static or not isinstance(expr, sympy.Expr):
+        return False
+    c = sympy.simplify(expr / ctx.symbol)
+    return (ctx.symbol not in c.free_symbols and c.is_integer is True
+            and c.is_positive is True)
 
 
 def _schema_name(node: fx.Node) -> Optional[str]:
@@ -337,14 +357,15 @@ def _check_shapes(node: fx.Node, ctx: _Ctx, where: str) -> None:
     for v in _tensor_leaves(node.meta.get("val")):
         for d, size in enumerate(v.shape):
             syms = free_symbols(size)
-            if not syms:
+            if not syms or (ctx.others_static and ctx.symbol not in syms):
                 continue
-            if syms != {ctx.symbol}:
+            if syms != {ctx.symbol} and not (ctx.others_static and d == 0
+                                             and _scaled(size, ctx)):
                 other = ", ".join(sorted(str(s) for s in syms - {ctx.symbol}))
                 raise ctx.refuse(where, node, f"dim {d}", f"it has shape "
                                  f"{ctx.show(v.shape)}, a size that depends on {other} "
                                  f"(data-dependent or a second dynamic size)")
-            if d != 0 or scale_of(size, ctx.symbol) is None:
+            if d != 0 or not _scaled(size, ctx):
                 raise ctx.refuse(where, node, f"dim {d}", f"it has shape "
                                  f"{ctx.show(v.shape)} (the dynamic size may appear only "
                                  f"in dimension 0, as c * {ctx.name} with an integer c >= 1)")
@@ -541,6 +562,8 @@ def _check_sym_args(node: fx.Node, ctx: _Ctx, name: str) -> None:
     for a in node.target._schema.arguments:
         value, present = arg_value(node, a.name)
         syms = _sym_nodes(value) if present else []
+        if ctx.others_static:
+            syms = [n for n in syms if ctx.symbol in free_symbols(_val(n))]
         if not syms:
             continue
         sym = syms[0]
@@ -550,7 +573,7 @@ def _check_sym_args(node: fx.Node, ctx: _Ctx, name: str) -> None:
                              f"padding changes; the dynamic size may only feed sizes (view, "
                              f"expand, factory sizes, arange's end)")
         for s in syms:
-            if scale_of(_val(s), ctx.symbol) is None:
+            if not _scaled(_val(s), ctx):
                 raise ctx.refuse(name, node, f"argument {a.name}", f"its size "
                                  f"{ctx.show(_val(s))} (node {s.name}) is not c * {ctx.name}")
         if name == "aten::slice":
@@ -566,7 +589,9 @@ def _check_sym_args(node: fx.Node, ctx: _Ctx, name: str) -> None:
 def _check_number(node: fx.Node, ctx: _Ctx, where: str) -> None:
     """A number computed from the symbol must itself be c * symbol (a size)."""
     val = node.meta.get("val")
-    if free_symbols(val) and scale_of(val, ctx.symbol) is None:
+    if ctx.others_static and ctx.symbol not in free_symbols(val):
+        return
+    if free_symbols(val) and not _scaled(val, ctx):
         raise ctx.refuse(where, node, "its value", f"it computes {ctx.show(val)} from the "
                          f"dynamic size; only sizes c * {ctx.name} (integer c >= 1) may be "
                          f"computed from it")
@@ -587,11 +612,15 @@ def _check_python_call(node: fx.Node, ctx: _Ctx, where: str) -> None:
                          "the rows of the dynamic dimension apart")
 
 
-def check_exact(gm: fx.GraphModule, symbol: sympy.Symbol, name: str) -> None:
-    """Raises ExactnessError naming the first node of `gm` (a decomposed
-    exported graph) at which padding `symbol` (the Dim `name`) along
-    dimension 0 to a bucket and slicing the results back is not exact."""
-    ctx = _Ctx(symbol, name)
+def check_exact(gm: fx.GraphModule, symbol: sympy.Symbol, name: str,
+                who: str = "export.save",
+                hint: str = "export with a static shape or change the model",
+                others_static: bool = False) -> None:
+    """Raises ExactnessError naming the first node of `gm` (a Core-ATen graph:
+    a decomposed exported graph, or a compiled one) at which padding `symbol`
+    (the Dim `name`) along dimension 0 to a bucket and slicing the results
+    back is not exact. `who` and `hint` begin and end its message."""
+    ctx = _Ctx(symbol, name, who, hint, others_static)
     for node in gm.graph.nodes:
         if node.op == "placeholder":
             _check_shapes(node, ctx, f"input {node.name}")

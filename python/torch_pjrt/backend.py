@@ -138,9 +138,15 @@ def compile_graph(gm: fx.GraphModule, name: str, donate_args: Sequence[int] = ()
     eager device)."""
     unsupported, pre = find_unsupported(gm)
     if not unsupported:
-        return _compiled.CompiledGraph(gm, name=name, donate_args=donate_args,
-                                       writebacks=writebacks, saved_from=saved_from,
-                                       prelowered=pre)
+        graph = _compiled.CompiledGraph(gm, name=name, donate_args=donate_args,
+                                        writebacks=writebacks, saved_from=saved_from,
+                                        prelowered=pre)
+        if saved_from is None and not writebacks and not donate_args:
+            from . import shape_buckets
+            plan = shape_buckets.plan_for(gm, name)
+            if plan is not None:
+                return shape_buckets.BucketedGraph(graph, plan, name)
+        return graph
     if fallback_policy.is_error():
         _raise_unsupported(gm, unsupported)
     return _compiled.PartitionedGraph(gm, unsupported, name, on_device)

@@ -33,6 +33,17 @@ recompile_warn_after
     its reason at INFO (see torch_pjrt.recompile). Note Dynamo stops compiling
     a frame at its own torch._dynamo.config.recompile_limit (8).
 
+shape_buckets
+    None (default): a compiled graph whose tensors share one symbolic size in
+    dimension 0 (torch.compile(dynamic=True), torch._dynamo.mark_dynamic(x,
+    0), or Dynamo's automatic dynamic shapes) runs at power-of-two bucket
+    sizes (up to the size's bound, e.g. mark_dynamic(x, 0, max=N)): padded
+    to the bucket by repeating the last row, outputs cut back, so a new size
+    reuses a program instead of compiling one. Only where padding is proven
+    exact (torch_pjrt.shape_buckets; the log says why not). A list of sizes
+    picks the buckets (a size above the last compiles its own program);
+    False turns buckets off.
+
 disabled_ops(*targets)
     A context manager: inside it the lowerings of `targets`
     ("aten::name.overload") are off, so those ops take the fallback path (the
@@ -51,6 +62,7 @@ fallback = os.environ.get("TORCH_PJRT_FALLBACK", "cpu")
 check_indices = os.environ.get("TORCH_PJRT_CHECK_INDICES", "1").lower() not in (
     "0", "false", "off", "no")
 recompile_warn_after = 8
+shape_buckets = None
 
 
 def sync_checks() -> None:
