@@ -67,9 +67,7 @@ static tpj_status_t json_unexpected(const json_parser_t* p, const char* expected
   return json_error(p->pos, "unexpected byte 0x%02x (expected %s)", c, expected);
 }
 
-/* Quotes up to ~48 bytes of a decoded (valid UTF-8) string for a message,
- * escaping control bytes and cutting only between UTF-8 sequences. */
-static void quote_excerpt(const char* s, size_t n, char* buf, size_t cap) {
+void tpj_json_excerpt(const char* s, size_t n, char* buf, size_t cap) {
   size_t o = 0, limit = cap > 64 ? 48 : cap / 2;
   for (size_t i = 0; i < n && o + 8 < cap; ++i) {
     unsigned char c = (unsigned char)s[i];
@@ -371,7 +369,7 @@ static tpj_status_t check_duplicates(json_pending_t* m, size_t count) {
   }
   if (!dup) return NULL;
   char quoted[80];
-  quote_excerpt(dup->key, dup->key_len, quoted, sizeof(quoted));
+  tpj_json_excerpt(dup->key, dup->key_len, quoted, sizeof(quoted));
   return json_error(dup->key_offset, "duplicate key \"%s\"", quoted);
 }
 

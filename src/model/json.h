@@ -49,6 +49,11 @@ struct tpj_json_s {
 tpj_status_t tpj_json_parse(const char* text, size_t len, tpj_arena_t* arena,
                             tpj_json_t** out_root) TPJ_MUST_USE;
 
+/* Up to ~48 bytes of the decoded (valid UTF-8) string s[0..n) for a message,
+ * into buf (cap bytes, NUL-terminated): control bytes, quotes and
+ * backslashes escaped, cut only between UTF-8 sequences ("..."). */
+void tpj_json_excerpt(const char* s, size_t n, char* buf, size_t cap);
+
 /* The member `key` of an object; NULL when absent or `obj` is not an object. */
 const tpj_json_t* tpj_json_get(const tpj_json_t* obj, const char* key);
 const char* tpj_json_kind_name(tpj_json_kind_t kind); /* "object", "number", ... */

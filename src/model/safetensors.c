@@ -16,25 +16,13 @@ typedef struct st_range_s {
   size_t index; /* into the tensors, in header order */
 } st_range_t;
 
-/* Quotes up to ~48 bytes of a tensor name (valid UTF-8, from the JSON decoder)
- * for a message, escaping control bytes and cutting only between sequences. */
+/* `s` quoted for a message: tpj_json_excerpt between double quotes. */
 static void quote_name(const char* s, size_t n, char* buf, size_t cap) {
-  size_t o = 0;
-  buf[o++] = '"';
-  for (size_t i = 0; i < n && o + 10 < cap; ++i) {
-    unsigned char c = (unsigned char)s[i];
-    if (o >= 48 && (c & 0xc0) != 0x80) {
-      o += (size_t)snprintf(buf + o, cap - o, "...");
-      break;
-    }
-    if (c < 0x20 || c == 0x7f || c == '"' || c == '\\') {
-      o += (size_t)snprintf(buf + o, cap - o, "\\x%02x", c);
-    } else {
-      buf[o++] = (char)c;
-    }
-  }
-  buf[o++] = '"';
-  buf[o] = 0;
+  buf[0] = '"';
+  tpj_json_excerpt(s, n, buf + 1, cap - 2);
+  size_t o = strlen(buf);
+  buf[o] = '"';
+  buf[o + 1] = 0;
 }
 
 /* "[2, 3]" ("[]" for a scalar) into buf. */

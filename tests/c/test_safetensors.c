@@ -394,7 +394,7 @@ TPJ_TEST(tensor_names_are_non_empty_without_nul) {
        "tensor \"q\\x22\\x0a\": data_offsets [0, 1] hold 1 bytes"},
       {"{\"a123456789b123456789c123456789d123456789e123456789f123456789\":"
        "{\"dtype\":\"I8\",\"shape\":[1],\"data_offsets\":[0,2]}}", 2,
-       "tensor \"a123456789b123456789c123456789d123456789e123456...\": data_offsets"},
+       "tensor \"a123456789b123456789c123456789d123456789e1234567...\": data_offsets"},
   };
   EXPECT_ERRORS(kBad);
   /* A name of raw UTF-8 is kept, and cut between sequences in messages. */
