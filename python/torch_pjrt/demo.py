@@ -5,6 +5,9 @@
 2. A GPT-style decoder trained for a few steps with torch.compile(backend="pjrt"),
    loss printed next to eager PyTorch on CPU, then the metrics line.
 3. The same model trained on the eager device: model.to("pjrt"), stock AdamW.
+4. ... and compiled over pjrt tensors; then the trained model exported,
+   saved as a .tpj artifact with a dynamic batch and run by tpj-run (C, no
+   Python), its logits next to eager's.
 """
 import copy
 import os
@@ -100,10 +103,61 @@ def main(steps=8):
     print(f"bytes moved during the {steps} training steps: h2d={moved['bytes_h2d']}, "
           f"d2h={moved['bytes_d2h']}")
     worst = max(worst, max(abs(a - b) for a, b in zip(comp, want)))
+    if _deploy(ref_init, data) != 0:
+        return 1
     if worst > 1e-3:
         print(f"loss mismatch: max |diff| {worst:.3e} exceeds 1e-3")
         return 1
     return 0
+
+
+def _deploy(model, data):
+    """The model exported, saved as a .tpj artifact with a dynamic batch, and
+    run by tpj-run (C, no Python) next to eager."""
+    import tempfile
+
+    import numpy as np
+    from torch.export import Dim
+
+    import torch_pjrt
+    from torch_pjrt import _device
+    root = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    tool = os.path.join(root, "build", "release", "tools", "tpj-run")
+    if not os.path.exists(tool):
+        print(f"(skipping the deployment demo: {tool} not built; run `make demo`)")
+        return 0
+    print("\n== deploy: torch.export -> torch_pjrt.export.save -> tpj-run (no Python) ==")
+    model = copy.deepcopy(model).eval()
+    idx = data[0][0]
+
+    class Logits(torch.nn.Module):
+        def __init__(self, m):
+            super().__init__()
+            self.m = m
+
+        def forward(self, idx):
+            return self.m(idx)[0]
+
+    net = Logits(model).eval()
+    ep = torch.export.export(net, (idx,), dynamic_shapes={"idx": {0: Dim("batch", max=8)}})
+    with tempfile.TemporaryDirectory() as d:
+        path = os.path.join(d, "gpt.tpj")
+        torch_pjrt.export.save(ep, path)
+        x = idx[:3]
+        np.save(os.path.join(d, "idx.npy"), x.numpy())
+        env = dict(os.environ)
+        env.setdefault("TORCH_PJRT_PLUGIN_PATH", ":".join(_device.search_dirs()))
+        cmd = [tool, path, os.path.join(d, "idx.npy"), "-o", os.path.join(d, "out"),
+               "--bench", "20"]
+        print("$ tpj-run gpt.tpj idx.npy -o out --bench 20   (" +
+              f"{os.path.getsize(path) / 1e3:.0f} kB artifact, batch 3 of a dynamic 1..8)")
+        subprocess.run(cmd, check=True, env=env)
+        got = np.load(os.path.join(d, "out", "output_0.npy"))
+    with torch.no_grad():
+        want = net(x).numpy()
+    diff = float(np.abs(got - want).max())
+    print(f"tpj-run logits vs eager: max |diff| {diff:.2e}")
+    return 0 if diff < 1e-4 else 1
 
 
 def _train_on(model, steps, data, read_loss=True):
