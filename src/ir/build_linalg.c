@@ -2,6 +2,7 @@
  * result-shape inference (StableHLO order for dot, PyTorch NCHW/OIHW layout
  * for convolution, emitted with the short conv dimension-number form). */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ir/ir_internal.h"
@@ -37,6 +38,73 @@ static void tpj_ir_dot_field(tpj_strbuf_t* sb, bool* first, const char* name, co
   *first = false;
 }
 
+/* One side of a dot: its operand and dimension numbers (copied, foldable). */
+typedef struct tpj_ir_dot_side_s {
+  tpj_value_t v;
+  int64_t batch[TPJ_MAX_RANK];
+  int64_t contract[TPJ_MAX_RANK];
+} tpj_ir_dot_side_t;
+
+/* The source and permutation of the stablehlo.transpose defining v (the
+ * permutation read back from its attribute); false for any other value. */
+static bool tpj_ir_transpose_of(const tpj_graph_t* g, tpj_value_t v, tpj_value_t* out_src,
+                                int64_t* perm, size_t rank) {
+  if (v < 0 || (size_t)v >= g->num_values) return false;
+  const tpj_ir_value_t* iv = TPJ_IR_VAL(g, v);
+  if (iv->op < 0) return false;
+  const tpj_ir_op_t* op = &g->ops[iv->op];
+  static const char kPrefix[] = "permutation = array<i64: ";
+  if (strcmp(op->name, "stablehlo.transpose") != 0 || op->num_operands != 1 || !op->attrs ||
+      strncmp(op->attrs, kPrefix, sizeof(kPrefix) - 1) != 0) {
+    return false;
+  }
+  const char* p = op->attrs + sizeof(kPrefix) - 1;
+  for (size_t i = 0; i < rank; ++i) {
+    char* end = NULL;
+    perm[i] = strtoll(p, &end, 10);
+    if (end == p) return false;
+    p = end;
+    if (i + 1 < rank && strncmp(p, ", ", 2) != 0) return false;
+    if (i + 1 < rank) p += 2;
+  }
+  if (strcmp(p, ">") != 0) return false;
+  *out_src = op->operands[0];
+  return true;
+}
+
+/* Reads a transpose feeding one side of a dot through its dimension numbers
+ * instead (dot(transpose(x)) -> dot(x)), as XLA would rather see it: legal
+ * when the side's free dims keep their relative order, so the result is the
+ * same. The transpose stays in the graph for its other users (or is dead). */
+static void tpj_ir_dot_fold(const tpj_graph_t* g, tpj_ir_dot_side_t* s, size_t nb, size_t nc,
+                            int32_t rank) {
+  tpj_value_t src;
+  int64_t perm[TPJ_MAX_RANK];
+  if (rank <= 0 || !tpj_ir_transpose_of(g, s->v, &src, perm, (size_t)rank)) return;
+  const tpj_type_t* ts = NULL;
+  tpj_status_t st = tpj_ir_operand(g, "stablehlo.dot_general", "folded operand", src, &ts);
+  if (st) {  /* not visible here: keep the transpose */
+    tpj_status_free(st);
+    return;
+  }
+  int64_t last = -1;
+  for (int32_t d = 0; d < rank; ++d) {
+    if (tpj_ir_in(s->batch, nb, d) || tpj_ir_in(s->contract, nc, d)) continue;
+    if (perm[d] < last) return;
+    last = perm[d];
+  }
+  for (size_t i = 0; i < nb; ++i) s->batch[i] = perm[s->batch[i]];
+  for (size_t i = 0; i < nc; ++i) s->contract[i] = perm[s->contract[i]];
+  s->v = src;
+}
+
+static void tpj_ir_dot_side_init(tpj_ir_dot_side_t* s, tpj_value_t v, const int64_t* batch,
+                                 size_t nb, const int64_t* contract, size_t nc) {
+  s->v = v;
+  memcpy(s->batch, batch, nb * sizeof(int64_t));
+  memcpy(s->contract, contract, nc * sizeof(int64_t));
+}
+
 tpj_status_t tpj_build_dot_general(tpj_graph_t* g, tpj_value_t lhs, tpj_value_t rhs,
                                    const tpj_dot_dims_t* dn, tpj_dtype_t out_dtype,
                                    tpj_value_t* out) {
@@ -68,6 +136,22 @@ tpj_status_t tpj_build_dot_general(tpj_graph_t* g, tpj_value_t lhs, tpj_value_t 
     TPJ_CHECK_ARG(tl->dims[dn->lhs_contract[i]] == tr->dims[dn->rhs_contract[i]],
                   "%s: contracting dimension %zu sizes differ (lhs %s dim %lld, rhs %s dim %lld)",
                   name, i, a, (long long)dn->lhs_contract[i], b, (long long)dn->rhs_contract[i]);
+  /* Validated: now fold transposes into the dimension numbers (ranks and
+   * counts are within TPJ_MAX_RANK here). */
+  tpj_ir_dot_side_t L, R;
+  tpj_ir_dot_side_init(&L, lhs, dn->lhs_batch, dn->num_lhs_batch, dn->lhs_contract,
+                       dn->num_lhs_contract);
+  tpj_ir_dot_side_init(&R, rhs, dn->rhs_batch, dn->num_rhs_batch, dn->rhs_contract,
+                       dn->num_rhs_contract);
+  tpj_ir_dot_fold(g, &L, dn->num_lhs_batch, dn->num_lhs_contract, tl->rank);
+  tpj_ir_dot_fold(g, &R, dn->num_rhs_batch, dn->num_rhs_contract, tr->rank);
+  tpj_dot_dims_t folded = {L.batch, dn->num_lhs_batch, R.batch, dn->num_rhs_batch,
+                           L.contract, dn->num_lhs_contract, R.contract, dn->num_rhs_contract};
+  lhs = L.v;
+  rhs = R.v;
+  dn = &folded;
+  tl = &TPJ_IR_VAL(g, lhs)->type;
+  tr = &TPJ_IR_VAL(g, rhs)->type;
   tpj_type_t rt = tpj_type_scalar(out_dtype == TPJ_DTYPE_INVALID ? tl->dtype : out_dtype);
   TPJ_CHECK_ARG(tpj_dtype_size(rt.dtype) > 0, "%s: invalid result dtype %d", name, (int)out_dtype);
   size_t free_l = (size_t)tl->rank - dn->num_lhs_batch - dn->num_lhs_contract;

@@ -179,9 +179,10 @@ TPJ_TEST(attribute_syntax) {
       "lhs_dilation = array<i64: 1, 1>, rhs_dilation = array<i64: 1, 1>, "
       "feature_group_count = 1 : i64, batch_group_count = 1 : i64} : "
       "(tensor<1x2x5x5xf32>, tensor<3x2x3x3xf32>) -> tensor<1x3x5x3xf32>"));
+  /* dot(l, transpose(l)) reads the transpose through its dimension numbers. */
   TPJ_EXPECT(text && strstr(text,
       "{dot_dimension_numbers = #stablehlo.dot<lhs_contracting_dimensions = [1], "
-      "rhs_contracting_dimensions = [0]>} : (tensor<4x5xf32>, tensor<5x4xf32>) -> tensor<4x4xf32>"));
+      "rhs_contracting_dimensions = [1]>} : (tensor<4x5xf32>, tensor<4x5xf32>) -> tensor<4x4xf32>"));
   TPJ_EXPECT(text && strstr(text,
       "%7, %8 = \"stablehlo.rng_bit_generator\"(%6) {rng_algorithm = #stablehlo<rng_algorithm THREE_FRY>} : "
       "(tensor<2xui64>) -> (tensor<2xui64>, tensor<3xui32>)"));

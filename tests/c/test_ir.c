@@ -2,8 +2,10 @@
  * its message, scoping of region values, and the whole-graph verifier. Runs
  * under ASan/LSan in `make test-c-asan`, so error paths are checked for leaks. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
+#include "tpj/emit.h"
 #include "tpj/ir.h"
 #include "tpj_test.h"
 
@@ -406,6 +408,45 @@ TPJ_TEST(window_gather_scatter_sort_rng) {
   TPJ_EXPECT(has_type(g, ns, "tensor<2xui64>") && has_type(g, bits, "tensor<8xui32>"));
   TPJ_EXPECT_ERROR(tpj_build_rng_bit_generator(g, st, &t, &ns, &bits), INVALID_ARGUMENT,
                    "output must be ui32 or ui64 (got float32)");
+  tpj_graph_destroy(g);
+}
+
+/* A transpose feeding a dot is read through the dot's dimension numbers
+ * when the free dims keep their order, and kept when they would not. */
+TPJ_TEST(dot_folds_transposes_that_keep_free_order) {
+  tpj_graph_t* g = NULL;
+  TPJ_EXPECT_OK(tpj_graph_create(&g));
+  tpj_type_t ta, tb;
+  TPJ_EXPECT_OK(tpj_type_init(TPJ_DTYPE_F32, (int64_t[]){2, 3, 4}, 3, &ta));
+  TPJ_EXPECT_OK(tpj_type_init(TPJ_DTYPE_F32, (int64_t[]){4, 5}, 2, &tb));
+  tpj_value_t a, b, at, bt, d1, d2;
+  TPJ_EXPECT_OK(tpj_graph_add_param(g, &ta, &a));
+  TPJ_EXPECT_OK(tpj_graph_add_param(g, &tb, &b));
+  /* bt = b^T [5, 4]; dot(a, bt) contracting a.2 with bt.1: one free dim on
+   * the rhs, so it is dot(a, b) contracting a.2 with b.0. */
+  TPJ_EXPECT_OK(tpj_build_transpose(g, b, (int64_t[]){1, 0}, 2, &bt));
+  int64_t c2 = 2, c1 = 1;
+  tpj_dot_dims_t dd = {NULL, 0, NULL, 0, &c2, 1, &c1, 1};
+  TPJ_EXPECT_OK(tpj_build_dot_general(g, a, bt, &dd, TPJ_DTYPE_INVALID, &d1));
+  const tpj_type_t* t1 = tpj_graph_value_type(g, d1);
+  TPJ_EXPECT(t1 && t1->rank == 3 && t1->dims[0] == 2 && t1->dims[1] == 3 && t1->dims[2] == 5);
+  /* at = a permuted [4, 3, 2]: its free dims 3 and 2 would come out in the
+   * other order from a, so the transpose must stay. */
+  TPJ_EXPECT_OK(tpj_build_transpose(g, a, (int64_t[]){2, 1, 0}, 3, &at));
+  int64_t c0 = 0;
+  tpj_dot_dims_t dd2 = {NULL, 0, NULL, 0, &c0, 1, &c0, 1};
+  TPJ_EXPECT_OK(tpj_build_dot_general(g, at, b, &dd2, TPJ_DTYPE_INVALID, &d2));
+  const tpj_type_t* t2 = tpj_graph_value_type(g, d2);
+  TPJ_EXPECT(t2 && t2->rank == 3 && t2->dims[0] == 3 && t2->dims[1] == 2 && t2->dims[2] == 5);
+  tpj_value_t res[2] = {d1, d2};
+  TPJ_EXPECT_OK(tpj_graph_set_results(g, res, 2));
+  char* text = NULL;
+  size_t len = 0;
+  TPJ_EXPECT_OK(tpj_emit_stablehlo(g, &text, &len));
+  TPJ_EXPECT(text && strstr(text, "rhs_contracting_dimensions = [0]>} : (tensor<2x3x4xf32>, "
+                            "tensor<4x5xf32>) -> tensor<2x3x5xf32>"));
+  TPJ_EXPECT(text && strstr(text, "(tensor<4x3x2xf32>, tensor<4x5xf32>) -> tensor<3x2x5xf32>"));
+  free(text);
   tpj_graph_destroy(g);
 }
 
