@@ -33,7 +33,7 @@ export TORCH_PJRT_PLUGIN_PATH ?= $(SITE)
 export TORCH_PJRT_CACHE_DIR ?= $(CURDIR)/build/compile-cache
 
 .PHONY: all lib ext venv demo test test-c test-c-asan test-py test-py-portable test-full bench clean \
-  tools fuzz fuzz-run
+  tools fuzz fuzz-run bench-deploy
 all: lib tools
 
 # ----------------------------------------------------------------- bootstrap --
@@ -170,5 +170,9 @@ bench: $(EXT)
 	$(VPY) -m pip install -q -r requirements-bench.txt
 	$(VPY) -m torch_pjrt.bench --quick $(BENCH_ARGS)
 
+# Deployment latency: eager, export.load, tpj-run and AOTInductor side by side.
+bench-deploy: $(EXT) tools
+	$(VPY) -m torch_pjrt.bench --deploy $(BENCH_ARGS)
+
 clean:
-	rm -rf build python/torch_pjrt/*.so *.egg-info python/*.egg-info
+	rm -rf build python/torch_pjrt/*.so python/torch_pjrt/lib *.egg-info python/*.egg-info
