@@ -360,3 +360,20 @@ def test_own_gpt_dynamic_batch(tmp_path):
     for b in (1, 3):
         outs, _ = run_tpj(path, [idx[:b].numpy()], str(tmp_path))
         assert_matches(outs, m(idx[:b]), atol=2e-4)
+
+
+def test_resnet_eval_residual_blocks(tmp_path):
+    """A ResNet-18 layout (basic blocks with residuals and strided 1x1
+    downsampling, eval BatchNorm with non-trivial statistics)."""
+    from torch_pjrt.bench.workloads import ResNet18
+    torch.manual_seed(0)
+    m = ResNet18(width=8).eval()
+    for mod in m.modules():
+        if isinstance(mod, nn.BatchNorm2d):
+            mod.running_mean.uniform_(-0.3, 0.3)
+            mod.running_var.uniform_(0.5, 1.5)
+    x = torch.randn(2, 3, 32, 32)
+    path = tmp_path / "resnet.tpj"
+    torch_pjrt.export.save(torch.export.export(m, (x,)), str(path))
+    outs, _ = run_tpj(path, [x.numpy()], str(tmp_path))
+    assert_matches(outs, m(x), atol=1e-4)
