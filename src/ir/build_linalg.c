@@ -101,8 +101,8 @@ static void tpj_ir_dot_fold(const tpj_graph_t* g, tpj_ir_dot_side_t* s, size_t n
 static void tpj_ir_dot_side_init(tpj_ir_dot_side_t* s, tpj_value_t v, const int64_t* batch,
                                  size_t nb, const int64_t* contract, size_t nc) {
   s->v = v;
-  memcpy(s->batch, batch, nb * sizeof(int64_t));
-  memcpy(s->contract, contract, nc * sizeof(int64_t));
+  if (nb) memcpy(s->batch, batch, nb * sizeof(int64_t));  /* may be NULL when empty */
+  if (nc) memcpy(s->contract, contract, nc * sizeof(int64_t));
 }
 
 tpj_status_t tpj_build_dot_general(tpj_graph_t* g, tpj_value_t lhs, tpj_value_t rhs,
