@@ -88,9 +88,25 @@ static tpj_status_t tpj_attn_check_heads(const tpj_lower_call_t* call, const tpj
   return NULL;
 }
 
-/* q, k, v at qi..qi+2; dropout_p at di; scale at si. */
+/* x's batch dims of size 1 broadcast to q's (tq), as PyTorch's attention
+ * broadcasts k and v (HF Falcon's one shared k/v head without enable_gqa). */
+static tpj_status_t tpj_attn_broadcast(tpj_graph_t* g, int64_t nb, const tpj_type_t* tq,
+                                       tpj_value_t* x) {
+  const tpj_type_t t = *tpj_lower_type(g, *x);
+  int64_t dims[TPJ_MAX_RANK];
+  bool any = false;
+  for (int64_t d = 0; d < t.rank; ++d) {
+    dims[d] = t.dims[d];
+    if (d < nb && t.dims[d] == 1 && tq->dims[d] != 1) dims[d] = tq->dims[d], any = true;
+  }
+  return any ? tpj_lower_broadcast_to(g, *x, dims, (size_t)t.rank, x) : NULL;
+}
+
+/* q, k, v at qi..qi+2; dropout_p at di; scale at si; with `bcast`, k and v
+ * batch dims of size 1 broadcast to q's (forward only: the backward's
+ * gradients keep k's and v's shapes). */
 static tpj_status_t tpj_attn_load(tpj_graph_t* g, const tpj_lower_call_t* call, size_t qi,
-                                  size_t di, size_t si, tpj_attn_t* a) {
+                                  size_t di, size_t si, bool bcast, tpj_attn_t* a) {
   tpj_value_t* vals[3] = {&a->q, &a->k, &a->v};
   tpj_dtype_t acc = TPJ_DTYPE_INVALID;
   for (size_t i = 0; i < 3; ++i) {
@@ -100,14 +116,20 @@ static tpj_status_t tpj_attn_load(tpj_graph_t* g, const tpj_lower_call_t* call, 
   }
   const tpj_type_t tq_c = *tpj_lower_type(g, a->q);
   const tpj_type_t* tq = &tq_c;
-  const tpj_type_t tk_c = *tpj_lower_type(g, a->k);
+  tpj_type_t tk_c = *tpj_lower_type(g, a->k);
   const tpj_type_t* tk = &tk_c;
-  const tpj_type_t tv_c = *tpj_lower_type(g, a->v);
+  tpj_type_t tv_c = *tpj_lower_type(g, a->v);
   const tpj_type_t* tv = &tv_c;
   if (tq->rank < 2 || tk->rank != tq->rank || tv->rank != tq->rank)
     return TPJ_STATUS(INVALID_ARGUMENT, "%s: q, k, v ranks (got %d, %d, %d)", call->target,
                       (int)tq->rank, (int)tk->rank, (int)tv->rank);
   a->nb = tq->rank - 2;
+  if (bcast) {
+    TPJ_RETURN_IF_ERROR(tpj_attn_broadcast(g, a->nb, tq, &a->k));
+    TPJ_RETURN_IF_ERROR(tpj_attn_broadcast(g, a->nb, tq, &a->v));
+    tk_c = *tpj_lower_type(g, a->k);
+    tv_c = *tpj_lower_type(g, a->v);
+  }
   TPJ_RETURN_IF_ERROR(tpj_attn_check_heads(call, tq, tk, tv, a));
   if (a->groups > 1) {
     TPJ_RETURN_IF_ERROR(tpj_attn_repeat_heads(g, a->nb, a->groups, a->k, &a->k));
@@ -197,7 +219,7 @@ static tpj_status_t tpj_attn_probs(tpj_graph_t* g, tpj_value_t s, tpj_value_t* o
 TPJ_LOWERING(tpj_lower_reduce_sdpa) {
   tpj_attn_t a;
   tpj_value_t s, p, o;
-  TPJ_RETURN_IF_ERROR(tpj_attn_load(g, call, 0, 4, 6, &a));
+  TPJ_RETURN_IF_ERROR(tpj_attn_load(g, call, 0, 4, 6, true, &a));
   bool gqa = false;
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_bool(call, 7, &gqa));
   if (a.groups > 1 && !gqa) {
@@ -214,7 +236,7 @@ TPJ_LOWERING(tpj_lower_reduce_sdpa) {
 TPJ_LOWERING(tpj_lower_reduce_sdpa_cpu) {
   tpj_attn_t a;
   tpj_value_t s, p, lse, o;
-  TPJ_RETURN_IF_ERROR(tpj_attn_load(g, call, 0, 3, 6, &a));
+  TPJ_RETURN_IF_ERROR(tpj_attn_load(g, call, 0, 3, 6, false, &a));
   TPJ_RETURN_IF_ERROR(tpj_attn_scores(g, call, &a, 4, 5, &s));
   TPJ_RETURN_IF_ERROR(tpj_attn_probs(g, s, &p, &lse));
   TPJ_RETURN_IF_ERROR(tpj_attn_dot(g, p, a.v, a.nb, a.nb + 1, a.nb, &o));
@@ -227,7 +249,7 @@ TPJ_LOWERING(tpj_lower_reduce_sdpa_cpu) {
 TPJ_LOWERING(tpj_lower_reduce_sdpa_cpu_backward) {
   tpj_attn_t a;
   tpj_value_t go, s, p, dv, dp, t, dsum, ds, dq, dk;
-  TPJ_RETURN_IF_ERROR(tpj_attn_load(g, call, 1, 6, 9, &a));
+  TPJ_RETURN_IF_ERROR(tpj_attn_load(g, call, 1, 6, 9, false, &a));
   TPJ_RETURN_IF_ERROR(tpj_lower_arg_tensor(call, 0, &go));
   TPJ_RETURN_IF_ERROR(tpj_lower_convert(g, go, tpj_lower_type(g, a.q)->dtype, &go));
   TPJ_RETURN_IF_ERROR(tpj_attn_scores(g, call, &a, 7, 8, &s));
