@@ -179,6 +179,40 @@ def _get_attr(gm: torch.nn.Module, target: str) -> Any:
     return obj
 
 
+def _hint(size: Any) -> Optional[int]:
+    if isinstance(size, int):
+        return size
+    try:
+        hint = size.node.hint
+        return int(hint if hint is not None else size.node.shape_env.size_hint(size.node.expr))
+    except Exception:  # noqa: BLE001 - unbacked or unhinted sizes
+        return None
+
+
+def _traced_strides(value: Any, traced: Any) -> Any:
+    """`value` (a fake result) in the memory order of `traced`, the node's
+    value when the graph was traced, where they differ: a composite op kept
+    whole (scaled_dot_product_attention) may run another kernel on fake
+    tensors than at trace time (math, not flash: [b, h, t, d] contiguous
+    instead of [b, t, h, d]), and the graph's later views were traced
+    against the first one's strides."""
+    if (not isinstance(value, torch.Tensor) or not isinstance(traced, torch.Tensor)
+            or value.dim() != traced.dim() or value.dim() < 2):
+        return value
+    hints = [_hint(s) for s in traced.stride()]
+    if None in hints:
+        return value
+    order = sorted(range(value.dim()), key=lambda d: -hints[d])  # outermost first
+    if order == sorted(range(value.dim()), key=lambda d: -value.stride()[d]):
+        return value
+    strides, step = [0] * value.dim(), 1
+    for d in reversed(order):
+        strides[d] = step
+        step *= max(int(value.shape[d]), 1)
+    return torch.empty_strided(tuple(value.shape), strides, dtype=value.dtype,
+                               device=value.device)
+
+
 def propagate_values(gm: fx.GraphModule, args: Sequence[Any]) -> Dict[fx.Node, Any]:
     """Runs `gm` on fake copies of the concrete `args` and returns every
     node's example value (FakeTensors with static shapes, plain numbers).
@@ -204,7 +238,7 @@ def propagate_values(gm: fx.GraphModule, args: Sequence[Any]) -> Dict[fx.Node, A
                 values[node] = _get_attr(gm, node.target)
             elif node.op == "call_function":
                 a, kw = fx.node.map_arg((node.args, node.kwargs), values.__getitem__)
-                values[node] = node.target(*a, **kw)
+                values[node] = _traced_strides(node.target(*a, **kw), node.meta.get("val"))
             elif node.op not in ("placeholder", "output"):
                 raise UnsupportedNodeError(node, node.op, f"{node.op} nodes are not "
                                            f"supported (node {node.name})")
