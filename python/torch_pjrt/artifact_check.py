@@ -6,17 +6,23 @@ graph before it writes anything (check_exact).
 A `.tpj` artifact holds one program per shape bucket; a run with symbol s
 pads every dynamic input from c * s to c * b rows along dimension 0 and keeps
 the first c * s rows of every output. That is exact only when no result row
-depends on another row along dimension 0, so every node of the decomposed
-graph is checked against a small rule table:
+depends on another row of the batch, so every node of the decomposed graph
+is checked against a small rule table (artifact_rules):
 
-- shapes: the symbol appears only in dimension 0 of a tensor, as c * symbol;
+- shapes: the symbol appears in one dimension of a tensor (dimension 0 of
+  an input), as c * symbol; artifact_layout follows it through permutes and
+  reshapes ([seq, batch, d] in nn.MultiheadAttention and the RNNs,
+  [batch * heads, seq, d], InstanceNorm's [1, batch * C, h, w]), holds the
+  ops that must see it in a given dimension (convolutions in 0, attention
+  not in its last two), and requires outputs with it in dimension 0;
 - ALONG_DIM: ops that mix values along their `dim` argument (reductions,
   scans, sorts, softmax, concatenation, selection, slicing, ...) may not
-  work along dimension 0 of a dynamic tensor (None or [] means every dim);
-- INDEXED: advanced indexing may not index dimension 0 of a dynamic tensor,
-  and a lookup may not read rows of a dynamic table;
-- ALWAYS: ops that mix rows whatever their arguments (batch-norm
-  statistics) may not take a dynamic tensor;
+  work along the dynamic dimension of a tensor (None or [] means every dim);
+- INDEXED: advanced indexing may not index the dynamic dimension of a
+  tensor, and a lookup may not read rows of a dynamic table;
+- ALWAYS: ops that mix rows whatever their arguments (a sort of dimension
+  0, arbitrary strides, embedding bags of varying size) may not take a
+  dynamic tensor;
 - a tensor result without the symbol may not come from one with it;
 - the symbol's value may feed only the size arguments in SIZE_ARGS.
 
@@ -34,109 +40,15 @@ import torch.fx as fx
 from torch.export import ExportedProgram
 from torch.utils import _pytree as pytree
 
+from . import artifact_layout
 from . import fx_lower
+from .artifact_rules import (ALONG_DIM, ALWAYS, DIM_ARGS, INDEXED, KNOWN,  # noqa: F401
+                             ROWWISE, SIZE_ARGS, SIZE_READERS, TABLE_ROWS, arg_value,
+                             free_symbols)
+from .artifact_rules import expr as _expr
+from .artifact_rules import schema_name as _schema_name
 from .export_guards import _bound
 
-# op -> what it does along its dim argument (for the message): exact unless
-# that dim is 0 (None or [] meaning every dim) on a dynamic tensor.
-ALONG_DIM: Dict[str, str] = {}
-for _verb, _ops in {
-    "reduces": ("sum", "mean", "prod", "amax", "amin", "max", "min", "argmax", "argmin",
-                "var", "std", "var_mean", "std_mean", "logsumexp", "any", "all", "nansum",
-                "nanmean", "count_nonzero", "median", "nanmedian", "mode", "kthvalue",
-                "aminmax", "linalg_vector_norm", "norm", "renorm"),
-    "scans": ("cumsum", "cumprod", "cummax", "cummin", "logcumsumexp", "_cummax_helper",
-              "_cummin_helper", "diff"),
-    "sorts": ("sort", "argsort", "topk", "unique_dim", "unique_consecutive"),
-    "normalizes": ("_softmax", "_log_softmax", "softmax", "log_softmax", "_safe_softmax",
-                   "glu"),
-    "concatenates": ("cat", "concat", "concatenate", "stack", "_cat"),
-    "selects": ("select", "select_copy", "index_select", "gather", "take_along_dim",
-                "select_scatter", "narrow", "narrow_copy", "unfold", "unfold_copy"),
-    "slices": ("slice", "slice_copy", "slice_scatter"),
-    "splits": ("split", "split_copy", "split_with_sizes", "split_with_sizes_copy",
-               "unsafe_split", "unsafe_split_with_sizes", "chunk", "unsafe_chunk",
-               "tensor_split", "unbind", "unbind_copy"),
-    "scatters": ("scatter", "scatter_add", "scatter_reduce", "index_add", "index_copy",
-                 "index_fill", "index_reduce"),
-    "reorders": ("flip", "roll", "cross", "linalg_cross", "repeat_interleave"),
-    "transforms": ("_fft_r2c", "_fft_c2r", "_fft_c2c"),
-}.items():
-    for _op in _ops:
-        ALONG_DIM[f"aten::{_op}"] = _verb
-DIM_ARGS = ("dim", "dims", "dimension")
-# Ops whose dim counts in the rank of the result (one more than the inputs').
-RESULT_RANK_DIM = frozenset({"aten::stack"})
-
-# op -> the tensor argument it indexes along dimension 0 by its index tensors:
-# exact unless that tensor is dynamic and indices[0] is not None.
-INDEXED: Dict[str, str] = {
-    "aten::index": "self", "aten::_unsafe_index": "self", "aten::index_put": "self",
-    "aten::index_put_": "self", "aten::_unsafe_index_put": "self",
-    "aten::_index_put_impl": "self", "aten::_index_put_impl_": "self",
-}
-# op -> its table argument, read at positions the other inputs give: exact
-# unless the table is dynamic.
-TABLE_ROWS: Dict[str, str] = {
-    "aten::embedding": "weight", "aten::take": "self", "aten::put": "self",
-    "aten::searchsorted": "sorted_sequence", "aten::bucketize": "boundaries",
-}
-# Ops that mix rows whatever their arguments: refused on any dynamic input
-# (the batch-norm ops only with training=True).
-ALWAYS: Dict[str, str] = {
-    "aten::_native_batch_norm_legit": "computes batch-norm statistics over the batch",
-    "aten::_native_batch_norm_legit_functional":
-        "computes batch-norm statistics over the batch",
-    "aten::native_batch_norm": "computes batch-norm statistics over the batch",
-    "aten::msort": "sorts along dimension 0",
-    "aten::as_strided": "reads memory at arbitrary strides",
-    "aten::as_strided_copy": "reads memory at arbitrary strides",
-    "aten::as_strided_scatter": "writes memory at arbitrary strides",
-    "aten::nonzero": "has a data-dependent size",
-    "aten::masked_select": "has a data-dependent size",
-    "aten::_embedding_bag": "ends each bag at the next row's offset",
-    "aten::_embedding_bag_forward_only": "ends each bag at the next row's offset",
-    "aten::embedding_bag": "ends each bag at the next row's offset",
-}
-# op -> the arguments that may be (c * symbol)-valued sizes.
-SIZE_ARGS: Dict[str, Tuple[str, ...]] = {
-    "aten::view": ("size",), "aten::_unsafe_view": ("size",), "aten::reshape": ("shape",),
-    "aten::view_copy": ("size",), "aten::_reshape_alias": ("size",),
-    "aten::expand": ("size",), "aten::expand_copy": ("size",), "aten::empty": ("size",),
-    "aten::empty_strided": ("size",), "aten::empty_permuted": ("size",),
-    "aten::zeros": ("size",), "aten::ones": ("size",), "aten::full": ("size",),
-    "aten::new_empty": ("size",), "aten::new_empty_strided": ("size",),
-    "aten::new_zeros": ("size",), "aten::new_ones": ("size",), "aten::new_full": ("size",),
-    "aten::arange": ("end",), "aten::slice": ("end",), "aten::native_group_norm": ("N",),
-}
-# Ops that read a size of a tensor: their (c * symbol) result is a size.
-SIZE_READERS = frozenset({"aten::sym_size", "aten::sym_numel", "aten::sym_stride"})
-# Ops (besides those tagged pointwise and those above) whose every result row
-# along dimension 0 is computed from the same rows of their inputs, given
-# the shape rule (the symbol stays in dimension 0).
-ROWWISE = frozenset(f"aten::{op}" for op in (
-    # layout, copies, factories over a tensor
-    "_to_copy", "alias", "alias_copy", "detach", "lift_fresh_copy", "copy", "fill",
-    "full_like", "zeros_like", "ones_like", "empty_like", "expand_as", "permute",
-    "permute_copy", "transpose", "transpose_copy", "t", "t_copy", "squeeze", "squeeze_copy",
-    "unsqueeze", "unsqueeze_copy", "diagonal", "diagonal_copy", "masked_fill", "where",
-    "rsub", "floor_divide", "hardswish", "tril", "triu", "constant_pad_nd",
-    # matrix products with the batch as a batch or row dimension
-    "mm", "bmm", "addmm", "addmv", "mv", "baddbmm", "dot",
-    "_scaled_dot_product_flash_attention_for_cpu", "scaled_dot_product_attention",
-    # convolution, pooling, resampling, padding of the spatial dims
-    "convolution", "_convolution", "max_pool1d_with_indices", "max_pool2d_with_indices",
-    "max_pool3d_with_indices", "avg_pool1d", "avg_pool2d", "avg_pool3d",
-    "_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_max_pool2d",
-    "adaptive_max_pool3d", "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d",
-    "upsample_linear1d", "upsample_bilinear2d", "upsample_trilinear3d", "grid_sampler_2d",
-    "reflection_pad1d", "reflection_pad2d", "reflection_pad3d", "replication_pad1d",
-    "replication_pad2d", "replication_pad3d", "pixel_shuffle", "pixel_unshuffle",
-    # normalization within a row, per-row losses (reductions fail the rows rule)
-    "native_layer_norm", "native_group_norm", "_native_batch_norm_legit_no_training",
-    "_weight_norm_interface", "mse_loss", "nll_loss_forward", "nll_loss2d_forward",
-    "binary_cross_entropy", "dist", "_cdist_forward", "repeat",
-))
 _INT64_MAX = 2 ** 63 - 1
 
 
@@ -162,6 +74,8 @@ class _Ctx:
         self.others_static = others_static
         self.who = who    # "export.save", or the compiled graph's name
         self.hint = hint  # what to do instead
+        # node -> where the symbol lies in each tensor leaf (artifact_layout)
+        self.layouts: artifact_layout.Layouts = {}
 
     def show(self, value: Any) -> str:
         """`value` (a size, a shape or an expression) with the Dim's name."""
@@ -176,18 +90,6 @@ class _Ctx:
         return ExactnessError(
             f"{self.who}: padding the dynamic dimension '{self.name}' is not exact at "
             f"{where} (node {node.name}, {detail}): {why}; {self.hint}")
-
-
-def _expr(value: Any) -> Any:
-    """The sympy expression of a SymInt/SymFloat/SymBool, the value otherwise."""
-    if isinstance(value, (torch.SymInt, torch.SymFloat, torch.SymBool)):
-        return value.node.expr
-    return value
-
-
-def free_symbols(value: Any) -> set:
-    expr = _expr(value)
-    return set(expr.free_symbols) if isinstance(expr, sympy.Basic) else set()
 
 
 def scale_of(value: Any, symbol: sympy.Symbol) -> Optional[int]:
@@ -215,35 +117,17 @@ def _scaled(value: Any, ctx: "_Ctx") -> bool:
             and c.is_positive is True)
 
 
-def _schema_name(node: fx.Node) -> Optional[str]:
-    target = node.target
-    if isinstance(target, torch._ops.OpOverload):
-        return target._schema.name
-    return None
-
-
-def arg_value(node: fx.Node, name: str) -> Tuple[Any, bool]:
-    """(value, present) of the schema argument `name` of `node`: from its
-    args or kwargs, else the schema default; (None, False) when the op has
-    no such argument."""
-    for i, a in enumerate(node.target._schema.arguments):
-        if a.name != name:
-            continue
-        if not a.kwarg_only and i < len(node.args):
-            return node.args[i], True
-        if name in node.kwargs:
-            return node.kwargs[name], True
-        return (a.default_value if a.has_default_value() else None), True
-    return None, False
-
-
 def _val(arg: Any) -> Any:
     return arg.meta.get("val") if isinstance(arg, fx.Node) else arg
 
 
+def _bdim(val: Any, ctx: _Ctx) -> Optional[int]:
+    """The dimension of tensor `val` holding the symbol (None: static)."""
+    return artifact_layout.batch_dim(val, ctx.symbol)
+
+
 def _is_dynamic(val: Any, ctx: _Ctx) -> bool:
-    return (isinstance(val, torch.Tensor) and val.dim() > 0
-            and ctx.symbol in free_symbols(val.shape[0]))
+    return _bdim(val, ctx) is not None
 
 
 def _tensor_leaves(val: Any) -> List[torch.Tensor]:
@@ -353,22 +237,29 @@ def bucket_sizes(sym: Symbol, buckets: Optional[Sequence[int]]) -> List[int]:
 # ------------------------------------------------------------------- rules --
 
 def _check_shapes(node: fx.Node, ctx: _Ctx, where: str) -> None:
-    """The symbol only in dimension 0, as c * symbol; no other symbol."""
+    """The symbol in one dimension of a tensor (dimension 0 of an input), as
+    c * symbol; no other symbol."""
     for v in _tensor_leaves(node.meta.get("val")):
+        found = None
         for d, size in enumerate(v.shape):
             syms = free_symbols(size)
             if not syms or (ctx.others_static and ctx.symbol not in syms):
                 continue
-            if syms != {ctx.symbol} and not (ctx.others_static and d == 0
-                                             and _scaled(size, ctx)):
+            if syms != {ctx.symbol} and not (ctx.others_static and _scaled(size, ctx)):
                 other = ", ".join(sorted(str(s) for s in syms - {ctx.symbol}))
                 raise ctx.refuse(where, node, f"dim {d}", f"it has shape "
                                  f"{ctx.show(v.shape)}, a size that depends on {other} "
                                  f"(data-dependent or a second dynamic size)")
-            if d != 0 or not _scaled(size, ctx):
+            if (d != 0 and node.op == "placeholder") or not _scaled(size, ctx):
                 raise ctx.refuse(where, node, f"dim {d}", f"it has shape "
                                  f"{ctx.show(v.shape)} (the dynamic size may appear only "
-                                 f"in dimension 0, as c * {ctx.name} with an integer c >= 1)")
+                                 f"as c * {ctx.name} with an integer c >= 1, in dimension "
+                                 f"0 of an input)")
+            if found is not None:
+                raise ctx.refuse(where, node, f"dim {d}", f"it has shape "
+                                 f"{ctx.show(v.shape)}, the dynamic size in dimensions "
+                                 f"{found} and {d} (rows against rows)")
+            found = d
 
 
 def _dims_of(node: fx.Node) -> Tuple[Any, bool]:
@@ -380,8 +271,8 @@ def _dims_of(node: fx.Node) -> Tuple[Any, bool]:
     return None, False
 
 
-def _is_full_slice(node: fx.Node, src: torch.Tensor) -> bool:
-    """slice(x, 0, start, end, step) keeps every row of x."""
+def _is_full_slice(node: fx.Node, src: torch.Tensor, dim: int) -> bool:
+    """slice(x, dim, start, end, step) keeps every row of x."""
     start, _ = arg_value(node, "start")
     end, _ = arg_value(node, "end")
     step, _ = arg_value(node, "step")
@@ -389,7 +280,7 @@ def _is_full_slice(node: fx.Node, src: torch.Tensor) -> bool:
         return False
     if end is None or (isinstance(end, int) and end >= _INT64_MAX):
         return True
-    return sympy.simplify(_expr(_val(end)) - _expr(src.shape[0])) == 0
+    return sympy.simplify(_expr(_val(end)) - _expr(src.shape[dim])) == 0
 
 
 def _check_along_dim(node: fx.Node, ctx: _Ctx, name: str) -> None:
@@ -404,109 +295,73 @@ def _check_along_dim(node: fx.Node, ctx: _Ctx, name: str) -> None:
     dims, present = _dims_of(node)
     if not present:  # e.g. max.other (elementwise); full reductions fail _check_rows_kept
         return
+    bdim = _bdim(dyn[0], ctx)
     if dims is None or (isinstance(dims, (list, tuple)) and not dims):
         raise ctx.refuse(name, node, "every dim", f"it {verb} over every dimension of a "
-                         f"tensor of shape {ctx.show(dyn[0].shape)}, dimension 0 (the "
+                         f"tensor of shape {ctx.show(dyn[0].shape)}, dimension {bdim} (the "
                          f"dynamic one) included")
-    rank = max(dyn[0].dim() + (1 if name in RESULT_RANK_DIM else 0), 1)
+    rank = max(dyn[0].dim(), 1)
     dims = [dims] if isinstance(dims, int) else list(dims)
-    if not any(int(d) % rank == 0 for d in dims):
+    if not any(int(d) % rank == bdim for d in dims):
         return
-    if name == "aten::slice" and _is_full_slice(node, dyn[0]):
+    if name == "aten::slice" and _is_full_slice(node, dyn[0], bdim):
         return
-    raise ctx.refuse(name, node, "dim 0", f"it {verb} along dimension 0 of a tensor of "
-                     f"shape {ctx.show(dyn[0].shape)}, the dynamic one, so padded rows "
-                     f"would change or move the real rows")
-
-
-# Ops that keep an integer tensor's values and its dimension 0.
-_VALUE_KEEPING = frozenset({"aten::clone", "aten::_to_copy", "aten::alias", "aten::lift_fresh_copy"})
-
-
-def _is_row_index(arg: Any, ctx: _Ctx) -> bool:
-    """True when `arg` holds, at every position, its own coordinate along
-    dimension 0, which is the symbol's value long: arange(0, symbol), then
-    unsqueezed past dimension 0, copied or plus 0 (how masks index a batch
-    with `batch_idx = arange(batch)[:, None, None]`). Padded, it is still
-    arange(0, bucket): row i reads row i."""
-    if not isinstance(arg, fx.Node) or arg.op != "call_function":
-        return False
-    name, val = _schema_name(arg), _val(arg)
-    if not isinstance(val, torch.Tensor) or val.dtype.is_floating_point or val.dim() == 0:
-        return False
-    if name == "aten::arange":
-        start, has_start = arg_value(arg, "start")
-        step, has_step = arg_value(arg, "step")
-        start, step = (start if has_start else 0), (step if has_step else 1)
-        end = _val(arg_value(arg, "end")[0])
-        return start == 0 and step == 1 and _expr(end) == ctx.symbol
-    src = arg.args[0] if arg.args else None
-    if name == "aten::unsqueeze":
-        dim = int(arg_value(arg, "dim")[0])
-        return dim % val.dim() != 0 and _is_row_index(src, ctx)
-    if name == "aten::add":
-        other = arg_value(arg, "other")[0]
-        alpha = arg_value(arg, "alpha")[0]
-        return other == 0 and alpha in (1, None) and _is_row_index(src, ctx)
-    return name in _VALUE_KEEPING and _is_row_index(src, ctx)
-
-
-def _row_identity_gather(name: str, indices: Sequence[Any], ctx: _Ctx) -> bool:
-    """A gather (not a put) whose dimension-0 index is the row index and
-    lines up with dimension 0 of the broadcast index shape: out[i] reads
-    self[i], padded or not."""
-    if name not in ("aten::index", "aten::_unsafe_index") or not _is_row_index(indices[0], ctx):
-        return False
-    ranks = [_val(i).dim() for i in indices if isinstance(i, fx.Node)]
-    return _val(indices[0]).dim() == max(ranks)
+    if verb == "concatenates" and len(dyn) == len(vals):
+        return  # blocks of rows, one per input: artifact_layout checks them
+    raise ctx.refuse(name, node, f"dim {bdim}", f"it {verb} along dimension {bdim} of a "
+                     f"tensor of shape {ctx.show(dyn[0].shape)}, the dynamic one, so padded "
+                     f"rows would change or move the real rows")
 
 
 def _check_indexing(node: fx.Node, ctx: _Ctx, name: str) -> None:
     if name in INDEXED:
         src, _ = arg_value(node, INDEXED[name])
         indices, _ = arg_value(node, "indices")
-        if (_is_dynamic(_val(src), ctx) and isinstance(indices, (list, tuple)) and indices
-                and indices[0] is not None and not _row_identity_gather(name, indices, ctx)):
-            raise ctx.refuse(name, node, "dim 0", f"it indexes dimension 0 (the dynamic "
-                             f"one) of a tensor of shape {ctx.show(_val(src).shape)} by "
-                             f"index tensors")
+        bdim = _bdim(_val(src), ctx)
+        if (bdim is not None and isinstance(indices, (list, tuple)) and len(indices) > bdim
+                and indices[bdim] is not None
+                and not artifact_layout.row_identity_gather(name, src, indices, ctx.symbol,
+                                                            ctx.layouts)):
+            raise ctx.refuse(name, node, f"dim {bdim}", f"it indexes dimension {bdim} (the "
+                             f"dynamic one) of a tensor of shape {ctx.show(_val(src).shape)} "
+                             f"by index tensors")
     if name in TABLE_ROWS:
         table, _ = arg_value(node, TABLE_ROWS[name])
         if _is_dynamic(_val(table), ctx):
-            raise ctx.refuse(name, node, "dim 0", f"it reads rows of the dynamic tensor "
+            raise ctx.refuse(name, node, f"dim {_bdim(_val(table), ctx)}", f"it reads rows of the dynamic tensor "
                              f"{TABLE_ROWS[name]} (shape {ctx.show(_val(table).shape)}) by "
                              f"index")
     why = ALWAYS.get(name)
-    if why is not None and any(_is_dynamic(v, ctx) for v in _input_tensors(node)):
-        training, present = arg_value(node, "training")
-        if not present or training is not False:
-            raise ctx.refuse(name, node, "dim 0", f"it {why} (a dynamic input)")
+    dyn = [v for v in _input_tensors(node) if _is_dynamic(v, ctx)]
+    if (why is not None and dyn and not artifact_layout.identity_strided(node, name)
+            and not artifact_layout.fixed_bags(node, name, ctx.symbol, ctx.layouts)):
+        raise ctx.refuse(name, node, f"dim {_bdim(dyn[0], ctx)}", f"it {why} (a dynamic "
+                         f"input)")
 
 
 def _check_leading(node: fx.Node, ctx: _Ctx, name: str) -> None:
-    """repeat and constant_pad_nd leave dimension 0 of a dynamic tensor alone:
-    a repeat count of 1 there, no padding there."""
+    """repeat and constant_pad_nd leave the dynamic dimension of a tensor
+    alone: a repeat count of 1 there, no padding there."""
     if name not in ("aten::repeat", "aten::constant_pad_nd"):
         return
     v = _val(arg_value(node, "self")[0])
-    if not _is_dynamic(v, ctx):
+    bdim = _bdim(v, ctx)
+    if bdim is None:
         return
     if name == "aten::repeat":
         repeats, _ = arg_value(node, "repeats")
-        lead = list(repeats)[len(repeats) - v.dim()]
+        lead = list(repeats)[len(repeats) - v.dim() + bdim]
         if lead != 1:
-            raise ctx.refuse(name, node, "dim 0", f"it repeats dimension 0 (the dynamic "
-                             f"one) {lead} times, so padded rows would land between real ones")
+            raise ctx.refuse(name, node, f"dim {bdim}", f"it repeats dimension {bdim} (the "
+                             f"dynamic one) {lead} times, so padded rows would land between "
+                             f"real ones")
         return
     pad, _ = arg_value(node, "pad")
     pad = list(pad)
-    if len(pad) >= 2 * v.dim() and any(p != 0 for p in pad[2 * v.dim() - 2:2 * v.dim()]):
-        raise ctx.refuse(name, node, "dim 0", f"it pads or crops dimension 0 (the dynamic "
-                         f"one) by {pad[2 * v.dim() - 2:2 * v.dim()]}")
-
-
-KNOWN = (frozenset(ALONG_DIM) | frozenset(INDEXED) | frozenset(TABLE_ROWS) | frozenset(ALWAYS)
-         | frozenset(SIZE_ARGS) | SIZE_READERS | ROWWISE)
+    j = 2 * (v.dim() - 1 - bdim)
+    if any(p != 0 for p in pad[j:j + 2]):
+        raise ctx.refuse(name, node, f"dim {bdim}", f"it pads or crops dimension {bdim} (the "
+                         f"dynamic one) by {pad[j:j + 2]}")
 
 
 def _check_known(node: fx.Node, ctx: _Ctx, name: str) -> None:
@@ -517,7 +372,8 @@ def _check_known(node: fx.Node, ctx: _Ctx, name: str) -> None:
         return
     dyn = [v for v in _input_tensors(node) if _is_dynamic(v, ctx)]
     if dyn:
-        raise ctx.refuse(name, node, "dim 0", f"torch_pjrt does not know that it keeps the "
+        raise ctx.refuse(name, node, f"dim {_bdim(dyn[0], ctx)}", f"torch_pjrt does not know "
+                         f"that it keeps the "
                          f"rows of a dynamic tensor (shape {ctx.show(dyn[0].shape)}) apart: "
                          f"it is not in the rule table of torch_pjrt/artifact_check.py")
 
@@ -548,7 +404,7 @@ def _check_rows_kept(node: fx.Node, ctx: _Ctx, name: str) -> None:
         raise ctx.refuse(name, node, "its result", f"it computes the number {val!r} from a "
                          f"tensor of shape {ctx.show(inputs[0].shape)}")
     for out in _used_leaves(node, val):
-        if out.dim() == 0 or ctx.symbol not in free_symbols(out.shape[0]):
+        if not _is_dynamic(out, ctx):
             if all(isinstance(s, int) for s in out.shape) and out.numel() == 0:
                 continue
             raise ctx.refuse(name, node, "its result", f"its result of shape "
@@ -559,6 +415,8 @@ def _check_rows_kept(node: fx.Node, ctx: _Ctx, name: str) -> None:
 
 def _check_sym_args(node: fx.Node, ctx: _Ctx, name: str) -> None:
     """The symbol's value feeds only the size arguments of SIZE_ARGS."""
+    if artifact_layout.identity_strided(node, name):
+        return
     for a in node.target._schema.arguments:
         value, present = arg_value(node, a.name)
         syms = _sym_nodes(value) if present else []
@@ -580,10 +438,12 @@ def _check_sym_args(node: fx.Node, ctx: _Ctx, name: str) -> None:
             src, _ = arg_value(node, "self")
             dim, _ = arg_value(node, "dim")
             v = _val(src)
-            if not (_is_dynamic(v, ctx) and int(dim) % v.dim() == 0 and _is_full_slice(node, v)):
+            bdim = _bdim(v, ctx)
+            if not (bdim is not None and int(dim) % v.dim() == bdim
+                    and _is_full_slice(node, v, bdim)):
                 raise ctx.refuse(name, node, "argument end", f"it slices with the dynamic "
                                  f"size {ctx.show(_val(sym))} as a bound; only a slice "
-                                 f"keeping every row of dimension 0 is exact")
+                                 f"keeping every row of the dynamic dimension is exact")
 
 
 def _check_number(node: fx.Node, ctx: _Ctx, where: str) -> None:
@@ -612,6 +472,58 @@ def _check_python_call(node: fx.Node, ctx: _Ctx, where: str) -> None:
                          "the rows of the dynamic dimension apart")
 
 
+def _check_layout(node: fx.Node, ctx: _Ctx, where: str, schema: Optional[str]) -> None:
+    """Where the batch lies in the node's results, and the ops whose meaning
+    depends on that (artifact_layout)."""
+    try:
+        artifact_layout.propagate(node, schema, ctx.layouts, ctx.symbol)
+        if schema is not None:
+            artifact_layout.check_position(node, schema, ctx.layouts)
+    except artifact_layout.Refusal as e:
+        raise ctx.refuse(where, node, e.detail, e.message(ctx.show)) from None
+
+
+def _check_outputs(node: fx.Node, ctx: _Ctx) -> None:
+    """Every dynamic output has its rows leading dimension 0."""
+    for i, leaf in enumerate(pytree.tree_leaves(node.args[0])):
+        if not isinstance(leaf, fx.Node):
+            continue
+        for val, lay in zip(_tensor_leaves(leaf.meta.get("val")), ctx.layouts.get(leaf, [])):
+            try:
+                artifact_layout.check_output(i, val, lay, ctx.symbol)
+            except artifact_layout.Refusal as e:
+                raise ctx.refuse(f"output {i}", leaf, e.detail, e.message(ctx.show)) from None
+
+
+def _check_op(node: fx.Node, ctx: _Ctx, schema: str) -> None:
+    _check_known(node, ctx, schema)
+    _check_sym_args(node, ctx, schema)
+    _check_along_dim(node, ctx, schema)
+    _check_leading(node, ctx, schema)
+    _check_indexing(node, ctx, schema)
+    _check_shapes(node, ctx, schema)
+    _check_layout(node, ctx, schema, schema)
+    _check_rows_kept(node, ctx, schema)
+    _check_number(node, ctx, schema)
+
+
+def _live(gm: fx.GraphModule) -> set:
+    """The nodes the outputs (or an unused op, in case it acts in place)
+    depend on. The lowering runs the assertions (fx_lower.NOOP_TARGETS:
+    one_hot's checks on its class values) as no-ops, so what only they read
+    cannot make padding inexact."""
+    roots = [n for n in gm.graph.nodes if n.op == "output" or (
+        n.op == "call_function" and not n.users
+        and fx_lower.op_name(n) not in fx_lower.NOOP_TARGETS)]
+    live, todo = set(roots), list(roots)
+    while todo:
+        for n in todo.pop().all_input_nodes:
+            if n not in live:
+                live.add(n)
+                todo.append(n)
+    return live
+
+
 def check_exact(gm: fx.GraphModule, symbol: sympy.Symbol, name: str,
                 who: str = "export.save",
                 hint: str = "export with a static shape or change the model",
@@ -621,24 +533,24 @@ def check_exact(gm: fx.GraphModule, symbol: sympy.Symbol, name: str,
     (the Dim `name`) along dimension 0 to a bucket and slicing the results
     back is not exact. `who` and `hint` begin and end its message."""
     ctx = _Ctx(symbol, name, who, hint, others_static)
+    live = _live(gm)
     for node in gm.graph.nodes:
-        if node.op == "placeholder":
+        if node.op == "call_function" and node not in live:
+            continue
+        if node.op in ("placeholder", "get_attr"):
             _check_shapes(node, ctx, f"input {node.name}")
+            _check_layout(node, ctx, f"input {node.name}", None)
         elif node.op == "call_function":
             schema = _schema_name(node)
-            where = schema or fx_lower.op_name(node)
-            if schema is None:
-                _check_python_call(node, ctx, where)
-                _check_shapes(node, ctx, where)
-            else:
-                _check_known(node, ctx, schema)
-                _check_sym_args(node, ctx, schema)
-                _check_along_dim(node, ctx, schema)
-                _check_leading(node, ctx, schema)
-                _check_indexing(node, ctx, schema)
-                _check_shapes(node, ctx, where)
-                _check_rows_kept(node, ctx, schema)
-                _check_number(node, ctx, where)
-        elif node.op not in ("output", "get_attr"):
+            if schema is not None:
+                _check_op(node, ctx, schema)
+                continue
+            where = fx_lower.op_name(node)
+            _check_python_call(node, ctx, where)
+            _check_shapes(node, ctx, where)
+            _check_layout(node, ctx, where, None)
+        elif node.op == "output":
+            _check_outputs(node, ctx)
+        else:
             raise ctx.refuse(node.op, node, "its inputs", f"{node.op} nodes cannot be "
                              f"analysed")

@@ -7,9 +7,9 @@ bucket b >= s: its dynamic inputs are padded to b rows by repeating their
 last row, and its dynamic outputs cut back to s rows.
 
 That is only done where it is exact: the same proof export.save makes
-(artifact_check.check_exact: no op mixes rows along dimension 0) must hold
-for the whole graph, else the graph keeps one program per size and the log
-says why. Buckets: `torch_pjrt.config.shape_buckets` (None: powers of two up
+(artifact_check.check_exact: no op mixes rows of the batch, wherever
+artifact_layout finds it inside the graph) must hold for the whole graph,
+else the graph keeps one program per size and the log says why. Buckets: `torch_pjrt.config.shape_buckets` (None: powers of two up
 to the size's bound; a list of sizes; False: off).
 """
 from __future__ import annotations
