@@ -64,26 +64,44 @@ def dtype_name(dtype: torch.dtype) -> str:
 @dataclass
 class _Signature:
     """What feeds each graph placeholder, and the weights."""
-    feeds: List[Tuple[str, Any]] = field(default_factory=list)  # ("input", i) / ("weight", key)
+    # ("input", i) / ("weight", key) / ("constant", value)
+    feeds: List[Tuple[str, Any]] = field(default_factory=list)
     weights: Dict[str, torch.Tensor] = field(default_factory=dict)
     inputs: List[fx.Node] = field(default_factory=list)          # the user inputs' placeholders
     outputs: List[fx.Node] = field(default_factory=list)         # the tensor output leaves
     # (output leaf, value) of the outputs that are constants (a None loss):
     # not program results; export.load puts them back (manifest "pytree").
     constants: List[Tuple[int, Any]] = field(default_factory=list)
+    # (input leaf, value) of the call's arguments torch.export made constants
+    # (use_cache=False): baked into the program, not runtime inputs.
+    input_constants: List[Tuple[int, Any]] = field(default_factory=list)
 
 
 # --------------------------------------------------------------- signature --
 
+def _constant_input(spec: Any, leaf: int, sig: _Signature) -> None:
+    """A user input torch.export specialized to a constant: the program has
+    it built in; the manifest keeps it for export.load to check."""
+    value = getattr(spec.arg, "value", None)
+    if not hasattr(spec.arg, "value") or not _json_constant(value):
+        what = (f"the constant {value!r}" if hasattr(spec.arg, "value")
+                else f"a {type(spec.arg).__name__}")
+        raise ArtifactError(f"export.save: user input {spec.arg.name} is {what}, not a "
+                            f"tensor nor a None, bool, int, float or str constant; an "
+                            f"artifact's inputs are tensors")
+    sig.feeds.append(("constant", value))
+    sig.input_constants.append((leaf, value))
+
+
 def _input_specs(ep: ExportedProgram, sig: _Signature) -> None:
     placeholders = [n for n in ep.graph.nodes if n.op == "placeholder"]
+    leaf = 0
     for spec, node in zip(ep.graph_signature.input_specs, placeholders):
         if spec.kind == InputKind.USER_INPUT:
+            leaf += 1
             if not isinstance(spec.arg, TensorArgument):
-                what = (f"the constant {spec.arg.value!r}" if hasattr(spec.arg, "value")
-                        else f"a {type(spec.arg).__name__}")
-                raise ArtifactError(f"export.save: user input {spec.arg.name} is {what}, not "
-                                    f"a tensor; an artifact's inputs are tensors")
+                _constant_input(spec, leaf - 1, sig)
+                continue
             sig.feeds.append(("input", len(sig.inputs)))
             sig.inputs.append(node)
         elif spec.kind in (InputKind.PARAMETER, InputKind.BUFFER, InputKind.CONSTANT_TENSOR):
@@ -187,6 +205,8 @@ def _example_args(gm: fx.GraphModule, sig: _Signature, sym: Optional[artifact_ch
     for kind, v in sig.feeds:
         if kind == "weight":
             args.append(sig.weights[v])
+        elif kind == "constant":
+            args.append(v)
         else:
             val = sig.inputs[v].meta["val"]
             shape = [_size(s, sym, bucket) for s in val.shape]
@@ -326,16 +346,18 @@ def _pytree_specs(ep: ExportedProgram, sig: _Signature) -> Optional[Dict[str, An
     """The manifest's "pytree": the call's specs and the constant outputs."""
     spec = ep.call_spec
     if spec.in_spec is None or spec.out_spec is None:
-        if sig.constants:
-            raise ArtifactError("export.save: the program returns constants but has no "
-                                "output structure to put them back in")
+        if sig.constants or sig.input_constants:
+            raise ArtifactError("export.save: the program takes or returns constants but has "
+                                "no argument or output structure to place them in")
         return None
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", FutureWarning)
             return {"in_spec": pytree.treespec_dumps(spec.in_spec),
                     "out_spec": pytree.treespec_dumps(spec.out_spec),
-                    "constants": [{"leaf": i, "value": v} for i, v in sig.constants]}
+                    "constants": [{"leaf": i, "value": v} for i, v in sig.constants],
+                    "input_constants": [{"leaf": i, "value": v}
+                                        for i, v in sig.input_constants]}
     except Exception as e:  # noqa: BLE001 - any unserializable node type
         raise ArtifactError(f"export.save: cannot store the call's argument or output "
                             f"structure ({type(e).__name__}: {e}); use tuples, lists and "
@@ -474,6 +496,8 @@ class LoadedProgram:
         self.in_spec = pytree.treespec_loads(specs["in_spec"]) if specs else None
         self.out_spec = pytree.treespec_loads(specs["out_spec"]) if specs else None
         self.constants = [(c["leaf"], c["value"]) for c in (specs or {}).get("constants", [])]
+        self.input_constants = {c["leaf"]: c["value"]
+                                for c in (specs or {}).get("input_constants", [])}
 
     def _flatten(self, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> List[Any]:
         flat, spec = pytree.tree_flatten((args, kwargs))
@@ -486,6 +510,12 @@ class LoadedProgram:
             if spec != self.in_spec:
                 raise TypeError(f"export.load: {self.path}: the call's arguments do not match "
                                 f"the exported signature (expected {self.in_spec}, got {spec})")
+        for leaf, value in self.input_constants.items():
+            got = flat[leaf] if leaf < len(flat) else None
+            if type(got) is not type(value) or got != value:
+                raise TypeError(f"export.load: {self.path}: argument leaf {leaf} is {got!r}; "
+                                f"the program was exported with the constant {value!r} there")
+        flat = [t for i, t in enumerate(flat) if i not in self.input_constants]
         if len(flat) != len(self.inputs):
             raise TypeError(f"export.load: {self.path}: expected {len(self.inputs)} tensor "
                             f"inputs, got {len(flat)}")

@@ -504,10 +504,27 @@ class _NumberArg(nn.Module):
 
 
 def test_refuses_non_tensor_inputs_and_outputs(tmp_path):
-    _refused(tmp_path, _NumberArg(), (torch.randn(2), 3),
-             "user input k is the constant 3, not a tensor")
+    _refused(tmp_path, _NumberArg(), (torch.randn(2), float("nan")),
+             "user input k is the constant nan, not a tensor nor a None, bool, int, float "
+             "or str constant")
     _refused(tmp_path, _Fn(lambda x: (x * 2, float("inf"))), (torch.randn(2),),
              "output 1 is the constant inf, not a tensor the program computes")
+
+
+def test_constant_inputs_are_built_in(tmp_path):
+    """An argument torch.export made a constant (k=3; HF's use_cache=False)
+    is part of the program, not a runtime input: the manifest lists the
+    tensor inputs only, and export.load checks a call passes the same one."""
+    x = torch.randn(2)
+    _, path = _save(tmp_path, _NumberArg(), (x, 3))
+    m = _manifest(path)
+    assert [i["name"] for i in m["inputs"]] == ["x"]
+    assert m["pytree"]["input_constants"] == [{"leaf": 1, "value": 3}]
+    if hasattr(_C, "Model"):
+        torch.testing.assert_close(load(path)(x, 3), x * 3)
+        with pytest.raises(TypeError, match="argument leaf 1 is 4; the program was "
+                                            "exported with the constant 3 there"):
+            load(path)(x, 4)
 
 
 def test_constant_outputs_come_back(tmp_path):

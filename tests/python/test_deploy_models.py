@@ -231,6 +231,27 @@ def test_hf_t5_encoder(tmp_path):
     check(tmp_path, Enc(), make, ["ids", "mask"], sizes=(1, 3))
 
 
+def test_hf_llama_called_with_use_cache_false(tmp_path):
+    """The raw HF model exported with its keyword arguments, use_cache=False
+    among them (a constant, not a runtime input), returning its ModelOutput."""
+    tf = pytest.importorskip("transformers")
+    lm = tf.LlamaForCausalLM(tf.LlamaConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=4, num_key_value_heads=2)).eval()
+    ids, mask = torch.randint(0, 64, (3, 8)), torch.ones(3, 8, dtype=torch.int64)
+    mask[1, 5:] = 0
+    batch = Dim("batch", max=4)
+    ep = torch.export.export(lm, (), {"input_ids": ids[:2], "attention_mask": mask[:2],
+                                      "use_cache": False},
+                             dynamic_shapes={"input_ids": {0: batch},
+                                             "attention_mask": {0: batch}, "use_cache": None})
+    torch_pjrt.export.save(ep, str(tmp_path / "llama.tpj"))
+    with torch.no_grad():
+        ref = lm(input_ids=ids, attention_mask=mask, use_cache=False).logits
+    outs, _ = run_tpj(tmp_path / "llama.tpj", [ids.numpy(), mask.numpy()], str(tmp_path))
+    assert_matches(outs, ref, atol=1e-5)
+
+
 # ---------------------------------------------------------------- refusals --
 
 class Fn(nn.Module):
