@@ -58,6 +58,19 @@ def decompositions() -> Dict[Any, Callable[..., Any]]:
     # the lerp decomposition (AdamW's _foreach_lerp_).
     if hasattr(torch.ops.prims, "fma"):
         table[torch.ops.prims.fma.default] = _fma
+    table[torch.ops.aten.histc.default] = _histc
+    table.update(library_decompositions())
+    return table
+
+
+def library_decompositions() -> Dict[Any, Callable[..., Any]]:
+    """Decompositions of other libraries' custom ops, where registered (the
+    library imported): transformers' grouped matmul of MoE experts."""
+    table: Dict[Any, Callable[..., Any]] = {}
+    try:
+        table[torch.ops.transformers.grouped_mm_fallback.default] = _grouped_mm
+    except (AttributeError, RuntimeError):
+        pass
     return table
 
 
@@ -69,7 +82,7 @@ def export_decompositions() -> Any:
     (HF GPT-2: "Cannot view a tensor with shape ..."); kept whole, it also
     leaves the batch in dimension 0 for export.save's shape buckets."""
     table = torch.export.default_decompositions()
-    for op, fn in decompositions().items():
+    for op, fn in {**decompositions(), **library_decompositions()}.items():
         table[op] = fn
     sdpa = torch.ops.aten.scaled_dot_product_attention.default
     if sdpa in table:
@@ -79,6 +92,35 @@ def export_decompositions() -> Any:
 
 def _fma(a: Any, b: Any, c: Any) -> Any:
     return torch.ops.aten.add.Tensor(torch.ops.aten.mul.Tensor(a, b), c)
+
+
+def _histc(x: torch.Tensor, bins: int = 100, min: Any = 0, max: Any = 0) -> Any:
+    """histc over a given range [min, max] (min < max; the data's own range,
+    min == max, stays the op): bin (x - min) * bins / (max - min) as the CPU
+    kernel computes it, max in the last bin, outside and NaN not counted."""
+    lo, hi = float(min), float(max)
+    if lo >= hi:
+        return NotImplemented
+    flat = x.reshape(-1)
+    inside = (flat >= lo) & (flat <= hi)
+    pos = ((flat - lo) * bins / (hi - lo)).to(torch.int64).clamp(0, bins - 1)
+    pos = torch.where(inside, pos, torch.zeros_like(pos))
+    out = torch.zeros((bins,), dtype=x.dtype, device=x.device)
+    return out.scatter_add(0, pos, inside.to(x.dtype))
+
+
+def _grouped_mm(x: torch.Tensor, weight: torch.Tensor, offs: torch.Tensor) -> torch.Tensor:
+    """transformers::grouped_mm_fallback, the MoE experts' matmul: rows
+    [offs[g - 1], offs[g]) of x (sorted by expert) times weight[g], rows past
+    offs[-1] zero. Static shapes: one matmul per expert, masked to its rows."""
+    rows = torch.arange(x.shape[0], device=x.device).unsqueeze(1)
+    ends = offs.to(torch.int64)
+    out = torch.zeros((x.shape[0], weight.shape[2]), dtype=x.dtype, device=x.device)
+    for g in range(weight.shape[0]):
+        start = ends[g - 1] if g else torch.zeros_like(ends[0])
+        keep = (rows >= start) & (rows < ends[g])
+        out = torch.where(keep, x @ weight[g], out)
+    return out
 
 
 def _tolerable(exc: BaseException) -> bool:

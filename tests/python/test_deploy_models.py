@@ -19,6 +19,17 @@ from torch_pjrt.export import ArtifactError
 from test_deploy import _built, assert_matches, run_tpj  # noqa: F401 - _built: autouse
 
 
+class Fn(nn.Module):
+    """fn(self, x), with the modules `mods` (self.mods) for it."""
+
+    def __init__(self, fn, *mods):
+        super().__init__()
+        self.fn, self.mods = fn, nn.ModuleList(mods)
+
+    def forward(self, x):
+        return self.fn(self, x)
+
+
 @pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(0)  # the weights, drawn before check() draws the inputs
@@ -252,16 +263,36 @@ def test_hf_llama_called_with_use_cache_false(tmp_path):
     assert_matches(outs, ref, atol=1e-5)
 
 
+def test_hf_mixtral_default_experts(tmp_path):
+    """transformers' default MoE experts sort the tokens by expert, count
+    them with histc and run its grouped-matmul custom op: both decompose
+    (backend._histc, backend._grouped_mm). Static shapes: the sort over every
+    token mixes the batch, so a dynamic batch is refused."""
+    tf = pytest.importorskip("transformers")
+    lm = tf.MixtralForCausalLM(tf.MixtralConfig(
+        vocab_size=64, hidden_size=32, intermediate_size=64, num_hidden_layers=1,
+        num_attention_heads=4, num_key_value_heads=2, num_local_experts=4,
+        num_experts_per_tok=2)).eval()
+    ids = torch.randint(0, 64, (2, 8))
+    ep = torch.export.export(lm, (), {"input_ids": ids, "use_cache": False})
+    torch_pjrt.export.save(ep, str(tmp_path / "moe.tpj"))
+    with torch.no_grad():
+        ref = lm(input_ids=ids, use_cache=False).logits
+    outs, _ = run_tpj(tmp_path / "moe.tpj", [ids.numpy()], str(tmp_path))
+    assert_matches(outs, ref, atol=1e-5)
+
+
+def test_histc_bins_match_eager(tmp_path):
+    """Values on every bin edge, both ends, outside the range and NaN."""
+    edges = torch.linspace(-1.5, 2.0, 8)
+    x = torch.cat([edges, torch.tensor([float("nan"), 3.0, -2.0]), torch.randn(200)])
+    fn = Fn(lambda s, x: torch.histc(x, bins=7, min=-1.5, max=2.0))
+    torch_pjrt.export.save(torch.export.export(fn, (x,)), str(tmp_path / "h.tpj"))
+    outs, _ = run_tpj(tmp_path / "h.tpj", [x.numpy()], str(tmp_path))
+    assert_matches(outs, torch.histc(x, bins=7, min=-1.5, max=2.0), atol=0, rtol=0)
+
+
 # ---------------------------------------------------------------- refusals --
-
-class Fn(nn.Module):
-    def __init__(self, fn, *mods):
-        super().__init__()
-        self.fn, self.mods = fn, nn.ModuleList(mods)
-
-    def forward(self, x):
-        return self.fn(self, x)
-
 
 REFUSED = [
     ("softmax", lambda s, x: x.transpose(0, 1).softmax(1).transpose(0, 1), (4, 3, 5),
