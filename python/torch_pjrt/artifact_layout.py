@@ -32,7 +32,7 @@ import torch
 import torch.fx as fx
 from torch.utils import _pytree as pytree
 
-from .artifact_rules import BATCH_NORM_TRAINING, arg_value, schema_name
+from .artifact_rules import BATCH_NORM_TRAINING, LAST_TWO, N_DIM_OPS, arg_value, schema_name
 from .artifact_rules import expr as _expr
 
 
@@ -66,22 +66,6 @@ FACTORIES = frozenset(f"aten::{op}" for op in (
     "empty", "empty_strided", "empty_permuted", "zeros", "ones", "full", "new_empty",
     "new_empty_strided", "new_zeros", "new_ones", "new_full", "full_like", "zeros_like",
     "ones_like", "empty_like", "scalar_tensor"))
-# Ops over the batch in dimension 0 only (N of NCHW, the rows of a loss).
-N_DIM_OPS = frozenset(f"aten::{op}" for op in (
-    "convolution", "_convolution", "max_pool1d_with_indices", "max_pool2d_with_indices",
-    "max_pool3d_with_indices", "avg_pool1d", "avg_pool2d", "avg_pool3d",
-    "_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_max_pool2d",
-    "adaptive_max_pool3d", "upsample_nearest1d", "upsample_nearest2d", "upsample_nearest3d",
-    "upsample_linear1d", "upsample_bilinear2d", "upsample_trilinear3d", "grid_sampler_2d",
-    "reflection_pad1d", "reflection_pad2d", "reflection_pad3d", "replication_pad1d",
-    "replication_pad2d", "replication_pad3d", "pixel_shuffle", "pixel_unshuffle",
-    "native_group_norm", "_weight_norm_interface",
-    "mse_loss", "nll_loss_forward", "nll_loss2d_forward", "binary_cross_entropy", "dist",
-    "_cdist_forward"))
-# Ops that mix (or index) their last two dimensions: the batch must be before them.
-LAST_TWO = frozenset(f"aten::{op}" for op in (
-    "_scaled_dot_product_flash_attention_for_cpu", "scaled_dot_product_attention",
-    "tril", "triu"))
 CATS = frozenset(f"aten::{op}" for op in ("cat", "concat", "concatenate", "_cat"))
 
 

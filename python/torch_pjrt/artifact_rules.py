@@ -82,21 +82,8 @@ SIZE_ARGS: Dict[str, Tuple[str, ...]] = {
 }
 # Ops that read a size of a tensor: their (c * symbol) result is a size.
 SIZE_READERS = frozenset({"aten::sym_size", "aten::sym_numel", "aten::sym_stride"})
-# Ops (besides those tagged pointwise and those above) whose every result row
-# is computed from the same rows of their inputs, given the shape rule and
-# the position rules of artifact_layout (convolutions see the batch in
-# dimension 0, attention not in its last two dims, ...).
-ROWWISE = frozenset(f"aten::{op}" for op in (
-    # layout, copies, factories over a tensor
-    "_to_copy", "alias", "alias_copy", "detach", "lift_fresh_copy", "copy", "fill",
-    "full_like", "zeros_like", "ones_like", "empty_like", "expand_as", "permute",
-    "permute_copy", "transpose", "transpose_copy", "t", "t_copy", "squeeze", "squeeze_copy",
-    "unsqueeze", "unsqueeze_copy", "diagonal", "diagonal_copy", "masked_fill", "where",
-    "rsub", "floor_divide", "hardswish", "tril", "triu", "constant_pad_nd", "stack",
-    # matrix products with the batch as a batch or row dimension
-    "mm", "bmm", "addmm", "addmv", "mv", "baddbmm", "dot",
-    "_scaled_dot_product_flash_attention_for_cpu", "scaled_dot_product_attention",
-    # convolution, pooling, resampling, padding of the spatial dims
+# Ops over the batch in dimension 0 only (N of NCHW, the rows of a loss).
+N_DIM_OPS = frozenset(f"aten::{op}" for op in (
     "convolution", "_convolution", "max_pool1d_with_indices", "max_pool2d_with_indices",
     "max_pool3d_with_indices", "avg_pool1d", "avg_pool2d", "avg_pool3d",
     "_adaptive_avg_pool2d", "_adaptive_avg_pool3d", "adaptive_max_pool2d",
@@ -104,10 +91,28 @@ ROWWISE = frozenset(f"aten::{op}" for op in (
     "upsample_linear1d", "upsample_bilinear2d", "upsample_trilinear3d", "grid_sampler_2d",
     "reflection_pad1d", "reflection_pad2d", "reflection_pad3d", "replication_pad1d",
     "replication_pad2d", "replication_pad3d", "pixel_shuffle", "pixel_unshuffle",
-    # normalization within a row, per-row losses (reductions fail the rows rule)
-    "native_layer_norm", "native_group_norm", "_native_batch_norm_legit_no_training",
-    "_weight_norm_interface", "mse_loss", "nll_loss_forward", "nll_loss2d_forward",
-    "binary_cross_entropy", "dist", "_cdist_forward", "repeat",
+    "native_group_norm", "_weight_norm_interface",
+    "mse_loss", "nll_loss_forward", "nll_loss2d_forward", "binary_cross_entropy", "dist",
+    "_cdist_forward"))
+# Ops that mix (or index) their last two dimensions: the batch must be before them.
+LAST_TWO = frozenset(f"aten::{op}" for op in (
+    "_scaled_dot_product_flash_attention_for_cpu", "scaled_dot_product_attention",
+    "tril", "triu"))
+# Ops (besides those tagged pointwise and those above) whose every result row
+# is computed from the same rows of their inputs, given the shape rule and
+# the position rules of artifact_layout: N_DIM_OPS see the batch in dimension
+# 0, LAST_TWO not in their last two dims, and these anywhere.
+ROWWISE = N_DIM_OPS | LAST_TWO | frozenset(f"aten::{op}" for op in (
+    # layout, copies, factories over a tensor
+    "_to_copy", "alias", "alias_copy", "detach", "lift_fresh_copy", "copy", "fill",
+    "full_like", "zeros_like", "ones_like", "empty_like", "expand_as", "permute",
+    "permute_copy", "transpose", "transpose_copy", "t", "t_copy", "squeeze", "squeeze_copy",
+    "unsqueeze", "unsqueeze_copy", "diagonal", "diagonal_copy", "masked_fill", "where",
+    "rsub", "floor_divide", "hardswish", "constant_pad_nd", "stack",
+    # matrix products with the batch as a batch or row dimension
+    "mm", "bmm", "addmm", "addmv", "mv", "baddbmm", "dot",
+    # normalization within a row (reductions fail the rows rule)
+    "native_layer_norm", "_native_batch_norm_legit_no_training", "repeat",
 ))
 # Batch norm computing its statistics (training=True, or no running stats):
 # exact only with the batch in its channel dimension (artifact_layout).
