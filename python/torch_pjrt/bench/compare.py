@@ -59,27 +59,11 @@ def _jax_lower(wl: Any, dev: Any, reps: int) -> Dict[str, Any]:
     """JAX's StableHLO for one workload via torchax, and JAX's own median
     time for the jitted call (for reference)."""
     import jax
-    import jax.numpy as jnp
-    import torch
-    import torchax
+
+    from torch_pjrt.bench import systems
     model, inputs = wl.build()
     mod = wl.loss_module(model) if wl.kind == "train" else wl.infer_module(model)
-    weights, func = torchax.extract_jax(mod)
-    weights = jax.device_put(weights, dev)
-
-    def to_jax(t):  # numpy has no bfloat16: go through float32
-        if t.dtype == torch.bfloat16:
-            return jnp.asarray(t.float().numpy()).astype(jnp.bfloat16)
-        return jnp.asarray(t.numpy())
-
-    jargs = tuple(jax.device_put(to_jax(t), dev) for t in inputs)
-    if wl.kind == "infer":
-        fn, args = jax.jit(func), (weights, jargs)
-    else:  # gradients w.r.t. the float weights, as systems.TorchaxSystem
-        wf = {k: v for k, v in weights.items() if jnp.issubdtype(v.dtype, jnp.floating)}
-        wo = {k: v for k, v in weights.items() if k not in wf}
-        fn = jax.jit(jax.value_and_grad(lambda f, o, a: func({**o, **f}, a)))
-        args = (wf, wo, jargs)
+    fn, args = systems.jax_step(wl, mod, inputs, dev)
     text = fn.lower(*args).as_text()
     times = []
     for i in range(reps + 3):

@@ -136,6 +136,31 @@ def torchax_backend_note():
     return dev, path
 
 
+def jax_step(wl, mod, inputs, dev):
+    """(jitted JAX function, its arguments) for one step of workload `wl` on
+    JAX device `dev`, through torchax: the module's forward for inference,
+    the loss and its gradients w.r.t. the float weights for training
+    (buffers such as num_batches_tracked are integers). torchax must be
+    imported already (_import_torchax)."""
+    import jax
+    import jax.numpy as jnp
+    import torchax
+    weights, func = torchax.extract_jax(mod)
+    weights = jax.device_put(weights, dev)
+
+    def to_jax(t):  # numpy has no bfloat16: go through float32
+        if t.dtype == torch.bfloat16:
+            return jnp.asarray(t.float().numpy()).astype(jnp.bfloat16)
+        return jnp.asarray(t.numpy())
+
+    jargs = tuple(jax.device_put(to_jax(t), dev) for t in inputs)
+    if wl.kind == "infer":
+        return jax.jit(func), (weights, jargs)
+    wf = {k: v for k, v in weights.items() if jnp.issubdtype(v.dtype, jnp.floating)}
+    wo = {k: v for k, v in weights.items() if k not in wf}
+    return jax.jit(jax.value_and_grad(lambda f, o, a: func({**o, **f}, a))), (wf, wo, jargs)
+
+
 class TorchaxSystem:
     """torchax: the model's ATen ops mapped to JAX and jitted (jax.jit over
     torchax.extract_jax), on the same xla-cpu-pjrt plugin when JAX accepts it,
@@ -178,38 +203,17 @@ class TorchaxSystem:
         import numpy as np
         dev = self._device()  # register the plugin before torchax starts JAX's backends
         _import_torchax()
-        import torchax
         model, inputs = wl.build()
         if wl.kind == "train" and getattr(wl, "loss_module", None) is None:
             raise Unsupported("no loss module")
         mod = wl.loss_module(model) if wl.kind == "train" else wl.infer_module(model)
-        weights, func = torchax.extract_jax(mod)
         param_names = {n for n, p in mod.named_parameters() if p.requires_grad}
-        weights = jax.device_put(weights, dev)
-        def to_jax(t):  # numpy has no bfloat16: go through float32
-            if t.dtype == torch.bfloat16:
-                return jnp.asarray(t.float().numpy()).astype(jnp.bfloat16)
-            return jnp.asarray(t.numpy())
+        step, args = jax_step(wl, mod, inputs, dev)
 
-        jargs = tuple(jax.device_put(to_jax(t), dev) for t in inputs)
-        if wl.kind == "infer":
-            jitted = jax.jit(func)
-
-            def run():
-                out = jitted(weights, jargs)
-                jax.block_until_ready(out)
-                return out
-        else:
-            # Gradients w.r.t. the float weights only (buffers such as
-            # num_batches_tracked are integers).
-            wf = {k: v for k, v in weights.items() if jnp.issubdtype(v.dtype, jnp.floating)}
-            wo = {k: v for k, v in weights.items() if k not in wf}
-            grad_fn = jax.jit(jax.value_and_grad(lambda f, o, a: func({**o, **f}, a)))
-
-            def run():
-                out = grad_fn(wf, wo, jargs)
-                jax.block_until_ready(out)
-                return out
+        def run():
+            out = step(*args)
+            jax.block_until_ready(out)
+            return out
 
         def readback(out):
             def to_t(a):
