@@ -423,42 +423,8 @@ static tpj_status_t run_main(run_ctx_t* c) {
 
 /* ------------------------------------------------------------------ check -- */
 
-static tpj_status_t run_read_file(const char* path, uint8_t** out_buf, size_t* out_len) {
-  FILE* f = fopen(path, "rb");
-  if (!f) {
-    int err = errno;
-    return tpj_status_make(err == ENOENT ? TPJ_STATUS_NOT_FOUND : TPJ_STATUS_UNKNOWN, __FILE__,
-                           __LINE__, "%s: cannot open: %s", path, strerror(err));
-  }
-  struct stat st;
-  tpj_status_t s = NULL;
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    s = TPJ_STATUS(INVALID_ARGUMENT, "%s: not a regular file", path);
-  }
-  size_t len = s ? 0 : (size_t)st.st_size;
-  uint8_t* buf = s ? NULL : (uint8_t*)malloc(len ? len : 1);
-  if (!s && !buf) s = TPJ_STATUS(RESOURCE_EXHAUSTED, "%s: out of memory (got %zu bytes)",
-                                 path, len);
-  if (!s && len && fread(buf, 1, len, f) != len) {
-    s = TPJ_STATUS(DATA_LOSS, "%s: short read (expected %zu bytes)", path, len);
-  }
-  fclose(f);
-  if (s) {
-    free(buf);
-    return s;
-  }
-  *out_buf = buf;
-  *out_len = len;
-  return NULL;
-}
-
 static tpj_status_t run_check(const char* path) {
-  uint8_t* bytes = NULL;
-  size_t len = 0;
-  TPJ_RETURN_IF_ERROR(run_read_file(path, &bytes, &len));
-  tpj_status_t s = tpj_model_check_bytes(bytes, len);
-  free(bytes);
-  if (s) return tpj_status_annotate(s, "%s", path);
+  TPJ_RETURN_IF_ERROR(tpj_model_check_file(path));
   printf("ok\n");
   return NULL;
 }

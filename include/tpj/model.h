@@ -68,6 +68,9 @@ tpj_status_t tpj_model_load(tpj_client_t* client, const char* path,
  * compile): everything tpj_model_load checks before it touches a device.
  * What the fuzzer and `tpj-run --check` call. */
 tpj_status_t tpj_model_check_bytes(const uint8_t* bytes, size_t len) TPJ_MUST_USE;
+/* tpj_model_check_bytes on the file at `path`, opened and mapped as
+ * tpj_model_load does (NOT_FOUND for a missing file; errors name the path). */
+tpj_status_t tpj_model_check_file(const char* path) TPJ_MUST_USE;
 void tpj_model_retain(tpj_model_t* model);
 void tpj_model_release(tpj_model_t* model);
 

@@ -218,6 +218,16 @@ tpj_status_t tpj_model_load(tpj_client_t* client, const char* path, tpj_model_t*
   return NULL;
 }
 
+tpj_status_t tpj_model_check_file(const char* path) {
+  TPJ_CHECK_ARG(path, "model: check needs a path");
+  void* map = NULL;
+  size_t len = 0;
+  TPJ_RETURN_IF_ERROR(map_file(path, &map, &len));
+  tpj_status_t s = tpj_model_check_bytes((const uint8_t*)map, len);
+  munmap(map, len);
+  return s ? tpj_status_annotate(s, "%s", path) : NULL;
+}
+
 void tpj_model_retain(tpj_model_t* model) {
   if (model) atomic_fetch_add(&model->refs, 1);
 }

@@ -323,6 +323,31 @@ TPJ_TEST(damaged_containers_are_refused) {
   TPJ_EXPECT_OK(ensure_client());
   TPJ_EXPECT_ERROR(tpj_model_load(g_client, "/nonexistent/model.tpj", &m), NOT_FOUND,
                    "cannot open /nonexistent/model.tpj");
+  TPJ_EXPECT_ERROR(tpj_model_check_file("/nonexistent/model.tpj"), NOT_FOUND,
+                   "cannot open /nonexistent/model.tpj");
+}
+
+TPJ_TEST(check_file_reads_the_file_as_load_does) {
+  size_t len = 0;
+  uint8_t* good = matmul_static(&len, NULL);
+  char* path = write_temp(good, len);
+  TPJ_EXPECT(path != NULL);
+  if (path) TPJ_EXPECT_OK(tpj_model_check_file(path));
+  char* bad_path = write_temp(good, len - 10);
+  if (bad_path) {
+    TPJ_EXPECT_ERROR(tpj_model_check_file(bad_path), INVALID_ARGUMENT,
+                     "run past the end of the file");
+  }
+  char* empty = write_temp(good, 0);
+  if (empty) TPJ_EXPECT_ERROR(tpj_model_check_file(empty), INVALID_ARGUMENT, "is empty (0 bytes");
+  const char* paths[3] = {path, bad_path, empty};
+  for (int i = 0; i < 3; ++i) {
+    if (paths[i]) unlink(paths[i]);
+  }
+  free(path);
+  free(bad_path);
+  free(empty);
+  free(good);
 }
 
 /* The static model with `from` replaced by `to` in its manifest. */
