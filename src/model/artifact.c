@@ -24,11 +24,8 @@ static bool all_zero(const uint8_t* p, size_t n) {
 }
 
 static bool digest_matches(const uint8_t* data, size_t len, const uint8_t* expected) {
-  tpj_sha256_t ctx;
   tpj_digest_t d;
-  tpj_sha256_init(&ctx);
-  tpj_sha256_update(&ctx, data, len);
-  tpj_sha256_final(&ctx, &d);
+  tpj_sha256_bytes(data, len, &d);
   return memcmp(d.bytes, expected, sizeof(d.bytes)) == 0;
 }
 

@@ -36,11 +36,8 @@ static void put_u64(uint8_t* p, uint64_t v) {
 }
 
 static void digest(const void* data, size_t len, uint8_t* out) {
-  tpj_sha256_t ctx;
   tpj_digest_t d;
-  tpj_sha256_init(&ctx);
-  tpj_sha256_update(&ctx, data, len);
-  tpj_sha256_final(&ctx, &d);
+  tpj_sha256_bytes(data, len, &d);
   memcpy(out, d.bytes, 32);
 }
 

@@ -19,11 +19,8 @@ static uint64_t get_u64(const uint8_t* p) {
 }
 
 static void put_digest(const uint8_t* data, size_t len, uint8_t* out) {
-  tpj_sha256_t ctx;
   tpj_digest_t d;
-  tpj_sha256_init(&ctx);
-  tpj_sha256_update(&ctx, data, len);
-  tpj_sha256_final(&ctx, &d);
+  tpj_sha256_bytes(data, len, &d);
   memcpy(out, d.bytes, sizeof(d.bytes));
 }
 
