@@ -36,7 +36,7 @@ typedef struct tpj_host_tensor_s {
 } tpj_host_tensor_t;
 
 /* Element count of dims[0..rank); INVALID_ARGUMENT on a negative dim or when
- * the count or its byte size overflows size_t. out_nbytes may be NULL. */
+ * the count or its byte size overflows size_t. Either output may be NULL. */
 tpj_status_t tpj_host_tensor_size(tpj_dtype_t dtype, int32_t rank, const int64_t* dims,
                                   size_t* out_numel, size_t* out_nbytes) TPJ_MUST_USE;
 /* Frees t->data (malloc'ed by the library) and zeroes *t; accepts NULL. */

@@ -42,8 +42,7 @@ static tpj_status_t host_dims_product(int32_t rank, const int64_t* dims, size_t*
 
 tpj_status_t tpj_host_tensor_size(tpj_dtype_t dtype, int32_t rank, const int64_t* dims,
                                   size_t* out_numel, size_t* out_nbytes) {
-  TPJ_CHECK_ARG(out_numel, "tpj_host_tensor_size: out_numel is NULL");
-  *out_numel = 0;
+  if (out_numel) *out_numel = 0;
   if (out_nbytes) *out_nbytes = 0;
   size_t itemsize = tpj_dtype_size(dtype);
   TPJ_CHECK_ARG(itemsize > 0, "host tensor: bad dtype (got %d, expected a dtype of the table)",
@@ -57,7 +56,7 @@ tpj_status_t tpj_host_tensor_size(tpj_dtype_t dtype, int32_t rank, const int64_t
                       "bytes)", nonzero, itemsize);
   }
   size_t numel = any_zero ? 0 : nonzero;
-  *out_numel = numel;
+  if (out_numel) *out_numel = numel;
   if (out_nbytes) *out_nbytes = numel * itemsize;
   return NULL;
 }

@@ -107,8 +107,7 @@ static tpj_status_t parse_tensor(const tpj_json_t* t, const char* where, const t
   }
   int64_t dims[TPJ_MAX_RANK];
   tpj_manifest_dims_at(info, m->has_symbol ? m->symbol_max : 0, dims);
-  size_t numel = 0;
-  tpj_status_t s = tpj_host_tensor_size(info->dtype, info->rank, dims, &numel, NULL);
+  tpj_status_t s = tpj_host_tensor_size(info->dtype, info->rank, dims, NULL, NULL);
   return s ? tpj_status_annotate(s, "manifest: %s", where) : NULL;
 }
 

@@ -30,8 +30,8 @@ static tpj_status_t check_inputs(const tpj_model_t* m, const tpj_host_tensor_t* 
                     "(got %lld, expected %lld)", info->name, (int)d, (long long)t->dims[d],
                     (long long)info->dims[d]);
     }
-    size_t numel = 0, nbytes = 0;
-    TPJ_RETURN_IF_ERROR(tpj_host_tensor_size(t->dtype, t->rank, t->dims, &numel, &nbytes));
+    size_t nbytes = 0;
+    TPJ_RETURN_IF_ERROR(tpj_host_tensor_size(t->dtype, t->rank, t->dims, NULL, &nbytes));
     TPJ_CHECK_ARG(t->nbytes == nbytes && (nbytes == 0 || t->data), "model: input \"%s\": "
                   "%zu bytes of data (expected %zu)", info->name, t->data ? t->nbytes : 0,
                   nbytes);
@@ -72,8 +72,8 @@ static tpj_status_t upload_input(tpj_client_t* client, const tpj_model_tensor_in
   const void* data = t->data;
   void* padded = NULL;
   if (info->dynamic_dim >= 0 && bucket != value) {
-    size_t numel = 0, total = 0;
-    TPJ_RETURN_IF_ERROR(tpj_host_tensor_size(t->dtype, t->rank, dims, &numel, &total));
+    size_t total = 0;
+    TPJ_RETURN_IF_ERROR(tpj_host_tensor_size(t->dtype, t->rank, dims, NULL, &total));
     size_t rows = (size_t)(info->dynamic_scale * bucket);
     size_t row_bytes = rows ? total / rows : 0;
     padded = calloc(total ? total : 1, 1);
@@ -97,9 +97,9 @@ static tpj_status_t alloc_results(const tpj_manifest_t* man, int64_t bucket,
   for (size_t i = 0; i < man->num_outputs; ++i) {
     int64_t dims[TPJ_MAX_RANK];
     tpj_manifest_dims_at(&man->outputs[i], bucket, dims);
-    size_t numel = 0, nbytes = 0;
+    size_t nbytes = 0;
     TPJ_RETURN_IF_ERROR(tpj_host_tensor_size(man->outputs[i].dtype, man->outputs[i].rank, dims,
-                                             &numel, &nbytes));
+                                             NULL, &nbytes));
     results[i].host = malloc(nbytes ? nbytes : 1);
     results[i].host_nbytes = nbytes;
     if (!results[i].host) {
@@ -119,8 +119,8 @@ static void take_results(const tpj_manifest_t* man, int64_t value,
     o->dtype = info->dtype;
     o->rank = info->rank;
     tpj_manifest_dims_at(info, value, o->dims);
-    size_t numel = 0, nbytes = 0;
-    tpj_status_t s = tpj_host_tensor_size(o->dtype, o->rank, o->dims, &numel, &nbytes);
+    size_t nbytes = 0;
+    tpj_status_t s = tpj_host_tensor_size(o->dtype, o->rank, o->dims, NULL, &nbytes);
     tpj_status_free(s);  /* cannot fail: the bucket's size, which is larger, did not */
     o->nbytes = nbytes;
     o->data = results[i].host;

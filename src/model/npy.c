@@ -369,8 +369,7 @@ static tpj_status_t npy_parse_into(const uint8_t* bytes, size_t len, tpj_host_te
                       "npy: fortran_order True is not supported (got a Fortran-order array, "
                       "expected C order: save np.ascontiguousarray(a))");
   }
-  size_t numel = 0;
-  tpj_status_t s = tpj_host_tensor_size(v->dtype, h.rank, h.dims, &numel, &v->nbytes);
+  tpj_status_t s = tpj_host_tensor_size(v->dtype, h.rank, h.dims, NULL, &v->nbytes);
   if (s) return tpj_status_annotate(s, "npy: shape");
   v->rank = h.rank;
   memcpy(v->dims, h.dims, sizeof(h.dims));
@@ -505,8 +504,8 @@ static tpj_status_t npy_check_tensor(const tpj_host_tensor_t* t, const char** ou
                       "convert bfloat16 to float32 first)", tpj_dtype_name(t->dtype),
                       tpj_dtype_name(t->dtype));
   }
-  size_t numel = 0, nbytes = 0;
-  TPJ_RETURN_IF_ERROR(tpj_host_tensor_size(t->dtype, t->rank, t->dims, &numel, &nbytes));
+  size_t nbytes = 0;
+  TPJ_RETURN_IF_ERROR(tpj_host_tensor_size(t->dtype, t->rank, t->dims, NULL, &nbytes));
   TPJ_CHECK_ARG(t->nbytes == nbytes, "npy: tensor nbytes does not match its shape (got %zu, "
                 "expected %zu)", t->nbytes, nbytes);
   TPJ_CHECK_ARG(t->data || nbytes == 0, "npy: tensor data is NULL (got %zu bytes)", nbytes);
