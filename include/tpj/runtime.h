@@ -147,6 +147,8 @@ typedef struct tpj_metrics_s {
                                for completion where the caller waits */
   double h2d_seconds;       /* wall time in host -> device copies (to completion) */
   double d2h_seconds;       /* wall time in device -> host copies (to completion) */
+  uint64_t dist_staged_bytes; /* bytes that torch.distributed collectives staged
+                                 through host memory (device -> host -> device) */
 } tpj_metrics_t;
 
 void tpj_runtime_metrics_get(tpj_metrics_t* out_metrics);
@@ -157,6 +159,8 @@ void tpj_runtime_metrics_add_execution(void);
 void tpj_runtime_metrics_add_bytes_h2d(uint64_t bytes);
 void tpj_runtime_metrics_add_bytes_d2h(uint64_t bytes);
 void tpj_runtime_metrics_add_fallback(void);
+/* torch.distributed's staged collectives (python/csrc/device_dist.cpp). */
+void tpj_runtime_metrics_add_dist_staged(uint64_t bytes);
 /* Used by the cache; exposed for callers that compile without it. */
 void tpj_runtime_metrics_add_compile(double seconds);
 void tpj_runtime_metrics_add_cache_hit(void);

@@ -193,6 +193,7 @@ static PyObject* py_metrics(PyObject* self, PyObject* unused) {
       set_u64(d, "executions", m.executions) < 0 ||
       set_u64(d, "bytes_h2d", m.bytes_h2d) < 0 || set_u64(d, "bytes_d2h", m.bytes_d2h) < 0 ||
       set_u64(d, "fallbacks", m.fallbacks) < 0 ||
+      set_u64(d, "dist_staged_bytes", m.dist_staged_bytes) < 0 ||
       set_u64(d, "cache_entries", m.cache_entries) < 0 ||
       set_u64(d, "disk_hits", m.disk_hits) < 0 ||
       set_u64(d, "disk_writes", m.disk_writes) < 0) {

@@ -28,6 +28,9 @@ from .device import rename_device
 # benchmarks do this to run torchax, which claims it, in the same process).
 if _os.environ.get("TORCH_PJRT_DEVICE_NAME", "pjrt").strip().lower() not in ("", "off", "0"):
     device.ensure_registered()
+    from . import distributed as _distributed  # the c10d backend "pjrt"
+    _distributed.register()
+from .distributed import local_device_index
 
 # torch_pjrt.profile(path): a Chrome trace of the block; TORCH_PJRT_TRACE=path
 # traces the whole run (written at exit).
@@ -39,6 +42,7 @@ __all__ = [
     "plugin_path", "run_stablehlo", "run_aten", "set_client_options", "metrics",
     "metrics_reset", "to_buffer", "to_tensor", "encode_args", "target_name", "dtype_code",
     "code_dtype", "compile_exported", "backend", "device", "rename_device", "profile",
+    "local_device_index",
 ]
 
 

@@ -15,6 +15,7 @@ static atomic_uint_fast64_t g_executions;
 static atomic_uint_fast64_t g_bytes_h2d;
 static atomic_uint_fast64_t g_bytes_d2h;
 static atomic_uint_fast64_t g_fallbacks;
+static atomic_uint_fast64_t g_dist_staged;
 static atomic_uint_fast64_t g_disk_hits;
 static atomic_uint_fast64_t g_disk_writes;
 static atomic_uint_fast64_t g_execute_ns;
@@ -31,6 +32,7 @@ void tpj_runtime_metrics_get(tpj_metrics_t* out_metrics) {
   out_metrics->bytes_h2d = atomic_load(&g_bytes_h2d);
   out_metrics->bytes_d2h = atomic_load(&g_bytes_d2h);
   out_metrics->fallbacks = atomic_load(&g_fallbacks);
+  out_metrics->dist_staged_bytes = atomic_load(&g_dist_staged);
   out_metrics->cache_entries = atomic_load(&g_cache_entries);
   out_metrics->disk_hits = atomic_load(&g_disk_hits);
   out_metrics->disk_writes = atomic_load(&g_disk_writes);
@@ -47,6 +49,7 @@ void tpj_runtime_metrics_reset(void) {
   atomic_store(&g_bytes_h2d, 0);
   atomic_store(&g_bytes_d2h, 0);
   atomic_store(&g_fallbacks, 0);
+  atomic_store(&g_dist_staged, 0);
   atomic_store(&g_disk_hits, 0);
   atomic_store(&g_disk_writes, 0);
   atomic_store(&g_execute_ns, 0);
@@ -64,6 +67,9 @@ void tpj_runtime_metrics_add_bytes_d2h(uint64_t bytes) {
 void tpj_runtime_metrics_add_fallback(void) {
   atomic_fetch_add(&g_fallbacks, 1);
   tpj_runtime_trace_note_fallback(NULL);
+}
+void tpj_runtime_metrics_add_dist_staged(uint64_t bytes) {
+  atomic_fetch_add(&g_dist_staged, bytes);
 }
 void tpj_runtime_metrics_add_cache_hit(void) { atomic_fetch_add(&g_cache_hits, 1); }
 void tpj_runtime_metrics_add_disk_hit(void) { atomic_fetch_add(&g_disk_hits, 1); }

@@ -1,0 +1,293 @@
+// device_dist.cpp: the c10d backend "pjrt", so torch.distributed (DDP, FSDP2,
+// DTensor, functional collectives) works on pjrt tensors. The XLA CPU plugin
+// has no collectives across processes, so each collective here stages its
+// pjrt tensors through host memory and runs on a host backend (torch's gloo,
+// built over the same store by torch_pjrt/distributed.py), then copies back.
+#include <Python.h>
+
+#include <ATen/ATen.h>
+#include <c10/util/Exception.h>
+#include <torch/csrc/Exceptions.h>
+#include <torch/csrc/distributed/c10d/Backend.hpp>
+#include <torch/csrc/distributed/c10d/Work.hpp>
+#include <torch/csrc/utils/pybind.h>
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "device_internal.h"
+#include "tpj/runtime.h"
+
+namespace tpj_device {
+
+using c10d::OpType;
+using Tensors = std::vector<at::Tensor>;
+using TensorLists = std::vector<std::vector<at::Tensor>>;
+using WorkPtr = c10::intrusive_ptr<c10d::Work>;
+
+// A collective that already ran: its outputs are on the device when it is
+// returned, so wait() has nothing left to wait for and the future is done.
+class StagedWork : public c10d::Work {
+ public:
+  StagedWork(int rank, OpType op, Tensors outputs)
+      : c10d::Work(rank, op), outputs_(std::move(outputs)) {
+    future_ = c10::make_intrusive<c10::ivalue::Future>(
+        c10::ListType::create(c10::TensorType::get()));
+    future_->markCompleted(c10::IValue(outputs_));
+  }
+  bool isCompleted() override { return true; }
+  bool isSuccess() const override { return true; }
+  bool wait(std::chrono::milliseconds /*timeout*/) override { return true; }
+  Tensors result() override { return outputs_; }
+  c10::intrusive_ptr<c10::ivalue::Future> getFuture() override { return future_; }
+
+ private:
+  Tensors outputs_;
+  c10::intrusive_ptr<c10::ivalue::Future> future_;
+};
+
+// The host copies of one collective's tensors, and which of them go back.
+class Staging {
+ public:
+  explicit Staging(const char* op) : op_(op) {}
+  // A host copy of `t`'s values (contiguous); with `back`, t gets the
+  // host tensor's values after the collective.
+  at::Tensor in(const at::Tensor& t, bool back) {
+    check_device(t);
+    if (t.device().is_cpu()) {  // passed through (init_process_group("pjrt") sends CPU here)
+      if (t.is_contiguous()) return t;
+      at::Tensor h = t.contiguous();
+      if (back) pairs_.emplace_back(t, h);
+      return h;
+    }
+    at::Tensor h = t.to(at::kCPU).contiguous();
+    bytes_ += t.nbytes();
+    if (back) pairs_.emplace_back(t, h);
+    return h;
+  }
+  // A host tensor the collective writes, copied into `t` afterwards.
+  at::Tensor out(const at::Tensor& t) {
+    check_device(t);
+    if (t.device().is_cpu() && t.is_contiguous()) return t;
+    at::Tensor h = at::empty(t.sizes(), t.options().device(at::kCPU));
+    pairs_.emplace_back(t, h);
+    return h;
+  }
+  Tensors in_all(const Tensors& ts, bool back) {
+    Tensors r;
+    for (const auto& t : ts) r.push_back(in(t, back));
+    return r;
+  }
+  Tensors out_all(const Tensors& ts) {
+    Tensors r;
+    for (const auto& t : ts) r.push_back(out(t));
+    return r;
+  }
+  // Waits for the host collective and copies its results to the device.
+  void finish(const WorkPtr& work) {
+    try {
+      work->wait();
+    } catch (const std::exception& e) {
+      C10_THROW_ERROR(DistBackendError, std::string("pjrt ") + op_ +
+                                            ": the host (gloo) collective failed: " + e.what());
+    }
+    for (auto& [dev, host] : pairs_) {
+      dev.copy_(host);
+      if (!dev.device().is_cpu()) bytes_ += dev.nbytes();
+    }
+    tpj_runtime_metrics_add_dist_staged(bytes_);
+  }
+
+ private:
+  void check_device(const at::Tensor& t) const {
+    TORCH_CHECK(t.device().type() == kDev || t.device().is_cpu(), "pjrt ", op_,
+                ": tensors must be on a pjrt device or the CPU (got a tensor on ", t.device(),
+                ")");
+    TORCH_CHECK(!t.is_sparse(), "pjrt ", op_, ": sparse tensors are not supported");
+  }
+  const char* op_;
+  std::vector<std::pair<at::Tensor, at::Tensor>> pairs_;
+  uint64_t bytes_ = 0;
+};
+
+class PjrtBackend : public c10d::Backend {
+ public:
+  PjrtBackend(c10::intrusive_ptr<c10d::Backend> host, int rank, int size)
+      : c10d::Backend(rank, size), host_(std::move(host)) {}
+
+  const std::string getBackendName() const override { return "pjrt"; }
+  // Every collective completes before it returns, so a coalesced group is
+  // already done when it ends.
+  bool supportsCoalescing() const override { return true; }
+  void startCoalescing() override {}
+  WorkPtr endCoalescing() override { return done(OpType::COALESCED, {}); }
+  void setTimeout(std::chrono::milliseconds timeout) override { host_->setTimeout(timeout); }
+
+  WorkPtr broadcast(Tensors& ts, const c10d::BroadcastOptions& o) override {
+    Staging s("broadcast");
+    Tensors h = s.in_all(ts, true);
+    s.finish(host_->broadcast(h, o));
+    return done(OpType::BROADCAST, ts);
+  }
+  WorkPtr allreduce(Tensors& ts, const c10d::AllreduceOptions& o) override {
+    Staging s("all_reduce");
+    Tensors h = s.in_all(ts, true);
+    s.finish(host_->allreduce(h, o));
+    return done(OpType::ALLREDUCE, ts);
+  }
+  WorkPtr allreduce_coalesced(Tensors& ts, const c10d::AllreduceCoalescedOptions& o) override {
+    Staging s("all_reduce_coalesced");
+    Tensors h = s.in_all(ts, true);
+    s.finish(host_->allreduce_coalesced(h, o));
+    return done(OpType::ALLREDUCE_COALESCED, ts);
+  }
+  WorkPtr reduce(Tensors& ts, const c10d::ReduceOptions& o) override {
+    Staging s("reduce");
+    Tensors h = s.in_all(ts, true);
+    s.finish(host_->reduce(h, o));
+    return done(OpType::REDUCE, ts);
+  }
+  WorkPtr allgather(TensorLists& outs, Tensors& ins, const c10d::AllgatherOptions& o) override {
+    Staging s("all_gather");
+    Tensors h = s.in_all(ins, false);
+    TensorLists ho;
+    for (auto& l : outs) ho.push_back(s.out_all(l));
+    s.finish(host_->allgather(ho, h, o));
+    return done(OpType::ALLGATHER, flat(outs));
+  }
+  WorkPtr _allgather_base(at::Tensor& out, at::Tensor& in,
+                          const c10d::AllgatherOptions& o) override {
+    Staging s("all_gather_into_tensor");
+    at::Tensor hi = s.in(in, false), ho = s.out(out);
+    s.finish(host_->_allgather_base(ho, hi, o));
+    return done(OpType::_ALLGATHER_BASE, {out});
+  }
+  WorkPtr allgather_coalesced(TensorLists& outs, Tensors& ins,
+                              const c10d::AllgatherOptions& o) override {
+    Staging s("all_gather_coalesced");
+    Tensors h = s.in_all(ins, false);
+    TensorLists ho;
+    for (auto& l : outs) ho.push_back(s.out_all(l));
+    s.finish(host_->allgather_coalesced(ho, h, o));
+    return done(OpType::ALLGATHER_COALESCED, flat(outs));
+  }
+  // One all_gather_into_tensor per pair: the host backend has no coalesced form.
+  WorkPtr allgather_into_tensor_coalesced(Tensors& outs, Tensors& ins,
+                                          const c10d::AllgatherOptions& o) override {
+    TORCH_CHECK(outs.size() == ins.size(), "pjrt all_gather_into_tensor_coalesced: ",
+                outs.size(), " outputs for ", ins.size(), " inputs (expected as many)");
+    for (size_t i = 0; i < ins.size(); ++i) _allgather_base(outs[i], ins[i], o);
+    return done(OpType::COALESCED, outs);
+  }
+  WorkPtr gather(TensorLists& outs, Tensors& ins, const c10d::GatherOptions& o) override {
+    Staging s("gather");
+    Tensors h = s.in_all(ins, false);
+    TensorLists ho;
+    for (auto& l : outs) ho.push_back(s.out_all(l));
+    s.finish(host_->gather(ho, h, o));
+    return done(OpType::GATHER, flat(outs));
+  }
+  WorkPtr scatter(Tensors& outs, TensorLists& ins, const c10d::ScatterOptions& o) override {
+    Staging s("scatter");
+    TensorLists hi;
+    for (auto& l : ins) hi.push_back(s.in_all(l, false));
+    Tensors ho = s.out_all(outs);
+    s.finish(host_->scatter(ho, hi, o));
+    return done(OpType::SCATTER, outs);
+  }
+  WorkPtr reduce_scatter(Tensors& outs, TensorLists& ins,
+                         const c10d::ReduceScatterOptions& o) override {
+    Staging s("reduce_scatter");
+    TensorLists hi;
+    for (auto& l : ins) hi.push_back(s.in_all(l, false));
+    Tensors ho = s.out_all(outs);
+    s.finish(host_->reduce_scatter(ho, hi, o));
+    return done(OpType::REDUCE_SCATTER, outs);
+  }
+  WorkPtr _reduce_scatter_base(at::Tensor& out, at::Tensor& in,
+                               const c10d::ReduceScatterOptions& o) override {
+    Staging s("reduce_scatter_tensor");
+    at::Tensor hi = s.in(in, false), ho = s.out(out);
+    s.finish(host_->_reduce_scatter_base(ho, hi, o));
+    return done(OpType::_REDUCE_SCATTER_BASE, {out});
+  }
+  WorkPtr reduce_scatter_tensor_coalesced(Tensors& outs, Tensors& ins,
+                                          const c10d::ReduceScatterOptions& o) override {
+    TORCH_CHECK(outs.size() == ins.size(), "pjrt reduce_scatter_tensor_coalesced: ",
+                outs.size(), " outputs for ", ins.size(), " inputs (expected as many)");
+    for (size_t i = 0; i < ins.size(); ++i) _reduce_scatter_base(outs[i], ins[i], o);
+    return done(OpType::COALESCED, outs);
+  }
+  WorkPtr alltoall_base(at::Tensor& out, at::Tensor& in, std::vector<int64_t>& out_splits,
+                        std::vector<int64_t>& in_splits,
+                        const c10d::AllToAllOptions& o) override {
+    Staging s("all_to_all_single");
+    at::Tensor hi = s.in(in, false), ho = s.out(out);
+    s.finish(host_->alltoall_base(ho, hi, out_splits, in_splits, o));
+    return done(OpType::ALLTOALL_BASE, {out});
+  }
+  WorkPtr alltoall(Tensors& outs, Tensors& ins, const c10d::AllToAllOptions& o) override {
+    Staging s("all_to_all");
+    Tensors hi = s.in_all(ins, false), ho = s.out_all(outs);
+    s.finish(host_->alltoall(ho, hi, o));
+    return done(OpType::ALLTOALL, outs);
+  }
+  WorkPtr send(Tensors& ts, int dst, int tag) override {
+    Staging s("send");
+    Tensors h = s.in_all(ts, false);
+    s.finish(host_->send(h, dst, tag));
+    return done(OpType::SEND, ts);
+  }
+  WorkPtr recv(Tensors& ts, int src, int tag) override {
+    Staging s("recv");
+    Tensors h = s.out_all(ts);
+    s.finish(host_->recv(h, src, tag));
+    return done(OpType::RECV, ts);
+  }
+  WorkPtr recvAnysource(Tensors& ts, int tag) override {
+    Staging s("recv");
+    Tensors h = s.out_all(ts);
+    s.finish(host_->recvAnysource(h, tag));
+    return done(OpType::RECVANYSOURCE, ts);
+  }
+  WorkPtr barrier(const c10d::BarrierOptions& o) override {
+    Staging s("barrier");
+    c10d::BarrierOptions host = o;
+    host.device_ids.clear();  // pjrt ordinals mean nothing to the host backend
+    host.device = at::Device(at::kCPU);
+    s.finish(host_->barrier(host));
+    return done(OpType::BARRIER, {});
+  }
+
+ private:
+  WorkPtr done(OpType op, Tensors outputs) {
+    return c10::make_intrusive<StagedWork>(getRank(), op, std::move(outputs));
+  }
+  static Tensors flat(const TensorLists& ls) {
+    Tensors r;
+    for (const auto& l : ls) r.insert(r.end(), l.begin(), l.end());
+    return r;
+  }
+  c10::intrusive_ptr<c10d::Backend> host_;
+};
+
+}  // namespace tpj_device
+
+using tpj_device::PjrtBackend;
+
+PyObject* tpj_py_dist_backend(PyObject*, PyObject* args) {
+  HANDLE_TH_ERRORS
+  PyObject* host = nullptr;
+  int rank = 0, size = 0;
+  if (!PyArg_ParseTuple(args, "Oii:dist_backend", &host, &rank, &size)) return nullptr;
+  auto host_backend = py::handle(host).cast<c10::intrusive_ptr<c10d::Backend>>();
+  TORCH_CHECK(rank >= 0 && rank < size, "pjrt backend: rank ", rank, " outside 0..", size - 1);
+  TORCH_CHECK(host_backend->getSize() == size && host_backend->getRank() == rank,
+              "pjrt backend: the host backend is rank ", host_backend->getRank(), " of ",
+              host_backend->getSize(), " (expected rank ", rank, " of ", size, ")");
+  c10::intrusive_ptr<c10d::Backend> b =
+      c10::make_intrusive<PjrtBackend>(std::move(host_backend), rank, size);
+  return py::cast(b).release().ptr();
+  END_HANDLE_TH_ERRORS
+}
