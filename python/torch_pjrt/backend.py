@@ -189,9 +189,27 @@ def compile_graph(gm: fx.GraphModule, name: str, donate_args: Sequence[int] = ()
             if plan is not None:
                 return shape_buckets.BucketedGraph(graph, plan, name)
         return graph
-    if fallback_policy.is_error():
-        _raise_unsupported(gm, unsupported)
-    return _compiled.PartitionedGraph(gm, unsupported, name, on_device)
+    collectives = {n for n in unsupported if fx_lower.is_collective(n)}
+    if collectives:
+        _log_collective_split(sorted({fx_lower.op_name(n) for n in collectives}))
+    others = {n: why for n, why in unsupported.items() if n not in collectives}
+    if others and fallback_policy.is_error():
+        _raise_unsupported(gm, others)
+    return _compiled.PartitionedGraph(gm, others, name, on_device, collectives)
+
+
+_collectives_logged: set = set()
+
+
+def _log_collective_split(names: Sequence[str]) -> None:
+    """Logs once per collective that it splits the graph: the program ends
+    before it, the process group runs it, the next program starts after it."""
+    new = [n for n in names if n not in _collectives_logged]
+    if new:
+        _collectives_logged.update(new)
+        log.warning("torch_pjrt: %s runs through the process group at a graph split "
+                     "(this plugin has no collectives inside programs across processes)",
+                     ", ".join(new))
 
 
 # Numbers the compiled graphs' names. next() on an itertools.count is atomic

@@ -567,12 +567,14 @@ class PartitionedGraph:
     """A graph whose unsupported ops run eagerly between device subgraphs."""
 
     def __init__(self, gm: fx.GraphModule, unsupported: Dict[fx.Node, str], name: str,
-                 on_device: bool = False):
+                 on_device: bool = False, collectives: Set[fx.Node] = frozenset()):
+        """`collectives`: functional collectives, which also run eagerly (through
+        the process group) but are not fallbacks: not counted, not refused."""
         self.names = [fx_lower.op_name(n) for n in unsupported]
         where = fallback_policy.ON_DEVICE if on_device else fallback_policy.ON_CPU
         for node, reason in unsupported.items():
             fallback_policy.allow(fx_lower.op_name(node), reason, where)
-        self.gm = partition(gm, set(unsupported), name)
+        self.gm = partition(gm, set(unsupported) | set(collectives), name)
 
     def __call__(self, *args: Any) -> Any:
         fallback_policy.count(self.names)

@@ -247,6 +247,19 @@ def propagate_values(gm: fx.GraphModule, args: Sequence[Any]) -> Dict[fx.Node, A
 
 # ------------------------------------------------------------------- walker --
 
+# The namespaces of torch.distributed's functional collectives (Dynamo traces
+# compiled DDP, FSDP2 and DTensor into these).
+COLLECTIVE_NAMESPACES = ("_c10d_functional", "_c10d_functional_autograd", "c10d_functional")
+
+
+def is_collective(node: fx.Node) -> bool:
+    """Whether `node` is a functional collective (or its wait): it runs through
+    the process group at a graph split, not in the program (no plugin here has
+    a transport inside programs across processes)."""
+    return (node.op == "call_function" and isinstance(node.target, torch._ops.OpOverload)
+            and node.target.namespace in COLLECTIVE_NAMESPACES)
+
+
 def node_is_lowerable(node: fx.Node, supported: Callable[[str], bool]) -> Tuple[bool, str]:
     """Whether the walker can handle `node` by its kind and target alone."""
     if node.op in ("placeholder", "output", "get_attr"):
