@@ -80,6 +80,32 @@ typedef struct tpj_device_info_s {
 
 tpj_status_t tpj_client_create(tpj_plugin_t* plugin, const tpj_option_t* options,
                                size_t num_options, tpj_client_t** out_client) TPJ_MUST_USE;
+
+/* A key-value store shared by the processes of one job (under torch.distributed,
+ * its c10d Store), which plugins use to build a multi-process client (the XLA
+ * CUDA plugin with options node_id and num_nodes). The plugin may call these
+ * from any of its threads, during tpj_client_create_with_store and later,
+ * until the client is destroyed; they must be thread-safe. */
+typedef struct tpj_kv_store_s {
+  /* Waits up to timeout_ms for `key` (DEADLINE_EXCEEDED when it does not
+   * appear); *out_value is malloc'ed and freed by the client. */
+  tpj_status_t (*get)(void* user, const char* key, size_t key_size, int timeout_ms,
+                      char** out_value, size_t* out_value_size);
+  /* NULL: not offered. Like get, but NOT_FOUND at once when the key is absent. */
+  tpj_status_t (*try_get)(void* user, const char* key, size_t key_size, char** out_value,
+                          size_t* out_value_size);
+  tpj_status_t (*put)(void* user, const char* key, size_t key_size, const char* value,
+                      size_t value_size);
+  void* user;
+  /* NULL, or called once with `user` when the client is destroyed. */
+  void (*release)(void* user);
+} tpj_kv_store_t;
+
+/* tpj_client_create with `store` (copied; NULL: none) offered to the plugin's
+ * key-value callbacks. */
+tpj_status_t tpj_client_create_with_store(tpj_plugin_t* plugin, const tpj_option_t* options,
+                                          size_t num_options, const tpj_kv_store_t* store,
+                                          tpj_client_t** out_client) TPJ_MUST_USE;
 void tpj_client_destroy(tpj_client_t* client);
 tpj_plugin_t* tpj_client_plugin(const tpj_client_t* client);
 const char* tpj_client_platform_name(const tpj_client_t* client);

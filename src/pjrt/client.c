@@ -129,6 +129,7 @@ static tpj_status_t client_init(tpj_client_t* c, const tpj_option_t* options, si
     PJRT_Client_Create_Args a = PJRT_ARGS(PJRT_Client_Create_Args);
     a.create_options = values;
     a.num_options = n;
+    tpj_pjrt_kv_offer(c, &a);
     st = TPJ_PJRT_CALL(c->plugin, Client_Create, &a);
     c->client = a.client;
   }
@@ -144,13 +145,21 @@ static tpj_status_t client_init(tpj_client_t* c, const tpj_option_t* options, si
 
 tpj_status_t tpj_client_create(tpj_plugin_t* plugin, const tpj_option_t* options,
                                size_t num_options, tpj_client_t** out_client) {
+  return tpj_client_create_with_store(plugin, options, num_options, NULL, out_client);
+}
+
+tpj_status_t tpj_client_create_with_store(tpj_plugin_t* plugin, const tpj_option_t* options,
+                                          size_t num_options, const tpj_kv_store_t* store,
+                                          tpj_client_t** out_client) {
   TPJ_CHECK_ARG(plugin, "tpj_client_create: plugin is NULL");
   TPJ_CHECK_ARG(out_client, "tpj_client_create: out_client is NULL");
   TPJ_CHECK_ARG(options || num_options == 0, "tpj_client_create: options is NULL");
   *out_client = NULL;
+  TPJ_RETURN_IF_ERROR(tpj_pjrt_kv_check(store));
   tpj_client_t* c = (tpj_client_t*)calloc(1, sizeof(*c));
   if (!c) return TPJ_STATUS(RESOURCE_EXHAUSTED, "tpj_client_create: out of memory");
   c->plugin = plugin;
+  if (store) c->kv = *store;
   tpj_status_t st = client_init(c, options, num_options);
   if (st) {
     tpj_client_destroy(c);
@@ -174,6 +183,7 @@ void tpj_client_destroy(tpj_client_t* c) {
     free(c->devices[i].debug_string);
   }
   free(c->devices);
+  tpj_pjrt_kv_release(c);
   free(c->platform_name);
   free(c->platform_version);
   free(c);

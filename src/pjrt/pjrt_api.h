@@ -218,6 +218,50 @@ typedef struct PJRT_Event_OnReady_Args {
 
 /* -------------------------------------------------------------- client -- */
 
+/* Key-value store callbacks (the plugin calls them; it fills struct_size). */
+typedef PJRT_Error* (*PJRT_CallbackError)(int code, const char* message, size_t message_size);
+typedef void (*PJRT_KeyValueGetCallback_ValueDeleter)(char* value);
+
+typedef struct PJRT_KeyValueGetCallback_Args {
+  size_t struct_size;
+  PJRT_Extension_Base* extension_start;
+  const char* key;
+  size_t key_size;
+  int timeout_in_ms;
+  PJRT_CallbackError* callback_error;
+  void* user_arg;
+  char* value;                                         /* out */
+  size_t value_size;                                   /* out */
+  PJRT_KeyValueGetCallback_ValueDeleter value_deleter_callback; /* out */
+} PJRT_KeyValueGetCallback_Args;
+
+typedef struct PJRT_KeyValueTryGetCallback_Args {
+  size_t struct_size;
+  PJRT_Extension_Base* extension_start;
+  const char* key;
+  size_t key_size;
+  PJRT_CallbackError* callback_error;
+  void* user_arg;
+  char* value;                                         /* out */
+  size_t value_size;                                   /* out */
+  PJRT_KeyValueGetCallback_ValueDeleter value_deleter_callback; /* out */
+} PJRT_KeyValueTryGetCallback_Args;
+
+typedef struct PJRT_KeyValuePutCallback_Args {
+  size_t struct_size;
+  PJRT_Extension_Base* extension_start;
+  const char* key;
+  size_t key_size;
+  const char* value;
+  size_t value_size;
+  PJRT_CallbackError* callback_error;
+  void* user_arg;
+} PJRT_KeyValuePutCallback_Args;
+
+typedef PJRT_Error* (*PJRT_KeyValueGetCallback)(PJRT_KeyValueGetCallback_Args* args);
+typedef PJRT_Error* (*PJRT_KeyValueTryGetCallback)(PJRT_KeyValueTryGetCallback_Args* args);
+typedef PJRT_Error* (*PJRT_KeyValuePutCallback)(PJRT_KeyValuePutCallback_Args* args);
+
 typedef struct PJRT_Client_Create_Args {
   size_t struct_size;
   PJRT_Extension_Base* extension_start;
@@ -643,6 +687,10 @@ _Static_assert(sizeof(PJRT_NamedValue) == 56 && PJRT_NamedValue_STRUCT_SIZE == 5
 _Static_assert(offsetof(PJRT_NamedValue, type) == 32, "named value type");
 _Static_assert(offsetof(PJRT_NamedValue, int64_value) == 40, "named value union");
 _Static_assert(offsetof(PJRT_Client_Create_Args, client) == 64, "create client");
+_Static_assert(offsetof(PJRT_KeyValueGetCallback_Args, value_deleter_callback) == 72 &&
+                   offsetof(PJRT_KeyValueTryGetCallback_Args, value_deleter_callback) == 64 &&
+                   sizeof(PJRT_KeyValuePutCallback_Args) == 64,
+               "key-value callbacks");
 _Static_assert(offsetof(PJRT_Device_MemoryStats_Args, bytes_limit) == 80, "memory stats limit");
 _Static_assert(offsetof(PJRT_Client_Create_Args, reserved_tail_) == 88, "create size");
 _Static_assert(offsetof(PJRT_Program, format_size) == 40, "program");

@@ -37,6 +37,7 @@ struct tpj_client_s {
   size_t num_devices;     /* all devices, addressable or not */
   tpj_device_t* devices;  /* (num_addressable) */
   size_t num_addressable;
+  tpj_kv_store_t kv;      /* get == NULL: none (the callbacks' user_arg is &kv) */
 };
 
 struct tpj_event_s {
@@ -99,6 +100,11 @@ size_t tpj_client_device_index(const tpj_client_t* client, const PJRT_Device* de
 /* Fills e->executable, e->num_outputs and e->device_indices/num_devices from
  * e->loaded (after compile or deserialize). */
 tpj_status_t tpj_executable_read_info(tpj_executable_t* e) TPJ_MUST_USE;
+
+/* kv_store.c: a store's callbacks for PJRT_Client_Create (c->kv, if set). */
+tpj_status_t tpj_pjrt_kv_check(const tpj_kv_store_t* store) TPJ_MUST_USE;
+void tpj_pjrt_kv_offer(tpj_client_t* c, PJRT_Client_Create_Args* a);
+void tpj_pjrt_kv_release(tpj_client_t* c);
 /* Copies a (ptr, size) string from the plugin; NULL on out of memory. */
 char* tpj_pjrt_strndup(const char* s, size_t n);
 

@@ -20,7 +20,9 @@ struct PJRT_Client {
   int num_devices;
   struct PJRT_Device* devices;      /* (num_devices) */
   PJRT_Device** device_ptrs;        /* (num_devices) */
-  char version[256];
+  char version[512];
+  int node_id, num_nodes;           /* options node_id / num_nodes (0 / 1) */
+  int kv_timeout_ms;                /* option fake_kv_timeout_ms (5000) */
 };
 
 struct PJRT_Buffer {

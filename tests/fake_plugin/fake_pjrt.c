@@ -137,10 +137,61 @@ static PJRT_Error* apply_option(PJRT_Client* c, const PJRT_NamedValue* v, int* n
       snprintf(out, room, "%s%lld", i ? "," : " list=", (long long)v->int64_array_value[i]);
   } else if (!strcmp(v->name, "fake_float") && v->type == PJRT_NamedValue_kFloat) {
     snprintf(out, room, " float=%.2f", (double)v->float_value);
+  } else if (!strcmp(v->name, "node_id") && v->type == PJRT_NamedValue_kInt64) {
+    c->node_id = (int)v->int64_value;
+  } else if (!strcmp(v->name, "num_nodes") && v->type == PJRT_NamedValue_kInt64) {
+    c->num_nodes = (int)v->int64_value;
+  } else if (!strcmp(v->name, "fake_kv_timeout_ms") && v->type == PJRT_NamedValue_kInt64) {
+    c->kv_timeout_ms = (int)v->int64_value;
   } else if (!strcmp(v->name, "fake_bool") && v->type == PJRT_NamedValue_kBool) {
     snprintf(out, room, " bool=%d", v->bool_value ? 1 : 0);
   } else {
     return fake_error(3, "fake: unknown client option '%s' (type %d)", v->name, (int)v->type);
+  }
+  return NULL;
+}
+
+/* What the fake's key-value callbacks hand back for a failed call. */
+static PJRT_Error* kv_callback_error(int code, const char* message, size_t size) {
+  return fake_error(code, "%.*s", (int)size, message);
+}
+
+/* A multi-node client (num_nodes > 1), as the XLA CUDA plugin builds one:
+ * each node puts its topology under its own key and reads every other
+ * node's, through the caller's key-value store. The peers' values go into
+ * the platform version, so a test sees what was exchanged. */
+static PJRT_Error* exchange_topology(PJRT_Client* c, const PJRT_Client_Create_Args* a, int ndev) {
+  if (c->node_id < 0 || c->node_id >= c->num_nodes)
+    return fake_error(3, "fake: node_id %d outside 0..%d", c->node_id, c->num_nodes - 1);
+  if (!a->kv_get_callback || !a->kv_put_callback)
+    return fake_error(3, "fake: num_nodes %d needs the key-value store callbacks", c->num_nodes);
+  PJRT_CallbackError make = kv_callback_error;
+  char key[64], value[64];
+  snprintf(key, sizeof(key), "fake/topology/%d", c->node_id);
+  snprintf(value, sizeof(value), "node%d:%ddev", c->node_id, ndev);
+  PJRT_KeyValuePutCallback_Args put = {.struct_size = sizeof(put), .key = key,
+                                       .key_size = strlen(key), .value = value,
+                                       .value_size = strlen(value), .callback_error = &make,
+                                       .user_arg = a->kv_put_user_arg};
+  PJRT_Error* e = ((PJRT_KeyValuePutCallback)a->kv_put_callback)(&put);
+  if (e) return e;
+  size_t len = strlen(c->version);
+  snprintf(c->version + len, sizeof(c->version) - len, " node=%d/%d peers=", c->node_id,
+           c->num_nodes);
+  for (int j = 0; j < c->num_nodes; ++j) {
+    if (j == c->node_id) continue;
+    snprintf(key, sizeof(key), "fake/topology/%d", j);
+    PJRT_KeyValueGetCallback_Args get = {.struct_size = sizeof(get), .key = key,
+                                         .key_size = strlen(key),
+                                         .timeout_in_ms = c->kv_timeout_ms,
+                                         .callback_error = &make,
+                                         .user_arg = a->kv_get_user_arg};
+    e = ((PJRT_KeyValueGetCallback)a->kv_get_callback)(&get);
+    if (e) return e;
+    len = strlen(c->version);
+    snprintf(c->version + len, sizeof(c->version) - len, "%s%.*s",
+             c->version[len - 1] == '=' ? "" : ",", (int)get.value_size, get.value);
+    get.value_deleter_callback(get.value);
   }
   return NULL;
 }
@@ -159,6 +210,8 @@ static PJRT_Error* client_create(void* args) {
   if (!c) return fake_error(8, "fake: out of memory");
   int ndev = 2;
   strcpy(c->version, "fake-1.0");
+  c->num_nodes = 1;
+  c->kv_timeout_ms = 5000;
   for (size_t i = 0; i < a->num_options; ++i) {
     PJRT_Error* e = apply_option(c, &a->create_options[i], &ndev);
     if (e) { client_free(c); return e; }
@@ -166,6 +219,10 @@ static PJRT_Error* client_create(void* args) {
   if (ndev < 1 || ndev > 64) {
     client_free(c);
     return fake_error(3, "fake: device_count out of range (got %d)", ndev);
+  }
+  if (c->num_nodes > 1) {
+    PJRT_Error* e = exchange_topology(c, a, ndev);
+    if (e) { client_free(c); return e; }
   }
   c->num_devices = ndev;
   c->devices = (struct PJRT_Device*)calloc((size_t)ndev, sizeof(struct PJRT_Device));
