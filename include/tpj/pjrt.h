@@ -102,7 +102,8 @@ typedef struct tpj_kv_store_s {
 } tpj_kv_store_t;
 
 /* tpj_client_create with `store` (copied; NULL: none) offered to the plugin's
- * key-value callbacks. */
+ * key-value callbacks. The client takes the store: its release runs when the
+ * client is destroyed, or before an error is returned. */
 tpj_status_t tpj_client_create_with_store(tpj_plugin_t* plugin, const tpj_option_t* options,
                                           size_t num_options, const tpj_kv_store_t* store,
                                           tpj_client_t** out_client) TPJ_MUST_USE;

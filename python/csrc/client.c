@@ -50,11 +50,12 @@ static int parse_option(PyObject* key, PyObject* value, tpj_arena_t* arena,
 }
 
 static int client_init(tpj_py_client_t* self, PyObject* args, PyObject* kwargs) {
-  static char* kwlist[] = {"path", "options", NULL};
+  static char* kwlist[] = {"path", "options", "kv_store", NULL};
   const char* path = NULL;
   PyObject* opts = NULL;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|O!:Client", kwlist, &path,
-                                   &PyDict_Type, &opts)) {
+  PyObject* kv_obj = NULL;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s|O!O:Client", kwlist, &path,
+                                   &PyDict_Type, &opts, &kv_obj)) {
     return -1;
   }
   if (self->client) {
@@ -77,12 +78,25 @@ static int client_init(tpj_py_client_t* self, PyObject* args, PyObject* kwargs) 
       return -1;
     }
   }
+  tpj_kv_store_t kv;
+  bool with_kv = kv_obj && kv_obj != Py_None;
+  if (with_kv && tpj_py_kv_store_from(kv_obj, &kv) < 0) {
+    tpj_arena_deinit(&arena);
+    return -1;
+  }
   tpj_status_t s = NULL;
   tpj_client_t* client = NULL;
   Py_BEGIN_ALLOW_THREADS
   tpj_plugin_t* plugin = NULL;
   s = tpj_plugin_load(path, &plugin);
-  if (!s) s = tpj_client_create(plugin, options, (size_t)n, &client);
+  if (!s) {
+    s = tpj_client_create_with_store(plugin, options, (size_t)n, with_kv ? &kv : NULL,
+                                     &client);
+  } else if (with_kv) {
+    PyGILState_STATE g = PyGILState_Ensure(); /* the store was never handed over */
+    kv.release(kv.user);
+    PyGILState_Release(g);
+  }
   Py_END_ALLOW_THREADS
   tpj_arena_deinit(&arena);
   if (s) return tpj_py_raise_int(s);
@@ -277,7 +291,9 @@ PyTypeObject tpj_py_client_type = {
     .tp_basicsize = sizeof(tpj_py_client_t),
     .tp_dealloc = (destructor)client_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Client(path: str, options: dict = {}): a PJRT client of one plugin.",
+    .tp_doc = "Client(path: str, options: dict = {}, kv_store=None): a PJRT client of one "
+              "plugin; kv_store (get(key, timeout_ms) -> bytes, set(key, value), optional "
+              "try_get(key)) is offered to plugins that build multi-process clients.",
     .tp_methods = client_methods,
     .tp_getset = client_getset,
     .tp_init = (initproc)client_init,

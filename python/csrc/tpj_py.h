@@ -56,6 +56,10 @@ PyObject* tpj_py_executable_wrap(PyObject* client, tpj_cached_executable_t* hand
 /* Parses a tuple/list of non-negative ints into dims; -1 with an exception set. */
 int tpj_py_parse_dims(PyObject* seq, int64_t* out_dims, size_t* out_rank,
                       const char* what);
+/* kv_store.c: a Python object with get(key: bytes, timeout_ms) -> bytes,
+ * set(key, value) and optionally try_get(key) as a store (holds a reference,
+ * dropped by out->release); -1 with an exception set. */
+int tpj_py_kv_store_from(PyObject* obj, tpj_kv_store_t* out);
 /* (d0, d1, ...) as a new tuple. */
 PyObject* tpj_py_dims_tuple(const int64_t* dims, size_t rank);
 

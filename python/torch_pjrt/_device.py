@@ -23,6 +23,7 @@ from ._dtypes import code_dtype, dtype_code
 _lock = threading.Lock()
 _client: Optional[_C.Client] = None
 _client_options: Optional[Dict[str, Any]] = None
+_client_kv_store: Any = None  # set_client_store: for multi-process clients
 
 
 def _parse_option_value(text: str) -> Any:
@@ -99,8 +100,29 @@ def default_client() -> _C.Client:
             opts = _client_options
             if opts is None:
                 opts = parse_client_options(os.environ.get("TORCH_PJRT_CLIENT_OPTIONS", ""))
-            _client = _C.Client(plugin_path(), opts)
+            _client = _C.Client(plugin_path(), opts, kv_store=_client_kv_store)
         return _client
+
+
+def client_started() -> bool:
+    """Whether the default client exists (its options can no longer change)."""
+    return _client is not None
+
+
+def set_client_store(kv_store: Any, **options: Any) -> None:
+    """Makes the default client a multi-process one: `options` (e.g. node_id,
+    num_nodes) are added to its options and `kv_store` (get(key, timeout_ms),
+    set(key, value), try_get(key)) is offered to the plugin. Before first use
+    only (torch_pjrt.distributed calls this when the process group starts)."""
+    global _client_kv_store, _client_options
+    with _lock:
+        if _client is not None:
+            raise RuntimeError("torch_pjrt.set_client_store: the default client already exists")
+        merged = dict(_client_options if _client_options is not None else
+                      parse_client_options(os.environ.get("TORCH_PJRT_CLIENT_OPTIONS", "")))
+        merged.update(options)
+        _client_options = merged
+        _client_kv_store = kv_store
 
 
 def to_buffer(tensor: torch.Tensor, device: int = 0, client: Optional[_C.Client] = None,

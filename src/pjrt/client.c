@@ -155,9 +155,12 @@ tpj_status_t tpj_client_create_with_store(tpj_plugin_t* plugin, const tpj_option
   TPJ_CHECK_ARG(out_client, "tpj_client_create: out_client is NULL");
   TPJ_CHECK_ARG(options || num_options == 0, "tpj_client_create: options is NULL");
   *out_client = NULL;
-  TPJ_RETURN_IF_ERROR(tpj_pjrt_kv_check(store));
-  tpj_client_t* c = (tpj_client_t*)calloc(1, sizeof(*c));
-  if (!c) return TPJ_STATUS(RESOURCE_EXHAUSTED, "tpj_client_create: out of memory");
+  tpj_status_t bad = tpj_pjrt_kv_check(store);
+  tpj_client_t* c = bad ? NULL : (tpj_client_t*)calloc(1, sizeof(*c));
+  if (!c) {
+    if (store && store->release) store->release(store->user);
+    return bad ? bad : TPJ_STATUS(RESOURCE_EXHAUSTED, "tpj_client_create: out of memory");
+  }
   c->plugin = plugin;
   if (store) c->kv = *store;
   tpj_status_t st = client_init(c, options, num_options);

@@ -164,8 +164,14 @@ TPJ_TEST(store_arguments_are_checked) {
   TPJ_EXPECT_OK(tpj_plugin_load(getenv("TPJ_FAKE_PLUGIN"), &p));
   tpj_kv_store_t half = {.get = mem_get};
   tpj_client_t* c = NULL;
+  mem_store_t s;
+  mem_init(&s);
+  half.user = &s;
+  half.release = mem_release;
   TPJ_EXPECT_ERROR(tpj_client_create_with_store(p, NULL, 0, &half, &c), INVALID_ARGUMENT,
                    "get and put are required (got get set, put NULL)");
+  TPJ_EXPECT(s.released == 1); /* taken, also on error */
+  mem_destroy(&s);
   TPJ_EXPECT(c == NULL);
   node_t bad = {NULL, 3, 2, 50, NULL, NULL};
   create_node(&bad);
