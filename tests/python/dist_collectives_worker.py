@@ -576,6 +576,84 @@ def case_object_collectives():
 
 
 @case
+def case_more_dtypes():
+    """float16, float64, int32, int8, uint8 and bool through the staging."""
+    for dtype in (torch.float16, torch.float64, torch.int32, torch.int8, torch.uint8, torch.bool):
+        if dtype == torch.bool:
+            x = make((9,), torch.int64) > 0
+        elif dtype in (torch.int8, torch.uint8):
+            x = (make((9,), torch.int64) % 50).to(dtype)  # sums stay in range
+        else:
+            x = make((9,), dtype if dtype.is_floating_point else torch.int64).to(dtype)
+        for op in (R.SUM, R.MAX):
+            want = x.clone()
+            dist.all_reduce(want, op=op, group=REF)
+            t = put(x)
+            dist.all_reduce(t, op=op)
+            same(f"all_reduce {op} {dn(dtype)}", t, want)
+        want = x.clone()
+        dist.broadcast(want, WORLD - 1, group=REF)
+        t = put(x)
+        dist.broadcast(t, WORLD - 1)
+        same(f"broadcast {dn(dtype)}", t, want)
+        want = torch.empty(WORLD * 9, dtype=dtype)
+        dist.all_gather_into_tensor(want, x, group=REF)
+        out = torch.zeros(WORLD * 9, dtype=dtype, device=DEV)
+        dist.all_gather_into_tensor(out, put(x))
+        same(f"all_gather_into_tensor {dn(dtype)}", out, want)
+
+
+@case
+def case_subgroups():
+    """Groups of some ranks (as a DeviceMesh's dimensions make them): with 4
+    ranks {0, 1}, {2, 3} and {1, 3}; with 2, one group of each rank alone and
+    one of both. src/dst are global ranks; group_dst a rank in the group."""
+    specs = [[0, 1], [2, 3], [1, 3]] if WORLD == 4 else [[r] for r in range(WORLD)] + [list(range(WORLD))]
+    for ranks in specs:
+        pg = dist.new_group(ranks)      # the default group's backends
+        ref = dist.new_group(ranks, backend="gloo")
+        if RANK not in ranks:
+            continue
+        where = f"group {ranks}"
+        assert dist.get_world_size(pg) == len(ranks) and dist.get_rank(pg) == ranks.index(RANK)
+        x = make((6,), torch.float32)
+        want = x.clone()
+        dist.all_reduce(want, group=ref)
+        t = put(x)
+        dist.all_reduce(t, group=pg)
+        same(f"all_reduce in {where}", t, want)
+        want = x.clone()
+        dist.broadcast(want, ranks[-1], group=ref)
+        t = put(x)
+        dist.broadcast(t, ranks[-1], group=pg)
+        same(f"broadcast from {ranks[-1]} in {where}", t, want)
+        want = torch.empty(6 * len(ranks))
+        dist.all_gather_into_tensor(want, x, group=ref)
+        out = torch.zeros(6 * len(ranks), device=DEV)
+        dist.all_gather_into_tensor(out, put(x), group=pg)
+        same(f"all_gather_into_tensor in {where}", out, want)
+        y = make((2 * len(ranks),), torch.float32)
+        want = torch.empty(2)
+        dist.reduce_scatter_tensor(want, y.clone(), group=ref)
+        out = torch.zeros(2, device=DEV)
+        dist.reduce_scatter_tensor(out, put(y), group=pg)
+        same(f"reduce_scatter_tensor in {where}", out, want)
+        if len(ranks) == 2:  # the first member sends to the second (group_dst=1)
+            if RANK == ranks[0]:
+                dist.send(x.clone(), group=ref, group_dst=1)
+                dist.send(put(x), group=pg, group_dst=1)
+            else:
+                want = torch.empty(6)
+                dist.recv(want, ranks[0], group=ref)
+                got = torch.zeros(6, device=DEV)
+                dist.recv(got, ranks[0], group=pg)
+                same(f"send/recv in {where}", got, want)
+        dist.barrier(group=pg)
+    # every rank passes every new_group call before any group is destroyed
+    dist.barrier(group=REF)
+
+
+@case
 def case_wait_waits():
     """async_op=True and wait(): rank 0 issues its part DELAY late, and no
     rank gets past wait() before that, with the right values after it.
