@@ -53,7 +53,8 @@ def say(msg):
 # ------------------------------------------------------------------- inputs --
 def make(shape, dtype, rank=None, kind="any"):
     """Deterministic values of `rank` (default: this rank); every call takes a
-    new salt, and all ranks make the same calls in the same order."""
+    new salt, so all ranks make the same calls in the same order (the runner
+    resets the salt per case)."""
     _salt[0] += 1
     rank = RANK if rank is None else rank
     g = torch.Generator().manual_seed(1000003 * _salt[0] + 7919 * rank + 17)
@@ -612,11 +613,12 @@ def case_subgroups():
     for ranks in specs:
         pg = dist.new_group(ranks)      # the default group's backends
         ref = dist.new_group(ranks, backend="gloo")
+        x = make((6,), torch.float32)   # on every rank: the salts stay in step
+        y = make((2 * len(ranks),), torch.float32)
         if RANK not in ranks:
             continue
         where = f"group {ranks}"
         assert dist.get_world_size(pg) == len(ranks) and dist.get_rank(pg) == ranks.index(RANK)
-        x = make((6,), torch.float32)
         want = x.clone()
         dist.all_reduce(want, group=ref)
         t = put(x)
@@ -632,7 +634,6 @@ def case_subgroups():
         out = torch.zeros(6 * len(ranks), device=DEV)
         dist.all_gather_into_tensor(out, put(x), group=pg)
         same(f"all_gather_into_tensor in {where}", out, want)
-        y = make((2 * len(ranks),), torch.float32)
         want = torch.empty(2)
         dist.reduce_scatter_tensor(want, y.clone(), group=ref)
         out = torch.zeros(2, device=DEV)
@@ -792,9 +793,10 @@ def run_collectives():
     failed = []
     t_start = time.monotonic()
     only = os.environ.get("TPJ_DIST_CASES")  # comma-separated names, for debugging
-    for name, fn in CASES:
+    for index, (name, fn) in enumerate(CASES):
         if only and name not in only.split(","):
             continue
+        _salt[0] = 100000 * index  # each case's inputs whatever ran before it
         t0 = time.monotonic()
         err = None
         try:
