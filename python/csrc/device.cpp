@@ -10,6 +10,7 @@
 #include <ATen/EmptyTensor.h>
 #include <ATen/detail/PrivateUse1HooksInterface.h>
 #include <ATen/native/Resize.h>
+#include <c10/core/impl/alloc_cpu.h>
 #include <ATen/ops/as_strided_native.h>
 #include <ATen/ops/view_native.h>
 #include <ATen/ops/_reshape_alias_native.h>
@@ -18,7 +19,10 @@
 #include <ATen/ops/view_as_complex_native.h>
 #include <torch/library.h>
 
+#include <algorithm>
 #include <cstring>
+#include <mutex>
+#include <unordered_set>
 #include <string>
 #include <vector>
 
@@ -128,6 +132,44 @@ at::Tensor wrap_buffer(tpj_buffer_t* buffer, at::IntArrayRef sizes, at::ScalarTy
 namespace {
 using namespace tpj_device;
 
+// ------------------------------------------------------- pinned host memory --
+
+std::mutex g_pinned_mu;
+std::unordered_set<const void*> g_pinned;
+
+void pinned_delete(void* p) {
+  {
+    std::lock_guard<std::mutex> lock(g_pinned_mu);
+    g_pinned.erase(p);
+  }
+  c10::free_cpu(p);
+}
+
+struct HostPinnedAllocator final : at::Allocator {
+  at::DataPtr allocate(size_t nbytes) override {
+    void* p = nbytes ? c10::alloc_cpu(nbytes) : nullptr;
+    if (p) {
+      std::lock_guard<std::mutex> lock(g_pinned_mu);
+      g_pinned.insert(p);
+    }
+    return {p, p, &pinned_delete, at::Device(at::kCPU)};
+  }
+  at::DeleterFnPtr raw_deleter() const override { return &pinned_delete; }
+  void copy_data(void* dest, const void* src, std::size_t count) const override {
+    default_copy_data(dest, src, count);
+  }
+};
+
+bool host_pinned_contains(const void* p) {
+  std::lock_guard<std::mutex> lock(g_pinned_mu);
+  return g_pinned.count(p) > 0;
+}
+
+at::Allocator* host_pinned_allocator() {
+  static HostPinnedAllocator a;
+  return &a;
+}
+
 // ------------------------------------------------------------------ hooks --
 
 // The device guard (current device, streams, events) is in device_stream.cpp.
@@ -152,11 +194,34 @@ struct PjrtHooks final : at::PrivateUse1HooksInterface {
     return default_generator(index);
   }
   at::Generator getNewGenerator(c10::DeviceIndex index) const override { return new_generator(index); }
-  // Host staging memory (pin_memory(), non_blocking copies) is plain CPU memory.
-  bool isPinnedPtr(const void*) const override { return false; }
-  at::Allocator* getPinnedMemoryAllocator() const override { return at::getCPUAllocator(); }
+  // Host staging memory (pin_memory(), non_blocking copies) is plain CPU memory,
+  // from an allocator that remembers its blocks so is_pinned() is true for them
+  // (DDP's reducer asserts it for its staging copies).
+  bool isPinnedPtr(const void* p) const override { return host_pinned_contains(p); }
+  at::Allocator* getPinnedMemoryAllocator() const override { return host_pinned_allocator(); }
+  // storage.resize_(n) in place (FSDP2 frees and re-allocates its unsharded
+  // parameters this way): a new device allocation holding the first
+  // min(old, new) bytes, installed in the same StorageImpl.
   void resizePrivateUse1Bytes(const c10::Storage& storage, size_t newsize) const override {
-    TORCH_CHECK(false, "torch_pjrt: storage resize to ", newsize, " bytes is not supported");
+    c10::StorageImpl* impl = storage.unsafeGetStorageImpl();
+    TORCH_CHECK(impl->resizable(), "torch_pjrt: this storage is not resizable");
+    size_t old = impl->nbytes();
+    if (newsize == old) return;
+    c10::DeviceGuard guard(storage.device());
+    at::DataPtr fresh = allocator()->allocate(newsize);
+    size_t keep = std::min(old, newsize);
+    if (keep > 0) {
+      auto opts = at::TensorOptions().dtype(at::kByte).device(storage.device());
+      at::Tensor src = at::empty({0}, opts);
+      src.set_(storage, 0, {(int64_t)keep}, {1});
+      c10::Storage tmp(c10::Storage::use_byte_size_t(), newsize, std::move(fresh), allocator(), false);
+      at::Tensor dst = at::empty({0}, opts);
+      dst.set_(tmp, 0, {(int64_t)keep}, {1});
+      dst.copy_(src);
+      fresh = tmp.unsafeGetStorageImpl()->set_data_ptr(at::DataPtr(nullptr, storage.device()));
+    }
+    impl->set_data_ptr_noswap(std::move(fresh));
+    impl->set_nbytes(newsize);
   }
 };
 

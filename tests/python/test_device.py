@@ -511,3 +511,36 @@ def test_eager_init_refuses_what_is_not_a_client():
     with pytest.raises(AttributeError, match="handle"):
         _eager.init(object())
     assert torch_pjrt.default_client().handle != 0
+
+
+def test_storage_resize_in_place():
+    """untyped_storage().resize_(n) keeps the StorageImpl and its first
+    min(old, new) bytes; resize_(0) frees and a later resize_ re-allocates, as
+    FSDP2 does with its unsharded parameters."""
+    x = torch.arange(16.0, device=DEV)
+    s = x.untyped_storage()
+    n = s.nbytes()
+    s.resize_(n + 32)
+    assert s.nbytes() == n + 32 and x.cpu().equal(torch.arange(16.0))
+    before = torch.pjrt.memory_allocated()
+    s.resize_(0)
+    assert s.nbytes() == 0 and torch.pjrt.memory_allocated() < before
+    s.resize_(n)
+    x.copy_(torch.full((16,), 3.0))
+    assert x.cpu().equal(torch.full((16,), 3.0))
+    s.resize_(n // 2)
+    assert torch.empty(0, device=DEV).set_(s, 0, (8,), (1,)).cpu().equal(torch.full((8,), 3.0))
+
+
+def test_pin_memory_is_pinned():
+    """pin_memory() gives host memory that is_pinned() knows (DDP's reducer
+    asserts it for its staging copies); plain CPU tensors are not pinned."""
+    p = torch.arange(6.0).pin_memory()
+    assert p.is_pinned() and not torch.arange(6.0).is_pinned()
+    d = p.to(DEV, non_blocking=True)
+    assert d.cpu().equal(torch.arange(6.0))
+    back = torch.empty(6, pin_memory=True)
+    assert back.is_pinned()
+    back.copy_(d, non_blocking=True)
+    torch.pjrt.synchronize()
+    assert back.equal(torch.arange(6.0))
