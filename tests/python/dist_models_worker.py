@@ -555,8 +555,11 @@ def main() -> None:
         summary = MODES[args.mode](args, dev)
         if args.device == "pjrt":
             import torch_pjrt
-            fb = torch_pjrt.metrics()["fallbacks"]
-            assert fb == 0, f"{fb} op(s) ran on the CPU"
+            m = torch_pjrt.metrics()
+            assert m["fallbacks"] == 0, f"{m['fallbacks']} op(s) ran on the CPU"
+            # The collectives on pjrt tensors went through the pjrt backend.
+            assert m["dist_staged_bytes"] > 0, m["dist_staged_bytes"]
+            summary += f" staged_bytes={m['dist_staged_bytes']}"
         dist.barrier()
         log(f"OK {args.mode} device={dev} world={dist.get_world_size()} {summary} "
             f"total_s={time.perf_counter() - t0:.1f}")
