@@ -2,7 +2,8 @@
 // DTensor, functional collectives) works on pjrt tensors. The XLA CPU plugin
 // has no collectives across processes, so each collective here stages its
 // pjrt tensors through host memory and runs on a host backend (torch's gloo,
-// built over the same store by torch_pjrt/distributed.py), then copies back.
+// built over the same store by torch_pjrt/distributed.py), then copies back:
+// collectives before they return, point-to-point ops when waited on.
 #include <Python.h>
 
 #include <ATen/ATen.h>
@@ -12,6 +13,7 @@
 #include <torch/csrc/distributed/c10d/Work.hpp>
 #include <torch/csrc/utils/pybind.h>
 
+#include <mutex>
 #include <string>
 #include <utility>
 #include <vector>
@@ -86,17 +88,25 @@ class Staging {
   }
   // Waits for the host collective and copies its results to the device.
   void finish(const WorkPtr& work) {
+    wait_host(work, kNoTimeout);
+    copy_back();
+  }
+  void wait_host(const WorkPtr& work, std::chrono::milliseconds timeout) const {
     try {
-      work->wait();
+      work->wait(timeout);
     } catch (const std::exception& e) {
       C10_THROW_ERROR(DistBackendError, std::string("pjrt ") + op_ +
                                             ": the host (gloo) collective failed: " + e.what());
     }
+  }
+  void copy_back() {
     for (auto& [dev, host] : pairs_) {
       dev.copy_(host);
       if (!dev.device().is_cpu()) bytes_ += dev.nbytes();
     }
+    pairs_.clear();
     tpj_runtime_metrics_add_dist_staged(bytes_);
+    bytes_ = 0;
   }
 
  private:
@@ -111,6 +121,86 @@ class Staging {
   uint64_t bytes_ = 0;
 };
 
+// A point-to-point op still in flight on the host backend (a send must not
+// wait for its receiver: isend before irecv would deadlock). wait(), or
+// isCompleted() once the host op is done, copies what it received to the
+// device, once; the future completes after that copy.
+class PendingWork : public c10d::Work {
+ public:
+  PendingWork(int rank, OpType op, WorkPtr host, Staging staging, Tensors outputs)
+      : c10d::Work(rank, op),
+        host_(std::move(host)),
+        staging_(std::move(staging)),
+        outputs_(std::move(outputs)) {}
+  bool isCompleted() override {
+    if (!host_->isCompleted()) return false;
+    finish(kNoTimeout);
+    return true;
+  }
+  bool isSuccess() const override { return host_->isSuccess(); }
+  int sourceRank() const override { return host_->sourceRank(); }
+  bool wait(std::chrono::milliseconds timeout) override {
+    finish(timeout);
+    return true;
+  }
+  Tensors result() override { return outputs_; }
+  c10::intrusive_ptr<c10::ivalue::Future> getFuture() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (!future_) {
+      c10::intrusive_ptr<PendingWork> self =
+          c10::intrusive_ptr<PendingWork>::reclaim_copy(this);
+      future_ = host_->getFuture()->then(
+          [self](c10::ivalue::Future&) {
+            self->finish(kNoTimeout);
+            return c10::IValue(self->outputs_);
+          },
+          c10::ListType::create(c10::TensorType::get()));
+    }
+    return future_;
+  }
+
+ private:
+  void finish(std::chrono::milliseconds timeout) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (done_) return;
+    staging_.wait_host(host_, timeout);
+    staging_.copy_back();
+    done_ = true;
+  }
+  WorkPtr host_;
+  Staging staging_;
+  Tensors outputs_;
+  std::mutex mu_;
+  bool done_ = false;
+  c10::intrusive_ptr<c10::ivalue::Future> future_;
+};
+
+// What endCoalescing returns: waits for the point-to-point ops issued since
+// startCoalescing (the collectives among them completed when issued).
+class CoalescedWork : public c10d::Work {
+ public:
+  CoalescedWork(int rank, std::vector<WorkPtr> works)
+      : c10d::Work(rank, OpType::COALESCED), works_(std::move(works)) {}
+  bool isCompleted() override {
+    for (auto& w : works_)
+      if (!w->isCompleted()) return false;
+    return true;
+  }
+  bool wait(std::chrono::milliseconds timeout) override {
+    for (auto& w : works_) w->wait(timeout);
+    return true;
+  }
+  c10::intrusive_ptr<c10::ivalue::Future> getFuture() override {
+    auto f = c10::make_intrusive<c10::ivalue::Future>(c10::NoneType::get());
+    wait(kNoTimeout);
+    f->markCompleted(c10::IValue());
+    return f;
+  }
+
+ private:
+  std::vector<WorkPtr> works_;
+};
+
 class PjrtBackend : public c10d::Backend {
  public:
   PjrtBackend(c10::intrusive_ptr<c10d::Backend> host, int rank, int size)
@@ -120,9 +210,20 @@ class PjrtBackend : public c10d::Backend {
   // Every collective completes before it returns, so a coalesced group is
   // already done when it ends.
   bool supportsCoalescing() const override { return true; }
-  void startCoalescing() override {}
-  WorkPtr endCoalescing() override { return done(OpType::COALESCED, {}); }
+  void startCoalescing() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    coalescing_ = true;
+    pending_.clear();
+  }
+  WorkPtr endCoalescing() override {
+    std::lock_guard<std::mutex> lock(mu_);
+    coalescing_ = false;
+    return c10::make_intrusive<CoalescedWork>(getRank(), std::move(pending_));
+  }
   void setTimeout(std::chrono::milliseconds timeout) override { host_->setTimeout(timeout); }
+  // TORCH_DISTRIBUTED_DEBUG=DETAIL's wrapper asks for these.
+  void setSequenceNumberForGroup() override { host_->setSequenceNumberForGroup(); }
+  uint64_t getSequenceNumberForGroup() override { return host_->getSequenceNumberForGroup(); }
 
   WorkPtr broadcast(Tensors& ts, const c10d::BroadcastOptions& o) override {
     Staging s("broadcast");
@@ -236,20 +337,20 @@ class PjrtBackend : public c10d::Backend {
   WorkPtr send(Tensors& ts, int dst, int tag) override {
     Staging s("send");
     Tensors h = s.in_all(ts, false);
-    s.finish(host_->send(h, dst, tag));
-    return done(OpType::SEND, ts);
+    WorkPtr w = host_->send(h, dst, tag);
+    return pending(OpType::SEND, std::move(w), std::move(s), ts);
   }
   WorkPtr recv(Tensors& ts, int src, int tag) override {
     Staging s("recv");
     Tensors h = s.out_all(ts);
-    s.finish(host_->recv(h, src, tag));
-    return done(OpType::RECV, ts);
+    WorkPtr w = host_->recv(h, src, tag);
+    return pending(OpType::RECV, std::move(w), std::move(s), ts);
   }
   WorkPtr recvAnysource(Tensors& ts, int tag) override {
     Staging s("recv");
     Tensors h = s.out_all(ts);
-    s.finish(host_->recvAnysource(h, tag));
-    return done(OpType::RECVANYSOURCE, ts);
+    WorkPtr w = host_->recvAnysource(h, tag);
+    return pending(OpType::RECVANYSOURCE, std::move(w), std::move(s), ts);
   }
   WorkPtr barrier(const c10d::BarrierOptions& o) override {
     Staging s("barrier");
@@ -264,12 +365,22 @@ class PjrtBackend : public c10d::Backend {
   WorkPtr done(OpType op, Tensors outputs) {
     return c10::make_intrusive<StagedWork>(getRank(), op, std::move(outputs));
   }
+  WorkPtr pending(OpType op, WorkPtr host, Staging staging, Tensors outputs) {
+    WorkPtr w = c10::make_intrusive<PendingWork>(getRank(), op, std::move(host),
+                                                 std::move(staging), std::move(outputs));
+    std::lock_guard<std::mutex> lock(mu_);
+    if (coalescing_) pending_.push_back(w);
+    return w;
+  }
   static Tensors flat(const TensorLists& ls) {
     Tensors r;
     for (const auto& l : ls) r.insert(r.end(), l.begin(), l.end());
     return r;
   }
   c10::intrusive_ptr<c10d::Backend> host_;
+  std::mutex mu_;
+  bool coalescing_ = false;
+  std::vector<WorkPtr> pending_;  // point-to-point ops since startCoalescing
 };
 
 }  // namespace tpj_device
