@@ -313,6 +313,56 @@ tpj_status_t tpj_build_rng_bit_generator(tpj_graph_t* g, tpj_value_t state,
                             const tpj_type_t* type, tpj_value_t* out_state,
                             tpj_value_t* out_bits) TPJ_MUST_USE;
 
+/* Collectives (src/ir/build_collective.c): all_reduce, all_gather,
+ * reduce_scatter and all_to_all over one operand, among the processes of each
+ * replica group. replica_groups is a (num_groups, group_size) row-major id
+ * array that partitions the N = num_groups * group_size processes: every id in
+ * [0, N) appears exactly once, and the program must be compiled for N
+ * (num_replicas = N for replica ids). channel_id 0 means no channel_handle
+ * (cross_replica: ids are replica ids). channel_id > 0 emits
+ * channel_handle = #stablehlo.channel_handle<handle = channel_id, type = 1>
+ * (device to device): ids are then replica ids across partitions
+ * (cross_replica_and_partition), or, with use_global_device_ids, flattened
+ * global device ids, as multi-process programs use. all_to_all has no
+ * use_global_device_ids; its channel_id > 0 means the ids are partition ids. */
+typedef struct tpj_collective_groups_s {
+  const int64_t* replica_groups; /* (num_groups, group_size) */
+  size_t num_groups;
+  size_t group_size;
+  int64_t channel_id;            /* 0: none; > 0: channel_handle */
+  bool use_global_device_ids;    /* needs channel_id > 0 */
+} tpj_collective_groups_t;
+
+/* Result: the operand's type. `body` takes (acc, x) scalars of the operand's
+ * dtype and returns one. */
+tpj_status_t tpj_build_all_reduce(tpj_graph_t* g, tpj_value_t x,
+                                  const tpj_collective_groups_t* groups, int32_t body,
+                                  tpj_value_t* out) TPJ_MUST_USE;
+/* The body built for you, as tpj_build_reduce_simple builds it. */
+tpj_status_t tpj_build_all_reduce_simple(tpj_graph_t* g, tpj_value_t x, tpj_reduce_kind_t kind,
+                                         const tpj_collective_groups_t* groups,
+                                         tpj_value_t* out) TPJ_MUST_USE;
+/* Result: dim all_gather_dim multiplied by group_size (group order). */
+tpj_status_t tpj_build_all_gather(tpj_graph_t* g, tpj_value_t x, int64_t all_gather_dim,
+                                  const tpj_collective_groups_t* groups,
+                                  tpj_value_t* out) TPJ_MUST_USE;
+/* all_reduce, then process i of a group keeps part i of group_size equal
+ * parts along scatter_dimension (its size must divide by group_size). */
+tpj_status_t tpj_build_reduce_scatter(tpj_graph_t* g, tpj_value_t x, int64_t scatter_dimension,
+                                      const tpj_collective_groups_t* groups, int32_t body,
+                                      tpj_value_t* out) TPJ_MUST_USE;
+tpj_status_t tpj_build_reduce_scatter_simple(tpj_graph_t* g, tpj_value_t x,
+                                             tpj_reduce_kind_t kind, int64_t scatter_dimension,
+                                             const tpj_collective_groups_t* groups,
+                                             tpj_value_t* out) TPJ_MUST_USE;
+/* Splits along split_dimension into split_count (= group_size) parts, sends
+ * part j to the group's process j and concatenates what arrives along
+ * concat_dimension in group order. */
+tpj_status_t tpj_build_all_to_all(tpj_graph_t* g, tpj_value_t x, int64_t split_dimension,
+                                  int64_t concat_dimension, int64_t split_count,
+                                  const tpj_collective_groups_t* groups,
+                                  tpj_value_t* out) TPJ_MUST_USE;
+
 
 /* ---------------------------------------------------------------- checks -- */
 

@@ -111,6 +111,39 @@ static tpj_status_t tpj_ir_reduce_identity(tpj_graph_t* g, tpj_dtype_t dt, tpj_r
   return TPJ_STATUS(INVALID_ARGUMENT, "stablehlo.reduce: unknown reduce kind %d", (int)kind);
 }
 
+/* Whether a reduce_simple-style body of `kind` exists for dtype. */
+static tpj_status_t tpj_ir_reduce_kind_check(const char* name, tpj_dtype_t dt,
+                                             tpj_reduce_kind_t kind) {
+  TPJ_CHECK_ARG((int)kind >= TPJ_REDUCE_KIND_ADD && kind <= TPJ_REDUCE_KIND_OR,
+                "%s: unknown reduce kind %d", name, (int)kind);
+  bool is_int = tpj_dtype_is_signed_int(dt) || tpj_dtype_is_unsigned_int(dt);
+  TPJ_CHECK_ARG(!tpj_dtype_is_complex(dt), "%s: complex inputs are not supported by reduce_simple (got %s)",
+                name, tpj_dtype_name(dt));
+  TPJ_CHECK_ARG(kind != TPJ_REDUCE_KIND_AND && kind != TPJ_REDUCE_KIND_OR ? true : (is_int || dt == TPJ_DTYPE_PRED),
+                "%s: and/or reductions need an integer or pred input (got %s)", name, tpj_dtype_name(dt));
+  return NULL;
+}
+
+tpj_status_t tpj_ir_reduce_body(tpj_graph_t* g, const char* name, tpj_dtype_t dt,
+                                tpj_reduce_kind_t kind, int32_t* out_body) {
+  TPJ_RETURN_IF_ERROR(tpj_ir_reduce_kind_check(name, dt, kind));
+  static const tpj_binary_op_t kOps[] = {TPJ_BINARY_OP_ADD, TPJ_BINARY_OP_MUL, TPJ_BINARY_OP_MAX,
+                                         TPJ_BINARY_OP_MIN, TPJ_BINARY_OP_AND, TPJ_BINARY_OP_OR};
+  tpj_binary_op_t bop = kOps[kind];
+  if (dt == TPJ_DTYPE_PRED && (kind == TPJ_REDUCE_KIND_ADD || kind == TPJ_REDUCE_KIND_MAX)) bop = TPJ_BINARY_OP_OR;
+  if (dt == TPJ_DTYPE_PRED && (kind == TPJ_REDUCE_KIND_MUL || kind == TPJ_REDUCE_KIND_MIN)) bop = TPJ_BINARY_OP_AND;
+  tpj_type_t st[2] = {tpj_type_scalar(dt), tpj_type_scalar(dt)};
+  tpj_value_t args[2], r;
+  TPJ_RETURN_IF_ERROR(tpj_graph_region_begin(g, st, 2, args));
+  tpj_status_t s = tpj_build_binary(g, bop, args[0], args[1], &r);
+  if (s) {
+    /* Close the region so the graph stays usable; it stays unused. */
+    tpj_status_free(tpj_graph_region_end(g, args, 1, out_body));
+    return s;
+  }
+  return tpj_graph_region_end(g, &r, 1, out_body);
+}
+
 tpj_status_t tpj_build_reduce_simple(tpj_graph_t* g, tpj_value_t x, tpj_reduce_kind_t kind,
                                      const int64_t* dims, size_t num_dims, tpj_value_t* out) {
   const char* name = "stablehlo.reduce";
@@ -120,30 +153,12 @@ tpj_status_t tpj_build_reduce_simple(tpj_graph_t* g, tpj_value_t x, tpj_reduce_k
   const tpj_type_t* tx;
   TPJ_RETURN_IF_ERROR(tpj_ir_operand(g, name, "input 0", x, &tx));
   tpj_dtype_t dt = tx->dtype;
-  bool is_int = tpj_dtype_is_signed_int(dt) || tpj_dtype_is_unsigned_int(dt);
-  TPJ_CHECK_ARG(!tpj_dtype_is_complex(dt), "%s: complex inputs are not supported by reduce_simple (got %s)",
-                name, tpj_dtype_name(dt));
-  TPJ_CHECK_ARG(kind != TPJ_REDUCE_KIND_AND && kind != TPJ_REDUCE_KIND_OR ? true : (is_int || dt == TPJ_DTYPE_PRED),
-                "%s: and/or reductions need an integer or pred input (got %s)", name, tpj_dtype_name(dt));
+  TPJ_RETURN_IF_ERROR(tpj_ir_reduce_kind_check(name, dt, kind));
   TPJ_RETURN_IF_ERROR(tpj_ir_check_dims(name, "dimensions", dims, num_dims, tx->rank));
-  static const tpj_binary_op_t kOps[] = {TPJ_BINARY_OP_ADD, TPJ_BINARY_OP_MUL, TPJ_BINARY_OP_MAX,
-                                         TPJ_BINARY_OP_MIN, TPJ_BINARY_OP_AND, TPJ_BINARY_OP_OR};
-  tpj_binary_op_t bop = kOps[kind];
-  if (dt == TPJ_DTYPE_PRED && (kind == TPJ_REDUCE_KIND_ADD || kind == TPJ_REDUCE_KIND_MAX)) bop = TPJ_BINARY_OP_OR;
-  if (dt == TPJ_DTYPE_PRED && (kind == TPJ_REDUCE_KIND_MUL || kind == TPJ_REDUCE_KIND_MIN)) bop = TPJ_BINARY_OP_AND;
   tpj_value_t init;
   TPJ_RETURN_IF_ERROR(tpj_ir_reduce_identity(g, dt, kind, &init));
-  tpj_type_t st[2] = {tpj_type_scalar(dt), tpj_type_scalar(dt)};
-  tpj_value_t args[2], r;
   int32_t body;
-  TPJ_RETURN_IF_ERROR(tpj_graph_region_begin(g, st, 2, args));
-  tpj_status_t s = tpj_build_binary(g, bop, args[0], args[1], &r);
-  if (s) {
-    /* Close the region so the graph stays usable; it stays unused. */
-    tpj_status_free(tpj_graph_region_end(g, args, 1, &body));
-    return s;
-  }
-  TPJ_RETURN_IF_ERROR(tpj_graph_region_end(g, &r, 1, &body));
+  TPJ_RETURN_IF_ERROR(tpj_ir_reduce_body(g, name, dt, kind, &body));
   return tpj_build_reduce(g, &x, &init, 1, dims, num_dims, body, out);
 }
 

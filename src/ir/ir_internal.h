@@ -104,6 +104,9 @@ void tpj_ir_fmt_array(tpj_strbuf_t* sb, const char* name, const int64_t* v, size
 void tpj_ir_fmt_list(tpj_strbuf_t* sb, const int64_t* v, size_t n); /* "[1, 2]" */
 /* "name = dense<[[lo, hi], ...]> : tensor<Nx2xi64>" */
 void tpj_ir_fmt_padding(tpj_strbuf_t* sb, const char* name, const int64_t* pairs, size_t n);
+/* "name = dense<[[a, b], [c, d]]> : tensor<RxCxi64>" of a (rows, cols) row-major array. */
+void tpj_ir_fmt_matrix(tpj_strbuf_t* sb, const char* name, const int64_t* v, size_t rows,
+                       size_t cols);
 
 /* Validates a dim list: each in [0, rank), no repeats. */
 tpj_status_t tpj_ir_check_dims(const char* op, const char* what, const int64_t* dims,
@@ -112,6 +115,11 @@ tpj_status_t tpj_ir_check_dims(const char* op, const char* what, const int64_t* 
 /* Finishes an op whose attrs were collected in sb (sb is always deinit'd). */
 tpj_status_t tpj_ir_append_with_attrs(tpj_graph_t* g, tpj_ir_op_desc_t* desc,
                                       tpj_strbuf_t* sb, tpj_value_t* out_results) TPJ_MUST_USE;
+
+/* Builds a closed, unused region (acc, x) -> acc `kind` x over scalars of
+ * dtype (reduce_simple's body; `name` names the op in errors). */
+tpj_status_t tpj_ir_reduce_body(tpj_graph_t* g, const char* name, tpj_dtype_t dtype,
+                                tpj_reduce_kind_t kind, int32_t* out_body) TPJ_MUST_USE;
 
 /* Output size of one window dim (0 when the window does not fit). */
 int64_t tpj_ir_window_out(int64_t in, int64_t base_dil, int64_t lo, int64_t hi, int64_t win,

@@ -19,13 +19,19 @@ void tpj_ir_fmt_array(tpj_strbuf_t* sb, const char* name, const int64_t* v, size
   tpj_strbuf_puts(sb, ">");
 }
 
-void tpj_ir_fmt_padding(tpj_strbuf_t* sb, const char* name, const int64_t* pairs, size_t n) {
+void tpj_ir_fmt_matrix(tpj_strbuf_t* sb, const char* name, const int64_t* v, size_t rows,
+                       size_t cols) {
   if (sb->len) tpj_strbuf_puts(sb, ", ");
   tpj_strbuf_printf(sb, "%s = dense<[", name);
-  for (size_t i = 0; i < n; ++i)
-    tpj_strbuf_printf(sb, "%s[%lld, %lld]", i ? ", " : "", (long long)pairs[2 * i],
-                      (long long)pairs[2 * i + 1]);
-  tpj_strbuf_printf(sb, "]> : tensor<%zux2xi64>", n);
+  for (size_t r = 0; r < rows; ++r) {
+    tpj_strbuf_puts(sb, r ? ", " : "");
+    tpj_ir_fmt_list(sb, v + r * cols, cols);
+  }
+  tpj_strbuf_printf(sb, "]> : tensor<%zux%zuxi64>", rows, cols);
+}
+
+void tpj_ir_fmt_padding(tpj_strbuf_t* sb, const char* name, const int64_t* pairs, size_t n) {
+  tpj_ir_fmt_matrix(sb, name, pairs, n, 2);
 }
 
 tpj_status_t tpj_ir_check_dims(const char* op, const char* what, const int64_t* dims,
