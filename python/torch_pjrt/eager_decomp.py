@@ -9,6 +9,8 @@ several device ops instead of falling back to the CPU:
   equal, unique (_unique2, _unique, unique_consecutive; sorted output). One synchronizing read (the count of true mask elements) fixes the
   output shape; the rest are static-shape device programs (a stable argsort
   puts the true positions first, in row-major order).
+- SyncBatchNorm's kernels (batch_norm_stats, batch_norm_gather_stats(_with_counts),
+  batch_norm_elemt, batch_norm_backward_reduce/_elemt), which CPU lacks.
 
 A decomposition that cannot apply (it returns NotImplemented, or calls itself)
 goes through the same fallback policy as the C++ fallback: an error under
@@ -459,6 +461,114 @@ def _hermite(first: Callable, step: Callable) -> Callable:
     return kernel
 
 
+# SyncBatchNorm's kernels (torch.nn.modules._functions.SyncBatchNorm): CUDA
+# has them and CPU does not, so without these a SyncBatchNorm model fails on
+# any fallback. Per-channel statistics over every dim but 1, accumulated in
+# float32 for reduced-precision inputs, as the CUDA kernels do.
+
+def _bn_acc(x: torch.Tensor) -> torch.dtype:
+    return torch.float32 if x.dtype in (torch.float16, torch.bfloat16) else x.dtype
+
+
+def _bn_dims(x: torch.Tensor) -> List[int]:
+    return [d for d in range(x.dim()) if d != 1]
+
+
+def _bn_shape(x: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """A per-channel vector shaped to broadcast along dim 1 of x."""
+    return c.reshape([1, -1] + [1] * (x.dim() - 2))
+
+
+def batch_norm_stats(input: torch.Tensor, eps: float):
+    x = input.to(_bn_acc(input))
+    dims = _bn_dims(x)
+    mean = x.mean(dims)
+    var = (x - _bn_shape(x, mean)).square().mean(dims)  # biased, two-pass
+    return mean, torch.rsqrt(var + eps)
+
+
+def batch_norm_gather_stats_with_counts(input: torch.Tensor, mean: torch.Tensor,
+                                        invstd: torch.Tensor,
+                                        running_mean: Optional[torch.Tensor],
+                                        running_var: Optional[torch.Tensor], momentum: float,
+                                        eps: float, counts: torch.Tensor):
+    """The global mean and invstd from per-process (W, C) mean and invstd and
+    (W,) counts; running statistics updated in place (unbiased variance), as
+    CUDA's batch_norm_reduce_statistics_kernel does."""
+    acc = mean.dtype
+    n = counts.to(acc).reshape(-1, 1)
+    total = n.sum(0)
+    gmean = (n * mean).sum(0) / total
+    var = torch.where(invstd == 0, torch.zeros_like(invstd), invstd.reciprocal().square() - eps)
+    m2 = (n * (var + (mean - gmean).square())).sum(0)  # sum of squared deviations
+    ginvstd = torch.rsqrt(m2 / total + eps)
+    if running_mean is not None:
+        running_mean.copy_((momentum * gmean + (1 - momentum) * running_mean.to(acc))
+                           .to(running_mean.dtype))
+    if running_var is not None:
+        unbiased = m2 / (total - 1)
+        running_var.copy_((momentum * unbiased + (1 - momentum) * running_var.to(acc))
+                          .to(running_var.dtype))
+    return gmean, ginvstd
+
+
+def batch_norm_gather_stats(input: torch.Tensor, mean: torch.Tensor, invstd: torch.Tensor,
+                            running_mean: Optional[torch.Tensor],
+                            running_var: Optional[torch.Tensor], momentum: float, eps: float,
+                            count: int):
+    counts = torch.full((mean.shape[0],), count, dtype=mean.dtype, device=mean.device)
+    return batch_norm_gather_stats_with_counts(input, mean, invstd, running_mean, running_var,
+                                               momentum, eps, counts)
+
+
+def batch_norm_elemt(input: torch.Tensor, weight: Optional[torch.Tensor],
+                     bias: Optional[torch.Tensor], mean: torch.Tensor, invstd: torch.Tensor,
+                     eps: float) -> torch.Tensor:
+    x = input.to(_bn_acc(input))
+    y = (x - _bn_shape(x, mean)) * _bn_shape(x, invstd)
+    if weight is not None:
+        y = y * _bn_shape(x, weight.to(x.dtype))
+    if bias is not None:
+        y = y + _bn_shape(x, bias.to(x.dtype))
+    return y.to(input.dtype)
+
+
+def batch_norm_backward_reduce(grad_out: torch.Tensor, input: torch.Tensor, mean: torch.Tensor,
+                               invstd: torch.Tensor, weight: Optional[torch.Tensor],
+                               input_g: bool, weight_g: bool, bias_g: bool):
+    """(sum_dy, sum_dy_xmu, grad_weight, grad_bias) per channel; all four are
+    computed (the caller uses only those it asked for)."""
+    acc = mean.dtype
+    dy, x = grad_out.to(acc), input.to(acc)
+    dims = _bn_dims(x)
+    sum_dy = dy.sum(dims)
+    sum_dy_xmu = (dy * (x - _bn_shape(x, mean))).sum(dims)
+    wdtype = weight.dtype if weight is not None else input.dtype
+    return sum_dy, sum_dy_xmu, (sum_dy_xmu * invstd).to(wdtype), sum_dy.to(wdtype)
+
+
+def batch_norm_backward_elemt(grad_out: torch.Tensor, input: torch.Tensor, mean: torch.Tensor,
+                              invstd: torch.Tensor, weight: Optional[torch.Tensor],
+                              sum_dy: torch.Tensor, sum_dy_xmu: torch.Tensor,
+                              count: torch.Tensor) -> torch.Tensor:
+    acc = mean.dtype
+    dy, x = grad_out.to(acc), input.to(acc)
+    total = count.to(acc).sum()
+    mean_dy, mean_dy_xmu = sum_dy / total, sum_dy_xmu / total
+    scale = invstd if weight is None else invstd * weight.to(acc)
+    g = (dy - _bn_shape(x, mean_dy)
+         - (x - _bn_shape(x, mean)) * _bn_shape(x, invstd.square() * mean_dy_xmu))
+    return (g * _bn_shape(x, scale)).to(input.dtype)
+
+
+_SYNC_BN = {"batch_norm_stats": batch_norm_stats,
+            "batch_norm_gather_stats_with_counts": batch_norm_gather_stats_with_counts,
+            "batch_norm_gather_stats": batch_norm_gather_stats,
+            "batch_norm_elemt": batch_norm_elemt,
+            "batch_norm_backward_reduce": batch_norm_backward_reduce,
+            "batch_norm_backward_elemt": batch_norm_backward_elemt}
+
+
 _DATA_DEPENDENT = {"nonzero": nonzero, "masked_select": masked_select,
                    "masked_scatter": masked_scatter, "masked_scatter_": masked_scatter_,
                    "equal": equal, "_unique2": _unique2, "_unique": _unique,
@@ -475,7 +585,8 @@ _DATA_DEPENDENT = {"nonzero": nonzero, "masked_select": masked_select,
                    "special_hermite_polynomial_h": _hermite(
                        lambda x: x + x, lambda k, x, p, q: (x + x) * q - (k + k) * p),
                    "special_hermite_polynomial_he": _hermite(
-                       lambda x: x, lambda k, x, p, q: x * q - k * p)}
+                       lambda x: x, lambda k, x, p, q: x * q - k * p),
+                   **_SYNC_BN}
 
 
 def register() -> int:

@@ -6,7 +6,7 @@ the same global batch (computed in rank 0, in the same process, from the same
 init seed). `--device cpu` runs the very same code with gloo on CPU tensors.
 
   torchrun --standalone --nproc-per-node=2 dist_models_worker.py MODE [--device pjrt|cpu]
-      MODE: ddp | ddp_unused | fsdp | fsdp_bf16 | dtensor | tp | dcp
+      MODE: ddp | ddp_unused | fsdp | fsdp_bf16 | dtensor | tp | dcp | batchnorm
 Rank 0 prints "OK <mode> ..." when every check passed; any failure raises.
 """
 import argparse
@@ -529,6 +529,91 @@ def run_dcp(args, dev: torch.device) -> str:
     return f"tensors={len(saved)} files={len(files)} save_s={save_s:.2f} load_s={load_s:.2f}"
 
 
+# --------------------------------------------------------- BatchNorm --
+
+class BNNet(nn.Module):
+    """A small CNN with BatchNorm2d and BatchNorm1d (running statistics too)."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1, bias=False)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.fc1 = nn.Linear(8 * 2 * 2, 16)
+        self.bn3 = nn.BatchNorm1d(16)
+        self.fc2 = nn.Linear(16, 5)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.bn1(self.conv1(x))), 2)
+        x = F.max_pool2d(F.relu(self.bn2(self.conv2(x))), 2)
+        return self.fc2(F.relu(self.bn3(self.fc1(x.flatten(1)))))
+
+
+def run_batchnorm(args, dev: torch.device) -> str:
+    """DDP of a BatchNorm CNN two ways: plain BatchNorm (statistics per rank;
+    broadcast_buffers=True: every forward starts from rank 0's running
+    statistics) and nn.SyncBatchNorm.convert_sync_batchnorm (statistics over
+    the global batch: batch_norm_stats, batch_norm_gather_stats_with_counts,
+    batch_norm_elemt and the backward pair, which CPU has no kernels for).
+    Each against one CPU process: SyncBatchNorm as BatchNorm on the global
+    batch; plain BatchNorm as the mean of per-rank losses with the running
+    statistics of rank 0's shard. Parameters and buffers are compared."""
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    rank, world = dist.get_rank(), dist.get_world_size()
+    local_b = 4
+    g = torch.Generator().manual_seed(5)
+    n = args.steps * local_b * world
+    ds = TensorDataset(torch.randn(n, 3, 8, 8, generator=g), torch.randint(0, 5, (n,), generator=g))
+    out = []
+    for sync in (False, True):
+        torch.manual_seed(0)
+        model = BNNet()
+        ref = copy.deepcopy(model) if rank == 0 else None
+        if sync:
+            model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
+        ddp = DDP(model.to(dev))
+        opt = torch.optim.SGD(ddp.parameters(), lr=0.1, momentum=0.9)
+        losses = []
+        for x, y in local_loader(ds, local_b):
+            loss = F.cross_entropy(ddp(x.to(dev)), y.to(dev))
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            losses.append(loss.detach())
+        got = global_mean(losses, dev)
+        end = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+        if rank != 0:
+            continue
+        ropt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+        bns = [m for m in ref.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+        want = []
+        for x, y in global_batches(ds, local_b):
+            if sync:
+                loss = F.cross_entropy(ref(x), y)
+                loss.backward()
+                want.append(loss.item())
+            else:
+                saved = [copy.deepcopy(b.state_dict()) for b in bns]
+                total = 0.0
+                for r in reversed(range(world)):  # rank 0's shard last: its statistics stay
+                    if r == 0:
+                        for b, sd in zip(bns, saved):
+                            b.load_state_dict(sd)
+                    sl = slice(r * local_b, (r + 1) * local_b)
+                    loss = F.cross_entropy(ref(x[sl]), y[sl]) / world
+                    loss.backward()
+                    total += loss.item()
+                want.append(total)
+            ropt.step()
+            ropt.zero_grad()
+        name = "syncbn" if sync else "batchnorm"
+        lw = check_losses(name, got, want, LOSS_RTOL)
+        pw = check_params(name, end, dict(ref.state_dict()), atol=PARAM_ATOL, rtol=1e-3)
+        out.append(f"{name}: loss_rel_err={lw:.2e} state_max_err={pw:.2e}")
+    return " ".join(out)
+
+
 MODES = {
     "ddp": lambda a, d: run_ddp(a, d, unused=False),
     "ddp_unused": lambda a, d: run_ddp(a, d, unused=True),
@@ -537,6 +622,7 @@ MODES = {
     "dtensor": run_dtensor,
     "tp": run_tp,
     "dcp": run_dcp,
+    "batchnorm": run_batchnorm,
 }
 
 

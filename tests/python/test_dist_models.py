@@ -9,6 +9,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "dist_models_worker.py")
@@ -87,3 +88,50 @@ def test_four_processes(subprocess_env, mode):
 def test_same_code_on_cpu_gloo(subprocess_env, mode):
     """The worker's own check: the same code with gloo on CPU tensors."""
     print(torchrun(mode, subprocess_env, "--device", "cpu", "--steps", "2"))
+
+
+@pytest.mark.full
+def test_ddp_batchnorm_and_sync_batchnorm(subprocess_env):
+    """DDP of a BatchNorm CNN: plain BatchNorm with broadcast_buffers, and
+    nn.SyncBatchNorm (its batch_norm_stats/gather/elemt/backward kernels run
+    on the device: CPU has none), parameters and running statistics too."""
+    print(torchrun("batchnorm", subprocess_env))
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_sync_batchnorm_kernels(dtype):
+    """SyncBatchNorm's kernels in one process, two uneven shards standing in
+    for two ranks: global statistics, running statistics, output and the
+    input/weight/bias gradients equal batch norm over the whole batch."""
+    import torch.nn.functional as F
+    dev = torch.device("pjrt", 0)
+    x = (torch.randn(5, 3, 4, 4) * 2 + 1).to(dtype)
+    w, b, rm, rv = torch.randn(3), torch.randn(3), torch.randn(3), torch.rand(3) + 0.5
+    xr, wr, br = (t.float().clone().requires_grad_() for t in (x, w, b))
+    rmr, rvr = rm.clone(), rv.clone()
+    y = F.batch_norm(xr, rmr, rvr, wr, br, training=True, momentum=0.1, eps=1e-5)
+    gy = torch.randn_like(y)
+    y.backward(gy)
+
+    xd, eps = x.to(dev), 1e-5
+    stats = [torch.batch_norm_stats(part, eps) for part in (xd[:1], xd[1:])]
+    assert stats[0][0].dtype == torch.float32  # accumulated in float32, as on CUDA
+    counts = torch.tensor([16.0, 64.0], device=dev)
+    rmd, rvd = rm.to(dev), rv.to(dev)
+    mean, invstd = torch.batch_norm_gather_stats_with_counts(
+        xd, torch.stack([s[0] for s in stats]), torch.stack([s[1] for s in stats]),
+        rmd, rvd, 0.1, eps, counts)
+    out = torch.batch_norm_elemt(xd, w.to(dev), b.to(dev), mean, invstd, eps)
+    gyd = gy.to(dtype).to(dev)
+    sum_dy, sum_dy_xmu, gw, gb = torch.batch_norm_backward_reduce(
+        gyd, xd, mean, invstd, w.to(dev), True, True, True)
+    gx = torch.batch_norm_backward_elemt(gyd, xd, mean, invstd, w.to(dev), sum_dy, sum_dy_xmu,
+                                         torch.tensor([16, 64], dtype=torch.int32, device=dev))
+    assert out.dtype == gx.dtype == dtype
+    tol = dict(atol=1e-5, rtol=1e-5) if dtype == torch.float32 else dict(atol=5e-2, rtol=2e-2)
+    torch.testing.assert_close(rmd.cpu(), rmr, atol=1e-5, rtol=1e-5 if dtype == torch.float32 else 1e-2)
+    torch.testing.assert_close(rvd.cpu(), rvr, atol=1e-5, rtol=1e-5 if dtype == torch.float32 else 1e-2)
+    torch.testing.assert_close(out.float().cpu(), y.detach(), **tol)
+    torch.testing.assert_close(gx.float().cpu(), xr.grad, **tol)
+    torch.testing.assert_close(gw.cpu(), wr.grad, atol=tol["atol"] * 10, rtol=tol["rtol"])
+    torch.testing.assert_close(gb.cpu(), br.grad, atol=tol["atol"] * 10, rtol=tol["rtol"])
