@@ -5,6 +5,8 @@
 
 #include <string.h>
 
+#include "tpj/collective.h"
+
 /* Converts one options-dict value; strings and int lists live in `arena` or are
  * borrowed from the dict (held by the caller for the whole call). */
 static int parse_option(PyObject* key, PyObject* value, tpj_arena_t* arena,
@@ -109,6 +111,7 @@ static void client_dealloc(tpj_py_client_t* self) {
     tpj_client_t* client = self->client;
     self->client = NULL;
     Py_BEGIN_ALLOW_THREADS
+    tpj_collective_cache_evict_client(client);
     tpj_runtime_cache_evict_client(client);
     tpj_client_destroy(client);
     Py_END_ALLOW_THREADS

@@ -469,6 +469,9 @@ PyMethodDef g_methods[] = {
      "graph compiled over pjrt tensors (see device_compiled.cpp)"},
     {"compiled_run", tpj_py_compiled_run, METH_VARARGS,
      "compiled_run(spec, args: tuple) -> the graph's flat outputs, in one native call"},
+    {"local_collective", tpj_py_local_collective, METH_VARARGS,
+     "local_collective(kind, reduce, tensors) -> one flat result per device: a collective "
+     "over tensors[d] on pjrt:d as one program (see device_comm.cpp)"},
     {"dist_backend", tpj_py_dist_backend, METH_VARARGS,
      "dist_backend(host_backend, rank, size) -> the c10d backend for pjrt tensors, staging "
      "each collective through host memory on host_backend (see device_dist.cpp)"},

@@ -86,6 +86,16 @@ class Staging {
     for (const auto& t : ts) r.push_back(out(t));
     return r;
   }
+  TensorLists in_lists(const TensorLists& ls) {
+    TensorLists r;
+    for (const auto& l : ls) r.push_back(in_all(l, false));
+    return r;
+  }
+  TensorLists out_lists(const TensorLists& ls) {
+    TensorLists r;
+    for (const auto& l : ls) r.push_back(out_all(l));
+    return r;
+  }
   // Waits for the host collective and copies its results to the device.
   void finish(const WorkPtr& work) {
     wait_host(work, kNoTimeout);
@@ -252,8 +262,7 @@ class PjrtBackend : public c10d::Backend {
   WorkPtr allgather(TensorLists& outs, Tensors& ins, const c10d::AllgatherOptions& o) override {
     Staging s("all_gather");
     Tensors h = s.in_all(ins, false);
-    TensorLists ho;
-    for (auto& l : outs) ho.push_back(s.out_all(l));
+    TensorLists ho = s.out_lists(outs);
     s.finish(host_->allgather(ho, h, o));
     return done(OpType::ALLGATHER, flat(outs));
   }
@@ -268,8 +277,7 @@ class PjrtBackend : public c10d::Backend {
                               const c10d::AllgatherOptions& o) override {
     Staging s("all_gather_coalesced");
     Tensors h = s.in_all(ins, false);
-    TensorLists ho;
-    for (auto& l : outs) ho.push_back(s.out_all(l));
+    TensorLists ho = s.out_lists(outs);
     s.finish(host_->allgather_coalesced(ho, h, o));
     return done(OpType::ALLGATHER_COALESCED, flat(outs));
   }
@@ -284,15 +292,13 @@ class PjrtBackend : public c10d::Backend {
   WorkPtr gather(TensorLists& outs, Tensors& ins, const c10d::GatherOptions& o) override {
     Staging s("gather");
     Tensors h = s.in_all(ins, false);
-    TensorLists ho;
-    for (auto& l : outs) ho.push_back(s.out_all(l));
+    TensorLists ho = s.out_lists(outs);
     s.finish(host_->gather(ho, h, o));
     return done(OpType::GATHER, flat(outs));
   }
   WorkPtr scatter(Tensors& outs, TensorLists& ins, const c10d::ScatterOptions& o) override {
     Staging s("scatter");
-    TensorLists hi;
-    for (auto& l : ins) hi.push_back(s.in_all(l, false));
+    TensorLists hi = s.in_lists(ins);
     Tensors ho = s.out_all(outs);
     s.finish(host_->scatter(ho, hi, o));
     return done(OpType::SCATTER, outs);
@@ -300,8 +306,7 @@ class PjrtBackend : public c10d::Backend {
   WorkPtr reduce_scatter(Tensors& outs, TensorLists& ins,
                          const c10d::ReduceScatterOptions& o) override {
     Staging s("reduce_scatter");
-    TensorLists hi;
-    for (auto& l : ins) hi.push_back(s.in_all(l, false));
+    TensorLists hi = s.in_lists(ins);
     Tensors ho = s.out_all(outs);
     s.finish(host_->reduce_scatter(ho, hi, o));
     return done(OpType::REDUCE_SCATTER, outs);

@@ -175,6 +175,8 @@ PyObject* tpj_py_cache_len(PyObject*, PyObject*);
 PyObject* tpj_py_host_create(PyObject*, PyObject* args);
 // device_dist.cpp: dist_backend(host_backend, rank, size) -> the c10d "pjrt" backend.
 PyObject* tpj_py_dist_backend(PyObject*, PyObject* args);
+// device_comm.cpp: local_collective(kind, reduce, tensors) -> flat results per device.
+PyObject* tpj_py_local_collective(PyObject*, PyObject* args);
 PyObject* tpj_py_host_run(PyObject*, PyObject* args);
 // Compiled graphs over pjrt tensors in one native call (device_compiled.cpp).
 PyObject* tpj_py_compiled_create(PyObject*, PyObject* args);
