@@ -33,7 +33,7 @@ export TORCH_PJRT_PLUGIN_PATH ?= $(SITE)
 export TORCH_PJRT_CACHE_DIR ?= $(CURDIR)/build/compile-cache
 
 .PHONY: all lib ext venv demo test test-c test-c-asan test-py test-py-portable test-full bench clean \
-  tools fuzz fuzz-run bench-deploy
+  tools fuzz fuzz-run bench-deploy bench-ddp
 all: lib tools
 
 # ----------------------------------------------------------------- bootstrap --
@@ -173,6 +173,10 @@ bench: $(EXT)
 # Deployment latency: eager, export.load, tpj-run and AOTInductor side by side.
 bench-deploy: $(EXT) tools
 	$(VPY) -m torch_pjrt.bench --deploy $(BENCH_ARGS)
+
+# DDP step cost: no DDP vs DDP with 1 and 2 processes under torchrun (issue 14).
+bench-ddp: $(EXT)
+	$(VPY) -m torch_pjrt.bench --ddp $(BENCH_ARGS)
 
 clean:
 	rm -rf build python/torch_pjrt/*.so python/torch_pjrt/lib *.egg-info python/*.egg-info

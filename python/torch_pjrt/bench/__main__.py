@@ -1,5 +1,5 @@
 """python -m torch_pjrt.bench [--quick|--full] [--device cpu|cuda] [--models NAME ...]
-[--systems ...] [--deploy]
+[--systems ...] [--deploy] [--ddp]
 
 Writes bench/results/<date>-<host>.{md,json,png}. See torch_pjrt/bench/__init__.py."""
 from __future__ import annotations
@@ -133,6 +133,12 @@ def parse_args(argv=None):
     ap.add_argument("--child-run", default=None, help=argparse.SUPPRESS)
     ap.add_argument("--deploy", action="store_true",
                     help="the deployment-latency bench instead (torch_pjrt/bench/deploy.py)")
+    ap.add_argument("--ddp", action="store_true",
+                    help="the DDP step-cost bench instead (torch_pjrt/bench/ddp.py); --reps "
+                         "sets its timed steps")
+    ap.add_argument("--warmup", type=int, default=None, help="warm-up steps (--ddp)")
+    ap.add_argument("--rounds", type=int, default=None,
+                    help="interleaved launches per row (--ddp)")
     args = ap.parse_args(argv)
     args.device = resolve_device(args.device, os.environ)
     args.size = args.size or ("gpu" if args.device == "cuda" else ("full" if args.full else "quick"))
@@ -159,6 +165,9 @@ def main(argv=None):
     if args.deploy:
         from torch_pjrt.bench import deploy
         return deploy.main(args)
+    if args.ddp:
+        from torch_pjrt.bench import ddp
+        return ddp.main(args)
     size, device = args.size, args.device
     if device == "cuda":
         cuda_preflight(torch, os.environ)
