@@ -109,9 +109,8 @@ def main(argv=None) -> int:
     if args.mode == "ddp":
         import torch.distributed as dist
         from torch.nn.parallel import DistributedDataParallel as DDP
-        # "pjrt" named: it serves pjrt tensors (staged) and CPU tensors (gloo).
-        # With no backend named, torch 2.13 maps only the accelerator and marks
-        # the group "gloo", which DDP's constructor then fails to find.
+        # "pjrt" named: one backend for pjrt tensors (staged) and CPU tensors
+        # (gloo), the same transport whichever tensors a collective gets.
         dist.init_process_group("pjrt", timeout=datetime.timedelta(seconds=args.timeout))
         rank, world = dist.get_rank(), dist.get_world_size()
     dev = torch.device("pjrt", torch_pjrt.local_device_index())
