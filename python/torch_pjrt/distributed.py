@@ -108,12 +108,15 @@ def _create(opts, backend_options):
     _start_client(opts)
     ext = device._load_extension()
     ext.device_count()  # starts the client before the first collective
-    if "LOCAL_RANK" in os.environ and ext.current_device() == 0:
+    if "LOCAL_RANK" in os.environ and ext.current_device() == 0 and not _holds_tensors(0):
         # Under torchrun, a process that chose no device works on LOCAL_RANK's
         # (DeviceMesh does this for cuda, but torch.pjrt.is_initialized() is
         # always True, so it never does for pjrt): otherwise tensors made on
         # the current device (FSDP2's parameters, DTensor's redistribute
-        # buffers) land on pjrt:0 next to the user's pjrt:LOCAL_RANK.
+        # buffers) land on pjrt:0 next to the user's pjrt:LOCAL_RANK. A
+        # process that already holds tensors on pjrt:0 (a model moved to
+        # torch.device("pjrt") before init_process_group) chose pjrt:0: it
+        # stays there, or its later .to("pjrt") would land on another device.
         ext.set_device(local_device_index())
     timeout = opts.timeout if opts.timeout is not None else timedelta(minutes=30)
     store = dist.PrefixStore("pjrt_host/", opts.store)
@@ -128,6 +131,11 @@ def _create(opts, backend_options):
                   "through host memory and run by gloo (the plugin has no cross-process "
                   "collectives); metrics()['dist_staged_bytes'] counts the bytes")
     return ext.dist_backend(host, opts.group_rank, opts.group_size)
+
+
+def _holds_tensors(index: int) -> bool:
+    """Whether this process has live storages on pjrt:index."""
+    return torch.accelerator.memory.memory_stats(index)["allocated_bytes.all.current"] > 0
 
 
 def register() -> None:

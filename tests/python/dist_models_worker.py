@@ -6,7 +6,7 @@ the same global batch (computed in rank 0, in the same process, from the same
 init seed). `--device cpu` runs the very same code with gloo on CPU tensors.
 
   torchrun --standalone --nproc-per-node=2 dist_models_worker.py MODE [--device pjrt|cpu]
-      MODE: ddp | ddp_unused | fsdp | fsdp_bf16 | dtensor | tp | dcp | batchnorm
+      MODE: ddp | ddp_unused | fsdp | fsdp_bf16 | dtensor | tp | dcp | batchnorm | before_init
 Rank 0 prints "OK <mode> ..." when every check passed; any failure raises.
 """
 import argparse
@@ -614,6 +614,62 @@ def run_batchnorm(args, dev: torch.device) -> str:
     return " ".join(out)
 
 
+# ------------------------------------------------- device before init --
+
+def run_before_init(args) -> str:
+    """A script that moves its model to torch.device("pjrt") (no index) before
+    init_process_group and its batches to "pjrt" after: the process already
+    works on pjrt:0, and the process group must not switch its current device
+    to pjrt:LOCAL_RANK under it. DDP, then FSDP2, against one CPU process."""
+    from torch.distributed.fsdp import fully_shard
+    from torch.nn.parallel import DistributedDataParallel as DDP
+    import torch_pjrt
+    torch_pjrt.config.fallback = "error"
+    dev = torch.device("pjrt")
+    torch.manual_seed(0)
+    models = {"ddp": nn.Sequential(nn.Linear(6, 16), nn.ReLU(), nn.Linear(16, 3))}
+    models["fsdp"] = copy.deepcopy(models["ddp"])
+    ref = copy.deepcopy(models["ddp"])
+    for m in models.values():
+        m.to(dev)
+    dist.init_process_group(args.backend, timeout=datetime.timedelta(seconds=args.timeout))
+    rank, world = dist.get_rank(), dist.get_world_size()
+    assert torch.pjrt.current_device() == 0, torch.pjrt.current_device()
+    g = torch.Generator().manual_seed(3)
+    xs, ys = torch.randn(args.steps, 4 * world, 6, generator=g), torch.randint(0, 3, (args.steps, 4 * world), generator=g)
+    ropt = torch.optim.SGD(ref.parameters(), lr=0.3)
+    want = []
+    for s in range(args.steps):
+        loss = F.cross_entropy(ref(xs[s]), ys[s])
+        loss.backward()
+        ropt.step()
+        ropt.zero_grad()
+        want.append(loss.item())
+    out = []
+    for name, model in models.items():
+        if name == "ddp":
+            wrapped = DDP(model)
+        else:
+            fully_shard(model)
+            wrapped = model
+        opt = torch.optim.SGD(wrapped.parameters(), lr=0.3)
+        losses = []
+        for s in range(args.steps):
+            mine = slice(rank * 4, (rank + 1) * 4)
+            loss = F.cross_entropy(wrapped(xs[s, mine].to(dev)), ys[s, mine].to(dev))
+            loss.backward()
+            opt.step()
+            opt.zero_grad()
+            losses.append(loss.detach())
+        got = global_mean(losses, dev)
+        end = full_params(model)
+        if rank == 0:
+            lw = check_losses(name, got, want, LOSS_RTOL)
+            pw = check_params(name, end, cpu_params(ref), atol=PARAM_ATOL, rtol=1e-3)
+            out.append(f"{name}: loss_rel_err={lw:.2e} param_max_err={pw:.2e}")
+    return " ".join(out)
+
+
 MODES = {
     "ddp": lambda a, d: run_ddp(a, d, unused=False),
     "ddp_unused": lambda a, d: run_ddp(a, d, unused=True),
@@ -623,6 +679,7 @@ MODES = {
     "tp": run_tp,
     "dcp": run_dcp,
     "batchnorm": run_batchnorm,
+    "before_init": None,  # run_before_init: it calls init_process_group itself
 }
 
 
@@ -636,9 +693,12 @@ def main() -> None:
     ap.add_argument("--timeout", type=float, default=60.0, help="collective timeout, seconds")
     args = ap.parse_args()
     t0 = time.perf_counter()
-    dev = init(args)
+    if args.mode == "before_init":
+        dev = torch.device("pjrt", 0)
+    else:
+        dev = init(args)
     try:
-        summary = MODES[args.mode](args, dev)
+        summary = run_before_init(args) if args.mode == "before_init" else MODES[args.mode](args, dev)
         if args.device == "pjrt":
             import torch_pjrt
             m = torch_pjrt.metrics()

@@ -135,3 +135,11 @@ def test_sync_batchnorm_kernels(dtype):
     torch.testing.assert_close(gx.float().cpu(), xr.grad, **tol)
     torch.testing.assert_close(gw.cpu(), wr.grad, atol=tol["atol"] * 10, rtol=tol["rtol"])
     torch.testing.assert_close(gb.cpu(), br.grad, atol=tol["atol"] * 10, rtol=tol["rtol"])
+
+
+@pytest.mark.full
+def test_model_on_pjrt_before_init_process_group(subprocess_env):
+    """A model moved to torch.device("pjrt") before init_process_group keeps
+    its process on pjrt:0 (the process group does not switch the current
+    device to LOCAL_RANK's under it): DDP and FSDP2 against one CPU process."""
+    print(torchrun("before_init", subprocess_env))
