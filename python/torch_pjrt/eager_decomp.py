@@ -11,6 +11,8 @@ several device ops instead of falling back to the CPU:
   puts the true positions first, in row-major order).
 - SyncBatchNorm's kernels (batch_norm_stats, batch_norm_gather_stats(_with_counts),
   batch_norm_elemt, batch_norm_backward_reduce/_elemt), which CPU lacks.
+- _native_multi_head_attention: nn.MultiheadAttention's and TransformerEncoderLayer's
+  eval/no-grad fast path, as the CPU kernel computes it.
 
 A decomposition that cannot apply (it returns NotImplemented, or calls itself)
 goes through the same fallback policy as the C++ fallback: an error under
@@ -569,6 +571,51 @@ _SYNC_BN = {"batch_norm_stats": batch_norm_stats,
             "batch_norm_backward_elemt": batch_norm_backward_elemt}
 
 
+def native_multi_head_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor,
+                                 embed_dim: int, num_head: int, qkv_weight: torch.Tensor,
+                                 qkv_bias: torch.Tensor, proj_weight: torch.Tensor,
+                                 proj_bias: torch.Tensor, mask: Optional[torch.Tensor] = None,
+                                 need_weights: bool = True, average_attn_weights: bool = True,
+                                 mask_type: Optional[int] = None):
+    """nn.MultiheadAttention's and TransformerEncoderLayer's inference fast
+    path (eval, no grad) on dense (B, T, D) inputs, as the CPU kernel computes
+    it: q/k/v projections, q scaled by 1/sqrt(head dim), softmax over the
+    keys with a mask whose true (for a float mask: nonzero) entries are
+    masked out (a fully masked row is NaN, as on the CPU), the output
+    projection; no weights (None) unless need_weights.
+    mask_type 0: (T, S); 1: key padding (B, S); 2: (B, H, T, S)."""
+    import math
+    import torch.nn.functional as F
+    b, t, _ = query.shape
+    dh = embed_dim // num_head
+    wq, wk, wv = qkv_weight.chunk(3, 0)
+    bq, bk, bv = qkv_bias.chunk(3, 0)
+
+    def heads(x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], x.shape[1], num_head, dh).transpose(1, 2)
+
+    q = heads(F.linear(query, wq, bq)) / math.sqrt(dh)
+    k, v = heads(F.linear(key, wk, bk)), heads(F.linear(value, wv, bv))
+    scores = torch.matmul(q, k.transpose(-2, -1))  # (B, H, T, S)
+    if mask is not None:
+        m = mask if mask.dtype == torch.bool else mask != 0
+        sk = scores.shape[-1]
+        if mask_type == 1:
+            m = m.reshape(b, 1, 1, sk)
+        elif m.dim() == 2:
+            m = m.reshape(1, 1, t, sk)
+        elif m.dim() == 3:
+            m = m.reshape(b, -1, t, sk)
+        m = m.expand(scores.shape)
+        scores = scores.masked_fill(m, float("-inf"))
+    probs = torch.softmax(scores, -1)
+    ctx = torch.matmul(probs, v).transpose(1, 2).reshape(b, t, embed_dim)
+    out = F.linear(ctx, proj_weight, proj_bias)
+    if not need_weights:
+        return out, None
+    return out, (probs.sum(1) / num_head if average_attn_weights else probs)
+
+
 _DATA_DEPENDENT = {"nonzero": nonzero, "masked_select": masked_select,
                    "masked_scatter": masked_scatter, "masked_scatter_": masked_scatter_,
                    "equal": equal, "_unique2": _unique2, "_unique": _unique,
@@ -586,7 +633,8 @@ _DATA_DEPENDENT = {"nonzero": nonzero, "masked_select": masked_select,
                        lambda x: x + x, lambda k, x, p, q: (x + x) * q - (k + k) * p),
                    "special_hermite_polynomial_he": _hermite(
                        lambda x: x, lambda k, x, p, q: x * q - k * p),
-                   **_SYNC_BN}
+                   **_SYNC_BN,
+                   "_native_multi_head_attention": native_multi_head_attention}
 
 
 def register() -> int:

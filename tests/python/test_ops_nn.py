@@ -577,3 +577,55 @@ def test_weight_norm_interface_forward_backward(shape, dim):
     got = torch_pjrt.run_aten(bw, gw, v, g, want[1], dim)
     for a, b in zip(got, bw(gw, v, g, want[1], dim)):
         torch.testing.assert_close(a, b)
+
+
+@pytest.mark.parametrize("mask_type", [None, 0, 1, 2])
+@pytest.mark.parametrize("need_weights,average", [(False, True), (True, True), (True, False)])
+def test_native_multi_head_attention(mask_type, need_weights, average):
+    """nn.MultiheadAttention's / TransformerEncoderLayer's eval fast path op on
+    the device against the CPU kernel: self and cross attention, bool and
+    additive float masks of each mask type, the weights (averaged or per
+    head) or None."""
+    op = torch.ops.aten._native_multi_head_attention.default
+    b, t, d, h = 3, 5, 16, 4
+    for same in (True, False):
+        for float_mask in (False, True):
+            q = torch.randn(b, t, d)
+            k, v = (q, q) if same else (torch.randn(b, t, d), torch.randn(b, t, d))
+            shape = {None: None, 0: (t, t), 1: (b, t), 2: (b, h, t, t)}[mask_type]
+            mask = None if shape is None else torch.rand(shape) < 0.3
+            if mask is not None:
+                mask.view(-1, t)[:, 0] = False  # no fully masked row (NaN on the CPU)
+                if float_mask:
+                    mask = torch.zeros(shape).masked_fill(mask, float("-inf"))
+            args = (q, k, v, d, h, torch.randn(3 * d, d) * 0.3, torch.randn(3 * d),
+                    torch.randn(d, d) * 0.3, torch.randn(d), mask, need_weights, average, mask_type)
+            want = op(*args)
+            got = op(*[a.to("pjrt") if isinstance(a, torch.Tensor) else a for a in args])
+            torch.testing.assert_close(got[0].cpu(), want[0], atol=1e-5, rtol=1e-5)
+            if need_weights:
+                torch.testing.assert_close(got[1].cpu(), want[1], atol=1e-5, rtol=1e-5)
+            else:
+                assert got[1] is None and want[1] is None
+
+
+def test_transformer_encoder_eval_fast_path():
+    """model.eval() + no_grad runs TransformerEncoderLayer's fast path
+    (_transformer_encoder_layer_fwd, _native_multi_head_attention) on the
+    device: encoder (post- and pre-norm, padding mask without nested
+    tensors), decoder layer and nn.MultiheadAttention, against CPU."""
+    for norm_first in (False, True):
+        enc = torch.nn.TransformerEncoder(torch.nn.TransformerEncoderLayer(
+            16, 2, 32, dropout=0.1, batch_first=True, norm_first=norm_first), 2,
+            enable_nested_tensor=False).eval()
+        mha = torch.nn.MultiheadAttention(16, 4, batch_first=True).eval()
+        x = torch.randn(3, 5, 16)
+        pad = torch.tensor([[0, 0, 0, 1, 1], [0, 0, 0, 0, 0], [0, 1, 1, 1, 1]], dtype=torch.bool)
+        with torch.no_grad():
+            want = [enc(x), enc(x, src_key_padding_mask=pad), *mha(x, x, x, key_padding_mask=pad)]
+            enc.to("pjrt")
+            mha.to("pjrt")
+            xd, pd = x.to("pjrt"), pad.to("pjrt")
+            got = [enc(xd), enc(xd, src_key_padding_mask=pd), *mha(xd, xd, xd, key_padding_mask=pd)]
+        for g, w in zip(got, want):
+            torch.testing.assert_close(g.cpu(), w, atol=1e-5, rtol=1e-5)
