@@ -23,6 +23,14 @@
 
 namespace tpj_device {
 
+static bool interpreter_finalizing() {
+#if PY_VERSION_HEX >= 0x030D0000
+  return Py_IsFinalizing();
+#else
+  return _Py_IsFinalizing();
+#endif
+}
+
 using c10d::OpType;
 using Tensors = std::vector<at::Tensor>;
 using TensorLists = std::vector<std::vector<at::Tensor>>;
@@ -215,6 +223,23 @@ class PjrtBackend : public c10d::Backend {
  public:
   PjrtBackend(c10::intrusive_ptr<c10d::Backend> host, int rank, int size)
       : c10d::Backend(rank, size), host_(std::move(host)) {}
+  // The gloo backend's destructor joins its worker threads, which may need the
+  // GIL to free the last tensors they hold (CPU tensors with Python objects):
+  // dropping it with the GIL held (DDP's reducer at interpreter exit) deadlocks.
+  // So it is dropped without the GIL; while the interpreter is finalizing,
+  // when a thread that gives up the GIL may not get it back, it is left to
+  // the exiting process instead.
+  ~PjrtBackend() override {
+    if (!Py_IsInitialized() || !PyGILState_Check()) {
+      host_.reset();
+    } else if (interpreter_finalizing()) {
+      (void)host_.release();
+    } else {
+      Py_BEGIN_ALLOW_THREADS
+      host_.reset();
+      Py_END_ALLOW_THREADS
+    }
+  }
 
   const std::string getBackendName() const override { return "pjrt"; }
   // Every collective completes before it returns, so a coalesced group is
