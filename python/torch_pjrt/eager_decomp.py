@@ -13,6 +13,7 @@ several device ops instead of falling back to the CPU:
   batch_norm_elemt, batch_norm_backward_reduce/_elemt), which CPU lacks.
 - _native_multi_head_attention: nn.MultiheadAttention's and TransformerEncoderLayer's
   eval/no-grad fast path, as the CPU kernel computes it.
+- _cdist_backward (torch.cdist's gradient, every p).
 
 A decomposition that cannot apply (it returns NotImplemented, or calls itself)
 goes through the same fallback policy as the C++ fallback: an error under
@@ -616,6 +617,33 @@ def native_multi_head_attention(query: torch.Tensor, key: torch.Tensor, value: t
     return out, (probs.sum(1) / num_head if average_attn_weights else probs)
 
 
+def cdist_backward(grad: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, p: float,
+                   cdist: torch.Tensor) -> torch.Tensor:
+    """d cdist(x1, x2, p) / d x1 times grad, as the CPU kernel: per pair the
+    difference's sign times |diff|^(p-1) / dist^(p-1) (p = 1: the sign; p = 2:
+    diff / dist; inf: the sign where |diff| is the distance; p = 0: zero),
+    zero where the distance is zero. (..., P, M), (..., R, M) -> (..., P, M)."""
+    if p == 0 or grad.numel() == 0 or x1.numel() == 0:
+        return torch.zeros_like(x1)
+    diff = x1.unsqueeze(-2) - x2.unsqueeze(-3)  # (..., P, R, M)
+    dist = cdist.unsqueeze(-1)
+    g = grad.unsqueeze(-1)
+    zero = torch.zeros_like(diff)
+    if p == 1:
+        term = torch.sign(diff)
+    elif p == 2:
+        term = diff / dist
+    elif p == float("inf"):
+        term = torch.sign(diff) * (diff.abs() == dist).to(diff.dtype)
+    elif p < 1:
+        term = torch.sign(diff) * diff.abs().pow(p - 1) / dist.pow(p - 1)
+        term = torch.where(diff == 0, zero, term)
+    else:  # |diff|^(p-2) is inf at diff 0 for p < 2: that term is 0
+        term = torch.where(diff == 0, zero, diff * diff.abs().pow(p - 2) / dist.pow(p - 1))
+    term = torch.where(dist == 0, zero, term)
+    return (g * term).sum(-2)
+
+
 _DATA_DEPENDENT = {"nonzero": nonzero, "masked_select": masked_select,
                    "masked_scatter": masked_scatter, "masked_scatter_": masked_scatter_,
                    "equal": equal, "_unique2": _unique2, "_unique": _unique,
@@ -634,7 +662,8 @@ _DATA_DEPENDENT = {"nonzero": nonzero, "masked_select": masked_select,
                    "special_hermite_polynomial_he": _hermite(
                        lambda x: x, lambda k, x, p, q: x * q - k * p),
                    **_SYNC_BN,
-                   "_native_multi_head_attention": native_multi_head_attention}
+                   "_native_multi_head_attention": native_multi_head_attention,
+                   "_cdist_backward": cdist_backward}
 
 
 def register() -> int:

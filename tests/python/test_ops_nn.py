@@ -629,3 +629,23 @@ def test_transformer_encoder_eval_fast_path():
             got = [enc(xd), enc(xd, src_key_padding_mask=pd), *mha(xd, xd, xd, key_padding_mask=pd)]
         for g, w in zip(got, want):
             torch.testing.assert_close(g.cpu(), w, atol=1e-5, rtol=1e-5)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, float("inf")])
+def test_cdist_backward(p):
+    """torch.cdist's gradients (_cdist_backward) on the device against the
+    CPU, batched or not, with zero distances and zero difference components."""
+    for s1, s2 in [((4, 3), (5, 3)), ((2, 4, 3), (2, 5, 3)), ((3, 2), (3, 2))]:
+        x1, x2 = torch.randn(*s1), torch.randn(*s2)
+        if s1 == s2:  # pairs at distance zero
+            x2 = x1.clone()
+            x2[0] += 1
+        x2[..., 0, 0] = x1[..., 0, 0]
+        a, b = x1.clone().requires_grad_(), x2.clone().requires_grad_()
+        d = torch.cdist(a, b, p)
+        g = torch.randn_like(d)
+        d.backward(g)
+        ad, bd = x1.to("pjrt").requires_grad_(), x2.to("pjrt").requires_grad_()
+        torch.cdist(ad, bd, p).backward(g.to("pjrt"))
+        torch.testing.assert_close(ad.grad.cpu(), a.grad, atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(bd.grad.cpu(), b.grad, atol=1e-5, rtol=1e-4)
