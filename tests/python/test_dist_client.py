@@ -3,22 +3,17 @@ plugins get node_id/num_nodes and the c10d Store as their key-value store
 (checked with the fake plugin, which exchanges its topology through it); the
 XLA CPU plugin keeps a one-process client."""
 import os
-import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-WORKER = os.path.join(ROOT, "tests", "python", "dist_client_worker.py")
+import torchrun
+
+WORKER = os.path.join(os.path.dirname(os.path.abspath(__file__)), "dist_client_worker.py")
 
 
 def _torchrun(mode, nproc, **env):
-    e = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"), MASTER_ADDR="127.0.0.1",
-             OMP_NUM_THREADS="1", **env)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc-per-node={nproc}", WORKER, mode]
-    p = subprocess.run(cmd, env=e, capture_output=True, text=True, timeout=120)
-    return p.returncode, p.stdout + p.stderr
+    rc, out, _ = torchrun.run(WORKER, nproc, [mode], env=dict(os.environ, **env), timeout=120)
+    return rc, out
 
 
 def test_multiprocess_client_exchanges_through_the_c10d_store():

@@ -4,12 +4,10 @@ test runs dist_collectives_worker.py under torchrun on loopback, bounded in
 time. 2 processes in `make test`; 4 processes and the slower cases are `full`."""
 import os
 import re
-import signal
-import subprocess
-import sys
-import time
 
 import pytest
+
+import torchrun as launcher
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "dist_collectives_worker.py")
@@ -20,31 +18,18 @@ ERROR_TIMEOUT = 8  # the process group timeout of the failure cases, seconds
 
 
 def torchrun(env, nproc, *args, timeout, extra_env=None):
-    """(returncode, merged output, seconds) of the worker under torchrun. A
-    run past `timeout` is a hang: torchrun gets SIGTERM (it stops its workers,
-    which run in sessions of their own), then everything left gets SIGKILL."""
+    """(returncode, merged output, seconds) of the worker under torchrun; a run
+    past `timeout` is a hang: its whole process tree is killed and the test fails."""
     env = dict(env, MASTER_ADDR="127.0.0.1", GLOO_SOCKET_IFNAME="lo", OMP_NUM_THREADS="1")
     env.pop("TORCH_DISTRIBUTED_DEBUG", None)
     env.pop("TPJ_DIST_CASES", None)
     env.update(extra_env or {})
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc-per-node={nproc}", "--max-restarts=0", "--monitor-interval=0.1",
-           WORKER, *args]
-    t0 = time.monotonic()
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, start_new_session=True)
-    try:
-        out, _ = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        p.send_signal(signal.SIGTERM)
-        try:
-            out, _ = p.communicate(timeout=15)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-            out, _ = p.communicate()
+    rc, out, took = launcher.run(WORKER, nproc, args, env=env, timeout=timeout,
+                                 torchrun_args=["--max-restarts=0", "--monitor-interval=0.1"])
+    if rc is None:
         pytest.fail(f"torchrun {' '.join(args)} ({nproc} processes) did not finish in "
                     f"{timeout} s: a hang\n{out[-8000:]}")
-    return p.returncode, out, time.monotonic() - t0
+    return rc, out, took
 
 
 def check_collectives(env, nproc, init="default", timeout=150, extra_env=None):
