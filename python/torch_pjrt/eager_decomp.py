@@ -14,6 +14,8 @@ several device ops instead of falling back to the CPU:
 - _native_multi_head_attention: nn.MultiheadAttention's and TransformerEncoderLayer's
   eval/no-grad fast path, as the CPU kernel computes it.
 - _cdist_backward (torch.cdist's gradient, every p).
+- grid_sampler_2d_backward, upsample_bicubic2d_backward: the vjp of the forward's
+  torch._decomp decomposition.
 
 A decomposition that cannot apply (it returns NotImplemented, or calls itself)
 goes through the same fallback policy as the C++ fallback: an error under
@@ -644,6 +646,35 @@ def cdist_backward(grad: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, p: fl
     return (g * term).sum(-2)
 
 
+# Backward ops whose forward has a torch._decomp decomposition: the
+# vector-Jacobian product of that decomposition (torch.func.vjp), run on the
+# device as the decomposition's own ops and their gradients.
+
+def _decomposed(op: Any) -> Callable:
+    from torch._decomp import decomposition_table
+    return decomposition_table[op]
+
+
+def grid_sampler_2d_backward(grad_output: torch.Tensor, input: torch.Tensor, grid: torch.Tensor,
+                             interpolation_mode: int, padding_mode: int, align_corners: bool,
+                             output_mask: List[bool]):
+    fwd = _decomposed(torch.ops.aten.grid_sampler_2d.default)
+    _, vjp = torch.func.vjp(
+        lambda i, g: fwd(i, g, interpolation_mode, padding_mode, align_corners), input, grid)
+    gi, gg = vjp(grad_output)
+    return (gi if output_mask[0] else None), (gg if output_mask[1] else None)
+
+
+def upsample_bicubic2d_backward(grad_output: torch.Tensor, output_size, input_size,
+                                align_corners: bool, scales_h: Optional[float] = None,
+                                scales_w: Optional[float] = None) -> torch.Tensor:
+    """Linear in the input, so the vjp at zeros of the input's shape."""
+    fwd = _decomposed(torch.ops.aten.upsample_bicubic2d.default)
+    x = grad_output.new_zeros(list(input_size))
+    _, vjp = torch.func.vjp(lambda i: fwd(i, output_size, align_corners, scales_h, scales_w), x)
+    return vjp(grad_output)[0]
+
+
 _DATA_DEPENDENT = {"nonzero": nonzero, "masked_select": masked_select,
                    "masked_scatter": masked_scatter, "masked_scatter_": masked_scatter_,
                    "equal": equal, "_unique2": _unique2, "_unique": _unique,
@@ -663,7 +694,9 @@ _DATA_DEPENDENT = {"nonzero": nonzero, "masked_select": masked_select,
                        lambda x: x, lambda k, x, p, q: x * q - k * p),
                    **_SYNC_BN,
                    "_native_multi_head_attention": native_multi_head_attention,
-                   "_cdist_backward": cdist_backward}
+                   "_cdist_backward": cdist_backward,
+                   "grid_sampler_2d_backward": grid_sampler_2d_backward,
+                   "upsample_bicubic2d_backward": upsample_bicubic2d_backward}
 
 
 def register() -> int:
