@@ -310,13 +310,8 @@ def markdown(res):
 
 
 def write(res, out_dir):
-    os.makedirs(out_dir, exist_ok=True)
-    stem = os.path.join(out_dir, f"{res['date'][:10]}-ddp")
-    with open(stem + ".json", "w") as f:
-        json.dump(res, f, indent=1, default=str)
-    with open(stem + ".md", "w") as f:
-        f.write(markdown(res))
-    return [stem + ".json", stem + ".md"]
+    from torch_pjrt.bench.report import write_results
+    return write_results(res, out_dir, "ddp", markdown)[1]
 
 
 # ------------------------------------------------------------------- main --

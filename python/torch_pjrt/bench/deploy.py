@@ -26,7 +26,6 @@ results go to bench/results/<date>-deploy.{json,md}.
 from __future__ import annotations
 
 import datetime
-import json
 import os
 import platform
 import re
@@ -445,13 +444,8 @@ def markdown(res):
 
 
 def write(res, out_dir):
-    os.makedirs(out_dir, exist_ok=True)
-    stem = os.path.join(out_dir, f"{res['date'][:10]}-deploy")
-    with open(stem + ".json", "w") as f:
-        json.dump(res, f, indent=1, default=str)
-    with open(stem + ".md", "w") as f:
-        f.write(markdown(res))
-    return [stem + ".json", stem + ".md"]
+    from torch_pjrt.bench.report import write_results
+    return write_results(res, out_dir, "deploy", markdown)[1]
 
 
 # ------------------------------------------------------------------- main --

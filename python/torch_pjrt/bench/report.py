@@ -265,15 +265,22 @@ def chart(res, path):
     plt.close(fig)
 
 
-def write(res, out_dir):
+def write_results(res, out_dir, name, markdown_fn):
+    """bench/results/<date>-<name>.{json,md}: the results and their report.
+    Returns (stem, paths)."""
     os.makedirs(out_dir, exist_ok=True)
-    dev = res.get("device", "cpu")
-    stem = os.path.join(out_dir, f"{res['date'][:10]}-{res['host']}" + ("" if dev == "cpu" else f"-{dev}"))
+    stem = os.path.join(out_dir, f"{res['date'][:10]}-{name}")
     with open(stem + ".json", "w") as f:
         json.dump(res, f, indent=1, default=str)
     with open(stem + ".md", "w") as f:
-        f.write(markdown(res))
-    paths = [stem + ".json", stem + ".md"]
+        f.write(markdown_fn(res))
+    return stem, [stem + ".json", stem + ".md"]
+
+
+def write(res, out_dir):
+    dev = res.get("device", "cpu")
+    stem, paths = write_results(res, out_dir, res["host"] + ("" if dev == "cpu" else f"-{dev}"),
+                                markdown)
     try:
         chart(res, stem + ".png")
         paths.append(stem + ".png")
