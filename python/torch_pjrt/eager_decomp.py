@@ -13,7 +13,7 @@ several device ops instead of falling back to the CPU:
   batch_norm_elemt, batch_norm_backward_reduce/_elemt), which CPU lacks.
 - _native_multi_head_attention: nn.MultiheadAttention's and TransformerEncoderLayer's
   eval/no-grad fast path, as the CPU kernel computes it.
-- _cdist_backward (torch.cdist's gradient, every p).
+- _cdist_backward, _pdist_backward (torch.cdist's and F.pdist's gradients, every p).
 - grid_sampler_2d_backward, upsample_bicubic2d_backward: the vjp of the forward's
   torch._decomp decomposition.
 
@@ -675,6 +675,17 @@ def upsample_bicubic2d_backward(grad_output: torch.Tensor, output_size, input_si
     return vjp(grad_output)[0]
 
 
+def pdist_backward(grad: torch.Tensor, self: torch.Tensor, p: float,
+                   pdist: torch.Tensor) -> torch.Tensor:
+    """cdist_backward of the (N, N) symmetric gradient and distance matrices
+    (zero on the diagonal): each row pair's term is odd in the difference, so
+    both members of a pair get theirs from one row of the symmetric matrix."""
+    n = self.shape[0]
+    iu = torch.triu_indices(n, n, 1, device=self.device)
+    g = grad.new_zeros(n, n).index_put((iu[0], iu[1]), grad)
+    d = pdist.new_zeros(n, n).index_put((iu[0], iu[1]), pdist)
+    return cdist_backward(g + g.t(), self, self, p, d + d.t())
+
 _DATA_DEPENDENT = {"nonzero": nonzero, "masked_select": masked_select,
                    "masked_scatter": masked_scatter, "masked_scatter_": masked_scatter_,
                    "equal": equal, "_unique2": _unique2, "_unique": _unique,
@@ -696,7 +707,8 @@ _DATA_DEPENDENT = {"nonzero": nonzero, "masked_select": masked_select,
                    "_native_multi_head_attention": native_multi_head_attention,
                    "_cdist_backward": cdist_backward,
                    "grid_sampler_2d_backward": grid_sampler_2d_backward,
-                   "upsample_bicubic2d_backward": upsample_bicubic2d_backward}
+                   "upsample_bicubic2d_backward": upsample_bicubic2d_backward,
+                   "_pdist_backward": pdist_backward}
 
 
 def register() -> int:

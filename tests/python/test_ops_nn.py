@@ -685,3 +685,20 @@ def test_upsample_bicubic2d_backward():
             xd = x.detach().to("pjrt").requires_grad_()
             F.interpolate(xd, mode="bicubic", align_corners=ac, **kw).backward(go.to("pjrt"))
             torch.testing.assert_close(xd.grad.cpu(), x.grad, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("p", [0.0, 0.5, 1.0, 1.5, 2.0, 3.0, float("inf")])
+def test_pdist_backward(p):
+    """F.pdist's gradient (_pdist_backward) against the CPU, with two equal
+    rows (a zero distance: zero gradient, not NaN) and an equal component."""
+    import torch.nn.functional as F
+    x = torch.randn(5, 3)
+    x[3] = x[1]
+    x[4, 0] = x[0, 0]
+    a = x.clone().requires_grad_()
+    d = F.pdist(a, p)
+    g = torch.randn_like(d)
+    d.backward(g)
+    ad = x.to("pjrt").requires_grad_()
+    F.pdist(ad, p).backward(g.to("pjrt"))
+    torch.testing.assert_close(ad.grad.cpu(), a.grad, atol=1e-5, rtol=1e-4)
