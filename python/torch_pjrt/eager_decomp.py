@@ -14,8 +14,9 @@ several device ops instead of falling back to the CPU:
 - _native_multi_head_attention: nn.MultiheadAttention's and TransformerEncoderLayer's
   eval/no-grad fast path, as the CPU kernel computes it.
 - _cdist_backward, _pdist_backward (torch.cdist's and F.pdist's gradients, every p).
-- grid_sampler_2d_backward, upsample_bicubic2d_backward: the vjp of the forward's
-  torch._decomp decomposition.
+- upsample_bicubic2d_backward: the vjp of the forward's torch._decomp decomposition
+  (not grid_sampler_2d_backward: at grid points exactly on a clipped edge the
+  decomposition's gradient differs from the CPU kernel's).
 
 A decomposition that cannot apply (it returns NotImplemented, or calls itself)
 goes through the same fallback policy as the C++ fallback: an error under
@@ -655,16 +656,6 @@ def _decomposed(op: Any) -> Callable:
     return decomposition_table[op]
 
 
-def grid_sampler_2d_backward(grad_output: torch.Tensor, input: torch.Tensor, grid: torch.Tensor,
-                             interpolation_mode: int, padding_mode: int, align_corners: bool,
-                             output_mask: List[bool]):
-    fwd = _decomposed(torch.ops.aten.grid_sampler_2d.default)
-    _, vjp = torch.func.vjp(
-        lambda i, g: fwd(i, g, interpolation_mode, padding_mode, align_corners), input, grid)
-    gi, gg = vjp(grad_output)
-    return (gi if output_mask[0] else None), (gg if output_mask[1] else None)
-
-
 def upsample_bicubic2d_backward(grad_output: torch.Tensor, output_size, input_size,
                                 align_corners: bool, scales_h: Optional[float] = None,
                                 scales_w: Optional[float] = None) -> torch.Tensor:
@@ -706,7 +697,6 @@ _DATA_DEPENDENT = {"nonzero": nonzero, "masked_select": masked_select,
                    **_SYNC_BN,
                    "_native_multi_head_attention": native_multi_head_attention,
                    "_cdist_backward": cdist_backward,
-                   "grid_sampler_2d_backward": grid_sampler_2d_backward,
                    "upsample_bicubic2d_backward": upsample_bicubic2d_backward,
                    "_pdist_backward": pdist_backward}
 

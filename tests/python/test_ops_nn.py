@@ -651,28 +651,6 @@ def test_cdist_backward(p):
         torch.testing.assert_close(bd.grad.cpu(), b.grad, atol=1e-5, rtol=1e-4)
 
 
-@pytest.mark.parametrize("mode", ["bilinear", "nearest"])
-@pytest.mark.parametrize("padding", ["zeros", "border", "reflection"])
-def test_grid_sample_backward(mode, padding):
-    """grid_sampler_2d_backward (the vjp of the decomposed forward) against
-    the CPU: input and grid gradients, each alone, both align_corners."""
-    import torch.nn.functional as F
-    x, grid = torch.randn(2, 3, 5, 5), torch.rand(2, 4, 4, 2) * 2.2 - 1.1
-    for ac in (False, True):
-        for req in ((True, True), (True, False), (False, True)):
-            a, b = x.clone().requires_grad_(req[0]), grid.clone().requires_grad_(req[1])
-            out = F.grid_sample(a, b, mode=mode, padding_mode=padding, align_corners=ac)
-            go = torch.randn_like(out)
-            out.backward(go)
-            ad, bd = x.to("pjrt").requires_grad_(req[0]), grid.to("pjrt").requires_grad_(req[1])
-            F.grid_sample(ad, bd, mode=mode, padding_mode=padding,
-                          align_corners=ac).backward(go.to("pjrt"))
-            for got, want in ((ad.grad, a.grad), (bd.grad, b.grad)):
-                assert (got is None) == (want is None)
-                if want is not None:
-                    torch.testing.assert_close(got.cpu(), want, atol=1e-5, rtol=1e-4)
-
-
 def test_upsample_bicubic2d_backward():
     import torch.nn.functional as F
     for shape, kw in [((1, 2, 4, 5), dict(scale_factor=2)), ((2, 1, 3, 3), dict(size=(7, 5))),
