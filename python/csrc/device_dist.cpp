@@ -293,6 +293,7 @@ class PjrtBackend : public c10d::Backend {
   }
   WorkPtr _allgather_base(at::Tensor& out, at::Tensor& in,
                           const c10d::AllgatherOptions& o) override {
+    check_whole("all_gather_into_tensor", out, in, (int64_t)getSize(), 1);
     Staging s("all_gather_into_tensor");
     at::Tensor hi = s.in(in, false), ho = s.out(out);
     s.finish(host_->_allgather_base(ho, hi, o));
@@ -338,6 +339,7 @@ class PjrtBackend : public c10d::Backend {
   }
   WorkPtr _reduce_scatter_base(at::Tensor& out, at::Tensor& in,
                                const c10d::ReduceScatterOptions& o) override {
+    check_whole("reduce_scatter_tensor", out, in, 1, (int64_t)getSize());
     Staging s("reduce_scatter_tensor");
     at::Tensor hi = s.in(in, false), ho = s.out(out);
     s.finish(host_->_reduce_scatter_base(ho, hi, o));
@@ -353,6 +355,12 @@ class PjrtBackend : public c10d::Backend {
   WorkPtr alltoall_base(at::Tensor& out, at::Tensor& in, std::vector<int64_t>& out_splits,
                         std::vector<int64_t>& in_splits,
                         const c10d::AllToAllOptions& o) override {
+    if (out_splits.empty() && in_splits.empty()) {
+      check_whole("all_to_all_single", out, in, 1, 1);
+      TORCH_CHECK(in.numel() % getSize() == 0, "pjrt all_to_all_single: the input's ",
+                  in.numel(), " elements do not split into ", getSize(),
+                  " equal parts (one per rank); pass split sizes for uneven parts");
+    }
     Staging s("all_to_all_single");
     at::Tensor hi = s.in(in, false), ho = s.out(out);
     s.finish(host_->alltoall_base(ho, hi, out_splits, in_splits, o));
@@ -392,6 +400,18 @@ class PjrtBackend : public c10d::Backend {
   }
 
  private:
+  // out has out_per elements for every in_per of in (all_gather_into_tensor:
+  // size per 1; reduce_scatter_tensor: 1 per size), of one dtype: said here,
+  // before any rank stages anything (gloo's own check logs a fatal line).
+  void check_whole(const char* op, const at::Tensor& out, const at::Tensor& in,
+                   int64_t out_per, int64_t in_per) const {
+    TORCH_CHECK(out.scalar_type() == in.scalar_type(), "pjrt ", op, ": output is ",
+                out.scalar_type(), " and input ", in.scalar_type(), " (expected one dtype)");
+    TORCH_CHECK(out.numel() * in_per == in.numel() * out_per, "pjrt ", op, ": output has ",
+                out.numel(), " elements for an input of ", in.numel(), " (expected ",
+                (double)in.numel() * (double)out_per / (double)in_per,
+                " with world size ", getSize(), ")");
+  }
   WorkPtr done(OpType op, Tensors outputs) {
     return c10::make_intrusive<StagedWork>(getRank(), op, std::move(outputs));
   }
