@@ -4,12 +4,11 @@ processes, loopback, bounded in time) by dist_models_worker.py and checked
 there against single-process CPU training. One short DDP run is in `make test`;
 the rest are `full`."""
 import os
-import signal
-import subprocess
-import sys
 
 import pytest
 import torch
+
+import torchrun as launcher
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 WORKER = os.path.join(HERE, "dist_models_worker.py")
@@ -17,19 +16,11 @@ WORKER = os.path.join(HERE, "dist_models_worker.py")
 
 def torchrun(mode: str, env: dict, *extra: str, nproc: int = 2, timeout: float = 180.0) -> str:
     """Runs the worker under torchrun; returns rank 0's OK line. A run past
-    `timeout` is killed with its whole process group (torchrun's workers too)."""
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone",
-           f"--nproc-per-node={nproc}", WORKER, mode, *extra]
-    env = dict(env, OMP_NUM_THREADS="1")
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, start_new_session=True)
-    try:
-        out, _ = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        out, _ = p.communicate()
+    `timeout` is killed with its whole process tree (torchrun's workers too)."""
+    rc, out, _ = launcher.run(WORKER, nproc, [mode, *extra], env=env, timeout=timeout)
+    if rc is None:
         pytest.fail(f"torchrun {mode} did not finish in {timeout:.0f} s:\n{out[-6000:]}")
-    assert p.returncode == 0, f"torchrun {mode} exited {p.returncode}:\n{out[-12000:]}"
+    assert rc == 0, f"torchrun {mode} exited {rc}:\n{out[-12000:]}"
     ok = [line for line in out.splitlines() if line.startswith(f"OK {mode} ")]
     assert ok, out[-6000:]
     return ok[0]
