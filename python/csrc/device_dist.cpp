@@ -261,28 +261,20 @@ class PjrtBackend : public c10d::Backend {
   uint64_t getSequenceNumberForGroup() override { return host_->getSequenceNumberForGroup(); }
 
   WorkPtr broadcast(Tensors& ts, const c10d::BroadcastOptions& o) override {
-    Staging s("broadcast");
-    Tensors h = s.in_all(ts, true);
-    s.finish(host_->broadcast(h, o));
-    return done(OpType::BROADCAST, ts);
+    return in_place("broadcast", OpType::BROADCAST, ts,
+                    [&](Tensors& h) { return host_->broadcast(h, o); });
   }
   WorkPtr allreduce(Tensors& ts, const c10d::AllreduceOptions& o) override {
-    Staging s("all_reduce");
-    Tensors h = s.in_all(ts, true);
-    s.finish(host_->allreduce(h, o));
-    return done(OpType::ALLREDUCE, ts);
+    return in_place("all_reduce", OpType::ALLREDUCE, ts,
+                    [&](Tensors& h) { return host_->allreduce(h, o); });
   }
   WorkPtr allreduce_coalesced(Tensors& ts, const c10d::AllreduceCoalescedOptions& o) override {
-    Staging s("all_reduce_coalesced");
-    Tensors h = s.in_all(ts, true);
-    s.finish(host_->allreduce_coalesced(h, o));
-    return done(OpType::ALLREDUCE_COALESCED, ts);
+    return in_place("all_reduce_coalesced", OpType::ALLREDUCE_COALESCED, ts,
+                    [&](Tensors& h) { return host_->allreduce_coalesced(h, o); });
   }
   WorkPtr reduce(Tensors& ts, const c10d::ReduceOptions& o) override {
-    Staging s("reduce");
-    Tensors h = s.in_all(ts, true);
-    s.finish(host_->reduce(h, o));
-    return done(OpType::REDUCE, ts);
+    return in_place("reduce", OpType::REDUCE, ts,
+                    [&](Tensors& h) { return host_->reduce(h, o); });
   }
   WorkPtr allgather(TensorLists& outs, Tensors& ins, const c10d::AllgatherOptions& o) override {
     Staging s("all_gather");
@@ -411,6 +403,14 @@ class PjrtBackend : public c10d::Backend {
                 out.numel(), " elements for an input of ", in.numel(), " (expected ",
                 (double)in.numel() * (double)out_per / (double)in_per,
                 " with world size ", getSize(), ")");
+  }
+  // A collective that writes its tensors in place: staged there and back.
+  template <class HostCall>
+  WorkPtr in_place(const char* name, OpType op, Tensors& ts, HostCall&& call) {
+    Staging s(name);
+    Tensors h = s.in_all(ts, true);
+    s.finish(call(h));
+    return done(op, ts);
   }
   WorkPtr done(OpType op, Tensors outputs) {
     return c10::make_intrusive<StagedWork>(getRank(), op, std::move(outputs));
