@@ -302,10 +302,8 @@ def markdown(res):
     if odd:
         lines += ["", "**Inside the timed steps (more warm-up needed): " + "; ".join(odd) +
                   ".**"]
-    la = lambda k: " ".join(f"{v:.2f}" for v in res[k])  # noqa: E731
-    lines += ["", f"Command: `{res['command']}`, wall time {res['wall_s']:.0f} s; load average "
-              f"(1, 5, 15 min) {la('loadavg_start')} at the start, {la('loadavg_end')} at the "
-              "end.", ""]
+    from torch_pjrt.bench.report import command_line
+    lines += ["", command_line(res), ""]
     return "\n".join(lines)
 
 

@@ -436,10 +436,9 @@ def markdown(res):
               "Inductor and torch-pjrt caches are fresh directories for this run, so the AOTI "
               "compile seconds are a cold compile."]
     lines += _problems(res)
-    la = lambda k: " ".join(f"{v:.2f}" for v in res.get(k, ()))  # noqa: E731
-    lines += ["", f"Command: `{res['command']}`, wall time {res['wall_s']:.0f} s; load average "
-              f"(1, 5, 15 min) {la('loadavg_start')} at the start, {la('loadavg_end')} at the "
-              "end (other work on the machine inflates every system's times).", ""]
+    from torch_pjrt.bench.report import command_line
+    lines += ["", command_line(res, " (other work on the machine inflates every system's "
+                                    "times)"), ""]
     return "\n".join(lines)
 
 

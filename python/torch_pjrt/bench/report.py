@@ -265,6 +265,15 @@ def chart(res, path):
     plt.close(fig)
 
 
+def command_line(res, note=""):
+    """The report's closing line: the command, its wall time and the load
+    average at the start and the end (`note` is appended after "end")."""
+    la = lambda k: " ".join(f"{v:.2f}" for v in res.get(k, ()))  # noqa: E731
+    return (f"Command: `{res['command']}`, wall time {res['wall_s']:.0f} s; load average "
+            f"(1, 5, 15 min) {la('loadavg_start')} at the start, {la('loadavg_end')} at the "
+            f"end{note}.")
+
+
 def write_results(res, out_dir, name, markdown_fn):
     """bench/results/<date>-<name>.{json,md}: the results and their report.
     Returns (stem, paths)."""
