@@ -363,6 +363,32 @@ tpj_status_t tpj_build_all_to_all(tpj_graph_t* g, tpj_value_t x, int64_t split_d
                                   const tpj_collective_groups_t* groups,
                                   tpj_value_t* out) TPJ_MUST_USE;
 
+/* Manual sharding (src/ir/build_sharding.c): the custom calls the SPMD
+ * partitioner reads (compile with num_partitions = P and
+ * use_spmd_partitioning; the module carries mhlo.num_partitions = P). Each
+ * emits "stablehlo.custom_call" with call_target_name and mhlo.sharding.
+ * `sharding` is XLA's sharding text, e.g. "{devices=[4]0,1,2,3}",
+ * "{replicated}" or "{manual}": 2..4096 chars, in braces, without '"', '\\'
+ * or control characters (it is pasted into a quoted attribute; its contents
+ * are the plugin's to check). The usual pattern is
+ *   full = sharding(x, "{devices=[P]...}"); shard = full_to_shard(full, t);
+ *   ... per-partition ops on shard ...;
+ *   y = sharding(y, "{manual}"); full = shard_to_full(y, "{devices=...}", t2). */
+
+/* @Sharding: the result is x (same type) annotated with `sharding`. */
+tpj_status_t tpj_build_sharding(tpj_graph_t* g, tpj_value_t x, const char* sharding,
+                                tpj_value_t* out) TPJ_MUST_USE;
+/* @SPMDFullToShardShape with mhlo.sharding = "{manual}": x (the full value,
+ * annotated by a @Sharding just before) becomes this partition's shard, of
+ * shard_type: x's dtype and rank, each dim <= x's and >= 1 where x's is. */
+tpj_status_t tpj_build_full_to_shard(tpj_graph_t* g, tpj_value_t x, const tpj_type_t* shard_type,
+                                     tpj_value_t* out) TPJ_MUST_USE;
+/* @SPMDShardToFullShape: x (a manual shard, annotated "{manual}" just
+ * before) becomes the full value of full_type, sharded as `sharding`:
+ * x's dtype and rank, each dim >= x's. */
+tpj_status_t tpj_build_shard_to_full(tpj_graph_t* g, tpj_value_t x, const char* sharding,
+                                     const tpj_type_t* full_type, tpj_value_t* out) TPJ_MUST_USE;
+
 
 /* ---------------------------------------------------------------- checks -- */
 
