@@ -1,7 +1,8 @@
 /* graph.c: torch_pjrt._C.Graph, a tpj_graph_t being built from Python: params,
  * one lowering call per ATen op (the encoded arguments are decoded into a
- * tpj_arg_t array whose memory lives in an arena for the call), results, and
- * StableHLO emission. */
+ * tpj_arg_t array whose memory lives in an arena for the call), results, the
+ * manual-sharding custom calls and attribute text (SPMD), and StableHLO
+ * emission. */
 #include "tpj_py.h"
 
 #include <string.h>
@@ -204,6 +205,91 @@ static PyObject* graph_value_type(tpj_py_graph_t* self, PyObject* arg) {
   return result;
 }
 
+/* ------------------------------------------------ sharding and attributes -- */
+
+/* A type of value v's dtype and `shape` (v unknown: f32, for the builder to
+ * refuse v by name). */
+static int operand_shape_type(tpj_py_graph_t* self, int v, PyObject* shape, tpj_type_t* out,
+                              const char* what) {
+  const tpj_type_t* t = tpj_graph_value_type(self->graph, (tpj_value_t)v);
+  int64_t dims[TPJ_MAX_RANK];
+  size_t rank = 0;
+  if (tpj_py_parse_dims(shape, dims, &rank, what) < 0) return -1;
+  tpj_status_t s = tpj_type_init(t ? t->dtype : TPJ_DTYPE_F32, dims, rank, out);
+  return s ? tpj_py_raise_int(s) : 0;
+}
+
+static PyObject* graph_sharding(tpj_py_graph_t* self, PyObject* args) {
+  int x = 0;
+  const char* text = NULL;
+  if (!PyArg_ParseTuple(args, "is:sharding", &x, &text)) return NULL;
+  if (check_graph(self) < 0) return NULL;
+  tpj_value_t v = TPJ_VALUE_NONE;
+  tpj_status_t s = tpj_build_sharding(self->graph, (tpj_value_t)x, text, &v);
+  return s ? tpj_py_raise(s) : PyLong_FromLong(v);
+}
+
+static PyObject* graph_full_to_shard(tpj_py_graph_t* self, PyObject* args) {
+  int x = 0;
+  PyObject* shape = NULL;
+  if (!PyArg_ParseTuple(args, "iO:full_to_shard", &x, &shape)) return NULL;
+  if (check_graph(self) < 0) return NULL;
+  tpj_type_t t;
+  if (operand_shape_type(self, x, shape, &t, "Graph.full_to_shard") < 0) return NULL;
+  tpj_value_t v = TPJ_VALUE_NONE;
+  tpj_status_t s = tpj_build_full_to_shard(self->graph, (tpj_value_t)x, &t, &v);
+  return s ? tpj_py_raise(s) : PyLong_FromLong(v);
+}
+
+static PyObject* graph_shard_to_full(tpj_py_graph_t* self, PyObject* args) {
+  int x = 0;
+  const char* text = NULL;
+  PyObject* shape = NULL;
+  if (!PyArg_ParseTuple(args, "isO:shard_to_full", &x, &text, &shape)) return NULL;
+  if (check_graph(self) < 0) return NULL;
+  tpj_type_t t;
+  if (operand_shape_type(self, x, shape, &t, "Graph.shard_to_full") < 0) return NULL;
+  tpj_value_t v = TPJ_VALUE_NONE;
+  tpj_status_t s = tpj_build_shard_to_full(self->graph, (tpj_value_t)x, text, &t, &v);
+  return s ? tpj_py_raise(s) : PyLong_FromLong(v);
+}
+
+/* set_param_attr / set_result_attr: (index, text) for `set`. */
+static PyObject* graph_set_attr(tpj_py_graph_t* self, PyObject* args, const char* fmt,
+                                const char* what,
+                                tpj_status_t (*set)(tpj_graph_t*, size_t, const char*)) {
+  Py_ssize_t index = 0;
+  const char* text = NULL;
+  if (!PyArg_ParseTuple(args, fmt, &index, &text)) return NULL;
+  if (check_graph(self) < 0) return NULL;
+  if (index < 0) {
+    return tpj_py_raise(TPJ_STATUS(INVALID_ARGUMENT, "%s: index is negative (got %zd, "
+                                   "expected >= 0)", what, index));
+  }
+  tpj_status_t s = set(self->graph, (size_t)index, text);
+  if (s) return tpj_py_raise(s);
+  Py_RETURN_NONE;
+}
+
+static PyObject* graph_set_param_attr(tpj_py_graph_t* self, PyObject* args) {
+  return graph_set_attr(self, args, "ns:set_param_attr", "Graph.set_param_attr",
+                        tpj_graph_set_param_attr);
+}
+
+static PyObject* graph_set_result_attr(tpj_py_graph_t* self, PyObject* args) {
+  return graph_set_attr(self, args, "ns:set_result_attr", "Graph.set_result_attr",
+                        tpj_graph_set_result_attr);
+}
+
+static PyObject* graph_add_module_attr(tpj_py_graph_t* self, PyObject* args) {
+  const char* text = NULL;
+  if (!PyArg_ParseTuple(args, "s:add_module_attr", &text)) return NULL;
+  if (check_graph(self) < 0) return NULL;
+  tpj_status_t s = tpj_graph_add_module_attr(self->graph, text);
+  if (s) return tpj_py_raise(s);
+  Py_RETURN_NONE;
+}
+
 static PyObject* graph_op_count(tpj_py_graph_t* self, void* unused) {
   if (check_graph(self) < 0) return NULL;
   return PyLong_FromSize_t(tpj_graph_op_count(self->graph));
@@ -238,6 +324,24 @@ static PyMethodDef graph_methods[] = {
      "set_results(ids: list[int])"},
     {"to_stablehlo", (PyCFunction)graph_to_stablehlo, METH_NOARGS, "to_stablehlo() -> str"},
     {"value_type", (PyCFunction)graph_value_type, METH_O, "value_type(id) -> (dtype, shape)"},
+    {"sharding", (PyCFunction)graph_sharding, METH_VARARGS,
+     "sharding(id, text: str) -> int: custom_call @Sharding of the value (same type), "
+     "mhlo.sharding = text, e.g. \"{devices=[4]0,1,2,3}\" or \"{manual}\""},
+    {"full_to_shard", (PyCFunction)graph_full_to_shard, METH_VARARGS,
+     "full_to_shard(id, shape: tuple) -> int: custom_call @SPMDFullToShardShape "
+     "(mhlo.sharding = \"{manual}\") to this partition's shard of `shape` (the value's dtype)"},
+    {"shard_to_full", (PyCFunction)graph_shard_to_full, METH_VARARGS,
+     "shard_to_full(id, text: str, shape: tuple) -> int: custom_call @SPMDShardToFullShape "
+     "to the full value of `shape` (the value's dtype), mhlo.sharding = text"},
+    {"set_param_attr", (PyCFunction)graph_set_param_attr, METH_VARARGS,
+     "set_param_attr(index: int, text: str): attribute text of @main's argument, e.g. "
+     "'mhlo.sharding = \"{replicated}\"'"},
+    {"set_result_attr", (PyCFunction)graph_set_result_attr, METH_VARARGS,
+     "set_result_attr(index: int, text: str): attribute text of @main's result (after "
+     "set_results)"},
+    {"add_module_attr", (PyCFunction)graph_add_module_attr, METH_VARARGS,
+     "add_module_attr(text: str): module attribute text, e.g. "
+     "'mhlo.num_partitions = 4 : i32'"},
     {NULL, NULL, 0, NULL},
 };
 
