@@ -108,7 +108,9 @@ typedef struct tpj_program_result_s {
 typedef struct tpj_program_call_s {
   const tpj_program_arg_t* args;  /* (num_devices, num_inputs) row-major */
   /* 1, or the executable's device count (a replicated or SPMD program:
-   * BUFFER inputs only, row d on device d, results on the device they ran). */
+   * BUFFER and STORAGE inputs only, row d for device d, results on the
+   * device they ran). A row's buffer or storage on another device is first
+   * copied to device d. */
   size_t num_devices;
   /* One device: where the inputs and results live. A portable executable
    * runs there; any other runs on device 0, inputs moved there and results

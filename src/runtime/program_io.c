@@ -16,10 +16,12 @@ tpj_status_t tpj_program_run_begin(const tpj_program_t* p, tpj_program_call_t* c
   size_t nd = call->num_devices ? call->num_devices : 1, want = tpj_executable_num_devices(exe);
   TPJ_CHECK_ARG(nd == want, "program %s: wrong device count (got %zu argument rows, "
                 "expected %zu)", p->name, nd, want);
+  for (size_t k = 0; k < nd * p->num_results; ++k) call->results[k].buffer = NULL;
   for (size_t i = 0; i < p->num_inputs && nd > 1; ++i) {
-    TPJ_CHECK_ARG(p->inputs[i].kind == TPJ_PROGRAM_INPUT_BUFFER, "program %s: input %zu of "
-                  "a %zu-device program must be a buffer (got kind %d)", p->name, i, nd,
-                  (int)p->inputs[i].kind);
+    tpj_program_input_kind_t kind = p->inputs[i].kind;
+    TPJ_CHECK_ARG(kind == TPJ_PROGRAM_INPUT_BUFFER || kind == TPJ_PROGRAM_INPUT_STORAGE,
+                  "program %s: input %zu of a %zu-device program must be a buffer or a "
+                  "storage (got kind %d)", p->name, i, nd, (int)kind);
   }
   r->p = p;
   r->call = call;
@@ -27,7 +29,6 @@ tpj_status_t tpj_program_run_begin(const tpj_program_t* p, tpj_program_call_t* c
   r->ni = p->num_inputs;
   r->nout = tpj_executable_num_outputs(exe);
   r->run_on = nd == 1 && tpj_executable_is_portable(exe) ? call->device : 0;
-  for (size_t k = 0; k < nd * p->num_results; ++k) call->results[k].buffer = NULL;
   size_t na = nd * r->ni, no = nd * r->nout;
   if (na <= TPJ_PROGRAM_INLINE && no <= TPJ_PROGRAM_INLINE && nd == 1) {
     r->args = r->args_inline;

@@ -1,7 +1,7 @@
 /* test_program.c: tpj_program_t and tpj_program_run (tpj/program.h), the one
  * launch path, on the real CPU plugin with two devices: every input kind
- * (buffer, storage whole and strided, host, constant, seed), every result
- * destination (buffer, storage, host), donation, checks read at once or left
+ * (buffer, storage whole and strided, host, constant, seed; storages on two
+ * devices at once), every result destination (buffer, storage, host), donation, checks read at once or left
  * pending, the metrics it counts, and plans and calls that must be refused
  * without leaking or changing anything. Expected values are hand-computed. */
 #include <stdlib.h>
@@ -152,6 +152,63 @@ TPJ_TEST(storage_inputs_and_installs_on_device_1) {
   tpj_eager_storage_destroy(y);
   tpj_eager_storage_destroy(out);
   tpj_program_release(p);
+  TPJ_EXPECT_OK(tpj_eager_synchronize());
+}
+
+/* A storage of n floats on `device` holding v. */
+static tpj_status_t storage_f32(const float* v, int64_t n, size_t device,
+                                tpj_eager_storage_t** out, tpj_eager_tensor_t* out_view) {
+  TPJ_RETURN_IF_ERROR(tpj_eager_storage_create((size_t)n * 4, device, out));
+  *out_view = (tpj_eager_tensor_t){.storage = *out, .dtype = TPJ_DTYPE_F32, .rank = 1,
+                                   .sizes = {n}, .strides = {1}};
+  return tpj_eager_write_host(v, (size_t)n * 4, out_view);
+}
+
+/* Two replicas over storage inputs: whole and strided views, one on the
+ * other device (moved to its row's device); a host input is refused. */
+TPJ_TEST(two_device_program_with_storage_inputs) {
+  TPJ_EXPECT_OK(ensure_init());
+  tpj_compile_options_t o = {.num_replicas = 2, .num_partitions = 1};
+  tpj_cached_executable_t* exe = NULL;
+  TPJ_EXPECT_OK(tpj_runtime_compile_cached(g_client, ADD3, strlen(ADD3), &o, &exe, NULL));
+  tpj_program_input_t inputs[2] = {{.kind = TPJ_PROGRAM_INPUT_STORAGE, .dtype = TPJ_DTYPE_F32},
+                                   {.kind = TPJ_PROGRAM_INPUT_STORAGE, .dtype = TPJ_DTYPE_F32}};
+  tpj_program_plan_t plan = {"add3_two", inputs, 2, NULL, 0};
+  tpj_program_t* p = NULL;
+  TPJ_EXPECT_OK(tpj_program_create(exe, &plan, &p));
+  const float a0[3] = {1, 2, 3}, b0[6] = {10, -1, 20, -1, 30, -1}, a1[3] = {4, 5, 6},
+              b1[3] = {40, 50, 60};
+  tpj_eager_storage_t* st[4] = {0};
+  tpj_eager_tensor_t v[4];
+  TPJ_EXPECT_OK(storage_f32(a0, 3, 0, &st[0], &v[0]));
+  TPJ_EXPECT_OK(storage_f32(b0, 6, 0, &st[1], &v[1]));
+  TPJ_EXPECT_OK(storage_f32(a1, 3, 1, &st[2], &v[2]));
+  TPJ_EXPECT_OK(storage_f32(b1, 3, 0, &st[3], &v[3])); /* row 1's, on device 0 */
+  v[1].sizes[0] = 3;
+  v[1].strides[0] = 2; /* every other element: read into a new buffer */
+  tpj_program_arg_t args[4] = {{.view = v[0]}, {.view = v[1]}, {.view = v[2]}, {.view = v[3]}};
+  tpj_program_result_t res[2] = {{0}};
+  tpj_program_call_t call = {.args = args, .num_devices = 2, .results = res, .wait = false};
+  TPJ_EXPECT_OK(tpj_program_run(p, &call));
+  float got[2][3] = {{0}};
+  for (size_t d = 0; d < 2; ++d) {
+    TPJ_EXPECT(res[d].buffer && tpj_buffer_device_index(res[d].buffer) == d);
+    TPJ_EXPECT_OK(tpj_buffer_to_host(res[d].buffer, got[d], sizeof(got[d])));
+    tpj_buffer_destroy(res[d].buffer);
+  }
+  TPJ_EXPECT(got[0][0] == 11 && got[0][1] == 22 && got[0][2] == 33);
+  TPJ_EXPECT(got[1][0] == 44 && got[1][1] == 55 && got[1][2] == 66);
+  tpj_program_release(p);
+  tpj_program_input_t mixed[2] = {inputs[0], host_f32(3)};
+  plan.inputs = mixed;
+  TPJ_EXPECT_OK(tpj_program_create(exe, &plan, &p));
+  TPJ_EXPECT_ERROR(tpj_program_run(p, &call), INVALID_ARGUMENT,
+                   "program add3_two: input 1 of a 2-device program must be a buffer or a "
+                   "storage (got kind 2)");
+  TPJ_EXPECT(res[0].buffer == NULL && res[1].buffer == NULL);
+  tpj_program_release(p);
+  tpj_cached_executable_release(exe);
+  for (size_t i = 0; i < 4; ++i) tpj_eager_storage_destroy(st[i]);
   TPJ_EXPECT_OK(tpj_eager_synchronize());
 }
 
