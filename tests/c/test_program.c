@@ -1,9 +1,10 @@
 /* test_program.c: tpj_program_t and tpj_program_run (tpj/program.h), the one
  * launch path, on the real CPU plugin with two devices: every input kind
  * (buffer, storage whole and strided, host, constant, seed; storages on two
- * devices at once), every result destination (buffer, storage, host), donation, checks read at once or left
- * pending, the metrics it counts, and plans and calls that must be refused
- * without leaking or changing anything. Expected values are hand-computed. */
+ * devices at once), every result destination (buffer, storage, host),
+ * donation, checks read at once or left pending, the metrics it counts, and
+ * plans and calls that must be refused without leaking or changing anything.
+ * Expected values are hand-computed. */
 #include <stdlib.h>
 #include <string.h>
 
