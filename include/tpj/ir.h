@@ -414,6 +414,12 @@ typedef struct tpj_check_s {
  * lowerings skip building the test (set it before lowering). */
 void tpj_graph_set_checks_enabled(tpj_graph_t* graph, bool enabled);
 bool tpj_graph_checks_enabled(const tpj_graph_t* graph);
+/* A graph that XLA's SPMD partitioner splits (mhlo.sharding annotations):
+ * lowerings then build only reductions the partitioner can split across
+ * devices (plain max/min bodies, NaN propagated by a separate or-reduction).
+ * Off by default; set it before lowering. */
+void tpj_graph_set_partitioned(tpj_graph_t* graph, bool partitioned);
+bool tpj_graph_is_partitioned(const tpj_graph_t* graph);
 /* Registers a check (main block only, before tpj_graph_set_results). */
 tpj_status_t tpj_graph_add_check(tpj_graph_t* graph, tpj_check_kind_t kind,
                                  tpj_value_t bad, tpj_value_t value,

@@ -16,15 +16,20 @@ typedef struct {
 } tpj_py_graph_t;
 
 static int graph_init(tpj_py_graph_t* self, PyObject* args, PyObject* kwargs) {
-  static char* kwlist[] = {"checks", NULL};
-  int checks = 1;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|p:Graph", kwlist, &checks)) return -1;
+  static char* kwlist[] = {"checks", "partitioned", NULL};
+  int checks = 1, partitioned = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "|pp:Graph", kwlist, &checks, &partitioned)) {
+    return -1;
+  }
   if (self->graph) {
     tpj_graph_destroy(self->graph);
     self->graph = NULL;
   }
   tpj_status_t s = tpj_graph_create(&self->graph);
-  if (!s) tpj_graph_set_checks_enabled(self->graph, checks != 0);
+  if (!s) {
+    tpj_graph_set_checks_enabled(self->graph, checks != 0);
+    tpj_graph_set_partitioned(self->graph, partitioned != 0);
+  }
   return s ? tpj_py_raise_int(s) : 0;
 }
 
@@ -360,8 +365,9 @@ PyTypeObject tpj_py_graph_type = {
     .tp_basicsize = sizeof(tpj_py_graph_t),
     .tp_dealloc = (destructor)graph_dealloc,
     .tp_flags = Py_TPFLAGS_DEFAULT,
-    .tp_doc = "Graph(checks=True): a StableHLO @main built with the C lowering table "
-              "(checks: runtime index / division checks, see .checks).",
+    .tp_doc = "Graph(checks=True, partitioned=False): a StableHLO @main built with the C "
+              "lowering table (checks: runtime index / division checks, see .checks; "
+              "partitioned: for XLA's SPMD partitioner, tpj_graph_set_partitioned).",
     .tp_methods = graph_methods,
     .tp_getset = graph_getset,
     .tp_init = (initproc)graph_init,

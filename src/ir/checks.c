@@ -14,6 +14,12 @@ void tpj_graph_set_checks_enabled(tpj_graph_t* g, bool enabled) {
 
 bool tpj_graph_checks_enabled(const tpj_graph_t* g) { return g && !g->checks_disabled; }
 
+void tpj_graph_set_partitioned(tpj_graph_t* g, bool partitioned) {
+  if (g) g->partitioned = partitioned;
+}
+
+bool tpj_graph_is_partitioned(const tpj_graph_t* g) { return g && g->partitioned; }
+
 size_t tpj_graph_check_count(const tpj_graph_t* g) { return g ? g->num_checks : 0; }
 
 const tpj_check_t* tpj_graph_check(const tpj_graph_t* g, size_t index) {

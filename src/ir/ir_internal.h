@@ -66,6 +66,7 @@ struct tpj_graph_s {
   /* Runtime checks (checks.c): (bad, value) value pairs and their messages. */
   tpj_check_t* checks; tpj_value_t* check_values; size_t num_checks, cap_checks;
   bool checks_disabled;
+  bool partitioned;        /* tpj_graph_set_partitioned */
   tpj_value_t check_result; /* packed by set_results; TPJ_VALUE_NONE when none */
 };
 

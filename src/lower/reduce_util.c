@@ -67,6 +67,24 @@ static tpj_status_t tpj_reduce_nan_body(tpj_graph_t* g, tpj_dtype_t dt, bool is_
   return tpj_graph_region_end(g, &r, 1, out_region);
 }
 
+/* The same for a partitioned graph: a plain max/min reduction (which the SPMD
+ * partitioner splits across devices), then NaN wherever an or-reduction of
+ * isnan says the reduced elements held one. */
+static tpj_status_t tpj_reduce_minmax_split(tpj_graph_t* g, tpj_value_t x,
+                                            tpj_reduce_kind_t kind,
+                                            const tpj_reduce_dims_t* rd, tpj_value_t* out) {
+  tpj_dtype_t dt = tpj_lower_type(g, x)->dtype;
+  tpj_value_t m, isnan_x, any_nan, nan, nan_b;
+  TPJ_RETURN_IF_ERROR(tpj_build_reduce_simple(g, x, kind, rd->dims, rd->count, &m));
+  TPJ_RETURN_IF_ERROR(tpj_build_compare(g, TPJ_COMPARE_DIR_NE, x, x, &isnan_x));
+  TPJ_RETURN_IF_ERROR(tpj_build_reduce_simple(g, isnan_x, TPJ_REDUCE_KIND_OR, rd->dims,
+                                              rd->count, &any_nan));
+  const tpj_type_t mt = *tpj_lower_type(g, m);
+  TPJ_RETURN_IF_ERROR(tpj_lower_scalar(g, dt, NAN, &nan));
+  TPJ_RETURN_IF_ERROR(tpj_build_broadcast_in_dim(g, nan, mt.dims, (size_t)mt.rank, NULL, &nan_b));
+  return tpj_build_select(g, any_nan, nan_b, m, out);
+}
+
 tpj_status_t tpj_reduce_apply(tpj_graph_t* g, tpj_value_t x, tpj_reduce_kind_t kind,
                               const tpj_reduce_dims_t* rd, tpj_value_t* out) {
   if (rd->count == 0) {
@@ -77,6 +95,7 @@ tpj_status_t tpj_reduce_apply(tpj_graph_t* g, tpj_value_t x, tpj_reduce_kind_t k
   bool minmax = kind == TPJ_REDUCE_KIND_MAX || kind == TPJ_REDUCE_KIND_MIN;
   if (!minmax || !tpj_dtype_is_float(dt))
     return tpj_build_reduce_simple(g, x, kind, rd->dims, rd->count, out);
+  if (tpj_graph_is_partitioned(g)) return tpj_reduce_minmax_split(g, x, kind, rd, out);
   bool is_max = kind == TPJ_REDUCE_KIND_MAX;
   tpj_value_t init;
   int32_t body;

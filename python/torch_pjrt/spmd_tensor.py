@@ -1,0 +1,295 @@
+"""ShardedTensor: a pjrt tensor laid out across a mesh, one eager storage per
+device (its padded block), plus its sharding. Eager ops on it run as one-op
+SPMD programs over the mesh (spmd_program.py), cached per signature; ops
+that cannot (data-dependent shapes, no lowering) run on the mesh's first
+device over whole tensors, through the one fallback policy.
+
+Aliasing: detach/alias share the pieces (an in-place op through either is
+seen by both). Other views are computed copies that recompute themselves
+when their base changes (its version counter moved); an in-place op on such
+a view raises instead of silently missing the base.
+"""
+from __future__ import annotations
+
+import logging
+import threading
+from typing import Any, Dict, List, Optional, Sequence, Tuple
+
+import torch
+from torch.utils import _pytree as pytree
+
+from . import fallback_policy
+from .spmd_mesh import Mesh, Sharding, follow, full_from_shards, shards_from_full
+
+log = logging.getLogger("torch_pjrt")
+aten = torch.ops.aten
+
+
+class _Box:
+    """The pieces of a sharded tensor, shared by its aliases."""
+    __slots__ = ("pieces", "sharding")
+
+    def __init__(self, pieces: List[torch.Tensor], sharding: Sharding):
+        self.pieces = pieces
+        self.sharding = sharding
+
+
+class ShardedTensor(torch.Tensor):
+    """A tensor on a mesh of pjrt devices (see torch_pjrt.spmd)."""
+
+    _box: _Box
+    _view: Optional[Tuple[Any, ...]]
+
+    @staticmethod
+    def __new__(cls, box: _Box, shape: Sequence[int], dtype: torch.dtype,
+                requires_grad: bool = False) -> "ShardedTensor":
+        from . import compiled_device
+        dev = torch.device(compiled_device.device_type(), box.sharding.mesh.devices[0])
+        r = torch.Tensor._make_wrapper_subclass(cls, tuple(shape), dtype=dtype, device=dev,
+                                                requires_grad=requires_grad)
+        r._box = box
+        r._view = None
+        return r
+
+    @classmethod
+    def of(cls, pieces: List[torch.Tensor], sharding: Sharding, shape: Sequence[int],
+           dtype: torch.dtype) -> "ShardedTensor":
+        return cls(_Box(pieces, sharding), shape, dtype)
+
+    __torch_function__ = torch._C._disabled_torch_function_impl
+
+    @classmethod
+    def __torch_dispatch__(cls, func: Any, types: Any, args: Any = (),
+                           kwargs: Any = None) -> Any:
+        return dispatch(func, tuple(args), dict(kwargs or {}))
+
+    # ---------------------------------------------------------------- access --
+    def _sharding(self) -> Sharding:
+        return self._box.sharding
+
+    def _pieces(self) -> List[torch.Tensor]:
+        _refresh(self)
+        return self._box.pieces
+
+    def full_tensor(self) -> torch.Tensor:
+        """The whole tensor, assembled on the CPU."""
+        return full_from_shards(self._pieces(), self._sharding(), self.shape)
+
+    def __repr__(self, *, tensor_contents: Any = None) -> str:  # type: ignore[override]
+        body = repr(self.full_tensor())
+        return f"ShardedTensor({body}, sharding={self._sharding()})"
+
+    def __reduce_ex__(self, protocol: int) -> Any:
+        # torch.save of a sharded tensor stores the whole tensor (CPU).
+        return self.full_tensor().__reduce_ex__(protocol)
+
+
+def alias(x: ShardedTensor) -> ShardedTensor:
+    out = ShardedTensor(x._box, x.shape, x.dtype)
+    out._view = x._view
+    return out
+
+
+def _refresh(x: ShardedTensor) -> None:
+    """Recomputes a view whose base was written since it was made."""
+    v = x._view
+    if v is None:
+        return
+    base, version, func, args, kwargs = v
+    if base._version == version:
+        return
+    _refresh(base)
+    fresh = _run(func, args, kwargs)
+    x._box.pieces = fresh._box.pieces
+    x._box.sharding = fresh._box.sharding
+    x._view = (base, base._version, func, args, kwargs)
+
+
+def _assign(target: torch.Tensor, value: torch.Tensor, op: str) -> None:
+    """Makes `value` (the op's new contents) the contents of `target`."""
+    if isinstance(target, ShardedTensor):
+        if target._view is not None:
+            raise NotImplementedError(
+                f"torch_pjrt.spmd: {op} writes into a view of a sharded tensor, which is a "
+                f"copy here (expected in-place ops on whole sharded tensors; clone the view "
+                f"first, or write into the base)")
+        if isinstance(value, ShardedTensor) and value._sharding() == target._sharding():
+            target._box.pieces = value._pieces()
+        else:
+            full = value.full_tensor() if isinstance(value, ShardedTensor) else value
+            target._box.pieces = shards_from_full(full.to(target.dtype), target._sharding())
+        return
+    full = value.full_tensor() if isinstance(value, ShardedTensor) else value
+    with torch.no_grad():
+        target.copy_(full)
+
+
+# -------------------------------------------------------------- dispatch --
+
+def _mesh_of(func: Any, leaves: Sequence[Any]) -> Mesh:
+    mesh = None
+    for x in leaves:
+        if isinstance(x, ShardedTensor):
+            m = x._sharding().mesh
+            if mesh is not None and m != mesh:
+                raise RuntimeError(f"torch_pjrt.spmd: {func} got tensors on two meshes ({mesh} "
+                                   f"and {m}); reshard them onto one with spmd.shard")
+            mesh = m
+    assert mesh is not None
+    return mesh
+
+
+def _to_copy(x: ShardedTensor, **kw: Any) -> torch.Tensor:
+    device = kw.pop("device", None)
+    kw.pop("pin_memory", None)
+    kw.pop("layout", None)
+    if device is not None and torch.device(device).type == "cpu":
+        full = x.full_tensor()
+        return full.to(dtype=kw.get("dtype") or full.dtype,
+                       memory_format=kw.get("memory_format") or torch.preserve_format)
+    if device is not None and torch.device(device) != x.device:
+        raise RuntimeError(f"torch_pjrt.spmd: a sharded tensor on {x._sharding().mesh} cannot "
+                           f"move to {device} (expected cpu, or its own device {x.device})")
+    kw.pop("non_blocking", None)
+    return _run(aten._to_copy.default, (x,), kw)
+
+
+def _copy_(dst: torch.Tensor, src: torch.Tensor, non_blocking: bool = False) -> torch.Tensor:
+    if isinstance(dst, ShardedTensor) and not isinstance(src, ShardedTensor):
+        value = src.to(dtype=dst.dtype).expand(dst.shape)
+        _assign(dst, value, "aten.copy_")
+        return dst
+    if not isinstance(dst, ShardedTensor):
+        with torch.no_grad():
+            dst.copy_(src.full_tensor())
+        return dst
+    return _run(aten.copy_.default, (dst, src), {})
+
+
+_SPECIAL = {
+    aten.detach.default: lambda x: alias(x),
+    aten.alias.default: lambda x: alias(x),
+    aten._local_scalar_dense.default: lambda x: x.full_tensor().item(),
+    aten._to_copy.default: _to_copy,
+    aten.copy_.default: _copy_,
+}
+
+
+def dispatch(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+    special = _SPECIAL.get(func)
+    if special is not None:
+        return special(*args, **kwargs)
+    return _run(func, args, kwargs)
+
+
+def _write_returns(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Dict[int, Any]:
+    """Return index -> the argument object it aliases and writes (in-place
+    and out= ops return their written argument)."""
+    schema = func._schema
+    by_set: Dict[str, Any] = {}
+    for i, a in enumerate(schema.arguments):
+        info = a.alias_info
+        if info is None or not info.is_write:
+            continue
+        value = args[i] if i < len(args) else kwargs.get(a.name)
+        for s in info.before_set:
+            by_set[s] = value
+    out = {}
+    for j, r in enumerate(schema.returns):
+        info = r.alias_info
+        if info is not None and info.is_write:
+            for s in info.before_set:
+                if s in by_set:
+                    out[j] = by_set[s]
+    return out
+
+
+def _is_view(func: Any) -> bool:
+    rs = func._schema.returns
+    return bool(rs) and all(r.alias_info is not None and not r.alias_info.is_write for r in rs)
+
+
+def _mutated_views(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
+    schema = func._schema
+    for i, a in enumerate(schema.arguments):
+        if a.alias_info is None or not a.alias_info.is_write:
+            continue
+        value = args[i] if i < len(args) else kwargs.get(a.name)
+        for v in pytree.tree_leaves(value):
+            if isinstance(v, ShardedTensor) and v._view is not None:
+                raise NotImplementedError(
+                    f"torch_pjrt.spmd: {func} writes into a view of a sharded tensor, which "
+                    f"is a copy here (expected in-place ops on whole sharded tensors; clone "
+                    f"the view first, or write into the base)")
+
+
+def _run(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+    from . import spmd_ops
+    _mutated_views(func, args, kwargs)
+    flat, spec = pytree.tree_flatten((args, kwargs))
+    mesh = _mesh_of(func, flat)
+    entry = spmd_ops.program_for(func, flat, spec, mesh)
+    if entry is None:
+        return _run_whole(func, args, kwargs, mesh)
+    out = entry.run(flat)
+    writes = _write_returns(func, args, kwargs)
+    if isinstance(out, (tuple, list)) and writes:
+        out = type(out)(writes.get(j, o) for j, o in enumerate(out))
+    elif writes:
+        out = writes[0]
+    if _is_view(func):
+        base = next((x for x in flat if isinstance(x, ShardedTensor)), None)
+        for o in pytree.tree_leaves(out):
+            if isinstance(o, ShardedTensor) and base is not None:
+                o._view = (base, base._version, func, args, kwargs)
+    return out
+
+
+def _run_whole(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any], mesh: Mesh) -> Any:
+    """The op over whole tensors on the mesh's first device; tensor results
+    come back replicated over the mesh, writes go back into their tensors."""
+    from . import compiled_device
+    from . import spmd_ops
+    name = str(func)
+    fallback_policy.run_elsewhere(name, spmd_ops.why_not(func),
+                                  where=f"on pjrt:{mesh.devices[0]} over whole tensors")
+    dev = torch.device(compiled_device.device_type(), mesh.devices[0])
+    whole: Dict[int, torch.Tensor] = {}
+
+    def conv(x: Any) -> Any:
+        if isinstance(x, ShardedTensor):
+            whole[id(x)] = x.full_tensor().to(dev)
+            return whole[id(x)]
+        return x
+
+    a, k = pytree.tree_map(conv, (args, kwargs))
+    out = func(*a, **k)
+    flat_args = pytree.tree_leaves((args, kwargs))
+    for x in flat_args:
+        if isinstance(x, ShardedTensor) and id(x) in whole:
+            new = whole[id(x)]
+            if _written(func, x, args, kwargs):
+                _assign(x, new, name)
+    writes = _write_returns(func, args, kwargs)
+
+    def back(o: Any) -> Any:
+        if isinstance(o, torch.Tensor) and o.device.type != "cpu":
+            sh = Sharding(mesh, (), o.dim())
+            return ShardedTensor.of(shards_from_full(o, sh), sh, o.shape, o.dtype)
+        return o
+
+    if writes:
+        if isinstance(out, (tuple, list)):
+            return type(out)(writes.get(j, back(o)) for j, o in enumerate(out))
+        return writes[0]
+    return pytree.tree_map(back, out)
+
+
+def _written(func: Any, x: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> bool:
+    for i, a in enumerate(func._schema.arguments):
+        if a.alias_info is None or not a.alias_info.is_write:
+            continue
+        value = args[i] if i < len(args) else kwargs.get(a.name)
+        if any(v is x for v in pytree.tree_leaves(value)):
+            return True
+    return False

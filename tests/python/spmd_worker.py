@@ -1,0 +1,172 @@
+"""Worker for test_spmd.py, run with TORCH_PJRT_CLIENT_OPTIONS=cpu_device_count=N:
+sharded pjrt tensors over a device mesh (torch_pjrt.spmd), their eager ops as
+one-op SPMD programs, and GPT training under data, FSDP-style and 2-D
+(data x Megatron model) sharding against the same training on the CPU.
+
+usage: spmd_worker.py ops | train MODE DEVICES"""
+import copy
+import io
+import math
+import sys
+
+import torch
+import torch.nn.functional as F
+
+import torch_pjrt
+import torch_pjrt.spmd as spmd
+from torch_pjrt.models import GPT, GPTConfig, char_batch
+
+
+def close(name, got, want, rtol=1e-5, atol=1e-6):
+    got = got.full_tensor() if isinstance(got, spmd.ShardedTensor) else got.cpu()
+    torch.testing.assert_close(got, want, rtol=rtol, atol=atol, msg=name)
+    print("ok", name, flush=True)
+
+
+def raises(name, exc, pattern, fn):
+    try:
+        fn()
+    except exc as e:
+        assert pattern in str(e), (name, str(e))
+        print("ok", name, "->", str(e).splitlines()[0][:140], flush=True)
+        return
+    raise AssertionError(f"{name}: no {exc.__name__}")
+
+
+def ops() -> None:
+    mesh = spmd.Mesh((2, 4), ("data", "model"))
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(6, 10, generator=g)         # dim 1 uneven over 4 (blocks of 3)
+    y = torch.randn(10, 5, generator=g)
+    xs = spmd.shard(x.to("pjrt"), mesh, ("data", "model"))
+    ys = spmd.shard(y, mesh, ("model", None))
+    assert spmd.sharding_of(xs).spec() == ("data", "model")
+    pieces = spmd.shards(xs)
+    assert len(pieces) == 8 and tuple(pieces[0].shape) == (3, 3), pieces[0].shape
+    assert [p.device.index for p in pieces] == list(range(8))
+    torch.testing.assert_close(pieces[5].cpu(), x[3:6, 3:6])   # data 1, model 1
+    torch.testing.assert_close(pieces[3].cpu()[:, :1], x[0:3, 9:10])  # the padded block
+    close("elementwise", xs * 2 + 1, x * 2 + 1)
+    close("matmul over the sharded contraction dim", xs @ ys, x @ y, rtol=1e-5, atol=1e-5)
+    close("sum over the uneven sharded dim", xs.sum(1), x.sum(1), atol=1e-5)
+    close("amax over the uneven sharded dim", xs.amax(1), x.amax(1))
+    close("mean of all", xs.mean(), x.mean())
+    close("softmax", torch.softmax(xs, 1), torch.softmax(x, 1))
+    close("slice and transpose", xs[1:4].t(), x[1:4].t())
+    close("plain tensor operand (replicated)", xs + torch.arange(10.0, device="pjrt"),
+          x + torch.arange(10.0))
+    assert abs(xs.sum().item() - x.sum().item()) < 1e-4
+    assert "ShardedTensor(tensor(" in repr(xs) and "data" in repr(xs)
+    # in place: aliases see it; views recompute after their base changed
+    a = xs.clone()
+    alias = a.detach()
+    view = a.t()
+    a.add_(1.0)
+    close("in-place add", a, x + 1)
+    close("alias sees in-place", alias, x + 1)
+    close("view recomputed after its base changed", view, (x + 1).t())
+    raises("in-place on a view", NotImplementedError, "view of a sharded tensor",
+           lambda: view.mul_(2))
+    b = xs.clone()
+    b.copy_(torch.ones(6, 10))
+    close("copy_ from the host", b, torch.ones(6, 10))
+    # resharding on the devices and in place
+    r = spmd.shard(xs, mesh, (None, "data"))
+    assert spmd.sharding_of(r).spec() == (None, "data")
+    close("reshard", r, x)
+    spmd.mark_sharding(r, mesh, ())
+    assert spmd.sharding_of(r).tiles == 1
+    close("mark_sharding to replicated", r, x)
+    # autograd through sharded ops
+    w = spmd.shard(y, mesh, ("model", None)).requires_grad_()
+    loss = (xs @ w).square().mean()
+    loss.backward()
+    wc = y.clone().requires_grad_()
+    (x @ wc).square().mean().backward()
+    close("gradient", w.grad, wc.grad, atol=1e-5)
+    assert spmd.sharding_of(w.grad) == spmd.sharding_of(w), (spmd.sharding_of(w.grad), spmd.sharding_of(w))
+    # a checkpoint of sharded tensors holds whole CPU tensors
+    buf = io.BytesIO()
+    torch.save({"x": xs}, buf)
+    buf.seek(0)
+    loaded = torch.load(buf)
+    assert type(loaded["x"]) is torch.Tensor and torch.equal(loaded["x"], x)
+    print("ok checkpoint", flush=True)
+    # errors name the tensor, the spec and what was expected
+    raises("unknown axis", ValueError, "names axis 'batch'",
+           lambda: spmd.shard(x, mesh, ("batch", None), name="x"))
+    raises("spec longer than the rank", ValueError, "has 3 entries but the tensor has rank 2",
+           lambda: spmd.shard(x, mesh, ("data", None, None)))
+    raises("axis used twice", ValueError, "uses axis 'data' for dims 0 and 1",
+           lambda: spmd.shard(x, mesh, ("data", "data")))
+    raises("mesh too large", ValueError, "needs 16 devices but only 8",
+           lambda: spmd.Mesh((4, 4), ("a", "b")))
+    raises("two meshes", RuntimeError, "two meshes",
+           lambda: xs + spmd.shard(x, spmd.Mesh((8,), ("d",)), ("d",)))
+    assert torch_pjrt.metrics()["fallbacks"] == 0, torch_pjrt.metrics()
+    print("ok ops", flush=True)
+
+
+RULES = {
+    "dp": {},
+    "fsdp": {r".": ("data",)},
+    "2d": {r"attn\.qkv\.weight": ("model", None), r"attn\.qkv\.bias": ("model",),
+           r"attn\.proj\.weight": (None, "model"), r"\.fc\.weight": ("model", None),
+           r"\.fc\.bias": ("model",), r"\.out\.weight": (None, "model")},
+}
+
+
+def train(mode: str, n: int, steps: int = 3) -> None:
+    torch_pjrt.config.fallback = "error"
+    mesh = spmd.Mesh((2, n // 2), ("data", "model")) if mode == "2d" else \
+        spmd.Mesh((n,), ("data",))
+    cfg = GPTConfig(vocab_size=64, block_size=16, n_layer=2, n_head=4, n_embd=32)
+    torch.manual_seed(0)
+    ref = GPT(cfg)
+    model = copy.deepcopy(ref).to("pjrt")
+    replicated = sum(p.numel() * p.element_size() for p in model.parameters())
+    spmd.shard_module(model, mesh, RULES[mode])
+    per_device = spmd.device_bytes(model)
+    print(f"param bytes per device {per_device} (replicated {replicated})", flush=True)
+    if mode == "fsdp":
+        assert all(b * n <= replicated * 1.05 for b in per_device), (per_device, replicated)
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    ref_opt = torch.optim.AdamW(ref.parameters(), lr=1e-2)
+    g = torch.Generator().manual_seed(1)
+    for step in range(steps):
+        idx, tgt = char_batch(2 * n if mode != "2d" else 4, cfg, generator=g)
+        _, ref_loss = ref(idx, tgt)
+        ref_loss.backward()
+        ref_opt.step()
+        ref_opt.zero_grad()
+        xi = spmd.shard(idx.to("pjrt"), mesh, ("data", None))
+        xt = spmd.shard(tgt.to("pjrt"), mesh, ("data", None))
+        _, loss = model(xi, xt)
+        loss.backward()
+        opt.step()
+        opt.zero_grad()
+        got, want = loss.item(), ref_loss.item()
+        print(f"step {step} loss {got:.7f} cpu {want:.7f}", flush=True)
+        assert abs(got - want) <= 1e-5 * abs(want), (step, got, want)
+        if step == 0 and mode == "fsdp":  # AdamW state is sharded like its parameter
+            st = opt.state[model.wte.weight]
+            assert spmd.sharding_of(st["exp_avg"]) == spmd.sharding_of(model.wte.weight)
+    for (name, p), q in zip(model.named_parameters(), ref.parameters()):
+        close(f"param {name}", p, q.detach(), rtol=1e-4, atol=1e-5)
+    if mode == "dp":  # a resharding between steps: the same model, now FSDP-style
+        for p in model.parameters():
+            spmd.mark_sharding(p, mesh, ("data",))
+        idx, tgt = char_batch(2 * n, cfg, generator=g)
+        _, ref_loss = ref(idx, tgt)
+        _, loss = model(spmd.shard(idx, mesh, ("data",)), spmd.shard(tgt, mesh, ("data",)))
+        assert abs(loss.item() - ref_loss.item()) <= 1e-5 * abs(ref_loss.item())
+        print("ok reshard between steps", flush=True)
+    assert torch_pjrt.metrics()["fallbacks"] == 0, torch_pjrt.metrics()
+    print(f"ok train {mode} {n}", flush=True)
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "ops":
+        ops()
+    else:
+        train(sys.argv[2], int(sys.argv[3]))
