@@ -15,6 +15,7 @@ import torch
 import torch.fx as fx
 from torch.utils import _pytree as pytree
 
+from . import fx_lower
 from .spmd_mesh import Mesh, Sharding, follow
 from .spmd_program import SpmdProgram
 
@@ -148,6 +149,25 @@ def _graph(func: Any, flat: Sequence[Any], spec: Any,
     return fx.GraphModule(torch.nn.Module(), g), writes
 
 
+def _decomposed(gm: fx.GraphModule, writes: List[Tuple[int, fx.Node]]
+                ) -> Tuple[fx.GraphModule, List[Tuple[int, fx.Node]]]:
+    """The one-op graph retraced through the backend's decompositions (for
+    ops the lowering table has no entry for)."""
+    from torch.fx.experimental.proxy_tensor import make_fx
+    from . import backend
+    metas = [n.meta["val"] for n in gm.graph.nodes if n.op == "placeholder"]
+    new = make_fx(gm, decomposition_table=backend.decompositions())(*metas)
+    out = next(n for n in new.graph.nodes if n.op == "output")
+    news = list(out.args[0][1])
+    return new, [(i, n) for (i, _), n in zip(writes, news)]
+
+
+def _lowerable_after_decomposition(func: Any, e: BaseException) -> bool:
+    from . import backend
+    op, _ = functional(func)
+    return "no lowering" in str(e) and op in backend.decompositions()
+
+
 class OpProgram:
     """One op signature compiled over a mesh."""
 
@@ -172,7 +192,14 @@ class OpProgram:
                 return Sharding(mesh, (), len(shape))
             return follow(shape, sharded, mesh)
 
-        self.program = SpmdProgram(gm, mesh, in_sh, out_sharding, "spmd_" + self.name)
+        try:
+            self.program = SpmdProgram(gm, mesh, in_sh, out_sharding, "spmd_" + self.name)
+        except (fx_lower.UnsupportedNodeError, RuntimeError, TypeError) as e:
+            if not _lowerable_after_decomposition(func, e):
+                raise
+            gm, self.writes = _decomposed(gm, self.writes)
+            written = {node: tensors[i] for i, node in self.writes}
+            self.program = SpmdProgram(gm, mesh, in_sh, out_sharding, "spmd_" + self.name)
 
     def run(self, flat: Sequence[Any]) -> Any:
         """The op's outputs; its writes are installed in their arguments."""

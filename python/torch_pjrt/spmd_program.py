@@ -77,8 +77,6 @@ class SpmdGraph:
         g.set_results(flat)
         for j, sh in enumerate(self.result_shardings):
             g.set_result_attr(j, _attr(sh.flat_text()))
-        if g.checks:  # the packed check result: whole on every device
-            g.set_result_attr(len(ids), _attr("{replicated}"))
         g.add_module_attr(f"mhlo.num_partitions = {self._mesh.size} : i32")
         g.add_module_attr("mhlo.num_replicas = 1 : i32")
 

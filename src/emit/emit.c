@@ -265,6 +265,8 @@ static void tpj_emit_signature(tpj_strbuf_t* sb, const tpj_graph_t* g) {
   if (g->check_result != TPJ_VALUE_NONE) { /* the runtime checks' (bad, value) pairs */
     if (g->num_results) tpj_strbuf_puts(sb, ", ");
     tpj_emit_type(sb, &TPJ_IR_VAL(g, g->check_result)->type);
+    /* partitioned: every device gets the whole (bad, value) vector */
+    if (g->partitioned) tpj_strbuf_puts(sb, " {mhlo.sharding = \"{replicated}\"}");
   }
   tpj_strbuf_puts(sb, ") {\n");
 }
