@@ -13,6 +13,7 @@ would put on the CPU are downloaded.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -42,6 +43,11 @@ def program_device(args: Sequence[Any], name: str) -> Optional[torch.device]:
     Raises for other device types and for tensors on two pjrt devices."""
     found: Dict[str, torch.device] = {}
     pjrt = device_type()
+    spmd_tensor = sys.modules.get("torch_pjrt.spmd_tensor")
+    if spmd_tensor is not None and any(isinstance(a, spmd_tensor.ShardedTensor) for a in args):
+        raise NotImplementedError(
+            f"torch_pjrt: graph {name} got a sharded tensor; one compiled program over a "
+            f"mesh is not supported yet (run the code eagerly: each op is one SPMD program)")
     for a in args:
         if isinstance(a, torch.Tensor) and a.device.type != "cpu":
             found.setdefault(str(a.device), a.device)

@@ -175,6 +175,9 @@ _SPECIAL = {
 }
 
 
+# Dynamo sees a sharded tensor as an opaque object: a compiled function over
+# one runs op by op here (each op one SPMD program), never traced into.
+@torch.compiler.disable
 def dispatch(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
     special = _SPECIAL.get(func)
     if special is not None:

@@ -92,6 +92,9 @@ def ops() -> None:
     loaded = torch.load(buf)
     assert type(loaded["x"]) is torch.Tensor and torch.equal(loaded["x"], x)
     print("ok checkpoint", flush=True)
+    # torch.compile over sharded tensors runs them op by op (each op one program)
+    f = torch.compile(lambda a, b: (a @ b).relu().sum(1), backend="pjrt")
+    close("torch.compile over sharded tensors", f(xs, ys), (x @ y).relu().sum(1), atol=1e-5)
     # errors name the tensor, the spec and what was expected
     raises("unknown axis", ValueError, "names axis 'batch'",
            lambda: spmd.shard(x, mesh, ("batch", None), name="x"))
