@@ -304,6 +304,11 @@ def pjrt_backend(gm: fx.GraphModule, example_inputs: Sequence[Any], **kwargs: An
     """Dynamo backend: torch.compile(model, backend="pjrt")."""
     # Inputs may be CPU tensors (uploaded, results downloaded) or tensors on
     # one pjrt device (kept there: no host transfers); anything else is refused.
+    # Sharded tensors (torch_pjrt.spmd) make it one SPMD program over their mesh.
+    from . import spmd_compile
+    if spmd_compile.has_sharded(example_inputs):
+        with recompile.frame(gm, example_inputs):
+            return spmd_compile.backend(gm, example_inputs, **kwargs)
     _compiled.compiled_device.program_device(
         [t for t in example_inputs if isinstance(t, torch.Tensor) and t.device.type != "meta"],
         "inputs")

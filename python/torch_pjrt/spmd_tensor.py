@@ -34,6 +34,20 @@ class _Box:
         self.sharding = sharding
 
 
+class _TracedOnly:
+    """A method hidden on instances marked opaque: AOTAutograd treats a
+    tensor without __tensor_flatten__ as plain, which is how a sharded
+    gradient enters a backward compiled over whole-tensor fakes."""
+
+    def __init__(self, fn: Any):
+        self.fn = fn
+
+    def __get__(self, obj: Any, owner: Any) -> Any:
+        if obj is not None and getattr(obj, "_opaque", False):
+            raise AttributeError(self.fn.__name__)
+        return self.fn.__get__(obj, owner)
+
+
 class ShardedTensor(torch.Tensor):
     """A tensor on a mesh of pjrt devices (see torch_pjrt.spmd)."""
 
@@ -49,6 +63,7 @@ class ShardedTensor(torch.Tensor):
                                                 requires_grad=requires_grad)
         r._box = box
         r._view = None
+        r._opaque = False
         return r
 
     @classmethod
@@ -62,6 +77,36 @@ class ShardedTensor(torch.Tensor):
     def __torch_dispatch__(cls, func: Any, types: Any, args: Any = (),
                            kwargs: Any = None) -> Any:
         return dispatch(func, tuple(args), dict(kwargs or {}))
+
+    # Dynamo and AOTAutograd see the pieces as the inner tensors.
+    def _flatten(self) -> Tuple[List[str], Any]:
+        return [f"_p{i}" for i in range(len(self._box.pieces))], (self._sharding(), self.dtype)
+
+    __tensor_flatten__ = _TracedOnly(_flatten)
+
+    @staticmethod
+    def _unflatten(inner: Dict[str, torch.Tensor], ctx: Any, outer_size: Any,
+                   outer_stride: Any) -> "ShardedTensor":
+        sharding, dtype = ctx
+        pieces = [inner[f"_p{i}"] for i in range(len(inner))]
+        return ShardedTensor.of(pieces, sharding, outer_size, dtype)
+
+    __tensor_unflatten__ = _TracedOnly(_unflatten)
+
+    def __coerce_same_metadata_as_tangent__(self, expected_meta: Any,
+                                            expected_type: Any = None) -> "ShardedTensor":
+        # A compiled backward traced over whole-tensor fakes wants a plain
+        # tangent: the same pieces, opaque to AOTAutograd.
+        if expected_meta is not None:
+            return None  # type: ignore[return-value]
+        out = alias(self)
+        out._opaque = True
+        return out
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_p") and name[2:].isdigit():
+            return self._box.pieces[int(name[2:])]
+        raise AttributeError(f"'ShardedTensor' object has no attribute {name!r}")
 
     # ---------------------------------------------------------------- access --
     def _sharding(self) -> Sharding:
@@ -179,6 +224,13 @@ _SPECIAL = {
 # one runs op by op here (each op one SPMD program), never traced into.
 @torch.compiler.disable
 def dispatch(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+    from . import spmd_compile
+    flat = pytree.tree_leaves((args, kwargs))
+    fake_mode = spmd_compile.fake_mode_of(flat)
+    if fake_mode is not None:  # Dynamo is tracing: metadata only
+        if func in (aten.detach.default, aten.alias.default):
+            return alias(args[0])
+        return spmd_compile.fake_run(func, args, kwargs, fake_mode, _mesh_of(func, flat))
     special = _SPECIAL.get(func)
     if special is not None:
         return special(*args, **kwargs)

@@ -119,7 +119,15 @@ RULES = {
 }
 
 
-def train(mode: str, n: int, steps: int = 3) -> None:
+def _step(model, x, y):
+    _, loss = model(x, y)
+    loss.backward()
+    return loss
+
+
+def train(mode: str, n: int, steps: int = 3, compiled: bool = False) -> None:
+    """GPT training on a mesh of n devices equals it on the CPU; compiled:
+    forward and backward are one SPMD program each (torch.compile)."""
     torch_pjrt.config.fallback = "error"
     mesh = spmd.Mesh((2, n // 2), ("data", "model")) if mode == "2d" else \
         spmd.Mesh((n,), ("data",))
@@ -137,6 +145,7 @@ def train(mode: str, n: int, steps: int = 3) -> None:
     # arithmetic (the key bias), which Adam would otherwise blow up to lr-sized steps
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2, eps=1e-4)
     ref_opt = torch.optim.AdamW(ref.parameters(), lr=1e-2, eps=1e-4)
+    step_fn = torch.compile(_step, backend="pjrt") if compiled else _step
     g = torch.Generator().manual_seed(1)
     for step in range(steps):
         idx, tgt = char_batch(2 * n if mode != "2d" else 4, cfg, generator=g)
@@ -146,12 +155,15 @@ def train(mode: str, n: int, steps: int = 3) -> None:
         ref_opt.zero_grad()
         xi = spmd.shard(idx.to("pjrt"), mesh, ("data", None))
         xt = spmd.shard(tgt.to("pjrt"), mesh, ("data", None))
-        _, loss = model(xi, xt)
-        loss.backward()
+        torch_pjrt.metrics_reset()
+        loss = step_fn(model, xi, xt)
+        launches = torch_pjrt.metrics()["executions"]
         opt.step()
         opt.zero_grad()
         got, want = loss.item(), ref_loss.item()
-        print(f"step {step} loss {got:.7f} cpu {want:.7f}", flush=True)
+        print(f"step {step} loss {got:.7f} cpu {want:.7f} launches {launches}", flush=True)
+        if compiled:  # the forward and backward programs, and the loss's ones_like
+            assert launches <= 3, launches
         assert abs(got - want) <= 1e-5 * abs(want), (step, got, want)
         if step == 0 and mode == "fsdp":  # AdamW state is sharded like its parameter
             st = opt.state[model.wte.weight]
@@ -167,11 +179,11 @@ def train(mode: str, n: int, steps: int = 3) -> None:
         assert abs(loss.item() - ref_loss.item()) <= 1e-5 * abs(ref_loss.item())
         print("ok reshard between steps", flush=True)
     assert torch_pjrt.metrics()["fallbacks"] == 0, torch_pjrt.metrics()
-    print(f"ok train {mode} {n}", flush=True)
+    print(f"ok train {mode} {n}{' compiled' if compiled else ''}", flush=True)
 
 
 if __name__ == "__main__":
     if sys.argv[1] == "ops":
         ops()
     else:
-        train(sys.argv[2], int(sys.argv[3]))
+        train(sys.argv[2], int(sys.argv[3]), compiled=len(sys.argv) > 4)

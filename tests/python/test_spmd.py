@@ -34,8 +34,14 @@ def test_gpt_training_matches_cpu(mode, devices):
     assert f"ok train {mode} {devices}" in out, out[-4000:]
 
 
+@pytest.mark.parametrize("mode,devices", [("fsdp", 8), ("2d", 8)])
+def test_compiled_gpt_training_is_one_program_each_way(mode, devices):
+    out = run_worker(devices, "train", mode, str(devices), "compiled")
+    assert f"ok train {mode} {devices} compiled" in out, out[-4000:]
+
+
 @pytest.mark.full
-@pytest.mark.parametrize("mode,devices", [("dp", 8), ("fsdp", 4), ("2d", 4)])
+@pytest.mark.parametrize("mode,devices", [("dp", 8), ("fsdp", 4), ("2d", 4), ("dp", 2)])
 def test_gpt_training_matches_cpu_more_meshes(mode, devices):
     out = run_worker(devices, "train", mode, str(devices))
     assert f"ok train {mode} {devices}" in out, out[-4000:]
