@@ -18,6 +18,7 @@ import re
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch
+import torch._dynamo
 
 from .spmd_mesh import Mesh, Sharding, shards_from_full
 from .spmd_tensor import ShardedTensor
@@ -78,9 +79,14 @@ _reshards: Dict[Any, Any] = {}
 
 def mark_sharding(t: torch.Tensor, mesh: Mesh, spec: Sequence[Any] = (),
                   name: Optional[str] = None) -> torch.Tensor:
-    """Reshards the sharded tensor `t` in place (every alias of it sees the
-    new layout); returns `t`. A plain tensor cannot change type in place:
-    use t = spmd.shard(t, mesh, spec)."""
+    """Eagerly: reshards the sharded tensor `t` in place (every alias of it
+    sees the new layout) and returns `t`. Inside torch.compile: returns `t`
+    constrained to the layout (use the result: h = spmd.mark_sharding(h, ...)),
+    a sharding annotation on that intermediate of the SPMD program. A plain
+    tensor cannot change type in place: use t = spmd.shard(t, mesh, spec)."""
+    from . import spmd_compile
+    if torch.compiler.is_compiling():
+        return spmd_compile.CONSTRAINT_OP(t, _constraint_key(mesh, tuple(spec), t.dim()))
     if not isinstance(t, ShardedTensor):
         raise TypeError(f"spmd.mark_sharding: {_name(t, name)} is not a sharded tensor; use "
                         f"t = spmd.shard(t, mesh, spec) to lay a plain tensor out on a mesh")
@@ -93,6 +99,12 @@ def mark_sharding(t: torch.Tensor, mesh: Mesh, spec: Sequence[Any] = (),
         t._box.pieces = new._box.pieces
         t._box.sharding = sh
     return t
+
+
+@torch._dynamo.assume_constant_result
+def _constraint_key(mesh: Mesh, spec: Tuple[Any, ...], rank: int) -> str:
+    from . import spmd_compile
+    return spmd_compile.constraint_key(Sharding(mesh, spec, rank))
 
 
 def sharding_of(t: torch.Tensor) -> Optional[Sharding]:

@@ -49,6 +49,13 @@ def fake_run(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any], fake_mode
     from . import spmd_ops
     from .spmd_tensor import ShardedTensor, _write_returns
     flat, spec = pytree.tree_flatten((args, kwargs))
+    if func is CONSTRAINT_OP:
+        sh = constraint_sharding(args[1])
+        x = args[0]
+        dev = x._box.pieces[0].device.type
+        pieces = [_fake_tensor(fake_mode, sh.block(x.shape), x.dtype, torch.device(dev, d))
+                  for d in mesh.devices]
+        return ShardedTensor.of(pieces, sh, x.shape, x.dtype)
     op, writes_first = spmd_ops.functional(func)
 
     def meta(x: Any) -> Any:
@@ -84,6 +91,49 @@ def fake_run(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any], fake_mode
             return type(result)(writes.get(j, o) for j, o in enumerate(result))
         return writes.get(0) if writes else None
     return result
+
+
+# -------------------------------------------------------------- constraint --
+
+_constraints: Dict[Sharding, str] = {}
+_constraint_shardings: Dict[str, Sharding] = {}
+_constraint_lock = threading.Lock()
+CONSTRAINT = "torch_pjrt::sharding_constraint"
+
+
+def constraint_key(sharding: Sharding) -> str:
+    """The process-wide name a sharding constraint op refers to."""
+    with _constraint_lock:
+        key = _constraints.get(sharding)
+        if key is None:
+            key = _constraints[sharding] = f"sharding{len(_constraints)}"
+            _constraint_shardings[key] = sharding
+        return key
+
+
+def constraint_sharding(key: str) -> Sharding:
+    with _constraint_lock:
+        sh = _constraint_shardings.get(key)
+    if sh is None:
+        raise KeyError(f"torch_pjrt.spmd: unknown sharding constraint {key!r}")
+    return sh
+
+
+@torch.library.custom_op(CONSTRAINT, mutates_args=())
+def sharding_constraint(x: torch.Tensor, key: str) -> torch.Tensor:
+    """x laid out as the registered sharding `key` says (a plain tensor: a copy;
+    a sharded one is resharded; in a compiled SPMD graph: a constraint)."""
+    return x.clone()
+
+
+@sharding_constraint.register_fake
+def _(x: torch.Tensor, key: str) -> torch.Tensor:
+    return torch.empty_like(x)
+
+
+sharding_constraint.register_autograd(lambda ctx, grad: (grad, None),
+                                      setup_context=lambda ctx, inputs, output: None)
+CONSTRAINT_OP = torch.ops.torch_pjrt.sharding_constraint.default
 
 
 # ------------------------------------------------------------------ backend --

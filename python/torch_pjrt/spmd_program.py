@@ -61,6 +61,14 @@ class SpmdGraph:
         v = g.lower(_VIEW, [("tensor", v), ("ints", list(block))], [(code, tuple(block))])[0]
         return g.shard_to_full(g.sharding(v, "{manual}"), sh.text(), tuple(shape))
 
+    def lower(self, name: str, args: Sequence[Any], out_types: Sequence[Any]) -> List[Any]:
+        from .spmd_compile import CONSTRAINT, constraint_sharding
+        if name.startswith(CONSTRAINT):  # spmd.mark_sharding inside a compiled graph
+            x = next(a[1] for a in args if isinstance(a, tuple) and a[0] == "tensor")
+            key = next(a for a in args if isinstance(a, str))
+            return [self._g.sharding(x, constraint_sharding(key).text())]
+        return self._g.lower(name, args, out_types)
+
     def set_results(self, ids: Sequence[int]) -> None:
         g = self._g
         flat = []

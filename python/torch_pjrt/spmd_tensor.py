@@ -231,6 +231,10 @@ def dispatch(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         if func in (aten.detach.default, aten.alias.default):
             return alias(args[0])
         return spmd_compile.fake_run(func, args, kwargs, fake_mode, _mesh_of(func, flat))
+    if func is spmd_compile.CONSTRAINT_OP:
+        from .spmd import _reshard
+        sh = spmd_compile.constraint_sharding(args[1])
+        return args[0] if args[0]._sharding() == sh else _reshard(args[0], sh)
     special = _SPECIAL.get(func)
     if special is not None:
         return special(*args, **kwargs)
