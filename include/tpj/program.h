@@ -74,6 +74,9 @@ void tpj_program_release(tpj_program_t* program);
 tpj_cached_executable_t* tpj_program_executable(const tpj_program_t* program);
 const char* tpj_program_name(const tpj_program_t* program);
 size_t tpj_program_num_inputs(const tpj_program_t* program);
+/* The plan's input `index` as created (a CONSTANT's buffer is the program's);
+ * NULL past the end. */
+const tpj_program_input_t* tpj_program_input(const tpj_program_t* program, size_t index);
 /* The results a call receives: the executable's outputs less the check result. */
 size_t tpj_program_num_results(const tpj_program_t* program);
 size_t tpj_program_num_checks(const tpj_program_t* program);

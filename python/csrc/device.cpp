@@ -472,6 +472,11 @@ PyMethodDef g_methods[] = {
     {"local_collective", tpj_py_local_collective, METH_VARARGS,
      "local_collective(kind, reduce, tensors) -> one flat result per device: a collective "
      "over tensors[d] on pjrt:d as one program (see device_comm.cpp)"},
+    {"spmd_run", (PyCFunction)(void (*)(void))tpj_py_spmd_run, METH_VARARGS | METH_KEYWORDS,
+     "spmd_run(program, rows, results, wait=False, inputs=None) -> rows of result tensors: "
+     "a _C.Program of storage inputs over P devices, rows[d][i] (on pjrt:d) its input i on "
+     "device d, results [(shape, dtype)] per program result (each device's a flat buffer of "
+     "that many elements), inputs [(shape, dtype)] per input to check (see device_spmd.cpp)"},
     {"dist_backend", tpj_py_dist_backend, METH_VARARGS,
      "dist_backend(host_backend, rank, size) -> the c10d backend for pjrt tensors, staging "
      "each collective through host memory on host_backend (see device_dist.cpp)"},

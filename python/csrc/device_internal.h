@@ -177,6 +177,8 @@ PyObject* tpj_py_host_create(PyObject*, PyObject* args);
 PyObject* tpj_py_dist_backend(PyObject*, PyObject* args);
 // device_comm.cpp: local_collective(kind, reduce, tensors) -> flat results per device.
 PyObject* tpj_py_local_collective(PyObject*, PyObject* args);
+// device_spmd.cpp: spmd_run(program, rows, results, wait=False, inputs=None) -> rows.
+PyObject* tpj_py_spmd_run(PyObject*, PyObject* args, PyObject* kwargs);
 PyObject* tpj_py_host_run(PyObject*, PyObject* args);
 // Compiled graphs over pjrt tensors in one native call (device_compiled.cpp).
 PyObject* tpj_py_compiled_create(PyObject*, PyObject* args);

@@ -83,6 +83,9 @@ void tpj_program_release(tpj_program_t* p) {
 tpj_cached_executable_t* tpj_program_executable(const tpj_program_t* p) { return p->exe; }
 const char* tpj_program_name(const tpj_program_t* p) { return p->name; }
 size_t tpj_program_num_inputs(const tpj_program_t* p) { return p->num_inputs; }
+const tpj_program_input_t* tpj_program_input(const tpj_program_t* p, size_t index) {
+  return p && index < p->num_inputs ? &p->inputs[index] : NULL;
+}
 size_t tpj_program_num_results(const tpj_program_t* p) { return p->num_results; }
 size_t tpj_program_num_checks(const tpj_program_t* p) { return tpj_eager_checks_count(p->checks); }
 

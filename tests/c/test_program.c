@@ -177,6 +177,8 @@ TPJ_TEST(two_device_program_with_storage_inputs) {
   tpj_program_plan_t plan = {"add3_two", inputs, 2, NULL, 0};
   tpj_program_t* p = NULL;
   TPJ_EXPECT_OK(tpj_program_create(exe, &plan, &p));
+  TPJ_EXPECT(tpj_program_input(p, 1)->kind == TPJ_PROGRAM_INPUT_STORAGE &&
+             tpj_program_input(p, 1)->dtype == TPJ_DTYPE_F32 && tpj_program_input(p, 2) == NULL);
   const float a0[3] = {1, 2, 3}, b0[6] = {10, -1, 20, -1, 30, -1}, a1[3] = {4, 5, 6},
               b1[3] = {40, 50, 60};
   tpj_eager_storage_t* st[4] = {0};
