@@ -146,10 +146,26 @@ class SpmdProgram:
         if self.lowered.text:
             cl = compiled.client()
             exe = cl.compile(self.lowered.text, num_partitions=mesh.size, spmd=True)
-            plan = [("storage", _aten.dtype_code(_dtype_of(src, values, gm)))
-                    for src in self.lowered.inputs]
+            dtypes = [_dtype_of(src, values, gm) for src in self.lowered.inputs]
+            plan = [("storage", _aten.dtype_code(dt)) for dt in dtypes]
+            # each row's pieces, checked before the launch (a multi-device
+            # execute the plugin refuses can leave it stuck)
+            self.inputs = [(sh.block(shape), dt) for sh, shape, dt in
+                           zip(self.param_shardings, self._param_shapes(gm, values), dtypes)]
             self.program = compiled._C().Program(exe, plan, self.lowered.checks or [], name)
         self._consts: Dict[int, List[torch.Tensor]] = {}
+
+    def _param_shapes(self, gm: fx.GraphModule, values: Dict[fx.Node, Any]) -> List[Any]:
+        phs = [n for n in gm.graph.nodes if n.op == "placeholder"]
+        out = []
+        for src in self.lowered.inputs:
+            if src[0] == "arg":
+                out.append(tuple(values[phs[src[1]]].shape))
+            elif src[0] == "const":
+                out.append(tuple(src[1].shape))
+            else:
+                out.append((2,))
+        return out
 
     def _pieces(self, i: int, src: Tuple[Any, ...], args: Sequence[Any]) -> List[torch.Tensor]:
         from . import compiled_device
@@ -182,7 +198,8 @@ class SpmdProgram:
         if self.program is not None:
             cols = [self._pieces(i, src, args) for i, src in enumerate(self.lowered.inputs)]
             rows = [[col[p] for col in cols] for p in range(self.mesh.size)]
-            out = device._load_extension().spmd_run(self.program, rows, self.results)
+            out = device._load_extension().spmd_run(self.program, rows, self.results,
+                                                    inputs=self.inputs)
             for k, (sh, (dtype, shape)) in enumerate(zip(self.result_shardings,
                                                          self.lowered.result_types)):
                 pieces = [out[p][k] for p in range(self.mesh.size)]
