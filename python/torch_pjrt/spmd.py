@@ -124,7 +124,8 @@ def shard_module(module: torch.nn.Module, mesh: Mesh,
                  rules: Optional[Mapping[str, Sequence[Any]]] = None) -> torch.nn.Module:
     """Lays every parameter and buffer of `module` out on `mesh`: the first
     rule whose regex matches (re.search) its qualified name gives the spec;
-    others are replicated. Tied parameters stay tied. Returns `module`."""
+    others, and 0-d tensors, are replicated. Tied parameters stay tied.
+    Returns `module`."""
     compiled = [(re.compile(p), spec) for p, spec in (rules or {}).items()]
     done: Dict[int, Any] = {}
     matched = set()
@@ -141,6 +142,8 @@ def shard_module(module: torch.nn.Module, mesh: Mesh,
                         if pat.search(full):
                             spec, _ = s, matched.add(i)
                             break
+                    if value.dim() == 0:  # a scalar (a step count) has no dim to split
+                        spec = ()
                     st = shard(value.detach(), mesh, spec, name=full)
                     if kind == "_parameters":
                         st = torch.nn.Parameter(st, requires_grad=value.requires_grad)

@@ -135,6 +135,9 @@ def _graph(func: Any, flat: Sequence[Any], spec: Any,
     if isinstance(val, (tuple, list)):
         outs = []
         for j, v in enumerate(val):
+            if v is None:  # e.g. convolution_backward's masked-off gradients
+                outs.append(None)
+                continue
             item = g.call_function(operator.getitem, (node, j))
             item.meta["val"] = v
             outs.append(item)
@@ -143,7 +146,7 @@ def _graph(func: Any, flat: Sequence[Any], spec: Any,
     if writes_first:
         first = pytree.tree_leaves(a[0] if a else k[next(iter(k))])
         news = list(outs) if isinstance(outs, tuple) else [outs]
-        writes = [(phs.index(p), n) for p, n in zip(first, news)]
+        writes = [(phs.index(p), n) for p, n in zip(first, news) if n is not None]
         outs = None
     g.output((outs, tuple(n for _, n in writes)))
     return fx.GraphModule(torch.nn.Module(), g), writes

@@ -152,6 +152,10 @@ def _refresh(x: ShardedTensor) -> None:
 
 def _assign(target: torch.Tensor, value: torch.Tensor, op: str) -> None:
     """Makes `value` (the op's new contents) the contents of `target`."""
+    if tuple(value.shape) != tuple(target.shape):
+        raise NotImplementedError(f"torch_pjrt.spmd: {op} gives a {tuple(value.shape)} value "
+                                  f"for a tensor of shape {tuple(target.shape)} (expected the "
+                                  f"same shape: sharded tensors keep theirs)")
     if isinstance(target, ShardedTensor):
         if target._view is not None:
             raise NotImplementedError(
@@ -282,8 +286,19 @@ def _mutated_views(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> 
                     f"the view first, or write into the base)")
 
 
+# In-place ops that change a tensor's shape or strides: a sharded tensor's
+# metadata is fixed at creation (its wrapper), so these cannot be honoured.
+_METADATA_INPLACE = frozenset(["transpose_", "t_", "swapdims_", "swapaxes_", "squeeze_",
+                               "unsqueeze_", "as_strided_", "resize_", "resize_as_", "set_"])
+
+
 def _run(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
     from . import spmd_ops
+    if func._schema.name.split("::")[-1] in _METADATA_INPLACE:
+        raise NotImplementedError(
+            f"torch_pjrt.spmd: {func} changes the shape of a sharded tensor in place, which "
+            f"sharded tensors do not support (expected the out-of-place op, e.g. x = "
+            f"x.transpose(0, 1); nn.GRU(batch_first=True) calls transpose_)")
     _mutated_views(func, args, kwargs)
     flat, spec = pytree.tree_flatten((args, kwargs))
     mesh = _mesh_of(func, flat)

@@ -3,7 +3,7 @@ sharded pjrt tensors over a device mesh (torch_pjrt.spmd), their eager ops as
 one-op SPMD programs, and GPT training under data, FSDP-style and 2-D
 (data x Megatron model) sharding against the same training on the CPU.
 
-usage: spmd_worker.py ops | train MODE DEVICES"""
+usage: spmd_worker.py ops | models DEVICES | train MODE DEVICES [compiled]"""
 import copy
 import io
 import math
@@ -117,6 +117,67 @@ def ops() -> None:
     print("ok ops", flush=True)
 
 
+class LSTMNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.rnn = torch.nn.LSTM(12, 16, batch_first=True)
+        self.gru = torch.nn.GRU(16, 16)
+        self.head = torch.nn.Linear(16, 10)
+
+    def forward(self, x):
+        h, _ = self.rnn(x)
+        h, _ = self.gru(h.transpose(0, 1))
+        return self.head(h[-1])
+
+
+def models(n: int) -> None:
+    """Models nobody tuned for, data-parallel and FSDP-style, eager and
+    compiled: an MLP, a CNN with BatchNorm, a Transformer encoder, LSTM+GRU."""
+    from torch_pjrt.models import CNN, MLP
+    torch_pjrt.config.fallback = "error"
+    mesh = spmd.Mesh((n,), ("data",))
+    nn = torch.nn
+
+    def encoder():
+        layer = nn.TransformerEncoderLayer(32, 4, 64, dropout=0.0, batch_first=True)
+        return nn.Sequential(nn.TransformerEncoder(layer, 2, enable_nested_tensor=False),
+                             nn.Flatten(), nn.Linear(32 * 6, 10))
+
+    cases = [("mlp", MLP, (8, 32), "fsdp", True), ("cnn", CNN, (8, 3, 8, 8), "fsdp", False),
+             ("cnn", CNN, (8, 3, 8, 8), "dp", True),
+             ("encoder", encoder, (8, 6, 32), "fsdp", True),
+             ("lstm", LSTMNet, (8, 5, 12), "dp", False)]
+    for name, make, shape, mode, compiled in cases:
+        torch.manual_seed(0)
+        ref = make()
+        model = spmd.shard_module(copy.deepcopy(ref).to("pjrt"), mesh, RULES[mode])
+        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        ref_opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+
+        def step(m, x, y):
+            loss = F.cross_entropy(m(x), y)
+            loss.backward()
+            return loss
+
+        run = torch.compile(step, backend="pjrt") if compiled else step
+        g = torch.Generator().manual_seed(1)
+        for _ in range(2):
+            x = torch.randn(*shape, generator=g)
+            y = torch.randint(0, 10, (shape[0],), generator=g)
+            want = step(ref, x, y).item()
+            ref_opt.step()
+            ref_opt.zero_grad()
+            got = run(model, spmd.shard(x, mesh, ("data",)), spmd.shard(y, mesh, ("data",)))
+            opt.step()
+            opt.zero_grad()
+            assert abs(got.item() - want) <= 1e-5 * abs(want), (name, got.item(), want)
+        for (pname, p), q in zip(model.named_parameters(), ref.parameters()):
+            close(f"{name} {mode} {pname}", p, q.detach(), rtol=1e-4, atol=1e-5)
+        print(f"ok model {name} {mode}{' compiled' if compiled else ''}", flush=True)
+    assert torch_pjrt.metrics()["fallbacks"] == 0, torch_pjrt.metrics()
+    print("ok models", flush=True)
+
+
 RULES = {
     "dp": {},
     "fsdp": {r".": ("data",)},
@@ -148,6 +209,11 @@ def train(mode: str, n: int, steps: int = 3, compiled: bool = False) -> None:
     spmd.shard_module(model, mesh, RULES[mode])
     per_device = spmd.device_bytes(model)
     print(f"param bytes per device {per_device} (replicated {replicated})", flush=True)
+    torch.pjrt.synchronize()
+    on_device = [torch.pjrt.memory_allocated(d) for d in range(n)]
+    print(f"allocated per device {on_device}", flush=True)
+    # the memory stats see the pieces: device 1 holds nothing else yet
+    assert on_device[1] == per_device[1], (on_device, per_device)
     if mode == "fsdp":
         assert all(b * n <= replicated * 1.05 for b in per_device), (per_device, replicated)
         assert all(b * n >= replicated for b in per_device), (per_device, replicated)
@@ -206,5 +272,7 @@ def train(mode: str, n: int, steps: int = 3, compiled: bool = False) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "ops":
         ops()
+    elif sys.argv[1] == "models":
+        models(int(sys.argv[2]))
     else:
         train(sys.argv[2], int(sys.argv[3]), compiled=len(sys.argv) > 4)

@@ -28,6 +28,11 @@ def test_sharded_tensor_ops_on_eight_devices():
     assert "ok ops" in out, out[-4000:]
 
 
+def test_other_models_match_cpu_on_four_devices():
+    out = run_worker(4, "models", "4")
+    assert "ok models" in out, out[-4000:]
+
+
 @pytest.mark.parametrize("mode,devices", [("dp", 4), ("fsdp", 8), ("2d", 8)])
 def test_gpt_training_matches_cpu(mode, devices):
     out = run_worker(devices, "train", mode, str(devices))
