@@ -54,7 +54,6 @@ def shard(t: torch.Tensor, mesh: Mesh, spec: Sequence[Any] = (),
 
 
 def _reshard(t: ShardedTensor, sh: Sharding) -> ShardedTensor:
-    from . import spmd_ops
     from .spmd_program import SpmdProgram
     import torch.fx as fx
     g = fx.Graph()

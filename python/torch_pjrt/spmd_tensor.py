@@ -12,14 +12,13 @@ a view raises instead of silently missing the base.
 from __future__ import annotations
 
 import logging
-import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
 from torch.utils import _pytree as pytree
 
 from . import fallback_policy
-from .spmd_mesh import Mesh, Sharding, follow, full_from_shards, shards_from_full
+from .spmd_mesh import Mesh, Sharding, full_from_shards, shards_from_full
 
 log = logging.getLogger("torch_pjrt")
 aten = torch.ops.aten

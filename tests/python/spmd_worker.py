@@ -6,7 +6,6 @@ one-op SPMD programs, and GPT training under data, FSDP-style and 2-D
 usage: spmd_worker.py ops | models DEVICES | train MODE DEVICES [compiled]"""
 import copy
 import io
-import math
 import sys
 
 import torch
