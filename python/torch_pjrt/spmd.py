@@ -161,8 +161,13 @@ def _grad_like_param(p: torch.Tensor) -> None:
     """Keeps a parameter's gradient laid out like the parameter (FSDP-style
     sharding then holds 1/N of each gradient too)."""
     g = p.grad
-    if isinstance(g, ShardedTensor) and isinstance(p, ShardedTensor) \
-            and g._sharding() != p._sharding():
+    if not isinstance(g, ShardedTensor) or not isinstance(p, ShardedTensor):
+        return
+    # A gradient that came out of a view op (the weight grad of a linear is
+    # a transpose) is a copy of a base only the backward held: it is the
+    # gradient's own tensor now, so clipping and unscaling may write into it.
+    g._view = None
+    if g._sharding() != p._sharding():
         with torch.no_grad():
             mark_sharding(g, p._sharding().mesh, p._sharding().spec())
 

@@ -241,7 +241,31 @@ def dispatch(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
     special = _SPECIAL.get(func)
     if special is not None:
         return special(*args, **kwargs)
+    if func._schema.name.startswith("aten::_foreach_"):
+        return _foreach(func, args, kwargs)
     return _run(func, args, kwargs)
+
+
+# The per-tensor op of a foreach op takes these keyword-only scalars.
+_KEYWORD_SCALAR = {"addcdiv": "value", "addcdiv_": "value", "addcmul": "value",
+                   "addcmul_": "value"}
+
+
+def _foreach(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+    """A foreach op as its per-tensor op on each index (each one program):
+    _foreach_mul_(xs, s) is x.mul_(s) for every x."""
+    base = func._schema.name.split("::")[-1][len("_foreach_"):]
+    op = getattr(aten, base)
+    n = len(args[0])
+    results = []
+    for i in range(n):
+        a = [x[i] if isinstance(x, (list, tuple)) else x for x in args]
+        k = dict(kwargs)
+        key = _KEYWORD_SCALAR.get(base)
+        if key is not None and len(a) == 4:
+            k[key] = a.pop()
+        results.append(op(*a, **k))
+    return None if base.endswith("_") else results
 
 
 def _write_returns(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Dict[int, Any]:

@@ -142,7 +142,8 @@ def models(n: int) -> None:
         return nn.Sequential(nn.TransformerEncoder(layer, 2, enable_nested_tensor=False),
                              nn.Flatten(), nn.Linear(32 * 6, 10))
 
-    cases = [("mlp", MLP, (8, 32), "fsdp", True), ("cnn", CNN, (8, 3, 8, 8), "fsdp", False),
+    cases = [("mlp", MLP, (8, 32), "fsdp", True), ("mlp foreach+clip", MLP, (8, 32), "fsdp", False),
+             ("cnn", CNN, (8, 3, 8, 8), "fsdp", False),
              ("cnn", CNN, (8, 3, 8, 8), "dp", True),
              ("encoder", encoder, (8, 6, 32), "fsdp", True),
              ("lstm", LSTMNet, (8, 5, 12), "dp", False)]
@@ -150,8 +151,13 @@ def models(n: int) -> None:
         torch.manual_seed(0)
         ref = make()
         model = spmd.shard_module(copy.deepcopy(ref).to("pjrt"), mesh, RULES[mode])
-        opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-        ref_opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
+        clip = "clip" in name  # foreach AdamW and grad clipping (in place on the grads)
+        if clip:
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-2, eps=1e-4, foreach=True)
+            ref_opt = torch.optim.AdamW(ref.parameters(), lr=1e-2, eps=1e-4, foreach=True)
+        else:
+            opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+            ref_opt = torch.optim.SGD(ref.parameters(), lr=0.1, momentum=0.9)
 
         def step(m, x, y):
             loss = F.cross_entropy(m(x), y)
@@ -164,9 +170,13 @@ def models(n: int) -> None:
             x = torch.randn(*shape, generator=g)
             y = torch.randint(0, 10, (shape[0],), generator=g)
             want = step(ref, x, y).item()
+            if clip:
+                torch.nn.utils.clip_grad_norm_(ref.parameters(), 0.1)
             ref_opt.step()
             ref_opt.zero_grad()
             got = run(model, spmd.shard(x, mesh, ("data",)), spmd.shard(y, mesh, ("data",)))
+            if clip:
+                torch.nn.utils.clip_grad_norm_(model.parameters(), 0.1)
             opt.step()
             opt.zero_grad()
             assert abs(got.item() - want) <= 1e-5 * abs(want), (name, got.item(), want)
