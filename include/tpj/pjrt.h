@@ -209,11 +209,15 @@ typedef struct tpj_compile_options_s {
    * executable runs on whichever addressable device tpj_execute_args_t.device
    * names (needs num_replicas == num_partitions == 1). */
   bool portable;
+  /* ExecutableBuildOptionsProto field 19: ask for the Shardy partitioner
+   * (with use_spmd_partitioning). The CPU plugin then takes sdy-dialect
+   * programs but still uses GSPMD for ones carrying mhlo.sharding. */
+  bool use_shardy_partitioner;
 } tpj_compile_options_t;
 
 /* Serializes CompileOptionsProto by hand (field 3 executable_build_options:
- * 4 num_replicas, 5 num_partitions, 6 use_spmd_partitioning; field 4
- * compile_portable_executable). out has room for
+ * 4 num_replicas, 5 num_partitions, 6 use_spmd_partitioning, 19
+ * use_shardy_partitioner; field 4 compile_portable_executable). out has room for
  * out_capacity bytes; *out_len receives the length. */
 tpj_status_t tpj_compile_options_encode(const tpj_compile_options_t* options,
                                         uint8_t* out, size_t out_capacity,

@@ -184,17 +184,18 @@ static PyObject* client_devices(tpj_py_client_t* self, PyObject* unused) {
 }
 
 static PyObject* client_compile(tpj_py_client_t* self, PyObject* args, PyObject* kwargs) {
-  static char* kwlist[] = {"mlir", "num_replicas", "num_partitions", "spmd", NULL};
+  static char* kwlist[] = {"mlir", "num_replicas", "num_partitions", "spmd", "shardy", NULL};
   const char* text = NULL;
   Py_ssize_t len = 0;
-  int replicas = 1, partitions = 1, spmd = 0;
-  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s#|iip:compile", kwlist, &text, &len,
-                                   &replicas, &partitions, &spmd)) {
+  int replicas = 1, partitions = 1, spmd = 0, shardy = 0;
+  if (!PyArg_ParseTupleAndKeywords(args, kwargs, "s#|iipp:compile", kwlist, &text, &len,
+                                   &replicas, &partitions, &spmd, &shardy)) {
     return NULL;
   }
   if (check_client(self) < 0) return NULL;
   tpj_compile_options_t options = {.num_replicas = replicas, .num_partitions = partitions,
-                                   .use_spmd_partitioning = spmd != 0};
+                                   .use_spmd_partitioning = spmd != 0,
+                                   .use_shardy_partitioner = shardy != 0};
   tpj_cached_executable_t* handle = NULL;
   tpj_status_t s;
   Py_BEGIN_ALLOW_THREADS
@@ -267,7 +268,8 @@ static PyMethodDef client_methods[] = {
     {"devices", (PyCFunction)client_devices, METH_NOARGS,
      "devices() -> list[dict(index, id, kind, local_hardware_id)]"},
     {"compile", (PyCFunction)(void (*)(void))client_compile, METH_VARARGS | METH_KEYWORDS,
-     "compile(mlir, num_replicas=1, num_partitions=1, spmd=False) -> Executable (cached)"},
+     "compile(mlir, num_replicas=1, num_partitions=1, spmd=False, shardy=False) -> "
+     "Executable (cached; shardy: use_shardy_partitioner, for sdy-dialect programs)"},
     {"buffer_from_host", (PyCFunction)(void (*)(void))client_buffer_from_host,
      METH_VARARGS | METH_KEYWORDS,
      "buffer_from_host(ptr, nbytes, dtype, shape, device=0, zero_copy=False, "

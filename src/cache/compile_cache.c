@@ -38,14 +38,16 @@ static tpj_compile_options_t normalize_options(const tpj_compile_options_t* opti
 
 static bool options_equal(const tpj_compile_options_t* a, const tpj_compile_options_t* b) {
   return a->num_replicas == b->num_replicas && a->num_partitions == b->num_partitions &&
-         a->use_spmd_partitioning == b->use_spmd_partitioning && a->portable == b->portable;
+         a->use_spmd_partitioning == b->use_spmd_partitioning && a->portable == b->portable &&
+         a->use_shardy_partitioner == b->use_shardy_partitioner;
 }
 
 uint64_t tpj_runtime_cache_key(const tpj_client_t* client, const char* program,
                                size_t program_len, const tpj_compile_options_t* options) {
   tpj_compile_options_t o = normalize_options(options);
   int64_t fields[3] = {o.num_replicas, o.num_partitions,
-                       (o.use_spmd_partitioning ? 1 : 0) | (o.portable ? 2 : 0)};
+                       (o.use_spmd_partitioning ? 1 : 0) | (o.portable ? 2 : 0) |
+                           (o.use_shardy_partitioner ? 4 : 0)};
   uint64_t h = tpj_hash_bytes(program ? program : "", program ? program_len : 0,
                               TPJ_HASH_SEED);
   h = tpj_hash_bytes(fields, sizeof(fields), h);

@@ -114,7 +114,8 @@ static tpj_status_t make_key(const tpj_client_t* client, const char* program,
   tpj_sha256_update(&ctx, program, program_len);
   hash_u64(&ctx, (uint64_t)(int64_t)o.num_replicas);
   hash_u64(&ctx, (uint64_t)(int64_t)o.num_partitions);
-  hash_u64(&ctx, (o.use_spmd_partitioning ? 1u : 0u) | (o.portable ? 2u : 0u));
+  hash_u64(&ctx, (o.use_spmd_partitioning ? 1u : 0u) | (o.portable ? 2u : 0u) |
+                     (o.use_shardy_partitioner ? 4u : 0u));
   hash_u64(&ctx, id_len);
   tpj_sha256_update(&ctx, id, id_len);
   free(id);

@@ -30,7 +30,8 @@ tpj_status_t tpj_compile_options_encode(const tpj_compile_options_t* options,
   TPJ_CHECK_ARG(!options->portable || (options->num_replicas == 1 && options->num_partitions == 1),
                 "a portable executable needs one replica and one partition (got %d and %d)",
                 options->num_replicas, options->num_partitions);
-  /* ExecutableBuildOptionsProto: 4 num_replicas, 5 num_partitions, 6 spmd. */
+  /* ExecutableBuildOptionsProto: 4 num_replicas, 5 num_partitions, 6 spmd,
+   * 19 use_shardy_partitioner (tag 19<<3 = 152, varint 98 01). */
   uint8_t inner[32];
   size_t n = 0;
   inner[n++] = 0x20;
@@ -39,6 +40,11 @@ tpj_status_t tpj_compile_options_encode(const tpj_compile_options_t* options,
   n += put_varint(inner + n, (uint64_t)options->num_partitions);
   if (options->use_spmd_partitioning) {
     inner[n++] = 0x30;
+    inner[n++] = 0x01;
+  }
+  if (options->use_shardy_partitioner) {
+    inner[n++] = 0x98;
+    inner[n++] = 0x01;
     inner[n++] = 0x01;
   }
   /* CompileOptionsProto field 3 (length-delimited). */
@@ -124,7 +130,7 @@ tpj_status_t tpj_executable_compile(tpj_client_t* client, const char* program,
                                     tpj_executable_t** out_executable) {
   TPJ_CHECK_ARG(client && program && out_executable, "tpj_executable_compile: NULL argument");
   *out_executable = NULL;
-  static const tpj_compile_options_t kDefault = {1, 1, false, false};
+  static const tpj_compile_options_t kDefault = {1, 1, false, false, false};
   uint8_t encoded[64];
   size_t encoded_len = 0;
   TPJ_RETURN_IF_ERROR(tpj_compile_options_encode(options ? options : &kDefault, encoded,

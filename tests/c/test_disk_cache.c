@@ -374,16 +374,20 @@ TPJ_TEST(keys_differ_by_options_and_text) {
   tpj_compile_options_t two = {.num_replicas = 2, .num_partitions = 1};
   tpj_compile_options_t spmd = {.num_replicas = 1, .num_partitions = 1,
                                 .use_spmd_partitioning = true};
-  tpj_digest_t k, k_one, k_two, k_spmd, k_mul, k_short;
+  tpj_compile_options_t shardy = spmd;
+  shardy.use_shardy_partitioner = true;
+  tpj_digest_t k, k_one, k_two, k_spmd, k_shardy, k_mul, k_short;
   TPJ_EXPECT_OK(tpj_runtime_disk_cache_key(client, kAdd, strlen(kAdd), NULL, &k));
   TPJ_EXPECT_OK(tpj_runtime_disk_cache_key(client, kAdd, strlen(kAdd), &one, &k_one));
   TPJ_EXPECT_OK(tpj_runtime_disk_cache_key(client, kAdd, strlen(kAdd), &two, &k_two));
   TPJ_EXPECT_OK(tpj_runtime_disk_cache_key(client, kAdd, strlen(kAdd), &spmd, &k_spmd));
+  TPJ_EXPECT_OK(tpj_runtime_disk_cache_key(client, kAdd, strlen(kAdd), &shardy, &k_shardy));
   TPJ_EXPECT_OK(tpj_runtime_disk_cache_key(client, kMul, strlen(kMul), NULL, &k_mul));
   TPJ_EXPECT_OK(tpj_runtime_disk_cache_key(client, kAdd, strlen(kAdd) - 1, NULL, &k_short));
   TPJ_EXPECT(tpj_digest_equal(&k, &k_one));
   TPJ_EXPECT(!tpj_digest_equal(&k, &k_two));
   TPJ_EXPECT(!tpj_digest_equal(&k, &k_spmd));
+  TPJ_EXPECT(!tpj_digest_equal(&k_spmd, &k_shardy));
   TPJ_EXPECT(!tpj_digest_equal(&k, &k_mul));
   TPJ_EXPECT(!tpj_digest_equal(&k, &k_short));
   char *p1 = NULL, *p2 = NULL;

@@ -250,7 +250,7 @@ static const char kDoubleNoAlias[] =
 TPJ_TEST(four_replicas) {
   tpj_client_t* c = NULL;
   TPJ_EXPECT_OK(cpu_client(&c));
-  tpj_compile_options_t opts = {4, 1, false, false};
+  tpj_compile_options_t opts = {4, 1, false, false, false};
   tpj_executable_t* e = NULL;
   TPJ_EXPECT_OK(tpj_executable_compile(c, kDoubleNoAlias, strlen(kDoubleNoAlias), &opts, &e));
   TPJ_EXPECT(tpj_executable_num_devices(e) == 4);

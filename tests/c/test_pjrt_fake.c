@@ -189,7 +189,7 @@ TPJ_TEST(compile_failure) {
                    "PJRT_Client_Compile failed: fake: compile error: unknown op");
   unsetenv("TPJ_FAKE_MODE");
   TPJ_EXPECT(e == NULL);
-  tpj_compile_options_t too_many = {3, 1, false, false};
+  tpj_compile_options_t too_many = {3, 1, false, false, false};
   TPJ_EXPECT_ERROR(tpj_executable_compile(c, "module {}", 9, &too_many, &e), INVALID_ARGUMENT,
                    "bad num_replicas 3");
   tpj_client_destroy(c);
@@ -198,19 +198,23 @@ TPJ_TEST(compile_failure) {
 TPJ_TEST(compile_options_encoding) {
   uint8_t out[32];
   size_t n = 0;
-  tpj_compile_options_t one = {1, 1, false, false};
+  tpj_compile_options_t one = {1, 1, false, false, false};
   TPJ_EXPECT_OK(tpj_compile_options_encode(&one, out, sizeof(out), &n));
   const uint8_t want1[] = {0x1a, 0x04, 0x20, 0x01, 0x28, 0x01};
   TPJ_EXPECT(n == sizeof(want1) && !memcmp(out, want1, n));
-  tpj_compile_options_t spmd = {1, 2, true, false};
+  tpj_compile_options_t spmd = {1, 2, true, false, false};
   TPJ_EXPECT_OK(tpj_compile_options_encode(&spmd, out, sizeof(out), &n));
   const uint8_t want2[] = {0x1a, 0x06, 0x20, 0x01, 0x28, 0x02, 0x30, 0x01};
   TPJ_EXPECT(n == sizeof(want2) && !memcmp(out, want2, n));
-  tpj_compile_options_t big = {300, 1, false, false}; /* 300 = varint ac 02 */
+  tpj_compile_options_t big = {300, 1, false, false, false}; /* 300 = varint ac 02 */
   TPJ_EXPECT_OK(tpj_compile_options_encode(&big, out, sizeof(out), &n));
   const uint8_t want3[] = {0x1a, 0x05, 0x20, 0xac, 0x02, 0x28, 0x01};
   TPJ_EXPECT(n == sizeof(want3) && !memcmp(out, want3, n));
-  tpj_compile_options_t zero = {0, 1, false, false};
+  tpj_compile_options_t shardy = {1, 4, true, false, true}; /* field 19: 98 01 01 */
+  TPJ_EXPECT_OK(tpj_compile_options_encode(&shardy, out, sizeof(out), &n));
+  const uint8_t want4[] = {0x1a, 0x09, 0x20, 0x01, 0x28, 0x04, 0x30, 0x01, 0x98, 0x01, 0x01};
+  TPJ_EXPECT(n == sizeof(want4) && !memcmp(out, want4, n));
+  tpj_compile_options_t zero = {0, 1, false, false, false};
   TPJ_EXPECT_ERROR(tpj_compile_options_encode(&zero, out, sizeof(out), &n), INVALID_ARGUMENT,
                    "num_replicas must be >= 1 (got 0)");
   TPJ_EXPECT_ERROR(tpj_compile_options_encode(&one, out, 3, &n), OUT_OF_RANGE, "6 bytes");

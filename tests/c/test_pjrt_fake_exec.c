@@ -79,7 +79,7 @@ TPJ_TEST(execute_outputs_donation_events) {
 TPJ_TEST(execute_on_two_devices) {
   tpj_client_t* c = NULL;
   TPJ_EXPECT_OK(fake_client(2, &c));
-  tpj_compile_options_t opts = {2, 1, false, false};
+  tpj_compile_options_t opts = {2, 1, false, false, false};
   tpj_executable_t* e = NULL;
   TPJ_EXPECT_OK(tpj_executable_compile(c, "fake.outputs=1", 14, &opts, &e));
   TPJ_EXPECT(tpj_executable_num_devices(e) == 2);
@@ -109,7 +109,7 @@ static void run_failing(int* failed, const char* mode, tpj_status_code_t code,
                         const char* needle) {
   tpj_client_t* c = NULL;
   TPJ_EXPECT_OK(fake_client(2, &c));
-  tpj_compile_options_t opts = {2, 1, false, false};
+  tpj_compile_options_t opts = {2, 1, false, false, false};
   tpj_executable_t* e = NULL;
   tpj_buffer_t* args[2] = {NULL, NULL};
   TPJ_EXPECT_OK(tpj_executable_compile(c, kProgram, strlen(kProgram), &opts, &e));

@@ -59,6 +59,12 @@ TPJ_TEST(cache_key_is_stable_and_distinguishes_inputs) {
   TPJ_EXPECT(k1 == tpj_runtime_cache_key(NULL, kAdd, strlen(kAdd), NULL));
   TPJ_EXPECT(k1 == tpj_runtime_cache_key(NULL, kAdd, strlen(kAdd), &one));
   TPJ_EXPECT(k1 != tpj_runtime_cache_key(NULL, kAdd, strlen(kAdd), &two));
+  tpj_compile_options_t gspmd = {.num_replicas = 1, .num_partitions = 4,
+                                 .use_spmd_partitioning = true};
+  tpj_compile_options_t shardy = gspmd;
+  shardy.use_shardy_partitioner = true;
+  TPJ_EXPECT(tpj_runtime_cache_key(NULL, kAdd, strlen(kAdd), &gspmd) !=
+             tpj_runtime_cache_key(NULL, kAdd, strlen(kAdd), &shardy));
   TPJ_EXPECT(k1 != tpj_runtime_cache_key(NULL, kMul, strlen(kMul), NULL));
   TPJ_EXPECT(k1 != tpj_runtime_cache_key(NULL, kAdd, strlen(kAdd) - 1, NULL));
 }
