@@ -49,10 +49,37 @@ def _leaf_key(x: Any) -> Any:
     return ("?", type(x).__name__, repr(x))
 
 
+# Float scalars that change every optimizer step (Adam's step size and bias
+# corrections) become runtime 0-d inputs, so a training loop does not compile
+# per step: a float in a Tensor slot (x / 0.97), and addcdiv/addcmul's value.
+_LIFTED = {"aten::addcdiv": aten.div.Tensor, "aten::addcdiv_": aten.div.Tensor,
+           "aten::addcmul": aten.mul.Tensor, "aten::addcmul_": aten.mul.Tensor}
+
+
+def lifted(func: Any, flat: Sequence[Any], spec: Any) -> List[int]:
+    """Positions in `flat` of float scalars passed as runtime inputs (only
+    beside float32/float64 tensors, where a 0-d float64 tensor promotes as
+    the Python float does)."""
+    if not all(x.dtype in (torch.float32, torch.float64)
+               for x in flat if isinstance(x, torch.Tensor)):
+        return []
+    pos_args, kw = pytree.tree_unflatten(list(range(len(flat))), spec)
+    out = []
+    for i, arg in enumerate(func._schema.arguments):
+        mark = pos_args[i] if i < len(pos_args) else kw.get(arg.name)
+        if not isinstance(mark, int) or not isinstance(flat[mark], float):
+            continue
+        if str(arg.type) == "Tensor" or (arg.name == "value" and func._schema.name in _LIFTED):
+            out.append(mark)
+    return out
+
+
 def program_for(func: Any, flat: Sequence[Any], spec: Any, mesh: Mesh) -> Optional["OpProgram"]:
     """The op's program for these arguments, or None when it runs over whole
     tensors (why_not(func) says why)."""
-    key = (func, spec, tuple(_leaf_key(x) for x in flat))
+    lift = lifted(func, flat, spec)
+    key = (func, spec, tuple(("lifted",) if i in lift else _leaf_key(x)
+                             for i, x in enumerate(flat)))
     with _lock:
         entry = _cache.get(key)
     if entry is None:
@@ -113,24 +140,44 @@ def functional(func: Any) -> Tuple[Any, bool]:
     return overload, True
 
 
-def _graph(func: Any, flat: Sequence[Any], spec: Any,
-           tensor_pos: List[int]) -> Tuple[fx.GraphModule, List[Tuple[int, fx.Node]]]:
+def _call(g: fx.Graph, func: Any, op: Any, a: Any, k: Dict[str, Any], ma: Any,
+          mk: Dict[str, Any]) -> Tuple[fx.Node, Any]:
+    """The op's node (and its meta value); a lifted `value` makes
+    addcdiv/addcmul self + (t1 * value) / t2 (or * t2), the CPU kernel's order."""
+    inner = _LIFTED.get(func._schema.name)
+    if inner is None or not isinstance(k.get("value"), fx.Node):
+        node = g.call_function(op, tuple(a), k)
+        node.meta["val"] = op(*ma, **mk)
+        return node, node.meta["val"]
+    def add(target: Any, args: Tuple[Any, ...], margs: Tuple[Any, ...]) -> Tuple[fx.Node, Any]:
+        n = g.call_function(target, args)
+        n.meta["val"] = target(*margs)
+        return n, n.meta["val"]
+
+    scaled, sv = add(aten.mul.Tensor, (a[1], k["value"]), (ma[1], mk["value"]))
+    combined, cv = add(inner, (scaled, a[2]), (sv, ma[2]))
+    return add(aten.add.Tensor, (a[0], combined), (ma[0], cv))
+
+
+def _graph(func: Any, flat: Sequence[Any], spec: Any, tensor_pos: List[int],
+           lift: Sequence[int] = ()) -> Tuple[fx.GraphModule, List[Tuple[int, fx.Node]]]:
     """The op as a one-node FX graph over meta values, and its writes:
-    (placeholder index, node of the new value)."""
+    (placeholder index, node of the new value). `lift`: positions of float
+    scalars that are 0-d float64 placeholders (after the tensors)."""
     op, writes_first = functional(func)
     g = fx.Graph()
     leaves: List[Any] = [None if isinstance(x, torch.Tensor) else x for x in flat]
     metas: List[Any] = list(leaves)
     phs = []
-    for j, i in enumerate(tensor_pos):
+    for j, i in enumerate(list(tensor_pos) + list(lift)):
         ph = g.placeholder(f"a{j}")
-        ph.meta["val"] = metas[i] = _meta(flat[i])
+        ph.meta["val"] = metas[i] = _meta(flat[i]) if i not in lift else torch.empty(
+            (), dtype=torch.float64, device="meta")
         leaves[i] = ph
         phs.append(ph)
     a, k = pytree.tree_unflatten(leaves, spec)
     ma, mk = pytree.tree_unflatten(metas, spec)
-    node = g.call_function(op, tuple(a), k)
-    node.meta["val"] = val = op(*ma, **mk)
+    node, val = _call(g, func, op, a, k, ma, mk)
     outs: Any = node
     if isinstance(val, (tuple, list)):
         outs = []
@@ -178,8 +225,10 @@ class OpProgram:
         from .spmd_tensor import ShardedTensor
         self.name = str(func)
         self.tensor_pos = [i for i, x in enumerate(flat) if isinstance(x, torch.Tensor)]
-        gm, self.writes = _graph(func, flat, spec, self.tensor_pos)
-        tensors = [flat[i] for i in self.tensor_pos]
+        self.lift = lifted(func, flat, spec)
+        gm, self.writes = _graph(func, flat, spec, self.tensor_pos, self.lift)
+        tensors = [flat[i] for i in self.tensor_pos] + [
+            torch.tensor(flat[i], dtype=torch.float64) for i in self.lift]
         in_sh = [t._sharding() if isinstance(t, ShardedTensor) else Sharding(mesh, (), t.dim())
                  for t in tensors]
         sharded = [(tuple(t.shape), t._sharding()) for t in tensors
@@ -207,7 +256,8 @@ class OpProgram:
     def run(self, flat: Sequence[Any]) -> Any:
         """The op's outputs; its writes are installed in their arguments."""
         from .spmd_tensor import _assign
-        tensors = [flat[i] for i in self.tensor_pos]
+        tensors = [flat[i] for i in self.tensor_pos] + [
+            torch.tensor(flat[i], dtype=torch.float64) for i in self.lift]
         leaves = self.program.run(tensors)
         out, writes = pytree.tree_unflatten(leaves, self.program.lowered.out_spec)
         for (i, _), new in zip(self.writes, writes):

@@ -245,6 +245,9 @@ def train(mode: str, n: int, steps: int = 3, compiled: bool = False) -> None:
         launches = torch_pjrt.metrics()["executions"]
         opt.step()
         opt.zero_grad()
+        compiles = torch_pjrt.metrics()["compiles"]
+        if step >= 1:  # eager or compiled, the optimizer's step sizes included
+            assert compiles == 0, (step, compiles)
         got, want = loss.item(), ref_loss.item()
         print(f"step {step} loss {got:.7f} cpu {want:.7f} launches {launches}", flush=True)
         if compiled:  # the forward and backward programs, and the loss's ones_like
