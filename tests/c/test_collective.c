@@ -314,18 +314,6 @@ TPJ_TEST(channel_with_global_device_ids_runs) {
 
 /* ---------------------------------------------------------------- errors -- */
 
-/* Expects an INVALID_ARGUMENT error whose message is exactly `want`. */
-#define EXPECT_MESSAGE(expr, want)                                                      \
-  do {                                                                                  \
-    tpj_status_t m_ = (expr);                                                           \
-    if (!m_ || tpj_status_code(m_) != TPJ_STATUS_INVALID_ARGUMENT ||                    \
-        strcmp(tpj_status_message(m_), (want)) != 0) {                                  \
-      fprintf(stderr, "  %s:%d: got [%s] \"%s\", expected \"%s\"\n", __FILE__, __LINE__, \
-              tpj_status_code_name(tpj_status_code(m_)), tpj_status_message(m_), (want)); \
-      *failed = 1;                                                                      \
-    }                                                                                   \
-    tpj_status_free(m_);                                                                \
-  } while (0)
 
 static tpj_status_t graph_with_param(tpj_dtype_t dt, const int64_t* dims, size_t rank,
                                      tpj_graph_t** g, tpj_value_t* x) {
@@ -342,32 +330,32 @@ TPJ_TEST(builder_errors_name_the_group_layout) {
   TPJ_EXPECT_OK(graph_with_param(TPJ_DTYPE_F32, dims, 2, &g, &x));
   const int64_t repeats[4] = {0, 1, 1, 3}, outside[4] = {0, 1, 2, 4}, ok[4] = {0, 1, 2, 3};
   tpj_collective_groups_t cg = {repeats, 2, 2, 0, false};
-  EXPECT_MESSAGE(tpj_build_all_reduce_simple(g, x, TPJ_REDUCE_KIND_ADD, &cg, &y),
+  TPJ_EXPECT_MESSAGE(tpj_build_all_reduce_simple(g, x, TPJ_REDUCE_KIND_ADD, &cg, &y),
                  "stablehlo.all_reduce: replica_groups repeats id 1 (in group 1, expected each "
                  "of 0..3 once)");
   cg.replica_groups = outside;
-  EXPECT_MESSAGE(tpj_build_all_gather(g, x, 0, &cg, &y),
+  TPJ_EXPECT_MESSAGE(tpj_build_all_gather(g, x, 0, &cg, &y),
                  "stablehlo.all_gather: replica_groups id out of range (got 4 in group 1, "
                  "expected 0..3)");
   cg = (tpj_collective_groups_t){ok, 0, 4, 0, false};
-  EXPECT_MESSAGE(tpj_build_all_reduce_simple(g, x, TPJ_REDUCE_KIND_ADD, &cg, &y),
+  TPJ_EXPECT_MESSAGE(tpj_build_all_reduce_simple(g, x, TPJ_REDUCE_KIND_ADD, &cg, &y),
                  "stablehlo.all_reduce: replica_groups is empty (got 0 groups of 4, expected "
                  "at least one group of at least one id)");
   cg = (tpj_collective_groups_t){ok, 1, 4, 0, true};
-  EXPECT_MESSAGE(tpj_build_reduce_scatter_simple(g, x, TPJ_REDUCE_KIND_ADD, 1, &cg, &y),
+  TPJ_EXPECT_MESSAGE(tpj_build_reduce_scatter_simple(g, x, TPJ_REDUCE_KIND_ADD, 1, &cg, &y),
                  "stablehlo.reduce_scatter: use_global_device_ids needs a channel_id > 0 (got 0)");
   cg.channel_id = 2;
-  EXPECT_MESSAGE(tpj_build_all_to_all(g, x, 1, 1, 4, &cg, &y),
+  TPJ_EXPECT_MESSAGE(tpj_build_all_to_all(g, x, 1, 1, 4, &cg, &y),
                  "stablehlo.all_to_all: the op has no use_global_device_ids (got true, expected "
                  "false)");
   cg = (tpj_collective_groups_t){ok, 1, 4, -1, false};
-  EXPECT_MESSAGE(tpj_build_all_gather(g, x, 0, &cg, &y),
+  TPJ_EXPECT_MESSAGE(tpj_build_all_gather(g, x, 0, &cg, &y),
                  "stablehlo.all_gather: channel_id is negative (got -1, expected >= 0)");
   cg.replica_groups = NULL;
   cg.channel_id = 0;
-  EXPECT_MESSAGE(tpj_build_all_gather(g, x, 0, &cg, &y),
+  TPJ_EXPECT_MESSAGE(tpj_build_all_gather(g, x, 0, &cg, &y),
                  "stablehlo.all_gather: replica_groups is NULL");
-  EXPECT_MESSAGE(tpj_build_all_gather(g, x, 0, NULL, &y), "stablehlo.all_gather: groups is NULL");
+  TPJ_EXPECT_MESSAGE(tpj_build_all_gather(g, x, 0, NULL, &y), "stablehlo.all_gather: groups is NULL");
   TPJ_EXPECT(tpj_graph_op_count(g) == 0); /* nothing was appended */
   tpj_graph_destroy(g);
 }
@@ -381,25 +369,25 @@ TPJ_TEST(builder_errors_name_dims_and_dtypes) {
   TPJ_EXPECT_OK(tpj_graph_add_param(g, &scalar, &s));
   const int64_t ids[4] = {0, 1, 2, 3};
   tpj_collective_groups_t cg = {ids, 1, 4, 0, false};
-  EXPECT_MESSAGE(tpj_build_reduce_scatter_simple(g, x, TPJ_REDUCE_KIND_ADD, 0, &cg, &y),
+  TPJ_EXPECT_MESSAGE(tpj_build_reduce_scatter_simple(g, x, TPJ_REDUCE_KIND_ADD, 0, &cg, &y),
                  "stablehlo.reduce_scatter: scatter_dimension 0 (size 6) does not split into 4 "
                  "equal parts (got remainder 2, expected 0)");
-  EXPECT_MESSAGE(tpj_build_all_to_all(g, x, 0, 1, 4, &cg, &y),
+  TPJ_EXPECT_MESSAGE(tpj_build_all_to_all(g, x, 0, 1, 4, &cg, &y),
                  "stablehlo.all_to_all: split_dimension 0 (size 6) does not split into 4 equal "
                  "parts (got remainder 2, expected 0)");
-  EXPECT_MESSAGE(tpj_build_all_to_all(g, x, 1, 0, 2, &cg, &y),
+  TPJ_EXPECT_MESSAGE(tpj_build_all_to_all(g, x, 1, 0, 2, &cg, &y),
                  "stablehlo.all_to_all: split_count differs from the group size (got 2, "
                  "expected 4)");
-  EXPECT_MESSAGE(tpj_build_all_gather(g, x, 2, &cg, &y),
+  TPJ_EXPECT_MESSAGE(tpj_build_all_gather(g, x, 2, &cg, &y),
                  "stablehlo.all_gather: all_gather_dim out of range (got 2, expected 0..1)");
-  EXPECT_MESSAGE(tpj_build_all_to_all(g, x, 1, -1, 4, &cg, &y),
+  TPJ_EXPECT_MESSAGE(tpj_build_all_to_all(g, x, 1, -1, 4, &cg, &y),
                  "stablehlo.all_to_all: concat_dimension out of range (got -1, expected 0..1)");
-  EXPECT_MESSAGE(tpj_build_all_gather(g, s, 0, &cg, &y),
+  TPJ_EXPECT_MESSAGE(tpj_build_all_gather(g, s, 0, &cg, &y),
                  "stablehlo.all_gather: operand must have rank >= 1 (got tensor<f32>)");
-  EXPECT_MESSAGE(tpj_build_all_reduce_simple(g, x, TPJ_REDUCE_KIND_AND, &cg, &y),
+  TPJ_EXPECT_MESSAGE(tpj_build_all_reduce_simple(g, x, TPJ_REDUCE_KIND_AND, &cg, &y),
                  "stablehlo.all_reduce: and/or reductions need an integer or pred input (got "
                  "float32)");
-  EXPECT_MESSAGE(tpj_build_all_reduce(g, x, &cg, 7, &y),
+  TPJ_EXPECT_MESSAGE(tpj_build_all_reduce(g, x, &cg, 7, &y),
                  "stablehlo.all_reduce: body is not a region of this graph (got 7)");
   TPJ_EXPECT(tpj_graph_op_count(g) == 0);
   /* A body of another dtype than the operand. */
@@ -409,7 +397,7 @@ TPJ_TEST(builder_errors_name_dims_and_dtypes) {
   TPJ_EXPECT_OK(tpj_graph_region_begin(g, st, 2, a));
   TPJ_EXPECT_OK(tpj_build_binary(g, TPJ_BINARY_OP_ADD, a[0], a[1], &r));
   TPJ_EXPECT_OK(tpj_graph_region_end(g, &r, 1, &body));
-  EXPECT_MESSAGE(tpj_build_reduce_scatter(g, x, 1, &cg, body, &y),
+  TPJ_EXPECT_MESSAGE(tpj_build_reduce_scatter(g, x, 1, &cg, body, &y),
                  "stablehlo.reduce_scatter: body argument 0 has the wrong type (got tensor<i32>, "
                  "expected tensor<f32>)");
   tpj_graph_destroy(g);
@@ -427,30 +415,30 @@ TPJ_TEST(run_refuses_buffers_that_do_not_fit) {
   tpj_buffer_t* swapped[N] = {in[1], in[0], in[2], in[3]};
   tpj_buffer_t* mixed[N] = {in[0], in[1], odd, in[3]};
   tpj_buffer_t* holes[N] = {in[0], NULL, in[2], in[3]};
-  EXPECT_MESSAGE(tpj_collective_run(g_client, &k.op, swapped, N, true, out),
+  TPJ_EXPECT_MESSAGE(tpj_collective_run(g_client, &k.op, swapped, N, true, out),
                  "collective: buffer 0 is on device 1 (expected device 0)");
   TPJ_EXPECT(out[0] == NULL && out[3] == NULL);
-  EXPECT_MESSAGE(tpj_collective_run(g_client, &k.op, mixed, N, true, out),
+  TPJ_EXPECT_MESSAGE(tpj_collective_run(g_client, &k.op, mixed, N, true, out),
                  "collective: buffer 2 has another type than buffer 0 (got tensor<3x2xf32>, "
                  "expected tensor<2x2xf32>)");
-  EXPECT_MESSAGE(tpj_collective_run(g_client, &k.op, holes, N, true, out),
+  TPJ_EXPECT_MESSAGE(tpj_collective_run(g_client, &k.op, holes, N, true, out),
                  "collective: buffer 1 is NULL");
   tpj_buffer_t* five[N + 1] = {in[0], in[1], in[2], in[3], in[0]};
   tpj_buffer_t* five_out[N + 1];
-  EXPECT_MESSAGE(tpj_collective_run(g_client, &k.op, five, N + 1, true, five_out),
+  TPJ_EXPECT_MESSAGE(tpj_collective_run(g_client, &k.op, five, N + 1, true, five_out),
                  "collective: device count out of range (got 5, expected 1..4)");
   static const int64_t half[2] = {0, 1};
   tpj_collective_op_t partial = {.kind = TPJ_COLLECTIVE_KIND_ALL_GATHER, .replica_groups = half,
                                  .num_groups = 1, .group_size = 2};
-  EXPECT_MESSAGE(tpj_collective_run(g_client, &partial, in, N, true, out),
+  TPJ_EXPECT_MESSAGE(tpj_collective_run(g_client, &partial, in, N, true, out),
                  "collective: replica_groups does not cover the devices (got 1 groups of 2, "
                  "expected 4 ids in all, one per device)");
   tpj_collective_op_t bad_kind = {.kind = (tpj_collective_kind_t)9};
-  EXPECT_MESSAGE(tpj_collective_run(g_client, &bad_kind, in, N, true, out),
+  TPJ_EXPECT_MESSAGE(tpj_collective_run(g_client, &bad_kind, in, N, true, out),
                  "collective: unknown kind (got 9, expected 0..3)");
   k.op.dim = 1;
   k.op.kind = TPJ_COLLECTIVE_KIND_REDUCE_SCATTER; /* 2 columns into 4 parts */
-  EXPECT_MESSAGE(tpj_collective_run(g_client, &k.op, in, N, true, out),
+  TPJ_EXPECT_MESSAGE(tpj_collective_run(g_client, &k.op, in, N, true, out),
                  "stablehlo.reduce_scatter: scatter_dimension 1 (size 2) does not split into 4 "
                  "equal parts (got remainder 2, expected 0)");
   TPJ_EXPECT(out[0] == NULL && out[1] == NULL && out[2] == NULL && out[3] == NULL);

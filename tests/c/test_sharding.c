@@ -13,18 +13,6 @@
 #define N 4
 static tpj_client_t* g_client;
 
-/* Expects an INVALID_ARGUMENT error whose message is exactly `want`. */
-#define EXPECT_MESSAGE(expr, want)                                                      \
-  do {                                                                                  \
-    tpj_status_t m_ = (expr);                                                           \
-    if (!m_ || tpj_status_code(m_) != TPJ_STATUS_INVALID_ARGUMENT ||                    \
-        strcmp(tpj_status_message(m_), (want)) != 0) {                                  \
-      fprintf(stderr, "  %s:%d: got [%s] \"%s\", expected \"%s\"\n", __FILE__, __LINE__, \
-              tpj_status_code_name(tpj_status_code(m_)), tpj_status_message(m_), (want)); \
-      *failed = 1;                                                                      \
-    }                                                                                   \
-    tpj_status_free(m_);                                                                \
-  } while (0)
 
 static tpj_type_t f32(const int64_t* dims, size_t rank) {
   tpj_type_t t = {0};
@@ -105,35 +93,35 @@ TPJ_TEST(sharding_text_errors) {
   tpj_type_t t = f32(dims, 1);
   TPJ_EXPECT_OK(tpj_graph_create(&g));
   TPJ_EXPECT_OK(tpj_graph_add_param(g, &t, &x));
-  EXPECT_MESSAGE(tpj_build_sharding(g, x, NULL, &y), "stablehlo.custom_call @Sharding: sharding "
+  TPJ_EXPECT_MESSAGE(tpj_build_sharding(g, x, NULL, &y), "stablehlo.custom_call @Sharding: sharding "
                  "is NULL");
-  EXPECT_MESSAGE(tpj_build_sharding(g, x, "{", &y), "stablehlo.custom_call @Sharding: sharding "
+  TPJ_EXPECT_MESSAGE(tpj_build_sharding(g, x, "{", &y), "stablehlo.custom_call @Sharding: sharding "
                  "has the wrong length (got 1 chars, expected 2..4096)");
   char* big = malloc(4098);
   memset(big, 'x', 4097);
   big[0] = '{';
   big[4096] = '}';
   big[4097] = 0;
-  EXPECT_MESSAGE(tpj_build_sharding(g, x, big, &y), "stablehlo.custom_call @Sharding: sharding "
+  TPJ_EXPECT_MESSAGE(tpj_build_sharding(g, x, big, &y), "stablehlo.custom_call @Sharding: sharding "
                  "has the wrong length (got more than 4096 chars, expected 2..4096)");
   big[4095] = '}';
   big[4096] = 0;
   TPJ_EXPECT_OK(tpj_build_sharding(g, x, big, &y)); /* exactly 4096 */
   free(big);
-  EXPECT_MESSAGE(tpj_build_sharding(g, x, "replicated", &y), "stablehlo.custom_call @Sharding: "
+  TPJ_EXPECT_MESSAGE(tpj_build_sharding(g, x, "replicated", &y), "stablehlo.custom_call @Sharding: "
                  "sharding is not in braces (got \"replicated\", expected \"{...}\")");
-  EXPECT_MESSAGE(tpj_build_shard_to_full(g, x, "{a\"b}", &t, &y), "stablehlo.custom_call "
+  TPJ_EXPECT_MESSAGE(tpj_build_shard_to_full(g, x, "{a\"b}", &t, &y), "stablehlo.custom_call "
                  "@SPMDShardToFullShape: sharding has a character that cannot be quoted (got "
                  "byte 0x22 at offset 2, expected no '\"', '\\' or control character)");
-  EXPECT_MESSAGE(tpj_build_sharding(g, x, "{a\\}", &y), "stablehlo.custom_call @Sharding: "
+  TPJ_EXPECT_MESSAGE(tpj_build_sharding(g, x, "{a\\}", &y), "stablehlo.custom_call @Sharding: "
                  "sharding has a character that cannot be quoted (got byte 0x5c at offset 2, "
                  "expected no '\"', '\\' or control character)");
-  EXPECT_MESSAGE(tpj_build_sharding(g, x, "{\n}", &y), "stablehlo.custom_call @Sharding: "
+  TPJ_EXPECT_MESSAGE(tpj_build_sharding(g, x, "{\n}", &y), "stablehlo.custom_call @Sharding: "
                  "sharding has a character that cannot be quoted (got byte 0x0a at offset 1, "
                  "expected no '\"', '\\' or control character)");
-  EXPECT_MESSAGE(tpj_build_sharding(g, 99, "{manual}", &y), "stablehlo.custom_call @Sharding: "
+  TPJ_EXPECT_MESSAGE(tpj_build_sharding(g, 99, "{manual}", &y), "stablehlo.custom_call @Sharding: "
                  "operand is not a value of this graph (got 99, expected 0..1)");
-  EXPECT_MESSAGE(tpj_build_sharding(g, x, "{manual}", NULL), "stablehlo.custom_call @Sharding: "
+  TPJ_EXPECT_MESSAGE(tpj_build_sharding(g, x, "{manual}", NULL), "stablehlo.custom_call @Sharding: "
                  "graph or out is NULL");
   TPJ_EXPECT(tpj_graph_op_count(g) == 1); /* only the 4096-char one */
   tpj_graph_destroy(g);
@@ -153,38 +141,38 @@ TPJ_TEST(shape_errors) {
   bad.dims[0] = 9;
   snprintf(want, sizeof(want), "%sshard dim 0 does not fit the full dim (got 9, expected 1..8)",
            f2s);
-  EXPECT_MESSAGE(tpj_build_full_to_shard(g, x, &bad, &y), want);
+  TPJ_EXPECT_MESSAGE(tpj_build_full_to_shard(g, x, &bad, &y), want);
   bad.dims[0] = 0;
   snprintf(want, sizeof(want), "%sshard dim 0 does not fit the full dim (got 0, expected 1..8)",
            f2s);
-  EXPECT_MESSAGE(tpj_build_full_to_shard(g, x, &bad, &y), want);
+  TPJ_EXPECT_MESSAGE(tpj_build_full_to_shard(g, x, &bad, &y), want);
   bad = tz;
   bad.dims[0] = 1;
   snprintf(want, sizeof(want), "%sshard dim 0 does not fit the full dim (got 1, expected 0)",
            f2s);
-  EXPECT_MESSAGE(tpj_build_full_to_shard(g, z, &bad, &y), want);
+  TPJ_EXPECT_MESSAGE(tpj_build_full_to_shard(g, z, &bad, &y), want);
   TPJ_EXPECT_OK(tpj_build_full_to_shard(g, z, &tz, &y)); /* an empty dim stays empty */
   bad = t;
   bad.dtype = TPJ_DTYPE_S32;
   snprintf(want, sizeof(want), "%sshard_type has the wrong dtype (got tensor<8x3xi32>, expected "
            "f32 like the operand tensor<8x3xf32>)", f2s);
-  EXPECT_MESSAGE(tpj_build_full_to_shard(g, x, &bad, &y), want);
+  TPJ_EXPECT_MESSAGE(tpj_build_full_to_shard(g, x, &bad, &y), want);
   bad = f32(dims, 1);
   snprintf(want, sizeof(want), "%sshard_type has the wrong rank (got tensor<8xf32>, expected "
            "rank 2 like the operand tensor<8x3xf32>)", f2s);
-  EXPECT_MESSAGE(tpj_build_full_to_shard(g, x, &bad, &y), want);
+  TPJ_EXPECT_MESSAGE(tpj_build_full_to_shard(g, x, &bad, &y), want);
   bad.rank = 99;
   snprintf(want, sizeof(want), "%sshard_type has a bad rank (got 99, expected 2 like the "
            "operand tensor<8x3xf32>)", f2s);
-  EXPECT_MESSAGE(tpj_build_full_to_shard(g, x, &bad, &y), want);
+  TPJ_EXPECT_MESSAGE(tpj_build_full_to_shard(g, x, &bad, &y), want);
   snprintf(want, sizeof(want), "%sshard_type is NULL", f2s);
-  EXPECT_MESSAGE(tpj_build_full_to_shard(g, x, NULL, &y), want);
+  TPJ_EXPECT_MESSAGE(tpj_build_full_to_shard(g, x, NULL, &y), want);
   bad = t;
   bad.dims[1] = 2;
-  EXPECT_MESSAGE(tpj_build_shard_to_full(g, x, "{replicated}", &bad, &y),
+  TPJ_EXPECT_MESSAGE(tpj_build_shard_to_full(g, x, "{replicated}", &bad, &y),
                  "stablehlo.custom_call @SPMDShardToFullShape: full dim 1 is smaller than the "
                  "shard dim (got 2, expected >= 3)");
-  EXPECT_MESSAGE(tpj_build_shard_to_full(g, x, "{replicated}", NULL, &y),
+  TPJ_EXPECT_MESSAGE(tpj_build_shard_to_full(g, x, "{replicated}", NULL, &y),
                  "stablehlo.custom_call @SPMDShardToFullShape: full_type is NULL");
   TPJ_EXPECT(tpj_graph_op_count(g) == 1);
   tpj_graph_destroy(g);

@@ -60,6 +60,19 @@ static inline void tpj_test_register(const char* name, tpj_test_fn fn) {
   } while (0)
 
 /* Expects an error of the given code whose message contains `needle`. */
+/* Expects an INVALID_ARGUMENT error whose message is exactly `want`. */
+#define TPJ_EXPECT_MESSAGE(expr, want)                                                  \
+  do {                                                                                  \
+    tpj_status_t m_ = (expr);                                                           \
+    if (!m_ || tpj_status_code(m_) != TPJ_STATUS_INVALID_ARGUMENT ||                    \
+        strcmp(tpj_status_message(m_), (want)) != 0) {                                  \
+      fprintf(stderr, "  %s:%d: got [%s] \"%s\", expected \"%s\"\n", __FILE__, __LINE__, \
+              tpj_status_code_name(tpj_status_code(m_)), tpj_status_message(m_), (want)); \
+      *failed = 1;                                                                      \
+    }                                                                                   \
+    tpj_status_free(m_);                                                                \
+  } while (0)
+
 #define TPJ_EXPECT_ERROR(expr, code, needle)                                     \
   do {                                                                           \
     tpj_status_t s_ = (expr);                                                    \
