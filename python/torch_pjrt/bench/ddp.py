@@ -27,20 +27,17 @@ to bench/results/<date>-ddp.{json,md}.
 """
 from __future__ import annotations
 
-import datetime
 import json
 import os
-import platform
 import shutil
-import signal
-import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 
-import torch
+from torch_pjrt.bench.harness import child_env, error_line, percentile, run_launch
+from torch_pjrt.bench.report import busy_note, cell as _f, command_line, command_of, finish, \
+    run_info
 
 MODELS = ("gpt", "mlp")
 CONFIGS = (("plain", 1), ("ddp", 1), ("ddp", 2))
@@ -55,14 +52,6 @@ def _log(msg):
     print(msg, flush=True)
 
 
-def percentile(xs, p):
-    """Nearest-rank percentile: the ceil(n p / 100)-th smallest of n samples."""
-    xs = sorted(xs)
-    if not xs:
-        raise ValueError("percentile of no samples")
-    return xs[max((len(xs) * p + 99) // 100 - 1, 0)]
-
-
 def worker_cmd(model, mode, nproc, out, warmup, steps, timeout):
     args = ["-m", "torch_pjrt.bench.ddp_worker", "--model", model, "--mode", mode,
             "--warmup", str(warmup), "--steps", str(steps), "--out", out,
@@ -73,75 +62,20 @@ def worker_cmd(model, mode, nproc, out, warmup, steps, timeout):
             f"--nproc-per-node={nproc}", *args]
 
 
-def child_env():
-    """The tree's python/ first on PYTHONPATH (the workers import torch_pjrt),
-    and one OpenMP thread per process in every row (torchrun's default for
-    N>1, set here for N=1 too so the rows differ only in what they measure)."""
-    pkg = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([pkg] + [p for p in env.get("PYTHONPATH", "").split(
-        os.pathsep) if p])
-    env.setdefault("OMP_NUM_THREADS", "1")
-    return env
-
-
-def _children(pid):
-    """PIDs whose parent is `pid` (from /proc)."""
-    out = []
-    for d in os.listdir("/proc"):
-        if not d.isdigit():
-            continue
-        try:
-            with open(f"/proc/{d}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
-        except (OSError, ValueError, IndexError):
-            continue
-        if ppid == pid:
-            out.append(int(d))
-    return out
-
-
-def _kill_tree(pid):
-    """SIGKILL `pid`, its process group and its descendants: torchrun starts
-    each worker in a session of its own, so killing torchrun's group alone
-    leaves a hung worker running (and holding the output pipe open)."""
-    todo, seen = [pid], []
-    while todo:
-        p = todo.pop()
-        seen.append(p)
-        todo += _children(p)
-    for p in reversed(seen):
-        try:
-            os.kill(p, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
-
-
 def launch(model, mode, nproc, warmup, steps, timeout=LAUNCH_TIMEOUT_S):
     """Runs one worker launch; returns its ranks' records, or {"error": ...}.
     A launch past `timeout` is killed with every process it started."""
     out = tempfile.mkdtemp(prefix="tpj-ddp-")
     stem = os.path.join(out, "r.json")
     cmd = worker_cmd(model, mode, nproc, stem, warmup, steps, min(timeout, 120))
-    t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, start_new_session=True)
     try:
-        try:
-            text, _ = p.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            _kill_tree(p.pid)
-            text, _ = p.communicate()
-            return {"error": f"timed out after {timeout:.0f} s", "tail": text[-4000:]}
-        wall = time.perf_counter() - t0
+        got = run_launch(cmd, child_env(), timeout)
+        if "error" in got:
+            return got
+        text, wall = got["text"], got["wall_s"]
         files = [f"{stem}.rank{r}" for r in range(nproc)]
-        if p.returncode != 0 or not all(os.path.exists(f) for f in files):
-            lines = [ln for ln in text.splitlines() if "Error" in ln or "error" in ln]
-            return {"error": f"exit {p.returncode}: " + (lines[-1] if lines else "?")[:300],
+        if got["returncode"] != 0 or not all(os.path.exists(f) for f in files):
+            return {"error": f"exit {got['returncode']}: " + error_line(text),
                     "tail": text[-4000:]}
         ranks = []
         for f in files:
@@ -231,10 +165,6 @@ def measure_model(model, warmup, steps, rounds=1, log=_log, timeout=LAUNCH_TIMEO
 
 # ----------------------------------------------------------------- report --
 
-def _f(v, fmt="{:.2f}"):
-    return "—" if v is None else fmt.format(v)
-
-
 def markdown(res):
     lines = [f"# DDP step cost {res['date']} on {res['host']} ({res['machine']}, torch "
              f"{res['torch']}, plugin {res['plugin']})", "",
@@ -257,11 +187,7 @@ def markdown(res):
              "averaged over the ranks. `× baseline` is the row's median over the "
              "no-DDP row's. OMP_NUM_THREADS="
              f"{res['omp_num_threads']} in every row.", ""]
-    busy = max(res["loadavg_start"][0], res["loadavg_end"][0])
-    if busy > 0.5 * res["cores"]:
-        lines += [f"**Busy machine: load average up to {busy:.1f} on {res['cores']} cores "
-                  "while this ran; other work inflates every row, the 2-process rows most.**",
-                  ""]
+    lines += busy_note(res, "the 2-process rows most")
     lines += ["| model | params | global batch | row | median ms | p90 ms | × baseline | "
               "round medians ms | all-reduce share | all-reduce ms (median) | other DDP ms | "
               "staged MB / step | final loss | status |",
@@ -302,14 +228,8 @@ def markdown(res):
     if odd:
         lines += ["", "**Inside the timed steps (more warm-up needed): " + "; ".join(odd) +
                   ".**"]
-    from torch_pjrt.bench.report import command_line
     lines += ["", command_line(res), ""]
     return "\n".join(lines)
-
-
-def write(res, out_dir):
-    from torch_pjrt.bench.report import write_results
-    return write_results(res, out_dir, "ddp", markdown)[1]
 
 
 # ------------------------------------------------------------------- main --
@@ -320,7 +240,6 @@ def main(args):
     --warmup the warm-up steps, --out the results directory."""
     if getattr(args, "device", "cpu") != "cpu":
         raise SystemExit("--ddp: CPU plugin only for now (host-staged gloo collectives)")
-    import torch_pjrt
     t_start = time.perf_counter()
     models = [m for m in MODELS if not args.models or any(m.startswith(x) for x in args.models)]
     if not models:
@@ -328,24 +247,13 @@ def main(args):
     steps = args.reps or STEPS
     warmup = WARMUP if getattr(args, "warmup", None) is None else args.warmup
     rounds = getattr(args, "rounds", None) or ROUNDS
-    cores = len(os.sched_getaffinity(0))
-    cmd = "python -m torch_pjrt.bench --ddp"
-    if args.models:
-        cmd += " --models " + " ".join(args.models)
-    if args.reps:
-        cmd += f" --reps {args.reps}"
-    if getattr(args, "warmup", None) is not None:
-        cmd += f" --warmup {args.warmup}"
-    if getattr(args, "rounds", None):
-        cmd += f" --rounds {args.rounds}"
-    res = {"date": datetime.datetime.now().isoformat(timespec="seconds"),
-           "host": socket.gethostname(), "torch": torch.__version__,
-           "machine": f"{platform.machine()}, {cores} cores", "cores": cores,
-           "plugin": os.path.basename(torch_pjrt.plugin_path()),
-           "omp_num_threads": child_env()["OMP_NUM_THREADS"],
-           "warmup": warmup, "steps": steps, "rounds": rounds, "command": cmd,
-           "collective_timing": "DDP comm hook timing dist.all_reduce after a device synchronize",
-           "loadavg_start": os.getloadavg(), "models": {}}
+    res = run_info(command_of("python -m torch_pjrt.bench --ddp", args,
+                              [("models", "--models"), ("reps", "--reps"),
+                               ("warmup", "--warmup"), ("rounds", "--rounds")]))
+    res.update({"omp_num_threads": child_env()["OMP_NUM_THREADS"], "warmup": warmup,
+                "steps": steps, "rounds": rounds,
+                "collective_timing": "DDP comm hook timing dist.all_reduce after a device "
+                                     "synchronize", "models": {}})
     for model in models:
         _log(f"[ddp {model}]")
         rows = measure_model(model, warmup, steps, rounds)
@@ -354,9 +262,8 @@ def main(args):
         res["models"][model] = {
             "rows": rows, "params": params, "global_batch": ok[0]["global_batch"] if ok else None,
             "params_text": f"{params / 1e6:.2f} M" if params else "—"}
-    res["wall_s"] = time.perf_counter() - t_start
-    res["loadavg_end"] = os.getloadavg()
-    paths = write(res, args.out or os.path.join(os.getcwd(), "bench", "results"))
+    paths = finish(res, t_start, args.out or os.path.join(os.getcwd(), "bench", "results"),
+                   "ddp", markdown)
     _log("wrote " + ", ".join(paths))
     bad = [f"{m}/{k}" for m, w in res["models"].items() for k, r in w["rows"].items()
            if r.get("status") != "ok"]

@@ -1,11 +1,15 @@
 """Measurement: correctness guard, warm-up, interleaved rotated repetitions,
 median/min/max, first-call (compile) time, bytes moved by torch-pjrt per call
-and peak RSS."""
+and peak RSS; and the child-process launches of the DDP and SPMD benches
+(child_env, run_launch)."""
 from __future__ import annotations
 
 import gc
+import os
 import resource
+import signal
 import statistics
+import subprocess
 import time
 
 import torch
@@ -196,3 +200,87 @@ def measure(wl, systems, reps, log):
     runs.clear()
     gc.collect()
     return rows
+
+
+# ------------------------------------------------- child-process launches --
+
+def percentile(xs, p):
+    """Nearest-rank percentile: the ceil(n p / 100)-th smallest of n samples."""
+    xs = sorted(xs)
+    if not xs:
+        raise ValueError("percentile of no samples")
+    return xs[max((len(xs) * p + 99) // 100 - 1, 0)]
+
+
+def child_env(extra=None):
+    """The environment of a bench's worker processes: the tree's python/ first
+    on PYTHONPATH (the workers import torch_pjrt), one OpenMP thread per
+    process unless $OMP_NUM_THREADS says otherwise (torchrun's default for
+    N>1 processes, set for every launch so that rows differ only in what they
+    measure), then `extra`."""
+    pkg = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([pkg] + [p for p in env.get("PYTHONPATH", "").split(
+        os.pathsep) if p])
+    env.setdefault("OMP_NUM_THREADS", "1")
+    env.update(extra or {})
+    return env
+
+
+def _children(pid):
+    """PIDs whose parent is `pid` (from /proc)."""
+    out = []
+    for d in os.listdir("/proc"):
+        if not d.isdigit():
+            continue
+        try:
+            with open(f"/proc/{d}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except (OSError, ValueError, IndexError):
+            continue
+        if ppid == pid:
+            out.append(int(d))
+    return out
+
+
+def kill_tree(pid):
+    """SIGKILL `pid`, its process group and its descendants: torchrun starts
+    each worker in a session of its own, so killing torchrun's group alone
+    leaves a hung worker running (and holding the output pipe open)."""
+    todo, seen = [pid], []
+    while todo:
+        p = todo.pop()
+        seen.append(p)
+        todo += _children(p)
+    for p in reversed(seen):
+        try:
+            os.kill(p, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    try:
+        os.killpg(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def error_line(text):
+    """The last line of a launch's output that mentions an error, cut to 300
+    characters ("?" when none does)."""
+    lines = [ln for ln in text.splitlines() if "Error" in ln or "error" in ln]
+    return (lines[-1] if lines else "?")[:300]
+
+
+def run_launch(cmd, env, timeout):
+    """Runs one worker launch (stdout and stderr together) in a session of its
+    own; one past `timeout` seconds is killed with every process it started.
+    Returns {"returncode", "text", "wall_s"}, or {"error", "tail"} on a timeout."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                         text=True, start_new_session=True)
+    try:
+        text, _ = p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_tree(p.pid)
+        text, _ = p.communicate()
+        return {"error": f"timed out after {timeout:.0f} s", "tail": text[-4000:]}
+    return {"returncode": p.returncode, "text": text, "wall_s": time.perf_counter() - t0}

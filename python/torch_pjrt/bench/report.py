@@ -265,6 +265,61 @@ def chart(res, path):
     plt.close(fig)
 
 
+def cell(v, fmt="{:.2f}"):
+    """A table cell: `v` formatted, or an em dash where there is no value."""
+    return "—" if v is None else fmt.format(v)
+
+
+def run_info(command):
+    """The fields a worker-launching bench's results open with (DDP, SPMD):
+    date, host, torch, machine, cores, plugin, the command and the load
+    average at the start; finish() adds the wall time and the closing load."""
+    import datetime
+    import platform
+    import socket
+
+    import torch
+    import torch_pjrt
+    cores = len(os.sched_getaffinity(0))
+    return {"date": datetime.datetime.now().isoformat(timespec="seconds"),
+            "host": socket.gethostname(), "torch": torch.__version__,
+            "machine": f"{platform.machine()}, {cores} cores", "cores": cores,
+            "plugin": os.path.basename(torch_pjrt.plugin_path()), "command": command,
+            "loadavg_start": os.getloadavg()}
+
+
+def command_of(base, args, flags):
+    """`base` and the options of `args` that were given: flags is a list of
+    (attribute, option), e.g. [("reps", "--reps")]; lists are space-joined."""
+    cmd = base
+    for attr, opt in flags:
+        v = getattr(args, attr, None)
+        if v is None or v == [] or v is False:
+            continue
+        cmd += f" {opt}" + ("" if v is True else " " + (" ".join(str(x) for x in v)
+                                                       if isinstance(v, (list, tuple)) else str(v)))
+    return cmd
+
+
+def busy_note(res, most=""):
+    """A bold warning (and a blank line) when the load average at the start or
+    the end passed half the cores; `most` names the rows it hits hardest."""
+    busy = max(res["loadavg_start"][0], res["loadavg_end"][0])
+    if busy <= 0.5 * res["cores"]:
+        return []
+    return [f"**Busy machine: load average up to {busy:.1f} on {res['cores']} cores while this "
+            f"ran; other work inflates every row{', ' + most if most else ''}.**", ""]
+
+
+def finish(res, t_start, out_dir, name, markdown_fn):
+    """Closes a run_info() result (wall time since `t_start`, the load average
+    at the end) and writes <date>-<name>.{json,md}; returns the paths."""
+    import time
+    res["wall_s"] = time.perf_counter() - t_start
+    res["loadavg_end"] = os.getloadavg()
+    return write_results(res, out_dir, name, markdown_fn)[1]
+
+
 def command_line(res, note=""):
     """The report's closing line: the command, its wall time and the load
     average at the start and the end (`note` is appended after "end")."""
