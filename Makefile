@@ -33,7 +33,7 @@ export TORCH_PJRT_PLUGIN_PATH ?= $(SITE)
 export TORCH_PJRT_CACHE_DIR ?= $(CURDIR)/build/compile-cache
 
 .PHONY: all lib ext venv demo test test-c test-c-asan test-py test-py-portable test-full bench clean \
-  tools fuzz fuzz-run bench-deploy bench-ddp
+  tools fuzz fuzz-run bench-deploy bench-ddp bench-spmd
 all: lib tools
 
 # ----------------------------------------------------------------- bootstrap --
@@ -177,6 +177,10 @@ bench-deploy: $(EXT) tools
 # DDP step cost: no DDP vs DDP with 1 and 2 processes under torchrun (issue 14).
 bench-ddp: $(EXT)
 	$(VPY) -m torch_pjrt.bench --ddp $(BENCH_ARGS)
+
+# SPMD step cost: GPT under dp, fsdp and 2d layouts on 1, 2, 4 and 8 XLA CPU devices.
+bench-spmd: $(EXT)
+	$(VPY) -m torch_pjrt.bench --spmd $(BENCH_ARGS)
 
 clean:
 	rm -rf build python/torch_pjrt/*.so python/torch_pjrt/lib *.egg-info python/*.egg-info

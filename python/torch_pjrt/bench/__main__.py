@@ -1,5 +1,5 @@
 """python -m torch_pjrt.bench [--quick|--full] [--device cpu|cuda] [--models NAME ...]
-[--systems ...] [--deploy] [--ddp]
+[--systems ...] [--deploy] [--ddp] [--spmd]
 
 Writes bench/results/<date>-<host>.{md,json,png}. See torch_pjrt/bench/__init__.py."""
 from __future__ import annotations
@@ -136,9 +136,15 @@ def parse_args(argv=None):
     ap.add_argument("--ddp", action="store_true",
                     help="the DDP step-cost bench instead (torch_pjrt/bench/ddp.py); --reps "
                          "sets its timed steps")
-    ap.add_argument("--warmup", type=int, default=None, help="warm-up steps (--ddp)")
+    ap.add_argument("--spmd", action="store_true",
+                    help="the SPMD step-cost bench instead (torch_pjrt/bench/spmd.py): GPT "
+                         "under dp, fsdp and 2d layouts on meshes of XLA CPU devices; --reps "
+                         "sets its timed steps")
+    ap.add_argument("--devices", type=int, nargs="+", default=None,
+                    help="device counts, one worker process each (--spmd; default 1 2 4 8)")
+    ap.add_argument("--warmup", type=int, default=None, help="warm-up steps (--ddp, --spmd)")
     ap.add_argument("--rounds", type=int, default=None,
-                    help="interleaved launches per row (--ddp)")
+                    help="interleaved launches per row (--ddp, --spmd)")
     args = ap.parse_args(argv)
     args.device = resolve_device(args.device, os.environ)
     args.size = args.size or ("gpu" if args.device == "cuda" else ("full" if args.full else "quick"))
@@ -168,6 +174,9 @@ def main(argv=None):
     if args.ddp:
         from torch_pjrt.bench import ddp
         return ddp.main(args)
+    if args.spmd:
+        from torch_pjrt.bench import spmd
+        return spmd.main(args)
     size, device = args.size, args.device
     if device == "cuda":
         cuda_preflight(torch, os.environ)
