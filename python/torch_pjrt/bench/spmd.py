@@ -169,6 +169,10 @@ def measure(devices, warmup, steps, rounds=1, log=_log, timeout=LAUNCH_TIMEOUT_S
 
 # ----------------------------------------------------------------- report --
 
+def _n(k, one, many=None):
+    return f"{k} {one if k == 1 else (many or one + 's')}"
+
+
 def _mb(b):
     return "—" if b is None else f"{b / 1e6:.3f}"
 
@@ -189,11 +193,12 @@ def markdown(res):
              "zero_grad, forward and backward as one torch.compile(backend=\"pjrt\") call "
              "(one SPMD program each way), the AdamW step eagerly (every optimizer op a "
              "one-op SPMD program), loss.item() and a device synchronize. Each device count "
-             f"is {res['rounds']} launch(es) of one worker process running every mode, each "
+             f"is {_n(res['rounds'], 'launch', 'launches')} (rounds, interleaved with the "
+             "other counts') of one worker process running every mode, each "
              "mode from cold caches (disk compile cache off; Dynamo's, the SPMD op programs' "
-             f"and the runtime's compile caches cleared), {res['warmup']} warm-up steps, then "
-             f"{res['steps']} timed steps; median and p90 (nearest rank) over the timed "
-             "steps. Modes: `dp` mesh (N,) \"data\", parameters replicated; `fsdp` the same "
+             f"and the runtime's compile caches cleared), {_n(res['warmup'], 'warm-up step')}, "
+             f"then {_n(res['steps'], 'timed step')}; median and p90 (nearest rank) over the "
+             "timed steps of all rounds. Modes: `dp` mesh (N,) \"data\", parameters replicated; `fsdp` the same "
              "mesh, every parameter split on dim 0 over \"data\"; `2d` (N ≥ 4) mesh "
              "(2, N/2) (\"data\", \"model\") with Megatron layouts on \"model\" (qkv and fc "
              "weights by output features, proj and out by input features). "
