@@ -13,7 +13,7 @@ import torch.nn as nn
 import torch_pjrt
 
 from torch_pjrt.bench import __main__ as bench_main
-from torch_pjrt.bench import deploy
+from torch_pjrt.bench import deploy, harness
 from torch_pjrt.bench.workloads import Workload
 
 needs_tool = pytest.mark.skipif(not os.path.exists(deploy.tool_path()),
@@ -37,12 +37,12 @@ def _quiet(msg):
 
 def test_percentile_nearest_rank():
     xs = [float(i) for i in range(1, 101)]
-    assert deploy.percentile(xs, 50) == 50.0
-    assert deploy.percentile(xs, 99) == 99.0
-    assert deploy.percentile([3.0, 1.0, 2.0], 50) == 2.0
-    assert deploy.percentile([7.0], 99) == 7.0
+    assert harness.percentile(xs, 50) == 50.0
+    assert harness.percentile(xs, 99) == 99.0
+    assert harness.percentile([3.0, 1.0, 2.0], 50) == 2.0
+    assert harness.percentile([7.0], 99) == 7.0
     with pytest.raises(ValueError):
-        deploy.percentile([], 50)
+        harness.percentile([], 50)
 
 
 def test_parse_summary():

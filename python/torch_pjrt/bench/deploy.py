@@ -64,15 +64,6 @@ def tool_path():
     return os.path.join(root, "build", "release", "tools", "tpj-run")
 
 
-def percentile(ms, p):
-    """Nearest-rank percentile (tpj-run's definition): the ceil(n p / 100)-th
-    smallest of n samples."""
-    xs = sorted(ms)
-    if not xs:
-        raise ValueError("percentile of no samples")
-    return xs[max((len(xs) * p + 99) // 100 - 1, 0)]
-
-
 def parse_summary(text):
     """(p50 ms, p99 ms, runs) from tpj-run's summary line."""
     m = _SUMMARY.search(text)
@@ -278,7 +269,7 @@ def _time_block(call, calls):
         t0 = time.perf_counter()
         call()
         ms.append((time.perf_counter() - t0) * 1e3)
-    return percentile(ms, 50), percentile(ms, 99)
+    return harness.percentile(ms, 50), harness.percentile(ms, 99)
 
 
 def calls_for(case, override=None):
