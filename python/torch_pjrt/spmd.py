@@ -43,14 +43,36 @@ def shard(t: torch.Tensor, mesh: Mesh, spec: Sequence[Any] = (),
     if not isinstance(mesh, Mesh):
         raise TypeError(f"spmd.shard: expected a spmd.Mesh (got {type(mesh).__name__})")
     sh = Sharding(mesh, spec, t.dim(), _name(t, name))
+    if isinstance(t, ShardedTensor) and t._sharding() == sh:
+        return t
+    if t.requires_grad and not t.is_leaf:  # inside a forward: the gradient flows back
+        return _Shard.apply(t, sh)
+    with torch.no_grad():
+        out = _lay_out(t, sh)
+    return out.requires_grad_(True) if t.requires_grad else out
+
+
+def _lay_out(t: torch.Tensor, sh: Sharding) -> ShardedTensor:
     if isinstance(t, ShardedTensor):
-        if t._sharding() == sh:
-            return t
         return _reshard(t, sh)
-    out = ShardedTensor.of(shards_from_full(t, sh), sh, t.shape, t.dtype)
-    if t.requires_grad:
-        out.requires_grad_(True)
-    return out
+    return ShardedTensor.of(shards_from_full(t, sh), sh, t.shape, t.dtype)
+
+
+class _Shard(torch.autograd.Function):
+    """spmd.shard of a tensor inside an autograd graph: the gradient comes
+    back in the input's layout (resharded, or whole on the input's device)."""
+
+    @staticmethod
+    def forward(ctx: Any, t: torch.Tensor, sh: Sharding) -> torch.Tensor:  # type: ignore[override]
+        ctx.source = t._sharding() if isinstance(t, ShardedTensor) else t.device
+        return _lay_out(t.detach(), sh)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:  # type: ignore[override]
+        if isinstance(ctx.source, Sharding):
+            return _lay_out(grad, ctx.source), None
+        whole = grad.full_tensor() if isinstance(grad, ShardedTensor) else grad
+        return whole.to(ctx.source), None
 
 
 def _reshard(t: ShardedTensor, sh: Sharding) -> ShardedTensor:
@@ -70,7 +92,7 @@ def _reshard(t: ShardedTensor, sh: Sharding) -> ShardedTensor:
         _reshards[key] = prog
     with torch.no_grad():
         (out,) = prog.run([t])
-    return out.requires_grad_(t.requires_grad) if t.requires_grad else out
+    return out
 
 
 _reshards: Dict[Any, Any] = {}

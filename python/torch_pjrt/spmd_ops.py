@@ -159,6 +159,20 @@ def _call(g: fx.Graph, func: Any, op: Any, a: Any, k: Dict[str, Any], ma: Any,
     return add(aten.add.Tensor, (a[0], combined), (ma[0], cv))
 
 
+def _cast_to(g: fx.Graph, node: fx.Node, target: fx.Node, func: Any) -> fx.Node:
+    """An in-place op's new value in its argument's dtype (torch's rule: the
+    result type must cast to it)."""
+    have, want = node.meta["val"].dtype, target.meta["val"].dtype
+    if have == want:
+        return node
+    if not torch.can_cast(have, want):
+        raise RuntimeError(f"{func}: result type {have} can't be cast to the desired output "
+                           f"type {want}")
+    cast = g.call_function(torch.ops.prims.convert_element_type.default, (node, want))
+    cast.meta["val"] = torch.empty(tuple(node.meta["val"].shape), dtype=want, device="meta")
+    return cast
+
+
 def _graph(func: Any, flat: Sequence[Any], spec: Any, tensor_pos: List[int],
            lift: Sequence[int] = ()) -> Tuple[fx.GraphModule, List[Tuple[int, fx.Node]]]:
     """The op as a one-node FX graph over meta values, and its writes:
@@ -193,7 +207,8 @@ def _graph(func: Any, flat: Sequence[Any], spec: Any, tensor_pos: List[int],
     if writes_first:
         first = pytree.tree_leaves(a[0] if a else k[next(iter(k))])
         news = list(outs) if isinstance(outs, tuple) else [outs]
-        writes = [(phs.index(p), n) for p, n in zip(first, news) if n is not None]
+        writes = [(phs.index(p), _cast_to(g, n, p, func)) for p, n in zip(first, news)
+                  if n is not None]
         outs = None
     g.output((outs, tuple(n for _, n in writes)))
     return fx.GraphModule(torch.nn.Module(), g), writes

@@ -30,6 +30,9 @@ log = logging.getLogger("torch_pjrt")
 _VIEW = "aten::view.default"
 
 
+_SCATTERS = ("aten::scatter", "aten::scatter_add", "aten::scatter_reduce")
+
+
 def _attr(text: str) -> str:
     return f'mhlo.sharding = "{text}"'
 
@@ -67,6 +70,11 @@ class SpmdGraph:
             x = next(a[1] for a in args if isinstance(a, tuple) and a[0] == "tensor")
             key = next(a for a in args if isinstance(a, str))
             return [self._g.sharding(x, constraint_sharding(key).text())]
+        if name.startswith(_SCATTERS):
+            # XLA's partitioner aborts the process on some sharded scatters
+            # (a CHECK in spmd_partitioner_util.h): run them on whole operands.
+            args = [("tensor", self._g.sharding(a[1], "{replicated}"))
+                    if isinstance(a, tuple) and a[0] == "tensor" else a for a in args]
         return self._g.lower(name, args, out_types)
 
     def set_results(self, ids: Sequence[int]) -> None:

@@ -12,6 +12,7 @@ a view raises instead of silently missing the base.
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import torch
@@ -92,6 +93,23 @@ class ShardedTensor(torch.Tensor):
 
     __tensor_unflatten__ = _TracedOnly(_unflatten)
 
+    @property
+    def data(self) -> torch.Tensor:  # type: ignore[override]
+        return torch.Tensor.data.__get__(self, type(self))  # type: ignore[attr-defined]
+
+    @data.setter
+    def data(self, other: torch.Tensor) -> None:
+        # t.data = other: t shares other's pieces (as it would share storage)
+        if not isinstance(other, ShardedTensor) or other.shape != self.shape \
+                or other.dtype != self.dtype:
+            raise NotImplementedError(
+                f"torch_pjrt.spmd: .data = a {type(other).__name__} {other.dtype} "
+                f"{tuple(other.shape)} on a sharded {self.dtype} {tuple(self.shape)} tensor "
+                f"(expected a sharded tensor of the same shape and dtype; a sharded tensor's "
+                f"shape and dtype are fixed)")
+        self._box = other._box
+        self._view = other._view
+
     def __coerce_same_metadata_as_tangent__(self, expected_meta: Any,
                                             expected_type: Any = None) -> "ShardedTensor":
         # A compiled backward traced over whole-tensor fakes wants a plain
@@ -139,18 +157,23 @@ def _refresh(x: ShardedTensor) -> None:
     v = x._view
     if v is None:
         return
-    base, version, func, args, kwargs = v
+    base, version, func, args, kwargs, index = v
     if base._version == version:
         return
     _refresh(base)
     fresh = _run(func, args, kwargs)
+    if index is not None:  # one output of unbind/split/chunk
+        fresh = fresh[index]
     x._box.pieces = fresh._box.pieces
     x._box.sharding = fresh._box.sharding
-    x._view = (base, base._version, func, args, kwargs)
+    x._view = (base, base._version, func, args, kwargs, index)
 
 
 def _assign(target: torch.Tensor, value: torch.Tensor, op: str) -> None:
     """Makes `value` (the op's new contents) the contents of `target`."""
+    if value.dtype != target.dtype:
+        raise RuntimeError(f"torch_pjrt internal error: {op} gives a {value.dtype} value for a "
+                           f"{target.dtype} tensor")
     if tuple(value.shape) != tuple(target.shape):
         raise NotImplementedError(f"torch_pjrt.spmd: {op} gives a {tuple(value.shape)} value "
                                   f"for a tensor of shape {tuple(target.shape)} (expected the "
@@ -243,7 +266,26 @@ def dispatch(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         return special(*args, **kwargs)
     if func._schema.name.startswith("aten::_foreach_"):
         return _foreach(func, args, kwargs)
+    if func is aten.native_batch_norm.default:
+        return _batch_norm(args, kwargs)
     return _run(func, args, kwargs)
+
+
+def _batch_norm(args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
+    """native_batch_norm writes its running stats without its schema saying
+    so: train mode runs the functional form and writes them back."""
+    a = list(args) + [kwargs[k] for k in ("weight", "bias", "running_mean", "running_var",
+                                          "training", "momentum", "eps")[len(args) - 1:]
+                      if k in kwargs]
+    running_mean, running_var, training = a[3], a[4], a[5]
+    if not training or running_mean is None or running_var is None:
+        return _run(aten.native_batch_norm.default, args, kwargs)
+    out, mean, rstd, new_mean, new_var = _run(
+        aten._native_batch_norm_legit_functional.default, tuple(a), {})
+    with torch.no_grad():
+        _assign(running_mean, new_mean, "aten.native_batch_norm")
+        _assign(running_var, new_var, "aten.native_batch_norm")
+    return out, mean, rstd
 
 
 # The per-tensor op of a foreach op takes these keyword-only scalars.
@@ -295,6 +337,19 @@ def _is_view(func: Any) -> bool:
     return bool(rs) and all(r.alias_info is not None and not r.alias_info.is_write for r in rs)
 
 
+def _adopt(view: ShardedTensor) -> bool:
+    """A view whose base nothing but the view itself references (a gradient
+    that came out of expand, its base gone with the backward) can be written:
+    no one could see the base miss the write. It stops being a view."""
+    base = view._view[0]
+    inside = sum(1 for x in pytree.tree_leaves(view._view) if x is base)
+    # references: the view's record, this frame's `base`, getrefcount's argument
+    if sys.getrefcount(base) - 2 > inside:
+        return False
+    view._view = None
+    return True
+
+
 def _mutated_views(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
     schema = func._schema
     for i, a in enumerate(schema.arguments):
@@ -302,7 +357,7 @@ def _mutated_views(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> 
             continue
         value = args[i] if i < len(args) else kwargs.get(a.name)
         for v in pytree.tree_leaves(value):
-            if isinstance(v, ShardedTensor) and v._view is not None:
+            if isinstance(v, ShardedTensor) and v._view is not None and not _adopt(v):
                 raise NotImplementedError(
                     f"torch_pjrt.spmd: {func} writes into a view of a sharded tensor, which "
                     f"is a copy here (expected in-place ops on whole sharded tensors; clone "
@@ -323,6 +378,12 @@ def _run(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
             f"sharded tensors do not support (expected the out-of-place op, e.g. x = "
             f"x.transpose(0, 1); nn.GRU(batch_first=True) calls transpose_)")
     _mutated_views(func, args, kwargs)
+    if func._schema.name in ("aten::as_strided", "aten::as_strided_copy") and \
+            isinstance(args[0], ShardedTensor) and args[0]._view is not None:
+        raise NotImplementedError(
+            f"torch_pjrt.spmd: {func} on a view of a sharded tensor: the view is a contiguous "
+            f"copy, so strides into its base's storage do not apply (expected as_strided on a "
+            f"tensor that is not a view)")
     flat, spec = pytree.tree_flatten((args, kwargs))
     mesh = _mesh_of(func, flat)
     entry = spmd_ops.program_for(func, flat, spec, mesh)
@@ -336,9 +397,10 @@ def _run(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
         out = writes[0]
     if _is_view(func):
         base = next((x for x in flat if isinstance(x, ShardedTensor)), None)
-        for o in pytree.tree_leaves(out):
+        many = isinstance(out, (tuple, list))
+        for j, o in enumerate(out if many else [out]):
             if isinstance(o, ShardedTensor) and base is not None:
-                o._view = (base, base._version, func, args, kwargs)
+                o._view = (base, base._version, func, args, kwargs, j if many else None)
     return out
 
 

@@ -28,6 +28,20 @@ def test_sharded_tensor_ops_on_eight_devices():
     assert "ok ops" in out, out[-4000:]
 
 
+def test_review_cases_on_four_devices():
+    """Scatters with sharded indices, in-place dtypes, BatchNorm running
+    stats, multi-output views, .data =, spmd.shard inside autograd,
+    as_strided on views, gradient accumulation (spmd_review_worker.py)."""
+    env = dict(os.environ, PYTHONPATH=os.path.join(ROOT, "python"),
+               TORCH_PJRT_CLIENT_OPTIONS="cpu_device_count=4")
+    worker = os.path.join(ROOT, "tests", "python", "spmd_review_worker.py")
+    p = subprocess.run([sys.executable, worker, "all"], env=env, capture_output=True,
+                       text=True, timeout=900)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out[-6000:]
+    assert out.count("ok ") >= 8, out[-4000:]
+
+
 def test_other_models_match_cpu_on_four_devices():
     out = run_worker(4, "models", "4")
     assert "ok models" in out, out[-4000:]
