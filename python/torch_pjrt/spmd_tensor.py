@@ -310,20 +310,25 @@ def _foreach(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Any:
     return None if base.endswith("_") else results
 
 
+def _written_args(func: Any, args: Tuple[Any, ...],
+                  kwargs: Dict[str, Any]) -> List[Tuple[Any, Any]]:
+    """(schema argument, value) of each argument the op writes."""
+    out = []
+    for i, a in enumerate(func._schema.arguments):
+        if a.alias_info is not None and a.alias_info.is_write:
+            out.append((a, args[i] if i < len(args) else kwargs.get(a.name)))
+    return out
+
+
 def _write_returns(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> Dict[int, Any]:
     """Return index -> the argument object it aliases and writes (in-place
     and out= ops return their written argument)."""
-    schema = func._schema
     by_set: Dict[str, Any] = {}
-    for i, a in enumerate(schema.arguments):
-        info = a.alias_info
-        if info is None or not info.is_write:
-            continue
-        value = args[i] if i < len(args) else kwargs.get(a.name)
-        for s in info.before_set:
+    for a, value in _written_args(func, args, kwargs):
+        for s in a.alias_info.before_set:
             by_set[s] = value
     out = {}
-    for j, r in enumerate(schema.returns):
+    for j, r in enumerate(func._schema.returns):
         info = r.alias_info
         if info is not None and info.is_write:
             for s in info.before_set:
@@ -351,11 +356,7 @@ def _adopt(view: ShardedTensor) -> bool:
 
 
 def _mutated_views(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> None:
-    schema = func._schema
-    for i, a in enumerate(schema.arguments):
-        if a.alias_info is None or not a.alias_info.is_write:
-            continue
-        value = args[i] if i < len(args) else kwargs.get(a.name)
+    for _, value in _written_args(func, args, kwargs):
         for v in pytree.tree_leaves(value):
             if isinstance(v, ShardedTensor) and v._view is not None and not _adopt(v):
                 raise NotImplementedError(
@@ -445,10 +446,5 @@ def _run_whole(func: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any], mesh: M
 
 
 def _written(func: Any, x: Any, args: Tuple[Any, ...], kwargs: Dict[str, Any]) -> bool:
-    for i, a in enumerate(func._schema.arguments):
-        if a.alias_info is None or not a.alias_info.is_write:
-            continue
-        value = args[i] if i < len(args) else kwargs.get(a.name)
-        if any(v is x for v in pytree.tree_leaves(value)):
-            return True
-    return False
+    return any(v is x for _, value in _written_args(func, args, kwargs)
+               for v in pytree.tree_leaves(value))
