@@ -139,6 +139,19 @@ class GPT(nn.Module):
         return logits, loss
 
 
+# torch_pjrt.spmd.shard_module rules for GPT, per layout: dp replicates every
+# parameter; fsdp splits every parameter's dim 0 over "data"; 2d is Megatron
+# over "model" (qkv and fc split by output features, proj and out by input
+# features) with data parallelism over "data".
+GPT_SHARDING_RULES = {
+    "dp": {},
+    "fsdp": {r".": ("data",)},
+    "2d": {r"attn\.qkv\.weight": ("model", None), r"attn\.qkv\.bias": ("model",),
+           r"attn\.proj\.weight": (None, "model"), r"\.fc\.weight": ("model", None),
+           r"\.fc\.bias": ("model",), r"\.out\.weight": (None, "model")},
+}
+
+
 def char_batch(batch: int = 4, cfg: Optional[GPTConfig] = None,
                generator: Optional[torch.Generator] = None) -> Tuple[torch.Tensor, torch.Tensor]:
     """A random (inputs, next-token targets) batch for GPT."""

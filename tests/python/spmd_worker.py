@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 import torch_pjrt
 import torch_pjrt.spmd as spmd
-from torch_pjrt.models import GPT, GPTConfig, char_batch
+from torch_pjrt.models import GPT, GPT_SHARDING_RULES, GPTConfig, char_batch
 
 
 def close(name, got, want, rtol=1e-5, atol=1e-6):
@@ -187,13 +187,7 @@ def models(n: int) -> None:
     print("ok models", flush=True)
 
 
-RULES = {
-    "dp": {},
-    "fsdp": {r".": ("data",)},
-    "2d": {r"attn\.qkv\.weight": ("model", None), r"attn\.qkv\.bias": ("model",),
-           r"attn\.proj\.weight": (None, "model"), r"\.fc\.weight": ("model", None),
-           r"\.fc\.bias": ("model",), r"\.out\.weight": (None, "model")},
-}
+RULES = GPT_SHARDING_RULES  # dp, fsdp and 2d (Megatron) layouts (torch_pjrt.models)
 
 
 def _step(model, x, y):

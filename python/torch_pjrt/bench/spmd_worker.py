@@ -26,22 +26,12 @@ import torch_pjrt
 import torch_pjrt.spmd as spmd
 import torch_pjrt.spmd_ops as spmd_ops
 from torch_pjrt.bench.harness import fresh_dynamo
-from torch_pjrt.models import GPT, GPTConfig, char_batch
+from torch_pjrt.models import GPT, GPT_SHARDING_RULES, GPTConfig, char_batch
 
 GPT_CFG = GPTConfig(vocab_size=96, block_size=32, n_layer=2, n_head=4, n_embd=64)
 BATCH = 8
 MODES = ("dp", "fsdp", "2d")
-# Parameter layouts per mode: dp replicates every parameter; fsdp splits every
-# parameter's dim 0 over "data"; 2d is Megatron over "model" (qkv and fc split
-# by output features, proj and out by input features), data parallel over
-# "data" (the rules of tests/python/spmd_worker.py).
-RULES = {
-    "dp": {},
-    "fsdp": {r".": ("data",)},
-    "2d": {r"attn\.qkv\.weight": ("model", None), r"attn\.qkv\.bias": ("model",),
-           r"attn\.proj\.weight": (None, "model"), r"\.fc\.weight": ("model", None),
-           r"\.fc\.bias": ("model",), r"\.out\.weight": (None, "model")},
-}
+RULES = GPT_SHARDING_RULES  # parameter layouts per mode (torch_pjrt.models)
 
 
 def modes_for(n: int):
