@@ -4,27 +4,15 @@ three launches (no DDP, DDP with 1 and with 2 processes under torchrun) take
 about 25 s. Checks the report has every row and sane numbers, not speed."""
 import json
 import os
-import signal
-import subprocess
-import sys
 
-import pytest
+import bench_cli
 
 
 def run_bench(env, out, timeout=150.0):
-    cmd = [sys.executable, "-m", "torch_pjrt.bench", "--ddp", "--models", "mlp",
-           "--reps", "3", "--warmup", "1", "--rounds", "1", "--out", str(out)]
+    args = ["--ddp", "--models", "mlp",
+            "--reps", "3", "--warmup", "1", "--rounds", "1", "--out", str(out)]
     env = dict(env, TPJ_BENCH_DDP_TIMEOUT="60")  # one launch; a hung one fails its row
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, start_new_session=True)
-    try:
-        text, _ = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        text, _ = p.communicate()
-        pytest.fail(f"the DDP bench did not finish in {timeout:.0f} s:\n{text[-4000:]}")
-    assert p.returncode == 0, f"the DDP bench exited {p.returncode}:\n{text[-6000:]}"
-    return text
+    return bench_cli.run(env, args, "the DDP bench", timeout)
 
 
 def test_ddp_bench_rows_and_sane_numbers(subprocess_env, tmp_path):

@@ -5,30 +5,17 @@ report's rows, columns and claims and that the per-device bytes follow the
 layouts, not speed."""
 import json
 import os
-import signal
-import subprocess
-import sys
 from types import SimpleNamespace
 
-import pytest
-
+import bench_cli
 from torch_pjrt.bench.report import busy_note, command_of
 
 
 def run_bench(env, out, timeout=150.0):
-    cmd = [sys.executable, "-m", "torch_pjrt.bench", "--spmd", "--devices", "4",
-           "--reps", "1", "--warmup", "1", "--rounds", "1", "--out", str(out)]
+    args = ["--spmd", "--devices", "4",
+            "--reps", "1", "--warmup", "1", "--rounds", "1", "--out", str(out)]
     env = dict(env, TPJ_BENCH_SPMD_TIMEOUT="120")  # a hung launch fails its rows
-    p = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                         text=True, start_new_session=True)
-    try:
-        text, _ = p.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(p.pid, signal.SIGKILL)
-        text, _ = p.communicate()
-        pytest.fail(f"the SPMD bench did not finish in {timeout:.0f} s:\n{text[-4000:]}")
-    assert p.returncode == 0, f"the SPMD bench exited {p.returncode}:\n{text[-6000:]}"
-    return text
+    return bench_cli.run(env, args, "the SPMD bench", timeout)
 
 
 def test_spmd_bench_rows_columns_and_bytes(subprocess_env, tmp_path):
