@@ -154,26 +154,14 @@ class SpmdProgram:
         if self.lowered.text:
             cl = compiled.client()
             exe = cl.compile(self.lowered.text, num_partitions=mesh.size, spmd=True)
-            dtypes = [_dtype_of(src, values, gm) for src in self.lowered.inputs]
-            plan = [("storage", _aten.dtype_code(dt)) for dt in dtypes]
+            types = _input_types(self.lowered.inputs, values, gm)
+            plan = [("storage", _aten.dtype_code(dt)) for _, dt in types]
             # each row's pieces, checked before the launch (a multi-device
             # execute the plugin refuses can leave it stuck)
-            self.inputs = [(sh.block(shape), dt) for sh, shape, dt in
-                           zip(self.param_shardings, self._param_shapes(gm, values), dtypes)]
+            self.inputs = [(sh.block(shape), dt) for sh, (shape, dt) in
+                           zip(self.param_shardings, types)]
             self.program = compiled._C().Program(exe, plan, self.lowered.checks or [], name)
         self._consts: Dict[int, List[torch.Tensor]] = {}
-
-    def _param_shapes(self, gm: fx.GraphModule, values: Dict[fx.Node, Any]) -> List[Any]:
-        phs = [n for n in gm.graph.nodes if n.op == "placeholder"]
-        out = []
-        for src in self.lowered.inputs:
-            if src[0] == "arg":
-                out.append(tuple(values[phs[src[1]]].shape))
-            elif src[0] == "const":
-                out.append(tuple(src[1].shape))
-            else:
-                out.append((2,))
-        return out
 
     def _pieces(self, i: int, src: Tuple[Any, ...], args: Sequence[Any]) -> List[torch.Tensor]:
         from . import compiled_device
@@ -226,10 +214,19 @@ class SpmdProgram:
         return leaves
 
 
-def _dtype_of(src: Tuple[Any, ...], values: Dict[fx.Node, Any], gm: fx.GraphModule) -> Any:
-    if src[0] == "arg":
-        ph = [n for n in gm.graph.nodes if n.op == "placeholder"][src[1]]
-        return values[ph].dtype
-    if src[0] == "const":
-        return src[1].dtype
-    return torch.uint64
+def _input_types(inputs: Sequence[Tuple[Any, ...]], values: Dict[fx.Node, Any],
+                 gm: fx.GraphModule) -> List[Tuple[Tuple[int, ...], Any]]:
+    """(shape, dtype) of what feeds each program parameter: a placeholder's
+    value, a constant, or the u64[2] random seed."""
+    phs = [n for n in gm.graph.nodes if n.op == "placeholder"]
+    out = []
+    for src in inputs:
+        if src[0] == "arg":
+            v = values[phs[src[1]]]
+        elif src[0] == "const":
+            v = src[1]
+        else:
+            out.append(((2,), torch.uint64))
+            continue
+        out.append((tuple(v.shape), v.dtype))
+    return out
